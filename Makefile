@@ -1,0 +1,123 @@
+# xen-blkbackd - top-level Makefile.
+#   make            build daemon, tools, test xenstored            (build/)
+#   make check      build everything under ASan+UBSan and run the suite (build/san/)
+#   make demo       the main job on real input, simulated Xen host
+#   make bench      benchmarks (not tests): ratios against raw fio
+#   make check-xen  real Xen under QEMU with the real Linux blkfront
+#   make install    PREFIX=/usr/local DESTDIR=
+# V=1 shows full command lines.
+
+CC      ?= gcc
+PREFIX  ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+BINDIR  ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/libexec/xen-blkbackd
+MANDIR  ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+SAN     ?= 0
+
+ifeq ($(SAN),1)
+O       ?= build/san
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT      = -O1
+else
+O       ?= build
+SANFLAGS =
+OPT      = -O2
+endif
+
+PKGS    := xenstore xengnttab xenevtchn liburing inih json-c
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS  ?= $(OPT) -g
+XCFLAGS := -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -D__XEN_TOOLS__ -pthread \
+           -Iinclude $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
+LDLIBS  := $(PKG_LIBS) -laio -lpthread -lm
+XLDFLAGS := $(SANFLAGS) -pthread
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+LIB_SRC  := $(sort $(wildcard src/common/*.c src/ring/*.c src/engine/*.c src/backend/*.c src/xen/*.c src/sim/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(O)/%.o)
+LIB      := $(O)/libxbd.a
+
+DAEMON   := $(O)/xen-blkbackd
+XSD_SRC  := $(sort $(wildcard src/sim/xenstored/*.c))
+XSD      := $(O)/xen-sim-xenstored
+TOOL_DIRS := $(sort $(patsubst %/,%,$(dir $(wildcard tools/*/*.c))))
+TOOLS    := $(foreach d,$(TOOL_DIRS),$(O)/$(notdir $(d)))
+TLIB_SRC := $(sort $(wildcard tests/lib/*.c))
+TLIB_OBJ := $(TLIB_SRC:%.c=$(O)/%.o)
+TEST_SRC := $(sort $(wildcard tests/t_*.c))
+TESTS    := $(TEST_SRC:tests/%.c=$(O)/tests/%)
+PROGS    := $(if $(wildcard src/main.c),$(DAEMON)) $(if $(XSD_SRC),$(XSD)) $(TOOLS)
+
+.PHONY: all tests check check-xen demo bench install clean distclean
+all: $(PROGS)
+tests: all $(TESTS)
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) $(XCFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(DAEMON): $(O)/src/main.o $(LIB)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(XLDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(XSD): $(XSD_SRC:%.c=$(O)/%.o) $(LIB)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(XLDFLAGS) -o $@ $^ $(LDLIBS)
+
+define tool_rule
+$(O)/$(notdir $(1)): $(patsubst %.c,$(O)/%.o,$(wildcard $(1)/*.c)) $(LIB)
+	$$(if $$(Q),@echo "  LD      $$@")
+	$$(Q)$$(CC) $$(XLDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach d,$(TOOL_DIRS),$(eval $(call tool_rule,$(d))))
+
+$(O)/tests/t_%: $(O)/tests/t_%.o $(TLIB_OBJ) $(LIB)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(XLDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The suite runs the sanitizer build of everything (daemon and tools included).
+check:
+	$(MAKE) SAN=1 tests
+	tests/run-tests.sh build/san
+
+check-xen: all
+	tests/xen/run.sh
+
+demo: all
+	demo/demo.sh $(O)
+
+bench: all
+	bench/bench.sh $(O)
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(SYSCONFDIR)/xen $(DESTDIR)$(LIBEXECDIR)
+	install -m 755 $(DAEMON) $(DESTDIR)$(SBINDIR)/
+	for t in $(TOOLS); do install -m 755 $$t $(DESTDIR)$(BINDIR)/; done
+	install -m 755 $(XSD) $(DESTDIR)$(LIBEXECDIR)/
+	for m in man/*.8; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man8/ || true; done
+	for m in man/*.5; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man5/ || true; done
+	[ -e conf/xen-blkbackd.conf ] && install -m 644 conf/xen-blkbackd.conf $(DESTDIR)$(SYSCONFDIR)/xen/ || true
+	[ -x conf/install-extra.sh ] && DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)" conf/install-extra.sh || true
+
+clean:
+	rm -rf build
+
+distclean: clean
+
+-include $(shell find $(O) -name '*.d' 2>/dev/null)

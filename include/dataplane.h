@@ -1,0 +1,92 @@
+/*
+ * dataplane.h - the tiny API between the control plane (xenstore, xenbus state
+ * machine, vbd lifecycle: src/backend/) and the data plane (rings, grants,
+ * requests: src/ring/).  The data plane never reads xenstore; everything it
+ * needs arrives in struct dp_config.  (cf. QEMU hw/block/dataplane/xen-block.h,
+ * Linux xenbus.c vs blkback.c.)
+ *
+ * Lifecycle: dp_create (map rings, bind event channels) -> dp_start (one
+ * thread + one engine queue per ring queue) -> dp_stop (idempotent; also the
+ * error path) -> dp_destroy.
+ */
+#ifndef XBD_DATAPLANE_H
+#define XBD_DATAPLANE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "xen_ops.h"
+#include "blkif_abi.h"
+#include "engine.h"
+#include "stats.h"
+
+#define XBD_MAX_RING_ORDER 5                    /* blkif.h: max-ring-page-order, we accept up to 5 */
+#define XBD_MAX_RING_PAGES (1u << XBD_MAX_RING_ORDER)
+#define XBD_MAX_QUEUES 16                       /* blkif.h: multi-queue-max-queues upper bound we accept */
+
+enum grant_mode {
+    GRANT_MODE_AUTO = 0,        /* persistent if negotiated, else GRANT_MODE_MAP */
+    GRANT_MODE_MAP,             /* map/unmap the segments of each request */
+    GRANT_MODE_COPY,            /* grant copy through bounce buffers */
+    GRANT_MODE_PERSISTENT,      /* keep mappings in a per-queue cache (feature-persistent) */
+};
+
+struct dp_queue_cfg {
+    uint32_t nr_ring_pages;                     /* 1 << ring-page-order */
+    uint32_t ring_ref[XBD_MAX_RING_PAGES];      /* frontend grant refs of the ring pages */
+    xen_port_t evtchn;                          /* frontend's unbound port */
+};
+
+struct dp_config {
+    const char *name;               /* "vbd <domid>/<devid>" for log lines (copied) */
+    xen_domid_t fe_domid;
+    enum blkif_abi abi;
+    unsigned nr_queues;             /* 1..XBD_MAX_QUEUES */
+    struct dp_queue_cfg queue[XBD_MAX_QUEUES];
+    struct engine *engine;          /* opened backing store, owned by the caller */
+    uint64_t sectors;               /* device size, 512-byte sectors (advertised `sectors`) */
+    uint32_t sector_size;           /* bytes, advertised `sector-size`; requests must be aligned to it */
+    bool readonly;                  /* refuse WRITE/BARRIER/FLUSH-with-data/DISCARD (blkback: -EACCES) */
+    bool discard;                   /* feature-discard advertised */
+    bool barrier;                   /* feature-barrier advertised (else BARRIER -> EOPNOTSUPP) */
+    bool flush;                     /* feature-flush-cache advertised (else FLUSH -> EOPNOTSUPP) */
+    unsigned max_indirect_segs;     /* advertised feature-max-indirect-segments; 0 = INDIRECT refused */
+    enum grant_mode grant_mode;     /* AUTO resolved by the caller is allowed too */
+    bool persistent;                /* feature-persistent negotiated by both sides */
+    unsigned persistent_cap;        /* per queue, pages (default 1056) */
+    unsigned poll_us;               /* spin on the ring this long before sleeping; 0 = off */
+    bool reattach;                  /* daemon restart: attach at the shared rsp_prod */
+};
+
+struct dp;
+
+/*
+ * Map every queue's ring pages (read-write, one contiguous range per queue)
+ * and bind every event channel.  Does not start threads.
+ * Errors: -EINVAL (bad config: queues, order, ABI), -ENOMEM, the ops' errors
+ * for a bad ring ref or port, -EIO when reattaching a ring with
+ * req_prod - rsp_prod > ring size (Linux bb/xenbus.c:259).
+ */
+int  dp_create(const struct xen_ops *ops, struct xen_host *host,
+               const struct dp_config *cfg, struct dp **out);
+
+/* Start one thread and one engine queue per ring queue.  0 or -errno. */
+int  dp_start(struct dp *dp);
+
+/*
+ * Stop taking requests, wait for in-flight I/O and answer it (at most
+ * `timeout_ms`, then abandon the ring without answering), unmap every grant,
+ * unbind every port, join the threads.  Idempotent; safe on a dp that was
+ * never started.  After it returns the data plane holds no guest resource.
+ */
+void dp_stop(struct dp *dp, unsigned timeout_ms);
+
+/* Free the dp (calls dp_stop if needed). */
+void dp_destroy(struct dp *dp);
+
+/* Counters summed over queues; safe from any thread while running. */
+void dp_get_stats(struct dp *dp, struct vbd_stats *out);
+
+/* True once a queue halted on a protocol violation (bogus req_prod). */
+bool dp_halted(struct dp *dp);
+
+#endif

@@ -1,0 +1,113 @@
+/*
+ * engine.h - storage engines behind one versioned ops struct (cf. nbdkit
+ * include/nbdkit-plugin.h, tcmu-runner).  The data plane never touches a file
+ * descriptor of the backing store directly: it queues struct engine_io and
+ * reaps completions.
+ *
+ * Units: every offset and length here is in BYTES.  The data plane converts
+ * 512-byte blkif sectors (blkif.h) to bytes before calling an engine.
+ *
+ * Threading: an engine (the opened backing store) is shared by all queues of
+ * a vbd; an engine_queue belongs to exactly one queue thread.
+ */
+#ifndef XBD_ENGINE_H
+#define XBD_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define ENGINE_OPS_VERSION 1
+
+enum engine_op {
+    ENGINE_OP_READ,
+    ENGINE_OP_WRITE,
+    ENGINE_OP_FLUSH,            /* make every completed write durable (fdatasync) */
+    ENGINE_OP_DISCARD,          /* punch hole / BLKDISCARD */
+    ENGINE_OP_SECURE_DISCARD,   /* BLKSECDISCARD; only if caps.secure_discard */
+};
+
+struct engine_io {
+    enum engine_op op;
+    uint64_t offset;            /* bytes from the start of the backing store */
+    uint64_t len;               /* bytes; READ/WRITE: sum of iov lengths */
+    const struct iovec *iov;    /* READ/WRITE only; must stay valid until reaped */
+    unsigned iovcnt;
+    void *cookie;               /* the caller's; untouched by the engine */
+    int64_t result;             /* set before the completion callback: bytes done or -errno */
+};
+
+struct engine_caps {
+    bool flush;                 /* FLUSH is meaningful (a volatile cache may exist) */
+    bool discard;               /* DISCARD really frees space */
+    bool secure_discard;
+    bool fua;
+    uint32_t discard_granularity;  /* bytes, 0 = unknown */
+    uint32_t discard_alignment;    /* bytes */
+};
+
+/* What the control plane hands to open (from xenstore params/mode). */
+struct engine_params {
+    const char *path;           /* backing store: file, block device, engine specific */
+    bool readonly;              /* open O_RDONLY; writes are refused by the data plane */
+    bool direct;                /* O_DIRECT wanted (default); fallback logged by the engine */
+    const char *name;           /* device name for log lines, e.g. "vbd 5/51712" */
+};
+
+struct engine;
+struct engine_queue;
+typedef void (*engine_done_fn)(struct engine_io *io, void *arg);
+
+struct engine_ops {
+    uint32_t size;              /* sizeof(struct engine_ops) */
+    uint32_t version;           /* ENGINE_OPS_VERSION; only ever grows at the end */
+    const char *name;           /* "uring", "aio", "null", ... */
+
+    /* Required.  Open the backing store.  -ENOENT, -EACCES, -EROFS, ... */
+    int  (*open)(const struct engine_params *p, struct engine **out);
+    /* Required. */
+    void (*close)(struct engine *e);
+    /* Required.  A per-thread I/O context able to hold `depth` I/Os in flight. */
+    int  (*queue_open)(struct engine *e, unsigned depth, struct engine_queue **out);
+    void (*queue_close)(struct engine_queue *q);   /* Required; waits for in-flight I/O */
+    /* Required.  Queue one I/O; it starts at the next submit.  -EBUSY when
+     * `depth` I/Os are already queued or in flight. */
+    int  (*queue_io)(struct engine_queue *q, struct engine_io *io);
+    /* Required.  Start every queued I/O (one io_uring_submit).  Returns the
+     * number started or -errno. */
+    int  (*submit)(struct engine_queue *q);
+    /* Required.  A pollable fd, readable when completions may be reaped. */
+    int  (*completion_fd)(struct engine_queue *q);
+    /* Required.  Call done() for each completed I/O; returns how many, or -errno. */
+    int  (*reap)(struct engine_queue *q, engine_done_fn done, void *arg);
+};
+
+/* The opened store; engines embed this as their first member. */
+struct engine {
+    const struct engine_ops *ops;
+    uint64_t size;              /* bytes */
+    uint32_t logical_block_size;   /* bytes (512 for files, BLKSSZGET for devices) */
+    uint32_t physical_block_size;  /* bytes (BLKPBSZGET; 4096 or st_blksize for files) */
+    bool readonly;
+    bool is_blockdev;
+    bool direct;                /* O_DIRECT in effect */
+    struct engine_caps caps;
+};
+
+extern const struct engine_ops engine_uring;
+extern const struct engine_ops engine_null;
+
+/*
+ * Open the backing store named by an xenstore `params` value.
+ *   "[engine:]path"  engine one of uring (default), null; "null:<bytes>" is a
+ *                    store of that size that reads zeroes and drops writes.
+ * Filter engines wrap another engine when allow_filters (test builds and
+ * --allow-test-engines only):
+ *   "error:<start>-<end>[,r|w|rw]:<inner>"  fail I/O touching bytes [start,end) with -EIO
+ *   "delay:<usec>:<inner>"                   delay every I/O completion
+ * Errors: -EINVAL (syntax), those of the engine's open.
+ */
+int engine_open_params(const char *params, const struct engine_params *p,
+                       bool allow_filters, struct engine **out);
+
+#endif
