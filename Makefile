@@ -75,7 +75,8 @@ $(DAEMON): $(O)/src/main.o $(LIB)
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(XLDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(XSD): $(XSD_SRC:%.c=$(O)/%.o) $(LIB)
+# The test xenstored is standalone (only the logging module of the library).
+$(XSD): $(XSD_SRC:%.c=$(O)/%.o) $(O)/src/common/log.o
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(XLDFLAGS) -o $@ $^ $(LDLIBS)
 
