@@ -2,7 +2,7 @@
 # Install the Debian 12 packages the build, the demo and the tests need.
 # Idempotent: does nothing when everything is already there.
 set -eu
-pkgs="build-essential pkg-config libxen-dev liburing-dev libaio-dev libinih-dev libjson-c-dev
+pkgs="build-essential pkg-config libxen-dev liburing-dev libaio-dev libinih-dev libjson-c-dev libssl-dev
       xenstore-utils fio e2fsprogs util-linux bc gnuplot-nox"
 missing=""
 for p in $pkgs; do
