@@ -121,4 +121,4 @@ clean:
 
 distclean: clean
 
--include $(shell find $(O) -name '*.d' 2>/dev/null)
+-include $(shell find $(O)/src $(O)/tests $(O)/tools -name '*.d' -type f 2>/dev/null)

@@ -60,6 +60,7 @@ bench_out=$work/bench.out
     --rw randrw --rwmixread 50 --bs-range 512-44k --iodepth 32 --verify \
     --offset $((fs_mib << 20)) --length $(((disk_mib - fs_mib) << 20)) --runtime 5 \
     --flush --discard $(((disk_mib - 8) << 20)):$((4 << 20)) \
+    --before-detach "echo '== daemon counters while xvda is connected (xen-blkbackctl stats)'; '$B/xen-blkbackctl' -s '$ctl' stats" \
     > "$bench_out" 2>&1 &
 b_pid=$!
 be=/local/domain/0/backend/vbd/1/51712
@@ -82,8 +83,10 @@ perl -e '
 ' "$img" $(((disk_mib - 8) << 20)) $((4 << 20)) || die "discarded range is not a hole"
 e2fsck -fn "$img" >/dev/null 2>&1 && echo "OK: the ext4 filesystem is clean (e2fsck -fn)" || die "e2fsck found errors"
 
-say "daemon counters"
-"$B/xen-blkbackctl" -s "$ctl" stats || true
+say "after detach"
+"$B/xen-blkbackctl" -s "$ctl" list
+[ "$(xenstore-read $be/state 2>/dev/null || echo gone)" = gone ] || die "backend directory left behind"
+echo "OK: backend directory removed by the toolstack after Closed; the daemon holds no device"
 
 say "teardown"
 kill -TERM "$d_pid"; wait "$d_pid"; rc=$?; d_pid=

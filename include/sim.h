@@ -10,7 +10,9 @@
  *   dom<N>.mem      guest N's memory, nr_pages * 4096 bytes (frame = page index)
  *   dom<N>.gnttab   guest N's grant table (entries + per-entry map counts)
  *   dom<N>.evtchn   domain N's event-channel table (any domain, incl. backend)
- *   evq/            per-handle notification sockets
+ *   host.ctl        host lock (robust process-shared mutex) and id counters
+ *   evq/<id>        per-handle notification FIFOs (the handle's pollable fd)
+ * Details of the layouts and the lock-free notify protocol: src/sim/sim_priv.h.
  *
  * Semantics follow the real hypervisor where a backend can observe them:
  *  - a grant can be mapped only by the domain it was granted to; a read-only
@@ -20,7 +22,9 @@
  *  - event channels: the guest allocates an unbound port for a remote domain,
  *    the remote binds it interdomain, either side notifies; a port that fired
  *    stays masked until unmasked; notifications while masked are delivered at
- *    unmask.
+ *    unmask; a freshly bound interdomain port has one event pending (Xen's
+ *    evtchn_bind_interdomain sets it), so expect an event right after bind;
+ *    closing one end puts the other back to unbound (it can be rebound).
  *
  * Errors: 0 or a negative errno, as in xen_ops.h.
  */
@@ -71,9 +75,12 @@ void sim_evtchn_close(struct sim_evtchn *e);          /* unbinds/frees every por
 int  sim_evtchn_fd(struct sim_evtchn *e);              /* pollable, non-blocking */
 /* EVTCHNOP_alloc_unbound: a port of `self` that `remote` may bind. */
 int  sim_evtchn_alloc_unbound(struct sim_evtchn *e, xen_domid_t remote, xen_port_t *port);
-/* EVTCHNOP_bind_interdomain.  -EINVAL if remote port is not unbound for us. */
+/* EVTCHNOP_bind_interdomain.  -EINVAL if remote port is not unbound for us,
+ * -ESRCH if domain `remote` has no event-channel table. */
 int  sim_evtchn_bind_interdomain(struct sim_evtchn *e, xen_domid_t remote,
                                  xen_port_t remote_port, xen_port_t *local);
+/* unbind/notify/unmask: -EINVAL port out of range, -ENOTCONN not held by
+ * this handle (Linux evtchn device).  notify on an unbound port: 0 (dropped). */
 int  sim_evtchn_unbind(struct sim_evtchn *e, xen_port_t local);
 int  sim_evtchn_notify(struct sim_evtchn *e, xen_port_t local);
 /* 0 and *port when one fired (left masked); -EAGAIN when none. */

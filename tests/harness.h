@@ -21,12 +21,12 @@ extern int t_failures;          /* defined in tests/lib/harness.c */
 /* Non-fatal check: records a failure and goes on. */
 #define T_CHECK(cond, ...) do { if (!(cond)) { t_failures++; \
     fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-    fprintf(stderr, "" __VA_ARGS__); fputc('\n', stderr); } } while (0)
+    fprintf(stderr, " " __VA_ARGS__); fputc('\n', stderr); } } while (0)
 
 /* Fatal check: fails the test now. */
 #define T_ASSERT(cond, ...) do { if (!(cond)) { \
     fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-    fprintf(stderr, "" __VA_ARGS__); fputc('\n', stderr); t_exit(1); } } while (0)
+    fprintf(stderr, " " __VA_ARGS__); fputc('\n', stderr); t_exit(1); } } while (0)
 
 #define T_EQ(a, b) T_CHECK((long long)(a) == (long long)(b), "%s = %lld, expected %lld", #a, (long long)(a), (long long)(b))
 

@@ -1,0 +1,164 @@
+/*
+ * backend.h - the control plane (private to src/backend/ and src/main.c):
+ * the event loop (backend.c), the per-device xenbus state machine (vbd.c),
+ * xenstore helpers (xs_tx.c) and the control socket (control.c).
+ *
+ * Everything runs on the main thread except the data plane's queue threads,
+ * which the control plane reaches only through dataplane.h.
+ */
+#ifndef XBD_BACKEND_H
+#define XBD_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "config.h"
+#include "dataplane.h"
+#include "engine.h"
+#include "stats.h"
+#include "xen_ops.h"
+
+struct control;
+
+struct backend {
+    const struct xbd_config *cfg;
+    const struct xen_ops *ops;
+    struct xen_host *host;
+    struct xen_xs *xs;
+    xen_domid_t self;               /* our domid */
+    char home[32];                  /* "/local/domain/<self>" */
+    bool wait_hotplug;              /* resolved --wait-hotplug */
+    unsigned max_queues;            /* resolved --max-queues (1..XBD_MAX_QUEUES) */
+    struct vbd *vbds;               /* every device we track */
+    unsigned next_serial;           /* watch tokens: "xbd:vbd:<serial>" */
+    int sig_fd;                     /* signalfd: SIGTERM SIGINT SIGHUP */
+    struct control *ctl;            /* NULL when --control=none */
+    bool stopping;
+};
+
+/* The negotiated connection of a vbd (valid while v->dp != NULL). */
+struct vbd_conn {
+    enum blkif_abi abi;
+    unsigned nr_queues;
+    unsigned ring_order;
+    bool persistent;
+    bool discard;
+    bool barrier;
+    bool readonly;
+    unsigned max_indirect_segs;
+    uint64_t sectors;               /* 512-byte units */
+    uint32_t sector_size, phys_sector_size;   /* bytes */
+    unsigned info;                  /* VDISK_* */
+    enum grant_mode grant_mode;
+};
+
+struct vbd {
+    struct vbd *next;
+    struct backend *be;
+    char kind[8];                   /* "vbd" or "vbd3" */
+    xen_domid_t fe_domid;
+    unsigned devid;
+    unsigned serial;
+    char name[48];                  /* "vbd <domid>/<devid>" (vbd3: "vbd3 ...") */
+    char token[32];                 /* "xbd:vbd:<serial>" */
+    char *be_path;                  /* /local/domain/<self>/backend/<kind>/<fe>/<devid> */
+    char *fe_path;                  /* from `frontend`; NULL until known */
+    bool watching_be, watching_fe;
+
+    /* last observed values (-1: missing) */
+    int be_state, fe_state, online;
+    bool hotplug_connected;
+
+    bool fe_seen;                   /* the frontend's state node existed once */
+    bool error_written;             /* the Linux-style error node is ours to remove */
+    bool finished;                  /* to be freed by the loop */
+    bool fatal;                     /* vbd_fatal() ran; waits for the frontend to close */
+    char last_error[192];
+    char *params;                   /* last params connected with */
+    char mode[4];
+
+    struct engine *engine;
+    struct dp *dp;
+    struct vbd_conn conn;
+    struct vbd_stats stats_base;    /* counters of earlier connections */
+    unsigned connects;              /* successful connects */
+};
+
+/* ---- backend.c ------------------------------------------------------------ */
+/* Open the Xen services, resolve our domid, set up watches, signalfd and the
+ * control socket.  Signals SIGTERM/SIGINT/SIGHUP must already be blocked in
+ * every thread (main() does it before anything starts a thread).
+ * 0, or -errno (message logged). */
+int  backend_create(const struct xbd_config *cfg, struct backend **out);
+/* Run the event loop until SIGTERM/SIGINT; then shut devices down per
+ * cfg->on_exit.  0, or -errno on a fatal xenstore error. */
+int  backend_run(struct backend *b);
+void backend_destroy(struct backend *b);
+struct vbd *backend_find_vbd(struct backend *b, const char *kind, xen_domid_t fe, unsigned devid);
+
+/* ---- vbd.c ---------------------------------------------------------------- */
+/* Track a device seen under backend/<kind>/<fe>/<devid>: register its watches
+ * (each fires once at once, which runs the state machine).  0 or -errno. */
+int  vbd_new(struct backend *b, const char *kind, xen_domid_t fe, unsigned devid, struct vbd **out);
+/* Run the state machine from the current xenstore values (level triggered,
+ * idempotent; protocol.md §2).  May set v->finished. */
+void vbd_changed(struct vbd *v);
+/* Daemon exit: stop the data plane; close=true also writes Closed. */
+void vbd_shutdown(struct vbd *v, bool close);
+/* Stop watches and the data plane, free. */
+void vbd_free(struct vbd *v);
+/* Counters: earlier connections + the live data plane. */
+void vbd_get_stats(struct vbd *v, struct vbd_stats *out);
+const char *xenbus_state_name(int state);
+
+/* ---- vbd_connect.c ---------------------------------------------------------- */
+/* Frontend 3/4: read the frontend's and our keys, open the engine, create and
+ * start the data plane, advertise the device in one transaction and switch
+ * to Connected (protocol.md §1.2, §2; Linux connect_ring()+connect()).
+ * On failure calls vbd_fatal().  0 or -errno. */
+int  vbd_connect(struct vbd *v);
+/* Stop and free the data plane and the engine (idempotent). */
+void vbd_disconnect(struct vbd *v);
+/* Write <backend>/error and the Linux-style <home>/error/<be-rel>/error,
+ * disconnect, switch to Closing (Linux xenbus_dev_fatal).  err: positive errno. */
+void vbd_fatal(struct vbd *v, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Write the transport keys advertised before InitWait, then state 2. */
+int  vbd_init_wait(struct vbd *v);
+
+/* ---- xs_tx.c ---------------------------------------------------------------- */
+/* One key to write (sval if not NULL, else val) or remove (rm). */
+struct xs_kv {
+    const char *key;
+    const char *sval;
+    char val[24];
+    bool rm;
+};
+/*
+ * In ONE transaction (retried on -EAGAIN, up to 16 times): check `<dir>/state`
+ * still exists (never resurrect a deleted directory: Linux
+ * xenbus_client.c:202-256), write or remove each kv under dir, then write
+ * `state` = new_state unless new_state < 0.
+ * 0, -ENOENT (directory gone), other -errno of the ops.
+ */
+int xs_tx_write(struct backend *b, const char *dir, const struct xs_kv *kv, unsigned n,
+                int new_state);
+/* Read "<dir>/<key>" as an integer; -ENOENT, -EINVAL. */
+int xs_read_int(struct backend *b, const char *dir, const char *key, long long *out);
+/* Read "<dir>/<key>" as a malloc'd string; -ENOENT. */
+int xs_read_str(struct backend *b, const char *dir, const char *key, char **out);
+void xs_kv_set(struct xs_kv *kv, const char *key, unsigned long long val);
+void xs_kv_rm(struct xs_kv *kv, const char *key);
+void xs_kv_str(struct xs_kv *kv, const char *key, const char *val);
+
+/* ---- control.c -------------------------------------------------------------- */
+/* Listen on `path` (unlinking a stale socket; mode 0600, parent dir created
+ * 0755).  0 or -errno. */
+int  control_open(struct backend *b, const char *path, struct control **out);
+void control_close(struct control *c);
+/* Fill `fds` (up to max) with the fds to poll for reading; returns how many. */
+unsigned control_fds(struct control *c, int *fds, unsigned max);
+/* Called when fd (one of control_fds) is readable. */
+void control_handle(struct control *c, int fd);
+/* Answer one request line (no newline); returns a malloc'd JSON text or NULL. */
+char *control_request(struct backend *b, const char *line);
+
+#endif

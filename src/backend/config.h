@@ -1,0 +1,98 @@
+/*
+ * config.h - the daemon's settings: defaults, the INI config file (libinih)
+ * and the command line (getopt_long).  Every command-line option except
+ * --config, --help and --version has a config key of the same name; the
+ * command line overrides the file.  See xen-blkbackd(8), xen-blkbackd.conf(5).
+ */
+#ifndef XBD_BACKEND_CONFIG_H
+#define XBD_BACKEND_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include "dataplane.h"
+#include "log.h"
+
+#define XBD_VERSION             "0.1.0"
+#define XBD_DEFAULT_CONFIG      "/etc/xen/xen-blkbackd.conf"
+#define XBD_DEFAULT_CONTROL     "/run/xen-blkbackd/control.sock"
+/* Most INDIRECT segments the data plane takes (one engine I/O holds at most
+ * UIO_MAXIOV = 1024 iovecs: src/ring/queue.h DPQ_MAX_SEGS; dp_create refuses
+ * more).  The protocol allows 8 x 512 = 4096 (blkif.h). */
+#define XBD_CFG_MAX_INDIRECT_SEGS 1024
+
+enum xbd_on_exit {
+    XBD_ON_EXIT_LEAVE = 0,      /* keep xenstore state; a restarted daemon reattaches */
+    XBD_ON_EXIT_CLOSE,          /* write Closed for every device */
+};
+
+struct xbd_config {
+    char *config_path;          /* file read (NULL: none) */
+    char *pidfile;              /* NULL: none */
+    char *xen;                  /* "libxen" or "sim:DIR[,domid=N]" */
+    enum log_target log_target;
+    char *log_path;             /* LOG_TARGET_FILE only */
+    int log_level;              /* LOG_ERR..LOG_DEBUG */
+    char *control_path;         /* NULL: XBD_DEFAULT_CONTROL; "": none */
+    bool type_vbd, type_vbd3;   /* backend kinds served */
+    int domid;                  /* -1: sim domid=, else xenstore `domid`, else 0 */
+    int wait_hotplug;           /* -1 auto (yes under libxen, no under sim), 0, 1 */
+    bool allow_test_engines;    /* filter engines in params (engine.h) */
+    enum grant_mode grant_mode;
+    unsigned max_ring_page_order;   /* 0..XBD_MAX_RING_ORDER; advertised if > 0 */
+    unsigned max_queues;            /* 0 = online CPUs (capped); advertised if > 1 */
+    unsigned max_indirect_segs;     /* 0 = no INDIRECT; else 11..BLKIF_MAX_INDIRECT_SEGS_PROTO */
+    bool persistent;                /* advertise feature-persistent */
+    unsigned persistent_cap;        /* pages per queue */
+    unsigned poll_us;               /* data plane ring polling before sleeping */
+    bool feature_barrier;           /* protocol.md §0.3: default off */
+    bool direct_io;                 /* O_DIRECT on the backing store */
+    unsigned stop_timeout_ms;       /* dp_stop drain budget */
+    enum xbd_on_exit on_exit;
+};
+
+/* Fill in the built-in defaults (no allocation failure possible: strings are
+ * duplicated lazily; call xbd_config_free at the end anyway). */
+void xbd_config_init(struct xbd_config *c);
+void xbd_config_free(struct xbd_config *c);
+
+/*
+ * Set one option by its config key / long option name ("max-queues", ...)
+ * from a string value.  0, or -EINVAL (bad value: message in err), -ENOENT
+ * (unknown key), -ENOMEM.  value NULL is allowed for boolean keys ("yes").
+ */
+int xbd_config_set(struct xbd_config *c, const char *key, const char *value,
+                   char *err, size_t errlen);
+
+/*
+ * Read an INI file: keys at top level or in section [xen-blkbackd].
+ * must_exist=false: a missing file is not an error (the default path).
+ * 0, -ENOENT (missing and must_exist), -EINVAL (syntax or bad value; message
+ * in err names the line), -errno from fopen.
+ */
+int xbd_config_load_file(struct xbd_config *c, const char *path, bool must_exist,
+                         char *err, size_t errlen);
+
+/*
+ * Parse the command line: find --config/-c first and load that file (or the
+ * default one if it exists), then apply the options (they override the file).
+ * Returns 0 to run, 1 when --help or --version was printed to `out` (exit 0),
+ * -EINVAL / -ENOENT on error (message in err; exit 2).  Resets getopt state,
+ * so it may be called more than once in a process.
+ */
+int xbd_config_parse_args(struct xbd_config *c, int argc, char **argv,
+                          FILE *out, char *err, size_t errlen);
+
+/* Resolved values. */
+bool xbd_config_is_sim(const struct xbd_config *c);
+/* "DIR[,domid=N]" part after "sim:" (NULL if not sim). */
+const char *xbd_config_sim_arg(const struct xbd_config *c);
+/* domid=N from the sim argument, or -1. */
+int xbd_config_sim_domid(const struct xbd_config *c);
+bool xbd_config_wait_hotplug(const struct xbd_config *c);
+unsigned xbd_config_max_queues(const struct xbd_config *c);
+
+/* Print the usage text. */
+void xbd_config_usage(FILE *out, const char *prog);
+
+#endif

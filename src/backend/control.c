@@ -1,0 +1,363 @@
+/*
+ * control.c - the control socket: a unix stream socket; a client sends ONE
+ * request line, gets ONE JSON object (one line, newline-terminated), and the
+ * daemon closes the connection.  Requests:
+ *   version                    {"ok":true,"version":..,"xen":..,"domid":..}
+ *   list                       {"ok":true,"devices":[{...device...}]}
+ *   stats [<domid> <devid>]    {"ok":true,"devices":[{"domid","devid","name","stats":{...}}]}
+ * Errors: {"ok":false,"error":"..."}.  Counters are struct vbd_stats (stats.h)
+ * under blkback's names.  Served on the main thread; clients are non-blocking.
+ */
+#include "backend.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CTL_MAX_CLIENTS 16
+#define CTL_LINE_MAX 512
+
+struct ctl_client {
+    int fd;
+    size_t len;
+    char buf[CTL_LINE_MAX];
+};
+
+struct control {
+    struct backend *b;
+    int lfd;
+    char path[108];
+    struct ctl_client cl[CTL_MAX_CLIENTS];
+};
+
+/* mkdir -p of the socket's parent (0755). */
+static int mkdir_parent(const char *path)
+{
+    char tmp[108];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    char *slash = strrchr(tmp, '/');
+    if (!slash || slash == tmp)
+        return 0;
+    *slash = 0;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+int control_open(struct backend *b, const char *path, struct control **out)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    int rc = mkdir_parent(path);
+    if (rc)
+        return rc;
+    struct control *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->b = b;
+    for (int i = 0; i < CTL_MAX_CLIENTS; i++)
+        c->cl[i].fd = -1;
+    snprintf(c->path, sizeof(c->path), "%s", path);
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    c->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (c->lfd < 0) {
+        rc = -errno;
+        free(c);
+        return rc;
+    }
+    /* A stale socket from a dead daemon is replaced; a live one is not. */
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe >= 0) {
+        if (connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            close(probe);
+            close(c->lfd);
+            free(c);
+            return -EADDRINUSE;
+        }
+        close(probe);
+    }
+    unlink(path);
+    mode_t old = umask(0077);
+    rc = bind(c->lfd, (struct sockaddr *)&sa, sizeof(sa)) ? -errno : 0;
+    umask(old);
+    if (!rc && listen(c->lfd, 16))
+        rc = -errno;
+    if (rc) {
+        close(c->lfd);
+        free(c);
+        return rc;
+    }
+    log_info("control socket %s", path);
+    *out = c;
+    return 0;
+}
+
+void control_close(struct control *c)
+{
+    for (int i = 0; i < CTL_MAX_CLIENTS; i++)
+        if (c->cl[i].fd >= 0)
+            close(c->cl[i].fd);
+    close(c->lfd);
+    unlink(c->path);
+    free(c);
+}
+
+unsigned control_fds(struct control *c, int *fds, unsigned max)
+{
+    unsigned n = 0;
+    if (n < max)
+        fds[n++] = c->lfd;
+    for (int i = 0; i < CTL_MAX_CLIENTS && n < max; i++)
+        if (c->cl[i].fd >= 0)
+            fds[n++] = c->cl[i].fd;
+    return n;
+}
+
+/* ---- JSON ------------------------------------------------------------------- */
+
+static json_object *stats_json(const struct vbd_stats *s)
+{
+    json_object *o = json_object_new_object();
+#define F(name) json_object_object_add(o, #name, json_object_new_uint64(s->name))
+    F(oo_req); F(rd_req); F(wr_req); F(f_req); F(ds_req); F(rd_sect); F(wr_sect);
+    F(errors); F(eopnotsupp); F(bad_req); F(io_errors);
+    F(gnt_map); F(gnt_unmap); F(gnt_copy); F(notify); F(kicks); F(submits);
+    F(grants_mapped); F(inflight); F(halted);
+#undef F
+    return o;
+}
+
+static const char *grant_mode_name(enum grant_mode m)
+{
+    switch (m) {
+    case GRANT_MODE_MAP: return "map";
+    case GRANT_MODE_COPY: return "copy";
+    case GRANT_MODE_PERSISTENT: return "persistent";
+    default: return "auto";
+    }
+}
+
+static void add_str(json_object *o, const char *k, const char *v)
+{
+    json_object_object_add(o, k, v ? json_object_new_string(v) : NULL);
+}
+
+static json_object *device_json(struct vbd *v)
+{
+    json_object *o = json_object_new_object();
+    add_str(o, "kind", v->kind);
+    json_object_object_add(o, "domid", json_object_new_int(v->fe_domid));
+    json_object_object_add(o, "devid", json_object_new_int64(v->devid));
+    add_str(o, "name", v->name);
+    add_str(o, "backend", v->be_path);
+    add_str(o, "frontend", v->fe_path);
+    json_object_object_add(o, "state", json_object_new_int(v->be_state));
+    add_str(o, "state_name", xenbus_state_name(v->be_state));
+    json_object_object_add(o, "frontend_state", json_object_new_int(v->fe_state));
+    json_object_object_add(o, "online", json_object_new_boolean(v->online == 1));
+    json_object_object_add(o, "connected", json_object_new_boolean(v->dp != NULL));
+    json_object_object_add(o, "halted", json_object_new_boolean(v->dp && dp_halted(v->dp)));
+    json_object_object_add(o, "connects", json_object_new_int64(v->connects));
+    add_str(o, "params", v->params);
+    add_str(o, "mode", v->mode[0] ? v->mode : NULL);
+    add_str(o, "error", v->fatal ? v->last_error : NULL);
+    if (v->dp) {
+        const struct vbd_conn *c = &v->conn;
+        json_object *f = json_object_new_object();
+        add_str(f, "protocol", blkif_abi_name(c->abi));
+        json_object_object_add(f, "queues", json_object_new_int(c->nr_queues));
+        json_object_object_add(f, "ring_page_order", json_object_new_int(c->ring_order));
+        json_object_object_add(f, "sectors", json_object_new_uint64(c->sectors));
+        json_object_object_add(f, "sector_size", json_object_new_int64(c->sector_size));
+        json_object_object_add(f, "physical_sector_size", json_object_new_int64(c->phys_sector_size));
+        json_object_object_add(f, "readonly", json_object_new_boolean(c->readonly));
+        json_object_object_add(f, "flush", json_object_new_boolean(true));
+        json_object_object_add(f, "barrier", json_object_new_boolean(c->barrier));
+        json_object_object_add(f, "discard", json_object_new_boolean(c->discard));
+        json_object_object_add(f, "persistent", json_object_new_boolean(c->persistent));
+        json_object_object_add(f, "indirect_segments", json_object_new_int(c->max_indirect_segs));
+        add_str(f, "grant_mode", grant_mode_name(c->grant_mode));
+        json_object_object_add(o, "features", f);
+    }
+    return o;
+}
+
+static json_object *error_json(const char *msg)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "ok", json_object_new_boolean(false));
+    add_str(o, "error", msg);
+    return o;
+}
+
+static bool parse_num(const char *s, unsigned long max, unsigned long *out)
+{
+    if (!s || !*s)
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long x = strtoul(s, &end, 10);
+    if (errno || *end || *s == '-' || x > max)
+        return false;
+    *out = x;
+    return true;
+}
+
+char *control_request(struct backend *b, const char *line)
+{
+    char buf[CTL_LINE_MAX], *save = NULL;
+    snprintf(buf, sizeof(buf), "%s", line);
+    char *argv[4] = { 0 };
+    int argc = 0;
+    for (char *t = strtok_r(buf, " \t\r\n", &save); t; t = strtok_r(NULL, " \t\r\n", &save)) {
+        if (argc == 4) {
+            argc++;
+            break;
+        }
+        argv[argc++] = t;
+    }
+    json_object *o = NULL;
+    if (argc == 0) {
+        o = error_json("empty request; try: version, list, stats [domid devid]");
+    } else if (!strcmp(argv[0], "version") && argc == 1) {
+        o = json_object_new_object();
+        json_object_object_add(o, "ok", json_object_new_boolean(true));
+        add_str(o, "version", XBD_VERSION);
+        add_str(o, "xen", b->ops->name);
+        json_object_object_add(o, "domid", json_object_new_int(b->self));
+    } else if (!strcmp(argv[0], "list") && argc == 1) {
+        o = json_object_new_object();
+        json_object_object_add(o, "ok", json_object_new_boolean(true));
+        json_object *a = json_object_new_array();
+        for (struct vbd *v = b->vbds; v; v = v->next)
+            json_object_array_add(a, device_json(v));
+        json_object_object_add(o, "devices", a);
+    } else if (!strcmp(argv[0], "stats") && (argc == 1 || argc == 3)) {
+        unsigned long fe = 0, devid = 0;
+        bool one = argc == 3;
+        if (one && (!parse_num(argv[1], 65535, &fe) || !parse_num(argv[2], UINT32_MAX, &devid))) {
+            o = error_json("usage: stats [domid devid]");
+        } else {
+            json_object *a = json_object_new_array();
+            for (struct vbd *v = b->vbds; v; v = v->next) {
+                if (one && (v->fe_domid != fe || v->devid != devid))
+                    continue;
+                struct vbd_stats s;
+                vbd_get_stats(v, &s);
+                json_object *d = json_object_new_object();
+                add_str(d, "kind", v->kind);
+                json_object_object_add(d, "domid", json_object_new_int(v->fe_domid));
+                json_object_object_add(d, "devid", json_object_new_int64(v->devid));
+                add_str(d, "name", v->name);
+                json_object_object_add(d, "state", json_object_new_int(v->be_state));
+                json_object_object_add(d, "stats", stats_json(&s));
+                json_object_array_add(a, d);
+            }
+            if (one && json_object_array_length(a) == 0) {
+                json_object_put(a);
+                o = error_json("no such device");
+            } else {
+                o = json_object_new_object();
+                json_object_object_add(o, "ok", json_object_new_boolean(true));
+                json_object_object_add(o, "devices", a);
+            }
+        }
+    } else {
+        o = error_json("unknown request; try: version, list, stats [domid devid]");
+    }
+    char *out = NULL;
+    if (o) {
+        const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        if (asprintf(&out, "%s\n", s) < 0)
+            out = NULL;
+        json_object_put(o);
+    }
+    return out;
+}
+
+/* ---- connections ----------------------------------------------------------- */
+
+static void client_close(struct ctl_client *cl)
+{
+    close(cl->fd);
+    cl->fd = -1;
+    cl->len = 0;
+}
+
+/* Write all of s within ~1 s, then close. */
+static void client_reply(struct ctl_client *cl, const char *s)
+{
+    size_t len = strlen(s), off = 0;
+    for (int tries = 0; off < len && tries < 100; ) {
+        ssize_t w = send(cl->fd, s + off, len - off, MSG_NOSIGNAL);
+        if (w > 0) {
+            off += (size_t)w;
+        } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+            struct pollfd p = { .fd = cl->fd, .events = POLLOUT };
+            poll(&p, 1, 10);
+            tries++;
+        } else {
+            break;
+        }
+    }
+    client_close(cl);
+}
+
+void control_handle(struct control *c, int fd)
+{
+    if (fd == c->lfd) {
+        int nfd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (nfd < 0)
+            return;
+        for (int i = 0; i < CTL_MAX_CLIENTS; i++)
+            if (c->cl[i].fd < 0) {
+                c->cl[i].fd = nfd;
+                c->cl[i].len = 0;
+                return;
+            }
+        close(nfd);             /* too many clients */
+        return;
+    }
+    for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
+        struct ctl_client *cl = &c->cl[i];
+        if (cl->fd != fd)
+            continue;
+        ssize_t r = recv(fd, cl->buf + cl->len, sizeof(cl->buf) - 1 - cl->len, 0);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (r <= 0 && cl->len == 0) {
+            client_close(cl);
+            return;
+        }
+        if (r > 0)
+            cl->len += (size_t)r;
+        cl->buf[cl->len] = 0;
+        char *nl = strchr(cl->buf, '\n');
+        if (!nl && r > 0 && cl->len < sizeof(cl->buf) - 1)
+            return;             /* wait for the rest of the line */
+        if (nl)
+            *nl = 0;
+        char *reply = (nl || r == 0) ? control_request(c->b, cl->buf) : NULL;
+        client_reply(cl, reply ? reply : "{\"ok\":false,\"error\":\"request too long\"}\n");
+        free(reply);
+        return;
+    }
+}

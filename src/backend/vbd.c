@@ -1,0 +1,287 @@
+/*
+ * vbd.c - one device's lifecycle and the XenBus state machine of the backend
+ * (protocol.md §2; Linux bb/xenbus.c frontend_changed; QEMU
+ * xen_device_backend_changed).  Level triggered: every watch event of the
+ * device re-reads backend state, online, hotplug-status and the frontend state
+ * and does what the current values call for, so merged or skipped events and
+ * skipped frontend states are harmless.
+ */
+#include "backend.h"
+#include "log.h"
+#include "xs_keys.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xen/io/xenbus.h>
+
+#define VLOG(v, lvl, fmt, ...) log_msg(lvl, "%s: " fmt, (v)->name, ##__VA_ARGS__)
+
+const char *xenbus_state_name(int s)
+{
+    static const char *const n[] = {
+        "Unknown", "Initialising", "InitWait", "Initialised", "Connected",
+        "Closing", "Closed", "Reconfiguring", "Reconfigured",
+    };
+    if (s < 0)
+        return "missing";
+    return s < (int)(sizeof(n) / sizeof(n[0])) ? n[s] : "invalid";
+}
+
+static int watch_path(struct vbd *v, const char *dir, const char *key, bool on)
+{
+    char p[512];
+    if (snprintf(p, sizeof(p), "%s/%s", dir, key) >= (int)sizeof(p))
+        return -ENAMETOOLONG;
+    struct backend *b = v->be;
+    return on ? b->ops->xs_watch(b->xs, p, v->token) : b->ops->xs_unwatch(b->xs, p, v->token);
+}
+
+static const char *const be_watch_keys[] = { XSK_STATE, XSK_ONLINE, XSK_HOTPLUG_STATUS };
+
+int vbd_new(struct backend *b, const char *kind, xen_domid_t fe, unsigned devid, struct vbd **out)
+{
+    struct vbd *v = calloc(1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    v->be = b;
+    snprintf(v->kind, sizeof(v->kind), "%s", kind);
+    v->fe_domid = fe;
+    v->devid = devid;
+    v->serial = ++b->next_serial;
+    snprintf(v->name, sizeof(v->name), "vbd %u/%u", fe, devid);
+    snprintf(v->token, sizeof(v->token), "xbd:vbd:%u", v->serial);
+    v->be_state = v->fe_state = v->online = -1;
+    if (asprintf(&v->be_path, "%s/%s/%s/%u/%u", b->home, XSK_BACKEND_DIR, kind, fe, devid) < 0) {
+        free(v);
+        return -ENOMEM;
+    }
+    v->next = b->vbds;
+    b->vbds = v;
+    for (size_t i = 0; i < sizeof(be_watch_keys) / sizeof(be_watch_keys[0]); i++) {
+        int rc = watch_path(v, v->be_path, be_watch_keys[i], true);
+        if (rc) {
+            VLOG(v, LOG_ERR, "cannot watch %s/%s: %s", v->be_path, be_watch_keys[i], strerror(-rc));
+            vbd_free(v);
+            return rc;
+        }
+    }
+    v->watching_be = true;
+    VLOG(v, LOG_INFO, "new device at %s", v->be_path);
+    *out = v;
+    return 0;
+}
+
+void vbd_free(struct vbd *v)
+{
+    struct backend *b = v->be;
+    vbd_disconnect(v);
+    if (v->watching_be)
+        for (size_t i = 0; i < sizeof(be_watch_keys) / sizeof(be_watch_keys[0]); i++)
+            watch_path(v, v->be_path, be_watch_keys[i], false);
+    if (v->watching_fe)
+        watch_path(v, v->fe_path, XSK_STATE, false);
+    if (v->error_written) {
+        char p[512];
+        snprintf(p, sizeof(p), "%s/%s/%s/%s/%u/%u", b->home, XSK_ERROR_DIR, XSK_BACKEND_DIR,
+                 v->kind, v->fe_domid, v->devid);
+        b->ops->xs_rm(b->xs, XEN_XS_NO_TX, p);
+    }
+    for (struct vbd **pp = &b->vbds; *pp; pp = &(*pp)->next)
+        if (*pp == v) {
+            *pp = v->next;
+            break;
+        }
+    VLOG(v, LOG_INFO, "released");
+    free(v->be_path);
+    free(v->fe_path);
+    free(v->params);
+    free(v);
+}
+
+void vbd_get_stats(struct vbd *v, struct vbd_stats *out)
+{
+    *out = v->stats_base;
+    if (v->dp) {
+        struct vbd_stats live;
+        memset(&live, 0, sizeof(live));
+        dp_get_stats(v->dp, &live);
+        vbd_stats_add(out, &live);
+    }
+}
+
+/* Switch our state (checked transaction).  Returns 0 or -errno. */
+static int set_state(struct vbd *v, int state)
+{
+    int rc = xs_tx_write(v->be, v->be_path, NULL, 0, state);
+    if (rc) {
+        if (rc != -ENOENT)
+            VLOG(v, LOG_ERR, "cannot write state %d: %s", state, strerror(-rc));
+        return rc;
+    }
+    VLOG(v, LOG_INFO, "backend %s -> %s (frontend %s)", xenbus_state_name(v->be_state),
+         xenbus_state_name(state), xenbus_state_name(v->fe_state));
+    v->be_state = state;
+    return 0;
+}
+
+/* The frontend path must be the frontend domain's own device directory. */
+static bool frontend_path_ok(const struct vbd *v, const char *p)
+{
+    char pre[48];
+    int n = snprintf(pre, sizeof(pre), "/local/domain/%u/", v->fe_domid);
+    return !strncmp(p, pre, (size_t)n) && strlen(p) > (size_t)n && strlen(p) < 256 &&
+           !strstr(p, "//") && p[strlen(p) - 1] != '/';
+}
+
+/* Learn the frontend path from `frontend` and watch its state. */
+static void find_frontend(struct vbd *v)
+{
+    char *fp = NULL;
+    if (v->fe_path || xs_read_str(v->be, v->be_path, XSK_FRONTEND, &fp))
+        return;
+    if (!frontend_path_ok(v, fp)) {
+        VLOG(v, LOG_ERR, "ignoring bad frontend path '%.64s'", fp);
+        free(fp);
+        return;
+    }
+    v->fe_path = fp;
+    int rc = watch_path(v, v->fe_path, XSK_STATE, true);
+    if (rc)
+        VLOG(v, LOG_ERR, "cannot watch %s/state: %s", v->fe_path, strerror(-rc));
+    else
+        v->watching_fe = true;
+}
+
+/* Re-read everything the state machine looks at.  false: backend dir gone. */
+static bool refresh(struct vbd *v)
+{
+    struct backend *b = v->be;
+    long long x;
+    int rc = xs_read_int(b, v->be_path, XSK_STATE, &x);
+    if (rc == -ENOENT) {
+        char *d = NULL;
+        if (b->ops->xs_read(b->xs, XEN_XS_NO_TX, v->be_path, &d, NULL) == -ENOENT)
+            return false;
+        free(d);
+        v->be_state = -1;
+    } else {
+        v->be_state = rc ? -1 : (int)x;
+    }
+    v->online = xs_read_int(b, v->be_path, XSK_ONLINE, &x) ? 0 : (x == 1);
+    char *hs = NULL;
+    v->hotplug_connected = !xs_read_str(b, v->be_path, XSK_HOTPLUG_STATUS, &hs) &&
+                           !strcmp(hs, XSK_HOTPLUG_CONNECTED);
+    free(hs);
+    find_frontend(v);
+    if (v->fe_path) {
+        rc = xs_read_int(b, v->fe_path, XSK_STATE, &x);
+        if (rc == -ENOENT)
+            v->fe_state = -1;
+        else
+            v->fe_state = (rc || x < 0 || x > 8) ? 0 : (int)x;   /* garbage reads as Unknown */
+        if (v->fe_state > 0)
+            v->fe_seen = true;
+    }
+    return true;
+}
+
+/* Quiesce, release guest resources, write Closed. */
+static void close_device(struct vbd *v)
+{
+    vbd_disconnect(v);
+    if (v->be_state != XenbusStateClosed)
+        set_state(v, XenbusStateClosed);
+    v->fatal = false;
+}
+
+void vbd_changed(struct vbd *v)
+{
+    if (v->finished)
+        return;
+    if (!refresh(v)) {
+        VLOG(v, LOG_INFO, "backend directory removed");
+        vbd_disconnect(v);
+        v->finished = true;
+        return;
+    }
+    int be = v->be_state, fe = v->fe_state;
+    bool online = v->online == 1;
+    log_debug("%s: backend %s, frontend %s, online %d, hotplug %s", v->name,
+              xenbus_state_name(be), xenbus_state_name(fe), online,
+              v->hotplug_connected ? "connected" : "-");
+    if (be < 0)
+        return;                 /* toolstack half-way; wait for `state` */
+
+    /* online=0 and nothing (more) connected: the device is finished. */
+    if (!online && (be == XenbusStateClosed || be == XenbusStateInitialising ||
+                    be == XenbusStateInitWait || be == XenbusStateUnknown)) {
+        vbd_disconnect(v);
+        v->finished = true;
+        return;
+    }
+
+    /* New device, or reconnect after Closed when the frontend re-initialises. */
+    if (online && (be == XenbusStateInitialising ||
+                   (be == XenbusStateClosed && fe == XenbusStateInitialising))) {
+        vbd_disconnect(v);
+        v->fatal = false;
+        if (vbd_init_wait(v))
+            return;
+        be = v->be_state;
+    }
+
+    /* Unplug (toolstack wrote online=0, state=5): close at once unless a
+     * frontend is there to take part in the handshake. */
+    if (!online && !(fe >= XenbusStateInitWait && fe <= XenbusStateClosing)) {
+        close_device(v);
+        v->finished = true;
+        return;
+    }
+
+    switch (fe) {
+    case XenbusStateInitialised:
+    case XenbusStateConnected:
+        if (!online || v->fatal)
+            break;
+        if (be == XenbusStateInitWait || be == XenbusStateInitialised ||
+            (be == XenbusStateConnected && !v->dp)) {
+            if (v->be->wait_hotplug && !v->hotplug_connected) {
+                VLOG(v, LOG_INFO, "frontend ready; waiting for hotplug-status=connected");
+                break;
+            }
+            vbd_connect(v);
+        }
+        break;
+    case XenbusStateClosing:
+        if (be == XenbusStateInitWait || be == XenbusStateInitialised ||
+            be == XenbusStateConnected)
+            set_state(v, XenbusStateClosing);        /* keep serving the ring */
+        break;
+    case XenbusStateClosed:
+        close_device(v);
+        if (!online)
+            v->finished = true;
+        break;
+    case XenbusStateUnknown:
+    case -1:                    /* frontend directory gone (xl destroy) */
+        if (!v->fe_seen && !v->dp)
+            break;              /* never had a frontend: nothing to tear down */
+        if (be != XenbusStateClosed)
+            VLOG(v, LOG_INFO, "frontend %s: closing", fe < 0 ? "vanished" : "Unknown");
+        close_device(v);
+        if (!online)
+            v->finished = true;
+        break;
+    default:
+        break;
+    }
+}
+
+void vbd_shutdown(struct vbd *v, bool close)
+{
+    vbd_disconnect(v);
+    if (close && v->be_state >= 0 && v->be_state != XenbusStateClosed)
+        set_state(v, XenbusStateClosed);
+}

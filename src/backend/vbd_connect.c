@@ -1,0 +1,411 @@
+/*
+ * vbd_connect.c - the connect and disconnect halves of a vbd: what we
+ * advertise before InitWait, reading the frontend's ring keys, opening the
+ * backing store, starting the data plane, advertising the device (protocol.md
+ * §1.2, §1.3; Linux bb/xenbus.c connect_ring(), connect()), and the one fatal
+ * error path (Linux xenbus_dev_fatal).
+ */
+#include "backend.h"
+#include "log.h"
+#include "xs_keys.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xen/io/xenbus.h>
+
+#define VLOG(v, lvl, fmt, ...) log_msg(lvl, "%s: " fmt, (v)->name, ##__VA_ARGS__)
+
+/* ---- InitWait --------------------------------------------------------------- */
+
+int vbd_init_wait(struct vbd *v)
+{
+    struct backend *b = v->be;
+    const struct xbd_config *c = b->cfg;
+    struct xs_kv kv[3];
+
+    /* Only what the data plane supports and the admin configured
+     * (protocol.md §1.2; blkif.h:178, :604). */
+    if (c->max_ring_page_order > 0)
+        xs_kv_set(&kv[0], XSK_MAX_RING_PAGE_ORDER, c->max_ring_page_order);
+    else
+        xs_kv_rm(&kv[0], XSK_MAX_RING_PAGE_ORDER);
+    if (b->max_queues > 1)
+        xs_kv_set(&kv[1], XSK_MQ_MAX_QUEUES, b->max_queues);
+    else
+        xs_kv_rm(&kv[1], XSK_MQ_MAX_QUEUES);
+    if (c->max_indirect_segs > 0)
+        xs_kv_set(&kv[2], XSK_MAX_INDIRECT_SEGS, c->max_indirect_segs);
+    else
+        xs_kv_rm(&kv[2], XSK_MAX_INDIRECT_SEGS);
+
+    int rc = xs_tx_write(b, v->be_path, kv, 3, XenbusStateInitWait);
+    if (rc) {
+        if (rc != -ENOENT)
+            VLOG(v, LOG_ERR, "cannot switch to InitWait: %s", strerror(-rc));
+        return rc;
+    }
+    VLOG(v, LOG_INFO, "backend %s -> InitWait (frontend %s)", xenbus_state_name(v->be_state),
+         xenbus_state_name(v->fe_state));
+    v->be_state = XenbusStateInitWait;
+    return 0;
+}
+
+/* ---- disconnect / fatal --------------------------------------------------------- */
+
+void vbd_disconnect(struct vbd *v)
+{
+    if (v->dp) {
+        dp_stop(v->dp, v->be->cfg->stop_timeout_ms);
+        struct vbd_stats s;
+        memset(&s, 0, sizeof(s));
+        dp_get_stats(v->dp, &s);
+        s.grants_mapped = s.inflight = s.halted = 0;     /* gauges of a dead ring */
+        vbd_stats_add(&v->stats_base, &s);
+        dp_destroy(v->dp);
+        v->dp = NULL;
+        VLOG(v, LOG_INFO, "disconnected (ring unmapped, event channels unbound)");
+    }
+    if (v->engine) {
+        v->engine->ops->close(v->engine);
+        v->engine = NULL;
+    }
+}
+
+void vbd_fatal(struct vbd *v, int err, const char *fmt, ...)
+{
+    struct backend *b = v->be;
+    char msg[128], val[160], p[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    VLOG(v, LOG_ERR, "%s: %s", msg, strerror(err));
+    snprintf(v->last_error, sizeof(v->last_error), "%s: %s", msg, strerror(err));
+    vbd_disconnect(v);
+
+    snprintf(val, sizeof(val), "%d %s", err, msg);
+    /* Linux: <home>/error/backend/<kind>/<fe>/<devid>/error (xenbus_client.c:281-346) */
+    snprintf(p, sizeof(p), "%s/%s/%s/%s/%u/%u/%s", b->home, XSK_ERROR_DIR, XSK_BACKEND_DIR,
+             v->kind, v->fe_domid, v->devid, XSK_ERROR);
+    if (b->ops->xs_write(b->xs, XEN_XS_NO_TX, p, val) == 0)
+        v->error_written = true;
+    struct xs_kv kv;
+    xs_kv_str(&kv, XSK_ERROR, val);
+    int rc = xs_tx_write(b, v->be_path, &kv, 1, XenbusStateClosing);
+    if (rc == 0) {
+        VLOG(v, LOG_INFO, "backend %s -> Closing (error)", xenbus_state_name(v->be_state));
+        v->be_state = XenbusStateClosing;
+    } else if (rc != -ENOENT) {
+        VLOG(v, LOG_ERR, "cannot switch to Closing: %s", strerror(-rc));
+    }
+    v->fatal = true;
+}
+
+/* ---- reading the frontend ---------------------------------------------------------- */
+
+static int read_u32(struct backend *b, const char *dir, const char *key, uint32_t *out)
+{
+    long long x;
+    int rc = xs_read_int(b, dir, key, &x);
+    if (rc)
+        return rc;
+    if (x < 0 || x > UINT32_MAX)
+        return -ERANGE;
+    *out = (uint32_t)x;
+    return 0;
+}
+
+/* Ring refs and event channel of one queue in `dir` (Linux read_per_ring_refs). */
+static int read_queue(struct vbd *v, const char *dir, bool has_order, unsigned order,
+                      struct dp_queue_cfg *q)
+{
+    struct backend *b = v->be;
+    int rc;
+    q->nr_ring_pages = 1u << order;
+    if (!has_order) {
+        rc = read_u32(b, dir, XSK_RING_REF, &q->ring_ref[0]);
+        if (rc) {
+            vbd_fatal(v, -rc, "reading %s/%s", dir, XSK_RING_REF);
+            return rc;
+        }
+    } else {
+        for (unsigned i = 0; i < q->nr_ring_pages; i++) {
+            char key[24];
+            snprintf(key, sizeof(key), XSK_RING_REF_N_FMT, i);
+            rc = read_u32(b, dir, key, &q->ring_ref[i]);
+            if (rc) {
+                vbd_fatal(v, -rc, "reading %s/%s", dir, key);
+                return rc;
+            }
+        }
+    }
+    rc = read_u32(b, dir, XSK_EVENT_CHANNEL, &q->evtchn);
+    if (rc) {
+        vbd_fatal(v, -rc, "reading %s/%s", dir, XSK_EVENT_CHANNEL);
+        return rc;
+    }
+    return 0;
+}
+
+/* Frontend keys into dc (protocol.md §1.3).  On error vbd_fatal has run. */
+static int read_frontend(struct vbd *v, struct dp_config *dc, bool *fe_persistent)
+{
+    struct backend *b = v->be;
+    const char *fe = v->fe_path;
+    long long x;
+    int rc;
+
+    unsigned order = 0;
+    bool has_order = false;
+    rc = xs_read_int(b, fe, XSK_RING_PAGE_ORDER, &x);
+    if (rc == 0) {
+        if (x < 0 || x > (long long)b->cfg->max_ring_page_order) {
+            vbd_fatal(v, EINVAL, "ring-page-order %lld above max-ring-page-order %u", x,
+                      b->cfg->max_ring_page_order);
+            return -EINVAL;
+        }
+        order = (unsigned)x;
+        has_order = true;
+    } else if (rc != -ENOENT) {
+        vbd_fatal(v, -rc, "reading %s/%s", fe, XSK_RING_PAGE_ORDER);
+        return rc;
+    }
+
+    unsigned nq = 1;
+    rc = xs_read_int(b, fe, XSK_MQ_NUM_QUEUES, &x);
+    if (rc == 0) {
+        if (x < 1 || x > (long long)b->max_queues) {
+            vbd_fatal(v, EINVAL, "multi-queue-num-queues %lld not in 1..%u", x, b->max_queues);
+            return -EINVAL;
+        }
+        nq = (unsigned)x;
+    } else if (rc != -ENOENT) {
+        vbd_fatal(v, -rc, "reading %s/%s", fe, XSK_MQ_NUM_QUEUES);
+        return rc;
+    }
+    dc->nr_queues = nq;
+    for (unsigned i = 0; i < nq; i++) {
+        char dir[512];
+        if (nq == 1)
+            snprintf(dir, sizeof(dir), "%s", fe);
+        else
+            snprintf(dir, sizeof(dir), "%s/" XSK_QUEUE_FMT, fe, i);
+        rc = read_queue(v, dir, has_order, order, &dc->queue[i]);
+        if (rc)
+            return rc;
+    }
+    v->conn.ring_order = order;
+
+    char *proto = NULL;
+    rc = xs_read_str(b, fe, XSK_PROTOCOL, &proto);
+    if (rc && rc != -ENOENT) {
+        vbd_fatal(v, -rc, "reading %s/%s", fe, XSK_PROTOCOL);
+        return rc;
+    }
+    rc = blkif_abi_parse(proto, &dc->abi);     /* missing: native (blkif.h:289) */
+    if (rc) {
+        vbd_fatal(v, EINVAL, "unsupported protocol '%.32s'", proto ? proto : "");
+        free(proto);
+        return -EINVAL;
+    }
+    free(proto);
+
+    *fe_persistent = xs_read_int(b, fe, XSK_FEATURE_PERSISTENT, &x) == 0 && x == 1;
+    return 0;
+}
+
+/* ---- the backing store ------------------------------------------------------------- */
+
+/* params -> engine; vbd3 params are "<fmt>:<path>" with fmt raw or aio. */
+static int open_engine(struct vbd *v, const char *params, bool readonly)
+{
+    struct backend *b = v->be;
+    const char *spec = params;
+    if (!strcmp(v->kind, XSK_KIND_VBD3)) {
+        const char *colon = strchr(params, ':');
+        size_t n = colon ? (size_t)(colon - params) : 0;
+        if (!colon || !((n == 3 && !strncmp(params, "raw", 3)) ||
+                        (n == 3 && !strncmp(params, "aio", 3)))) {
+            vbd_fatal(v, EOPNOTSUPP, "vbd3 params '%.64s': only raw: and aio: images", params);
+            return -EOPNOTSUPP;
+        }
+        spec = colon + 1;
+    }
+    if (!*spec) {
+        vbd_fatal(v, ENOENT, "empty params (no medium)");
+        return -ENOENT;
+    }
+    struct engine_params ep = {
+        .path = spec,
+        .readonly = readonly,
+        .direct = b->cfg->direct_io,
+        .name = v->name,
+    };
+    struct engine *e = NULL;
+    int rc = engine_open_params(spec, &ep, b->cfg->allow_test_engines, &e);
+    if (rc) {
+        vbd_fatal(v, -rc, "opening '%.64s'", spec);
+        return rc;
+    }
+    v->engine = e;
+    return 0;
+}
+
+/* ---- connect ------------------------------------------------------------------------ */
+
+/* Advertise the device in one transaction, with state 4 unless already 4. */
+static int advertise(struct vbd *v)
+{
+    const struct vbd_conn *c = &v->conn;
+    const struct engine_caps *caps = &v->engine->caps;
+    struct xs_kv kv[12];
+    unsigned n = 0;
+
+    xs_kv_set(&kv[n++], XSK_SECTORS, c->sectors);
+    xs_kv_set(&kv[n++], XSK_INFO, c->info);
+    xs_kv_set(&kv[n++], XSK_SECTOR_SIZE, c->sector_size);
+    xs_kv_set(&kv[n++], XSK_PHYS_SECTOR_SIZE, c->phys_sector_size);
+    xs_kv_set(&kv[n++], XSK_FEATURE_FLUSH, 1);
+    xs_kv_set(&kv[n++], XSK_FEATURE_BARRIER, c->barrier);
+    if (c->discard) {
+        xs_kv_set(&kv[n++], XSK_FEATURE_DISCARD, 1);
+        xs_kv_set(&kv[n++], XSK_DISCARD_GRANULARITY,
+                  caps->discard_granularity ? caps->discard_granularity : c->sector_size);
+        xs_kv_set(&kv[n++], XSK_DISCARD_ALIGNMENT, caps->discard_alignment);
+        xs_kv_set(&kv[n++], XSK_DISCARD_SECURE, caps->secure_discard);
+    } else {
+        /* discard-enable=0: write none of them (Linux bb/xenbus.c:592) */
+        xs_kv_rm(&kv[n++], XSK_FEATURE_DISCARD);
+        xs_kv_rm(&kv[n++], XSK_DISCARD_GRANULARITY);
+        xs_kv_rm(&kv[n++], XSK_DISCARD_ALIGNMENT);
+        xs_kv_rm(&kv[n++], XSK_DISCARD_SECURE);
+    }
+    /* Our own setting; the result is the AND with the frontend's (bb/xenbus.c:925) */
+    xs_kv_set(&kv[n++], XSK_FEATURE_PERSISTENT, v->be->cfg->persistent);
+    int to = v->be_state == XenbusStateConnected ? -1 : XenbusStateConnected;
+    return xs_tx_write(v->be, v->be_path, kv, n, to);
+}
+
+int vbd_connect(struct vbd *v)
+{
+    struct backend *b = v->be;
+    const struct xbd_config *cfg = b->cfg;
+    bool reattach = v->be_state == XenbusStateConnected;
+    long long x;
+    int rc;
+
+    vbd_disconnect(v);          /* any old ring (idempotent) */
+    memset(&v->conn, 0, sizeof(v->conn));
+
+    struct dp_config *dc = calloc(1, sizeof(*dc));
+    char *params = NULL, *mode = NULL, *devtype = NULL;
+    if (!dc) {
+        vbd_fatal(v, ENOMEM, "connecting");
+        return -ENOMEM;
+    }
+    bool fe_persistent = false;
+    rc = read_frontend(v, dc, &fe_persistent);
+    if (rc)
+        goto out;
+
+    rc = xs_read_str(b, v->be_path, XSK_PARAMS, &params);
+    if (rc) {
+        vbd_fatal(v, -rc, "reading %s/%s", v->be_path, XSK_PARAMS);
+        goto out;
+    }
+    if (xs_read_str(b, v->be_path, XSK_MODE, &mode))
+        VLOG(v, LOG_WARNING, "no `mode`: read-only");
+    bool readonly = !mode || !strchr(mode, 'w');
+    unsigned info = 0;
+    if (!xs_read_str(b, v->be_path, XSK_DEVICE_TYPE, &devtype) && !strcmp(devtype, "cdrom"))
+        info |= XSK_VDISK_CDROM;
+    if (!xs_read_int(b, v->be_path, XSK_REMOVABLE, &x) && x == 1)
+        info |= XSK_VDISK_REMOVABLE;
+    bool discard_enable = xs_read_int(b, v->be_path, XSK_DISCARD_ENABLE, &x) || x != 0;
+
+    rc = open_engine(v, params, readonly);
+    if (rc)
+        goto out;
+    struct engine *e = v->engine;
+    if (e->readonly)
+        readonly = true;
+    if (readonly)
+        info |= XSK_VDISK_READONLY;
+
+    struct vbd_conn *c = &v->conn;
+    c->abi = dc->abi;
+    c->nr_queues = dc->nr_queues;
+    c->sectors = e->size >> 9;
+    c->sector_size = e->logical_block_size ? e->logical_block_size : 512;
+    c->phys_sector_size = e->physical_block_size ? e->physical_block_size : c->sector_size;
+    c->info = info;
+    c->readonly = readonly;
+    c->discard = e->caps.discard && discard_enable && !readonly;
+    c->barrier = cfg->feature_barrier;
+    c->max_indirect_segs = cfg->max_indirect_segs;
+    c->persistent = cfg->persistent && fe_persistent;
+    c->grant_mode = cfg->grant_mode;
+
+    dc->name = v->name;
+    dc->fe_domid = v->fe_domid;
+    dc->engine = e;
+    dc->sectors = c->sectors;
+    dc->sector_size = c->sector_size;
+    dc->readonly = readonly;
+    dc->discard = c->discard;
+    dc->barrier = c->barrier;
+    dc->flush = true;
+    dc->max_indirect_segs = c->max_indirect_segs;
+    dc->grant_mode = c->grant_mode;
+    dc->persistent = c->persistent;
+    dc->persistent_cap = cfg->persistent_cap;
+    dc->poll_us = cfg->poll_us;
+    dc->reattach = reattach;
+
+    rc = dp_create(b->ops, b->host, dc, &v->dp);
+    if (rc) {
+        v->dp = NULL;
+        vbd_fatal(v, -rc, "mapping the ring / binding the event channel");
+        goto out;
+    }
+    rc = dp_start(v->dp);
+    if (rc) {
+        vbd_fatal(v, -rc, "starting the data plane");
+        goto out;
+    }
+    rc = advertise(v);
+    if (rc == -ENOENT) {
+        VLOG(v, LOG_INFO, "backend directory vanished while connecting");
+        vbd_disconnect(v);
+        goto out;
+    }
+    if (rc) {
+        vbd_fatal(v, -rc, "writing the device properties");
+        goto out;
+    }
+    free(v->params);
+    v->params = params;
+    params = NULL;
+    snprintf(v->mode, sizeof(v->mode), "%s", readonly ? "r" : "w");
+    v->connects++;
+    if (!reattach) {
+        VLOG(v, LOG_INFO, "backend %s -> Connected (frontend %s)", xenbus_state_name(v->be_state),
+             xenbus_state_name(v->fe_state));
+        v->be_state = XenbusStateConnected;
+    }
+    VLOG(v, LOG_NOTICE, "%s '%s': %llu sectors, sector %u B, %s, %u queue(s), ring order %u, "
+         "%s, persistent %s, discard %s, indirect %u",
+         reattach ? "reattached" : "connected", v->params, (unsigned long long)c->sectors,
+         c->sector_size, readonly ? "ro" : "rw", c->nr_queues, c->ring_order,
+         blkif_abi_name(c->abi), c->persistent ? "yes" : "no", c->discard ? "yes" : "no",
+         c->max_indirect_segs);
+out:
+    free(params);
+    free(mode);
+    free(devtype);
+    free(dc);
+    return rc;
+}

@@ -1,0 +1,53 @@
+/*
+ * engine_priv.h - helpers shared by the engines of src/engine/ (private).
+ *
+ * struct eng_done: a FIFO of I/Os already completed inside the engine (null
+ * engine, synchronous BLKDISCARD, requests failed by a filter) with an
+ * eventfd that is readable while the FIFO is not empty.  Capacity is the
+ * queue depth, so a push never fails when the caller respects `depth`.
+ */
+#ifndef XBD_ENGINE_PRIV_H
+#define XBD_ENGINE_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "engine.h"
+
+struct eng_done {
+    struct engine_io **v;
+    unsigned cap, head, n;
+    int efd;                    /* eventfd, non-blocking; -1 if not wanted */
+};
+
+/* 0 or -ENOMEM / -errno of eventfd(). with_fd: create the eventfd. */
+int  eng_done_init(struct eng_done *d, unsigned cap, bool with_fd);
+void eng_done_fini(struct eng_done *d);
+/* Append a completed io (result already set) and signal the eventfd.
+ * -EBUSY if full. */
+int  eng_done_push(struct eng_done *d, struct engine_io *io);
+/* Call done() for every io queued before the call (ios pushed from inside
+ * done() wait for the next reap).  Returns how many. */
+int  eng_done_reap(struct eng_done *d, engine_done_fn done, void *arg);
+/* Read the eventfd counter to zero (non-blocking). */
+void eng_efd_drain(int efd);
+
+/* Parse an unsigned byte count with optional suffix k/K, m/M, g/G, t/T
+ * (powers of 1024).  Parses up to `end` (NULL: whole string).
+ * 0 or -EINVAL (syntax, overflow). */
+int  eng_parse_size(const char *s, const char *end, uint64_t *out);
+
+/* True when io (READ/WRITE/DISCARD) touches bytes [start, end). */
+static inline bool eng_io_overlaps(const struct engine_io *io, uint64_t start, uint64_t end)
+{
+    return io->len && io->offset < end && start < io->offset + io->len;
+}
+
+/* Filter engines (src/engine/error.c, delay.c); `inner` is owned by the
+ * filter from then on (closed with it, also on failure). */
+int engine_error_open(struct engine *inner, uint64_t start, uint64_t end,
+                      bool on_read, bool on_write, struct engine **out);
+int engine_delay_open(struct engine *inner, uint64_t usec, struct engine **out);
+/* The null engine of a given size (bytes). */
+int engine_null_open_size(uint64_t size, const struct engine_params *p, struct engine **out);
+
+#endif

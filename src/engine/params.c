@@ -1,0 +1,95 @@
+/*
+ * params.c - engine_open_params: the xenstore `params` value -> an opened
+ * engine (syntax in engine.h and xen-blkbackd-engines(7)).
+ *
+ *   [uring:]path                       io_uring on a file or block device
+ *   null:<bytes>                       zeroes, writes dropped
+ *   error:<start>-<end>[,r|w|rw]:<inner>   filter (allow_filters only)
+ *   delay:<usec>:<inner>                   filter (allow_filters only)
+ * Sizes accept k/M/G/T suffixes (powers of 1024).  A prefix that is not an
+ * engine name is part of the path ("/srv/a:b.img" is a file).
+ */
+#include "engine.h"
+#include "engine_priv.h"
+
+#include <errno.h>
+#include <string.h>
+
+static bool has_prefix(const char *s, const char *pfx, const char **rest)
+{
+    size_t n = strlen(pfx);
+    if (strncmp(s, pfx, n) != 0)
+        return false;
+    *rest = s + n;
+    return true;
+}
+
+/* "<start>-<end>[,r|w|rw]:<inner>" */
+static int open_error(const char *spec, const struct engine_params *p, struct engine **out)
+{
+    const char *dash = strchr(spec, '-');
+    const char *colon = strchr(spec, ':');
+    if (!dash || !colon || dash > colon)
+        return -EINVAL;
+    const char *comma = memchr(dash, ',', (size_t)(colon - dash));
+    const char *end_end = comma ? comma : colon;
+    uint64_t start, end;
+    if (eng_parse_size(spec, dash, &start) < 0 || eng_parse_size(dash + 1, end_end, &end) < 0 ||
+        end <= start)
+        return -EINVAL;
+    bool r = true, w = true;
+    if (comma) {
+        size_t n = (size_t)(colon - comma - 1);
+        if (n == 1 && comma[1] == 'r')
+            w = false;
+        else if (n == 1 && comma[1] == 'w')
+            r = false;
+        else if (!(n == 2 && comma[1] == 'r' && comma[2] == 'w'))
+            return -EINVAL;
+    }
+    struct engine *inner;
+    int rc = engine_open_params(colon + 1, p, true, &inner);
+    if (rc < 0)
+        return rc;
+    return engine_error_open(inner, start, end, r, w, out);
+}
+
+/* "<usec>:<inner>" */
+static int open_delay(const char *spec, const struct engine_params *p, struct engine **out)
+{
+    const char *colon = strchr(spec, ':');
+    uint64_t usec;
+    if (!colon || eng_parse_size(spec, colon, &usec) < 0 || usec > 60ull * 1000 * 1000)
+        return -EINVAL;
+    struct engine *inner;
+    int rc = engine_open_params(colon + 1, p, true, &inner);
+    if (rc < 0)
+        return rc;
+    return engine_delay_open(inner, usec, out);
+}
+
+int engine_open_params(const char *params, const struct engine_params *p,
+                       bool allow_filters, struct engine **out)
+{
+    struct engine_params q = { 0 };
+    const char *rest;
+
+    if (!params || !*params)
+        return -EINVAL;
+    if (p)
+        q = *p;
+    if (has_prefix(params, "error:", &rest))
+        return allow_filters ? open_error(rest, &q, out) : -EPERM;
+    if (has_prefix(params, "delay:", &rest))
+        return allow_filters ? open_delay(rest, &q, out) : -EPERM;
+    if (has_prefix(params, "null:", &rest)) {
+        q.path = rest;
+        return engine_null.open(&q, out);
+    }
+    if (has_prefix(params, "uring:", &rest))
+        params = rest;
+    if (!*params)
+        return -EINVAL;
+    q.path = params;
+    return engine_uring.open(&q, out);
+}

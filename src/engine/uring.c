@@ -1,0 +1,427 @@
+/*
+ * uring.c - the default storage engine: a regular file or a block device
+ * driven by one io_uring per engine queue (one per ring queue thread).
+ *
+ *   READ/WRITE   IORING_OP_READV/WRITEV (READ/WRITE for one iovec)
+ *   FLUSH        IORING_OP_FSYNC with IORING_FSYNC_DATASYNC (fdatasync)
+ *   DISCARD      files: IORING_OP_FALLOCATE PUNCH_HOLE|KEEP_SIZE;
+ *                block devices: BLKDISCARD ioctl, run synchronously in
+ *                queue_io (io_uring has no discard op before 6.12); the data
+ *                plane splits discards into <= 1 GiB pieces so one call
+ *                stalls the queue thread for at most one piece.
+ *   SECURE_DISCARD  block devices only: BLKSECDISCARD (synchronous as above).
+ *
+ * O_DIRECT by default; where the filesystem refuses it (open -> EINVAL, e.g.
+ * ramfs) the store is reopened buffered and one warning is logged.
+ * Short transfers are reported as -EIO (the store never shrinks under us).
+ */
+#include "engine.h"
+#include "engine_priv.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <liburing.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+struct uring_engine {
+    struct engine base;
+    int fd;
+    char name[64];
+};
+
+struct uring_queue {
+    struct uring_engine *e;
+    struct io_uring ring;
+    int efd;                    /* registered eventfd: the completion fd */
+    unsigned depth, busy;       /* busy: queued + in flight (+ sync done) */
+    unsigned unsubmitted;
+    struct eng_done sync;       /* synchronous ioctls completed in queue_io */
+};
+
+static uint64_t read_sysfs_u64(const char *dir, const char *leaf, bool *ok)
+{
+    char path[512], buf[64];
+    snprintf(path, sizeof(path), "%s/%s", dir, leaf);
+    FILE *f = fopen(path, "re");
+    *ok = false;
+    if (!f)
+        return 0;
+    unsigned long long v = 0;
+    if (fgets(buf, sizeof(buf), f) && sscanf(buf, "%llu", &v) == 1)
+        *ok = true;
+    fclose(f);
+    return v;
+}
+
+/* Block device properties: size, block sizes, discard caps from sysfs
+ * (queue/discard_max_bytes, queue/discard_granularity, discard_alignment).
+ * A partition has no queue/ of its own: its parent directory has. */
+static int probe_blockdev(struct uring_engine *u, const struct stat *st)
+{
+    uint64_t size;
+    int lbs = 512;
+    unsigned int pbs = 512;
+
+    if (ioctl(u->fd, BLKGETSIZE64, &size) < 0)
+        return -errno;
+    if (ioctl(u->fd, BLKSSZGET, &lbs) < 0 || lbs < 512)
+        lbs = 512;
+    if (ioctl(u->fd, BLKPBSZGET, &pbs) < 0 || pbs < (unsigned)lbs)
+        pbs = (unsigned)lbs;
+    u->base.size = size;
+    u->base.logical_block_size = (uint32_t)lbs;
+    u->base.physical_block_size = pbs;
+    u->base.is_blockdev = true;
+
+    char dir[128], qdir[160];
+    bool ok;
+    snprintf(dir, sizeof(dir), "/sys/dev/block/%u:%u", major(st->st_rdev), minor(st->st_rdev));
+    snprintf(qdir, sizeof(qdir), "%s/queue", dir);
+    if (access(qdir, F_OK) != 0)
+        snprintf(qdir, sizeof(qdir), "%s/../queue", dir);
+    uint64_t dmax = read_sysfs_u64(qdir, "discard_max_bytes", &ok);
+    uint64_t gran = read_sysfs_u64(qdir, "discard_granularity", &ok);
+    uint64_t align = read_sysfs_u64(dir, "discard_alignment", &ok);
+    if (!u->base.readonly && dmax > 0) {
+        u->base.caps.discard = true;
+        u->base.caps.discard_granularity = gran > UINT32_MAX ? 0 : (uint32_t)gran;
+        u->base.caps.discard_alignment = align > UINT32_MAX ? 0 : (uint32_t)align;
+        /* Since Linux 6.0 BLKSECDISCARD checks support before reading its
+         * argument: EFAULT on a NULL argument means "supported". */
+        if (ioctl(u->fd, BLKSECDISCARD, NULL) < 0 && errno == EFAULT)
+            u->base.caps.secure_discard = true;
+    }
+    return 0;
+}
+
+/* Regular file: logical block 512 (or the O_DIRECT offset alignment the
+ * filesystem reports through statx), physical st_blksize; discard when a
+ * hole can be punched: probed past EOF with KEEP_SIZE, which touches no data
+ * and fails with EOPNOTSUPP where punching is not supported. */
+static int probe_file(struct uring_engine *u, const struct stat *st)
+{
+    u->base.size = (uint64_t)st->st_size;
+    u->base.logical_block_size = 512;
+    u->base.physical_block_size = st->st_blksize >= 512 ? (uint32_t)st->st_blksize : 512;
+#ifdef STATX_DIOALIGN
+    if (u->base.direct) {
+        struct statx sx;
+        if (statx(u->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
+            (sx.stx_mask & STATX_DIOALIGN) && sx.stx_dio_offset_align > 512 &&
+            sx.stx_dio_offset_align <= 4096)
+            u->base.logical_block_size = sx.stx_dio_offset_align;
+    }
+#endif
+    if (!u->base.readonly) {
+        off_t past = (off_t)((u->base.size + 4095) & ~4095ull) + 4096;
+        if (fallocate(u->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, past, 4096) == 0) {
+            u->base.caps.discard = true;
+            u->base.caps.discard_granularity = u->base.physical_block_size;
+            u->base.caps.discard_alignment = 0;
+        }
+    }
+    return 0;
+}
+
+static int uring_open(const struct engine_params *p, struct engine **out)
+{
+    if (!p || !p->path || !*p->path)
+        return -EINVAL;
+    struct uring_engine *u = calloc(1, sizeof(*u));
+    if (!u)
+        return -ENOMEM;
+    snprintf(u->name, sizeof(u->name), "%s", p->name ? p->name : p->path);
+    u->base.ops = &engine_uring;
+    u->base.readonly = p->readonly;
+
+    int flags = (p->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+    u->base.direct = p->direct;
+    u->fd = open(p->path, flags | (p->direct ? O_DIRECT : 0));
+    if (u->fd < 0 && errno == EINVAL && p->direct) {
+        u->fd = open(p->path, flags);
+        if (u->fd >= 0) {
+            u->base.direct = false;
+            log_warn("%s: O_DIRECT refused by %s (EINVAL), using buffered I/O", u->name, p->path);
+        }
+    }
+    if (u->fd < 0) {
+        int e = -errno;
+        free(u);
+        return e;
+    }
+    struct stat st;
+    int rc;
+    if (fstat(u->fd, &st) < 0)
+        rc = -errno;
+    else if (S_ISBLK(st.st_mode))
+        rc = probe_blockdev(u, &st);
+    else if (S_ISREG(st.st_mode))
+        rc = probe_file(u, &st);
+    else
+        rc = -EINVAL;
+    if (rc < 0) {
+        close(u->fd);
+        free(u);
+        return rc;
+    }
+    u->base.caps.flush = true;
+    *out = &u->base;
+    return 0;
+}
+
+static void uring_close(struct engine *e)
+{
+    struct uring_engine *u = (struct uring_engine *)e;
+    if (!u)
+        return;
+    close(u->fd);
+    free(u);
+}
+
+static int uring_queue_open(struct engine *e, unsigned depth, struct engine_queue **out)
+{
+    struct uring_queue *q = calloc(1, sizeof(*q));
+    if (!q)
+        return -ENOMEM;
+    if (depth == 0)
+        depth = 1;
+    q->e = (struct uring_engine *)e;
+    q->depth = depth;
+    int rc = eng_done_init(&q->sync, depth, false);
+    if (rc < 0)
+        goto fail;
+    struct io_uring_params prm;
+    memset(&prm, 0, sizeof(prm));
+    prm.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+    prm.cq_entries = depth * 2;
+    rc = io_uring_queue_init_params(depth, &q->ring, &prm);
+    if (rc == -EINVAL) {
+        memset(&prm, 0, sizeof(prm));
+        prm.flags = IORING_SETUP_CQSIZE;
+        prm.cq_entries = depth * 2;
+        rc = io_uring_queue_init_params(depth, &q->ring, &prm);
+    }
+    if (rc < 0)
+        goto fail_sync;
+    q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (q->efd < 0) {
+        rc = -errno;
+        goto fail_ring;
+    }
+    rc = io_uring_register_eventfd(&q->ring, q->efd);
+    if (rc < 0)
+        goto fail_efd;
+    *out = (struct engine_queue *)q;
+    return 0;
+fail_efd:
+    close(q->efd);
+fail_ring:
+    io_uring_queue_exit(&q->ring);
+fail_sync:
+    eng_done_fini(&q->sync);
+fail:
+    free(q);
+    return rc;
+}
+
+static void uring_queue_close(struct engine_queue *eq)
+{
+    struct uring_queue *q = (struct uring_queue *)eq;
+    if (!q)
+        return;
+    if (q->busy > q->sync.n) {
+        /* In-flight I/O: cancel what can be cancelled, wait (bounded) for the
+         * rest; the caller has stopped caring about the results. */
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
+        if (sqe) {
+            io_uring_prep_cancel(sqe, NULL, IORING_ASYNC_CANCEL_ANY);
+            io_uring_sqe_set_data(sqe, NULL);
+        }
+        io_uring_submit(&q->ring);
+        for (int tries = 0; tries < 50 && q->busy > q->sync.n; tries++) {
+            struct __kernel_timespec ts = { 0, 100 * 1000 * 1000 };
+            struct io_uring_cqe *cqe;
+            if (io_uring_wait_cqe_timeout(&q->ring, &cqe, &ts) < 0)
+                continue;
+            unsigned head, n = 0;
+            io_uring_for_each_cqe(&q->ring, head, cqe) {
+                if (io_uring_cqe_get_data(cqe))
+                    q->busy--;
+                n++;
+            }
+            io_uring_cq_advance(&q->ring, n);
+        }
+        if (q->busy > q->sync.n)
+            log_warn("%s: %u I/O still in flight at queue close", q->e->name, q->busy - q->sync.n);
+    }
+    io_uring_queue_exit(&q->ring);
+    close(q->efd);
+    eng_done_fini(&q->sync);
+    free(q);
+}
+
+/* An I/O completed inside queue_io: FIFO + wake the completion fd (not the
+ * FIFO's own eventfd: reap drains q->efd before peeking the CQ). */
+static int sync_done(struct uring_queue *q, struct engine_io *io)
+{
+    int rc = eng_done_push(&q->sync, io);
+    if (rc == 0) {
+        uint64_t one = 1;
+        if (write(q->efd, &one, sizeof(one)) < 0) {
+            /* saturated: readable anyway */
+        }
+    }
+    return rc;
+}
+
+static int sync_ioctl(struct uring_queue *q, struct engine_io *io, unsigned long req)
+{
+    uint64_t range[2] = { io->offset, io->len };
+    io->result = ioctl(q->e->fd, req, range) < 0 ? -errno : 0;
+    return sync_done(q, io);
+}
+
+static int uring_queue_io(struct engine_queue *eq, struct engine_io *io)
+{
+    struct uring_queue *q = (struct uring_queue *)eq;
+    struct uring_engine *u = q->e;
+
+    if (q->busy >= q->depth)
+        return -EBUSY;
+    if (io->op == ENGINE_OP_DISCARD && u->base.is_blockdev) {
+        int rc = sync_ioctl(q, io, BLKDISCARD);
+        if (rc == 0)
+            q->busy++;
+        return rc;
+    }
+    if (io->op == ENGINE_OP_SECURE_DISCARD) {
+        int rc;
+        if (u->base.is_blockdev) {
+            rc = sync_ioctl(q, io, BLKSECDISCARD);
+        } else {
+            io->result = -EOPNOTSUPP;
+            rc = sync_done(q, io);
+        }
+        if (rc == 0)
+            q->busy++;
+        return rc;
+    }
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
+    if (!sqe)
+        return -EBUSY;
+    switch (io->op) {
+    case ENGINE_OP_READ:
+        if (io->iovcnt == 1)
+            io_uring_prep_read(sqe, u->fd, io->iov[0].iov_base, (unsigned)io->iov[0].iov_len, io->offset);
+        else
+            io_uring_prep_readv(sqe, u->fd, io->iov, io->iovcnt, io->offset);
+        break;
+    case ENGINE_OP_WRITE:
+        if (io->iovcnt == 1)
+            io_uring_prep_write(sqe, u->fd, io->iov[0].iov_base, (unsigned)io->iov[0].iov_len, io->offset);
+        else
+            io_uring_prep_writev(sqe, u->fd, io->iov, io->iovcnt, io->offset);
+        break;
+    case ENGINE_OP_FLUSH:
+        io_uring_prep_fsync(sqe, u->fd, IORING_FSYNC_DATASYNC);
+        break;
+    case ENGINE_OP_DISCARD:
+        io_uring_prep_fallocate(sqe, u->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                io->offset, io->len);
+        break;
+    default:
+        io_uring_prep_nop(sqe);         /* keep the SQ consistent; fail at reap */
+        io->result = -EINVAL;
+        break;
+    }
+    io_uring_sqe_set_data(sqe, io);
+    q->busy++;
+    q->unsubmitted++;
+    return 0;
+}
+
+static int uring_submit(struct engine_queue *eq)
+{
+    struct uring_queue *q = (struct uring_queue *)eq;
+    if (!q->unsubmitted)
+        return 0;
+    int rc = io_uring_submit(&q->ring);
+    if (rc < 0)
+        return rc;
+    q->unsubmitted = (unsigned)rc >= q->unsubmitted ? 0 : q->unsubmitted - (unsigned)rc;
+    return rc;
+}
+
+static int uring_completion_fd(struct engine_queue *eq)
+{
+    return ((struct uring_queue *)eq)->efd;
+}
+
+#define REAP_BATCH 64
+
+static int uring_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
+{
+    struct uring_queue *q = (struct uring_queue *)eq;
+    struct io_uring_cqe *cqes[REAP_BATCH];
+    int total = 0;
+
+    eng_efd_drain(q->efd);
+    for (;;) {
+        unsigned n = io_uring_peek_batch_cqe(&q->ring, cqes, REAP_BATCH);
+        if (!n)
+            break;
+        struct engine_io *ios[REAP_BATCH];
+        unsigned k = 0;
+        for (unsigned i = 0; i < n; i++) {
+            struct engine_io *io = io_uring_cqe_get_data(cqes[i]);
+            if (!io)
+                continue;               /* a cancel request */
+            int res = cqes[i]->res;
+            if (io->result == -EINVAL && io->op > ENGINE_OP_SECURE_DISCARD)
+                res = -EINVAL;
+            else if (res >= 0 && (io->op == ENGINE_OP_READ || io->op == ENGINE_OP_WRITE) &&
+                     (uint64_t)res != io->len)
+                res = -EIO;             /* short transfer */
+            io->result = res;
+            ios[k++] = io;
+        }
+        io_uring_cq_advance(&q->ring, n);
+        q->busy -= k;
+        for (unsigned i = 0; i < k; i++)
+            done(ios[i], arg);
+        total += (int)k;
+        if (n < REAP_BATCH)
+            break;
+    }
+    if (q->sync.n) {
+        unsigned n = q->sync.n;
+        q->busy -= n;
+        total += eng_done_reap(&q->sync, done, arg);
+    }
+    return total;
+}
+
+const struct engine_ops engine_uring = {
+    .size = sizeof(struct engine_ops),
+    .version = ENGINE_OPS_VERSION,
+    .name = "uring",
+    .open = uring_open,
+    .close = uring_close,
+    .queue_open = uring_queue_open,
+    .queue_close = uring_queue_close,
+    .queue_io = uring_queue_io,
+    .submit = uring_submit,
+    .completion_fd = uring_completion_fd,
+    .reap = uring_reap,
+};

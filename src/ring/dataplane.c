@@ -1,0 +1,345 @@
+/*
+ * dataplane.c - dp_create/start/stop/destroy: set up the queues of a vbd
+ * (ring mapping, event channel, grant handle, slots), run one thread per
+ * queue (queue.c), tear everything down idempotently.  API in dataplane.h.
+ */
+#include "dataplane.h"
+#include "queue.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+struct dp {
+    const struct xen_ops *ops;
+    struct xen_host *host;
+    struct dp_config cfg;
+    char name[64];
+    unsigned nq;
+    struct dpq *q[XBD_MAX_QUEUES];
+    pthread_mutex_t lock;       /* dp_stop vs dp_stop */
+    bool started, stopped;
+};
+
+static bool is_pow2(uint32_t v)
+{
+    return v && !(v & (v - 1));
+}
+
+static int check_config(const struct xen_ops *ops, const struct dp_config *cfg)
+{
+    if (!ops || !cfg || !cfg->engine)
+        return -EINVAL;
+    if (cfg->nr_queues < 1 || cfg->nr_queues > XBD_MAX_QUEUES)
+        return -EINVAL;
+    if (cfg->abi != BLKIF_ABI_NATIVE && cfg->abi != BLKIF_ABI_X86_32 && cfg->abi != BLKIF_ABI_X86_64)
+        return -EINVAL;
+    if (cfg->sector_size && (cfg->sector_size < 512 || !is_pow2(cfg->sector_size)))
+        return -EINVAL;
+    if (cfg->max_indirect_segs > DPQ_MAX_SEGS)
+        return -EINVAL;
+    for (unsigned i = 0; i < cfg->nr_queues; i++) {
+        uint32_t n = cfg->queue[i].nr_ring_pages;
+        if (!is_pow2(n) || n > XBD_MAX_RING_PAGES)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+/* Undo dpq_setup; the queue thread is not running. */
+static void queue_teardown(struct dp *dp, struct dpq *q)
+{
+    const struct xen_ops *ops = dp->ops;
+    if (q->eq) {
+        q->eng->ops->queue_close(q->eq);
+        q->eq = NULL;
+    }
+    if (q->bound) {
+        ops->evtchn_unbind(q->evt, q->port);
+        q->bound = false;
+    }
+    if (q->evt) {
+        ops->evtchn_close(q->evt);
+        q->evt = NULL;
+    }
+    if (q->ring_addr) {
+        ops->gnt_unmap(q->g.gnt, q->ring_addr, q->nr_ring_pages);
+        ST_ADD(&q->st, gnt_unmap, 1);
+        ST_SUB(&q->st, grants_mapped, q->nr_ring_pages);
+        q->ring_addr = NULL;
+    }
+    dpg_fini(&q->g);
+    if (q->stop_efd >= 0) {
+        close(q->stop_efd);
+        q->stop_efd = -1;
+    }
+}
+
+static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
+{
+    const struct dp_config *cfg = &dp->cfg;
+    const struct dp_queue_cfg *qc = &cfg->queue[idx];
+    const struct xen_ops *ops = dp->ops;
+    bool fell_back = false;
+    int rc;
+
+    q->dp = dp;
+    q->idx = idx;
+    q->name = dp->name;
+    q->ops = ops;
+    q->abi = cfg->abi;
+    q->esz = blkif_abi_entry_size(cfg->abi);
+    q->eng = cfg->engine;
+    q->poll_us = cfg->poll_us;
+    q->stop_efd = -1;
+    for (unsigned i = 0; i < DPQ_RL_N; i++)
+        q->rl[i] = (struct log_ratelimit)LOG_RATELIMIT_INIT;
+    q->lim = (struct blkif_limits){
+        .sectors = cfg->sectors,
+        .sector_size = cfg->sector_size ? cfg->sector_size : 512,
+        .readonly = cfg->readonly,
+        .flush = cfg->flush,
+        .barrier = cfg->barrier,
+        .discard = cfg->discard,
+        .secure_discard = cfg->discard && cfg->engine->caps.secure_discard,
+        .max_indirect_segs = cfg->max_indirect_segs,
+    };
+
+    rc = dpg_init(&q->g, ops, dp->host, cfg->fe_domid, cfg->grant_mode, &q->st, &fell_back);
+    if (rc < 0) {
+        log_err("%s queue %u: cannot open grant table: %s", dp->name, idx, strerror(-rc));
+        return rc;
+    }
+    if (fell_back && idx == 0)
+        log_notice("%s: grant mode %s not implemented yet, mapping grants per request",
+                   dp->name, cfg->grant_mode == GRANT_MODE_COPY ? "copy" : "persistent");
+
+    /* The ring: nr_ring_pages refs, one contiguous read-write mapping. */
+    void *addr;
+    ST_ADD(&q->st, gnt_map, 1);
+    rc = ops->gnt_map(q->g.gnt, cfg->fe_domid, qc->nr_ring_pages, qc->ring_ref,
+                      PROT_READ | PROT_WRITE, &addr);
+    if (rc < 0) {
+        log_err("%s queue %u: cannot map %u ring page(s): %s", dp->name, idx,
+                qc->nr_ring_pages, strerror(-rc));
+        return rc;
+    }
+    q->ring_addr = addr;
+    q->nr_ring_pages = qc->nr_ring_pages;
+    ST_ADD(&q->st, grants_mapped, qc->nr_ring_pages);
+
+    size_t bytes = (size_t)qc->nr_ring_pages * XEN_PAGE_SIZE;
+    RING_IDX start = 0;
+    if (cfg->reattach) {
+        /* Daemon restart: resume at the shared rsp_prod; consumed but
+         * unanswered requests are redone (bb/xenbus.c:201-262). */
+        volatile struct blkif_x86_64_sring *s = addr;
+        RING_IDX rsp = s->rsp_prod, req = s->req_prod;
+        unsigned size = cfg->abi == BLKIF_ABI_X86_32
+            ? __RING_SIZE((struct blkif_x86_32_sring *)addr, bytes)
+            : __RING_SIZE((struct blkif_x86_64_sring *)addr, bytes);
+        if (req - rsp > size) {
+            log_err("%s queue %u: cannot reattach: req_prod %u - rsp_prod %u > ring size %u",
+                    dp->name, idx, req, rsp, size);
+            return -EIO;
+        }
+        start = rsp;
+    }
+    if (cfg->abi == BLKIF_ABI_X86_32)
+        BACK_RING_ATTACH(&q->br.r32, (struct blkif_x86_32_sring *)addr, start, bytes);
+    else
+        BACK_RING_ATTACH(&q->br.r64, (struct blkif_x86_64_sring *)addr, start, bytes);
+
+    rc = ops->evtchn_open(dp->host, &q->evt);
+    if (rc < 0) {
+        q->evt = NULL;
+        log_err("%s queue %u: cannot open event channels: %s", dp->name, idx, strerror(-rc));
+        return rc;
+    }
+    rc = ops->evtchn_bind(q->evt, cfg->fe_domid, qc->evtchn, &q->port);
+    if (rc < 0) {
+        log_err("%s queue %u: cannot bind event channel %u of domain %u: %s", dp->name, idx,
+                qc->evtchn, cfg->fe_domid, strerror(-rc));
+        return rc;
+    }
+    q->bound = true;
+
+    unsigned max_segs = cfg->max_indirect_segs > BLKIF_MAX_SEGMENTS_PER_REQUEST
+        ? cfg->max_indirect_segs : BLKIF_MAX_SEGMENTS_PER_REQUEST;
+    return dpq_alloc_slots(q, RING_SIZE(&q->br.r64), max_segs);
+}
+
+static void dp_free(struct dp *dp)
+{
+    for (unsigned i = 0; i < dp->nq; i++) {
+        struct dpq *q = dp->q[i];
+        if (!q || q->leaked)
+            continue;           /* a stuck thread still uses it */
+        dpq_free_slots(q);
+        free(q);
+    }
+    pthread_mutex_destroy(&dp->lock);
+    free(dp);
+}
+
+int dp_create(const struct xen_ops *ops, struct xen_host *host,
+              const struct dp_config *cfg, struct dp **out)
+{
+    int rc = check_config(ops, cfg);
+    if (rc < 0)
+        return rc;
+    struct dp *dp = calloc(1, sizeof(*dp));
+    if (!dp)
+        return -ENOMEM;
+    dp->ops = ops;
+    dp->host = host;
+    dp->cfg = *cfg;
+    snprintf(dp->name, sizeof(dp->name), "%s", cfg->name ? cfg->name : "vbd");
+    dp->cfg.name = dp->name;
+    pthread_mutex_init(&dp->lock, NULL);
+    for (unsigned i = 0; i < cfg->nr_queues; i++) {
+        struct dpq *q = calloc(1, sizeof(*q));
+        if (!q) {
+            rc = -ENOMEM;
+            break;
+        }
+        dp->q[dp->nq++] = q;
+        rc = queue_setup(dp, q, i);
+        if (rc < 0)
+            break;
+    }
+    if (rc < 0) {
+        for (unsigned i = 0; i < dp->nq; i++)
+            queue_teardown(dp, dp->q[i]);
+        dp_free(dp);
+        return rc;
+    }
+    *out = dp;
+    return 0;
+}
+
+/* Ask the running threads to stop, join them by the deadline (+ a little for
+ * their own teardown).  A thread that does not finish is detached and its
+ * queue leaked (never freed) so nothing it touches goes away. */
+static void stop_threads(struct dp *dp, uint64_t deadline_ns)
+{
+    for (unsigned i = 0; i < dp->nq; i++) {
+        struct dpq *q = dp->q[i];
+        if (!q->running)
+            continue;
+        q->deadline_ns = deadline_ns;
+        uint64_t one = 1;
+        if (write(q->stop_efd, &one, sizeof(one)) < 0)
+            log_err("%s queue %u: cannot signal stop: %s", dp->name, i, strerror(errno));
+    }
+    for (unsigned i = 0; i < dp->nq; i++) {
+        struct dpq *q = dp->q[i];
+        if (!q->running)
+            continue;
+        uint64_t now = dpq_now_ns(), grace = 500ull * 1000 * 1000;
+        uint64_t wait = (deadline_ns > now ? deadline_ns - now : 0) + grace;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t abs = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + wait;
+        ts.tv_sec = (time_t)(abs / 1000000000ull);
+        ts.tv_nsec = (long)(abs % 1000000000ull);
+        int rc = pthread_timedjoin_np(q->thread, NULL, &ts);
+        if (rc != 0) {
+            log_err("%s queue %u: thread did not stop in time (%s): resources leaked",
+                    dp->name, i, strerror(rc));
+            pthread_detach(q->thread);
+            q->leaked = true;
+        }
+        q->running = false;
+    }
+}
+
+int dp_start(struct dp *dp)
+{
+    if (!dp)
+        return -EINVAL;
+    pthread_mutex_lock(&dp->lock);
+    if (dp->started || dp->stopped) {
+        pthread_mutex_unlock(&dp->lock);
+        return -EALREADY;
+    }
+    int rc = 0;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);   /* signals go to the main thread */
+    for (unsigned i = 0; i < dp->nq && rc == 0; i++) {
+        struct dpq *q = dp->q[i];
+        rc = q->eng->ops->queue_open(q->eng, q->nr_slots, &q->eq);
+        if (rc < 0) {
+            q->eq = NULL;
+            log_err("%s queue %u: cannot open engine queue: %s", dp->name, i, strerror(-rc));
+            break;
+        }
+        q->stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (q->stop_efd < 0) {
+            rc = -errno;
+            break;
+        }
+        rc = -pthread_create(&q->thread, NULL, dpq_thread, q);
+        if (rc < 0) {
+            log_err("%s queue %u: cannot start thread: %s", dp->name, i, strerror(-rc));
+            break;
+        }
+        char tname[16];
+        snprintf(tname, sizeof(tname), "xbd-q%u", i);
+        pthread_setname_np(q->thread, tname);
+        q->running = true;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc < 0)
+        stop_threads(dp, dpq_now_ns() + 1000ull * 1000 * 1000);
+    else
+        dp->started = true;
+    pthread_mutex_unlock(&dp->lock);
+    return rc;
+}
+
+void dp_stop(struct dp *dp, unsigned timeout_ms)
+{
+    if (!dp)
+        return;
+    pthread_mutex_lock(&dp->lock);
+    if (!dp->stopped) {
+        stop_threads(dp, dpq_now_ns() + (uint64_t)timeout_ms * 1000000ull);
+        for (unsigned i = 0; i < dp->nq; i++)
+            if (!dp->q[i]->leaked)
+                queue_teardown(dp, dp->q[i]);
+        dp->stopped = true;
+    }
+    pthread_mutex_unlock(&dp->lock);
+}
+
+void dp_destroy(struct dp *dp)
+{
+    if (!dp)
+        return;
+    dp_stop(dp, 5000);
+    dp_free(dp);
+}
+
+void dp_get_stats(struct dp *dp, struct vbd_stats *out)
+{
+    struct vbd_stats sum;
+    memset(&sum, 0, sizeof(sum));
+    for (unsigned i = 0; dp && i < dp->nq; i++)
+        vbd_stats_add(&sum, &dp->q[i]->st);
+    *out = sum;
+}
+
+bool dp_halted(struct dp *dp)
+{
+    for (unsigned i = 0; dp && i < dp->nq; i++)
+        if (__atomic_load_n(&dp->q[i]->st.halted, __ATOMIC_RELAXED))
+            return true;
+    return false;
+}

@@ -1,0 +1,124 @@
+/*
+ * queue.h - one ring queue of the data plane (private to src/ring/).
+ *
+ * A queue owns: its ring mapping, its event channel handle and port, its
+ * grant context (struct dpg), its engine queue, its request slots and its
+ * counters.  Exactly one thread (dpq_thread) touches all of that while the
+ * queue runs; dataplane.c sets it up before and tears it down after.
+ *
+ * Request slot life: free -> (copied from the ring, validated) -> engine I/O
+ * stages -> response written -> free.  A slot has at most one engine_io in
+ * flight; multi-stage requests (FLUSH/BARRIER with data: write then flush;
+ * DISCARD: <= DPQ_DISCARD_CHUNK pieces) reissue it from the completion.
+ */
+#ifndef XBD_RING_QUEUE_H
+#define XBD_RING_QUEUE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "dataplane.h"
+#include "grant.h"
+#include "log.h"
+#include "validate.h"
+
+#define DPQ_DISCARD_CHUNK (1ull << 30)      /* bytes per engine DISCARD */
+#define DPQ_MAX_SEGS 1024                   /* iovecs per engine I/O (UIO_MAXIOV) */
+
+enum dpq_stage {
+    DPQ_FREE = 0,
+    DPQ_PARKED,         /* BARRIER waiting for the queue to drain */
+    DPQ_DATA,           /* READ/WRITE (or the data part of FLUSH/BARRIER) */
+    DPQ_FLUSH,          /* fdatasync of FLUSH/BARRIER */
+    DPQ_DISCARD,        /* one piece of a DISCARD */
+};
+
+enum dpq_fault {        /* one rate limiter per fault site */
+    DPQ_RL_REQ,         /* refused by validation */
+    DPQ_RL_MAP,         /* grant map failed */
+    DPQ_RL_IO,          /* storage error */
+    DPQ_RL_INTERNAL,    /* engine queue full, submit failed, ... */
+    DPQ_RL_N
+};
+
+struct dp_slot {
+    struct engine_io io;            /* the slot's one engine I/O */
+    struct blkif_req req;           /* private copy of the request */
+    struct blkif_checked chk;
+    struct dpg_map map;
+    uint8_t stage;
+    uint16_t niov;
+    uint64_t disc_off, disc_left;   /* DISCARD: bytes still to issue */
+    struct blkif_request_segment *iseg; /* INDIRECT: private segment copy [max_segs] */
+    uint32_t *refs;                 /* [max_segs] */
+    void **pages;                   /* [max_segs] */
+    struct iovec *iov;              /* [max_segs] */
+};
+
+struct dp;
+
+struct dpq {
+    struct dp *dp;
+    unsigned idx;
+    const char *name;               /* the vbd's "vbd <domid>/<devid>" */
+    const struct xen_ops *ops;
+    enum blkif_abi abi;
+    size_t esz;                     /* ring entry bytes (112 / 108) */
+
+    /* ring */
+    void *ring_addr;
+    uint32_t nr_ring_pages;
+    union {
+        blkif_x86_32_back_ring_t r32;
+        blkif_x86_64_back_ring_t r64;   /* used for the index macros: same layout */
+    } br;
+
+    /* event channel */
+    struct xen_evtchn *evt;
+    xen_port_t port;                /* ours */
+    bool bound;
+
+    struct dpg g;
+    struct blkif_limits lim;
+    struct engine *eng;
+    struct engine_queue *eq;
+
+    /* slots */
+    struct dp_slot *slots;
+    unsigned nr_slots, max_segs;
+    uint16_t *free_stack;
+    unsigned nfree;
+    unsigned inflight;              /* slots not free */
+    unsigned queued;                /* engine I/Os queued since the last submit */
+    struct dp_slot *barrier;        /* BARRIER parked or running: consume nothing */
+    void *arena;
+    size_t arena_len;
+
+    bool halted, stopping, oo, need_push;
+    unsigned poll_us;
+
+    /* thread */
+    pthread_t thread;
+    bool running, leaked;
+    int stop_efd;
+    uint64_t deadline_ns;           /* CLOCK_MONOTONIC, set by dp_stop */
+
+    struct vbd_stats st;
+    struct log_ratelimit rl[DPQ_RL_N];
+};
+
+/* Allocate the slots of a queue: nr_slots = ring size, max_segs segment
+ * arrays each.  0 or -ENOMEM. */
+int  dpq_alloc_slots(struct dpq *q, unsigned nr_slots, unsigned max_segs);
+void dpq_free_slots(struct dpq *q);
+
+/* The queue thread (arg: struct dpq *).  Returns when q->stop_efd fires,
+ * after answering in-flight requests or at q->deadline_ns; on return the
+ * engine queue is closed and no data grant is mapped. */
+void *dpq_thread(void *arg);
+
+uint64_t dpq_now_ns(void);
+
+#endif

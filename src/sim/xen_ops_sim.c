@@ -1,0 +1,167 @@
+/*
+ * xen_ops_sim.c - the Xen seam on the simulated host (sim.h): grant tables
+ * and event channels in a host dir's shared memory, xenstore through the
+ * real libxenstore (XENSTORED_PATH names the test xenstored).
+ *
+ * host_open(arg): arg is "DIR" or "DIR,domid=N": the host dir (created if
+ * missing) and the domain id this process plays (the backend; default 0).
+ */
+#include "sim_priv.h"
+#include "../xen/xs_libxs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct xen_host {
+    struct sim_host *sh;
+    xen_domid_t self;
+};
+
+/* xen_gnt / xen_evtchn are the sim handles themselves. */
+#define GNT(g)  ((struct sim_bgnt *)(void *)(g))
+#define EVT(e)  ((struct sim_evtchn *)(void *)(e))
+
+static int sim_ops_host_open(const char *arg, struct xen_host **out)
+{
+    if (!arg || !*arg)
+        return -EINVAL;
+    char *dir = strdup(arg);
+    if (!dir)
+        return -ENOMEM;
+    xen_domid_t self = 0;
+    char *opt = strchr(dir, ',');
+    if (opt) {
+        *opt++ = '\0';
+        char *end;
+        if (strncmp(opt, "domid=", 6) != 0 || opt[6] < '0' || opt[6] > '9') {
+            free(dir);
+            return -EINVAL;
+        }
+        unsigned long v = strtoul(opt + 6, &end, 10);
+        if (*end || v >= 0x7ff0) {
+            free(dir);
+            return -EINVAL;
+        }
+        self = (xen_domid_t)v;
+    }
+    struct xen_host *h = calloc(1, sizeof(*h));
+    if (!h) {
+        free(dir);
+        return -ENOMEM;
+    }
+    int rc = sim_host_open(dir, &h->sh);
+    free(dir);
+    if (rc < 0) {
+        free(h);
+        return rc;
+    }
+    h->self = self;
+    *out = h;
+    return 0;
+}
+
+static void sim_ops_host_close(struct xen_host *h)
+{
+    if (!h)
+        return;
+    sim_host_close(h->sh);
+    free(h);
+}
+
+static int sim_ops_gnt_open(struct xen_host *h, struct xen_gnt **out)
+{
+    struct sim_bgnt *g;
+    int rc = sim_bgnt_open(h->sh, h->self, &g);
+    if (rc == 0)
+        *out = (struct xen_gnt *)(void *)g;
+    return rc;
+}
+
+static void sim_ops_gnt_close(struct xen_gnt *g)
+{
+    sim_bgnt_close(GNT(g));
+}
+
+static int sim_ops_gnt_map(struct xen_gnt *g, xen_domid_t domid, uint32_t count,
+                           const uint32_t *refs, int prot, void **addr)
+{
+    return sim_bgnt_map(GNT(g), domid, count, refs, prot, addr);
+}
+
+static int sim_ops_gnt_unmap(struct xen_gnt *g, void *addr, uint32_t count)
+{
+    return sim_bgnt_unmap(GNT(g), addr, count);
+}
+
+static int sim_ops_gnt_copy(struct xen_gnt *g, uint32_t count, xengnttab_grant_copy_segment_t *segs)
+{
+    return sim_bgnt_copy(GNT(g), count, segs);
+}
+
+static int sim_ops_evtchn_open(struct xen_host *h, struct xen_evtchn **out)
+{
+    struct sim_evtchn *e;
+    int rc = sim_evtchn_open(h->sh, h->self, &e);
+    if (rc == 0)
+        *out = (struct xen_evtchn *)(void *)e;
+    return rc;
+}
+
+static void sim_ops_evtchn_close(struct xen_evtchn *e)
+{
+    sim_evtchn_close(EVT(e));
+}
+
+static int sim_ops_evtchn_fd(struct xen_evtchn *e)
+{
+    return sim_evtchn_fd(EVT(e));
+}
+
+static int sim_ops_evtchn_bind(struct xen_evtchn *e, xen_domid_t domid, xen_port_t remote,
+                               xen_port_t *local)
+{
+    return sim_evtchn_bind_interdomain(EVT(e), domid, remote, local);
+}
+
+static int sim_ops_evtchn_unbind(struct xen_evtchn *e, xen_port_t local)
+{
+    return sim_evtchn_unbind(EVT(e), local);
+}
+
+static int sim_ops_evtchn_notify(struct xen_evtchn *e, xen_port_t local)
+{
+    return sim_evtchn_notify(EVT(e), local);
+}
+
+static int sim_ops_evtchn_pending(struct xen_evtchn *e, xen_port_t *port)
+{
+    return sim_evtchn_pending(EVT(e), port);
+}
+
+static int sim_ops_evtchn_unmask(struct xen_evtchn *e, xen_port_t local)
+{
+    return sim_evtchn_unmask(EVT(e), local);
+}
+
+const struct xen_ops xen_ops_sim = {
+    .size = sizeof(struct xen_ops),
+    .version = XEN_OPS_VERSION,
+    .name = "sim",
+    .host_open = sim_ops_host_open,
+    .host_close = sim_ops_host_close,
+    XEN_LXS_OPS,
+    .gnt_open = sim_ops_gnt_open,
+    .gnt_close = sim_ops_gnt_close,
+    .gnt_map = sim_ops_gnt_map,
+    .gnt_unmap = sim_ops_gnt_unmap,
+    .gnt_copy = sim_ops_gnt_copy,
+    .evtchn_open = sim_ops_evtchn_open,
+    .evtchn_close = sim_ops_evtchn_close,
+    .evtchn_fd = sim_ops_evtchn_fd,
+    .evtchn_bind = sim_ops_evtchn_bind,
+    .evtchn_unbind = sim_ops_evtchn_unbind,
+    .evtchn_notify = sim_ops_evtchn_notify,
+    .evtchn_pending = sim_ops_evtchn_pending,
+    .evtchn_unmask = sim_ops_evtchn_unmask,
+};

@@ -1,0 +1,217 @@
+/*
+ * xen_ops_libxen.c - the Xen seam on a real Xen host: grant tables through
+ * libxengnttab (/dev/xen/gntdev), event channels through libxenevtchn
+ * (/dev/xen/evtchn), xenstore through libxenstore (xs_libxs.c).
+ * protocol.md §5 lists the calls and their rules.
+ */
+#include "xs_libxs.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xenevtchn.h>
+#include <xengnttab.h>
+
+/* gntdev caps one map at 65536 pages (linux drivers/xen/gntdev.c:71). */
+#define LIBXEN_MAX_GRANTS 65536u
+
+struct xen_host {
+    int unused;
+};
+
+struct xen_gnt {
+    xengnttab_handle *h;
+};
+
+struct xen_evtchn {
+    xenevtchn_handle *h;
+    int fd;
+};
+
+static int neg_errno(void)
+{
+    return errno > 0 ? -errno : -EIO;
+}
+
+/* arg: NULL or "" probes for the Xen devices (-ENOENT without Xen, so the
+ * daemon fails early with a clear message); "noprobe" skips the probe (tests,
+ * xenstore-only use). */
+static int libxen_host_open(const char *arg, struct xen_host **out)
+{
+    if (!arg || strcmp(arg, "noprobe") != 0) {
+        static const char *const devs[] = { "/dev/xen/evtchn", "/dev/xen/gntdev" };
+        for (unsigned i = 0; i < sizeof(devs) / sizeof(devs[0]); i++) {
+            if (access(devs[i], R_OK | W_OK) < 0) {
+                int rc = -errno;
+                log_err("xen: %s: %s (not running on Xen, or xen-evtchn/xen-gntdev not loaded)",
+                        devs[i], strerror(-rc));
+                return rc;
+            }
+        }
+    }
+    struct xen_host *h = calloc(1, sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    *out = h;
+    return 0;
+}
+
+static void libxen_host_close(struct xen_host *h)
+{
+    free(h);
+}
+
+static int libxen_gnt_open(struct xen_host *h, struct xen_gnt **out)
+{
+    (void)h;
+    struct xen_gnt *g = calloc(1, sizeof(*g));
+    if (!g)
+        return -ENOMEM;
+    errno = 0;
+    g->h = xengnttab_open(NULL, 0);
+    if (!g->h) {
+        int rc = neg_errno();
+        free(g);
+        return rc;
+    }
+    /* A no-op on pvops kernels; call it first anyway (protocol.md §5). */
+    xengnttab_set_max_grants(g->h, LIBXEN_MAX_GRANTS);
+    *out = g;
+    return 0;
+}
+
+static void libxen_gnt_close(struct xen_gnt *g)
+{
+    if (!g)
+        return;
+    xengnttab_close(g->h);
+    free(g);
+}
+
+static int libxen_gnt_map(struct xen_gnt *g, xen_domid_t domid, uint32_t count,
+                          const uint32_t *refs, int prot, void **addr)
+{
+    if (count == 0 || count > LIBXEN_MAX_GRANTS)
+        return -EINVAL;
+    errno = 0;
+    void *p = xengnttab_map_domain_grant_refs(g->h, count, domid, (uint32_t *)refs, prot);
+    if (!p)
+        return neg_errno();
+    *addr = p;
+    return 0;
+}
+
+static int libxen_gnt_unmap(struct xen_gnt *g, void *addr, uint32_t count)
+{
+    errno = 0;
+    return xengnttab_unmap(g->h, addr, count) == 0 ? 0 : neg_errno();
+}
+
+static int libxen_gnt_copy(struct xen_gnt *g, uint32_t count, xengnttab_grant_copy_segment_t *segs)
+{
+    errno = 0;
+    return xengnttab_grant_copy(g->h, count, segs) == 0 ? 0 : neg_errno();
+}
+
+static int libxen_evtchn_open(struct xen_host *h, struct xen_evtchn **out)
+{
+    (void)h;
+    struct xen_evtchn *e = calloc(1, sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    errno = 0;
+    e->h = xenevtchn_open(NULL, 0);
+    if (!e->h) {
+        int rc = neg_errno();
+        free(e);
+        return rc;
+    }
+    e->fd = xenevtchn_fd(e->h);
+    int fl = fcntl(e->fd, F_GETFL);
+    if (fl < 0 || fcntl(e->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        int rc = neg_errno();
+        xenevtchn_close(e->h);
+        free(e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+/* Closing the device unbinds every port the handle holds (Linux evtchn.c). */
+static void libxen_evtchn_close(struct xen_evtchn *e)
+{
+    if (!e)
+        return;
+    xenevtchn_close(e->h);
+    free(e);
+}
+
+static int libxen_evtchn_fd(struct xen_evtchn *e)
+{
+    return e->fd;
+}
+
+static int libxen_evtchn_bind(struct xen_evtchn *e, xen_domid_t domid, xen_port_t remote,
+                              xen_port_t *local)
+{
+    errno = 0;
+    xenevtchn_port_or_error_t p = xenevtchn_bind_interdomain(e->h, domid, remote);
+    if (p < 0)
+        return neg_errno();
+    *local = (xen_port_t)p;
+    return 0;
+}
+
+static int libxen_evtchn_unbind(struct xen_evtchn *e, xen_port_t local)
+{
+    errno = 0;
+    return xenevtchn_unbind(e->h, local) == 0 ? 0 : neg_errno();
+}
+
+static int libxen_evtchn_notify(struct xen_evtchn *e, xen_port_t local)
+{
+    errno = 0;
+    return xenevtchn_notify(e->h, local) == 0 ? 0 : neg_errno();
+}
+
+static int libxen_evtchn_pending(struct xen_evtchn *e, xen_port_t *port)
+{
+    errno = 0;
+    xenevtchn_port_or_error_t p = xenevtchn_pending(e->h);
+    if (p < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : neg_errno();
+    *port = (xen_port_t)p;
+    return 0;
+}
+
+static int libxen_evtchn_unmask(struct xen_evtchn *e, xen_port_t local)
+{
+    errno = 0;
+    return xenevtchn_unmask(e->h, local) == 0 ? 0 : neg_errno();
+}
+
+const struct xen_ops xen_ops_libxen = {
+    .size = sizeof(struct xen_ops),
+    .version = XEN_OPS_VERSION,
+    .name = "libxen",
+    .host_open = libxen_host_open,
+    .host_close = libxen_host_close,
+    XEN_LXS_OPS,
+    .gnt_open = libxen_gnt_open,
+    .gnt_close = libxen_gnt_close,
+    .gnt_map = libxen_gnt_map,
+    .gnt_unmap = libxen_gnt_unmap,
+    .gnt_copy = libxen_gnt_copy,
+    .evtchn_open = libxen_evtchn_open,
+    .evtchn_close = libxen_evtchn_close,
+    .evtchn_fd = libxen_evtchn_fd,
+    .evtchn_bind = libxen_evtchn_bind,
+    .evtchn_unbind = libxen_evtchn_unbind,
+    .evtchn_notify = libxen_evtchn_notify,
+    .evtchn_pending = libxen_evtchn_pending,
+    .evtchn_unmask = libxen_evtchn_unmask,
+};

@@ -1,0 +1,388 @@
+/* t_config: xen-blkbackd options and config file parse as documented; bad values, unknown keys and missing -c files are refused; the shipped config file states the defaults. */
+#include "harness.h"
+#include "../src/backend/config.h"
+
+#include <stdbool.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char err[512];
+
+/* Parse a NULL-terminated argument list into a fresh config. */
+static int parse(struct xbd_config *c, const char *const *args)
+{
+    char *argv[64];
+    int argc = 0;
+    argv[argc++] = "xen-blkbackd";
+    for (int i = 0; args[i]; i++)
+        argv[argc++] = (char *)args[i];
+    argv[argc] = NULL;
+    xbd_config_init(c);
+    err[0] = 0;
+    FILE *out = fopen("/dev/null", "w");
+    int rc = xbd_config_parse_args(c, argc, argv, out, err, sizeof(err));
+    fclose(out);
+    return rc;
+}
+
+/* One option value must be refused with -EINVAL and a message naming it. */
+static void refuse(const char *opt, const char *needle)
+{
+    struct xbd_config c;
+    const char *args[] = { "--config=/dev/null", opt, NULL };
+    int rc = parse(&c, args);
+    T_CHECK(rc == -EINVAL, "%s: rc %d, expected -EINVAL", opt, rc);
+    T_CHECK(strstr(err, needle) != NULL, "%s: message '%s' lacks '%s'", opt, err, needle);
+    xbd_config_free(&c);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    T_ASSERT(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void check_same_as_defaults(const struct xbd_config *a, const char *what)
+{
+    struct xbd_config d;
+    xbd_config_init(&d);
+    T_EQ(a->log_target, d.log_target);
+    T_EQ(a->log_level, d.log_level);
+    T_EQ(a->type_vbd, d.type_vbd);
+    T_EQ(a->type_vbd3, d.type_vbd3);
+    T_EQ(a->domid, d.domid);
+    T_EQ(a->wait_hotplug, d.wait_hotplug);
+    T_EQ(a->allow_test_engines, d.allow_test_engines);
+    T_EQ(a->grant_mode, d.grant_mode);
+    T_EQ(a->max_ring_page_order, d.max_ring_page_order);
+    T_EQ(a->max_queues, d.max_queues);
+    T_EQ(a->max_indirect_segs, d.max_indirect_segs);
+    T_EQ(a->persistent, d.persistent);
+    T_EQ(a->persistent_cap, d.persistent_cap);
+    T_EQ(a->poll_us, d.poll_us);
+    T_EQ(a->feature_barrier, d.feature_barrier);
+    T_EQ(a->direct_io, d.direct_io);
+    T_EQ(a->stop_timeout_ms, d.stop_timeout_ms);
+    T_EQ(a->on_exit, d.on_exit);
+    T_CHECK(a->pidfile == NULL, "%s: pidfile %s", what, a->pidfile);
+    T_CHECK(!a->xen || !strcmp(a->xen, "libxen"), "%s: xen %s", what, a->xen);
+    T_CHECK(!a->control_path || !strcmp(a->control_path, XBD_DEFAULT_CONTROL),
+            "%s: control %s", what, a->control_path);
+    xbd_config_free(&d);
+}
+
+/* The shipped conf/xen-blkbackd.conf: every "#key = value" line uncommented
+ * must give exactly the built-in defaults. */
+static void check_shipped_conf(const char *dir)
+{
+    char src[512], dst[512], line[512];
+    const char *b = getenv("XBD_BUILD");
+    snprintf(src, sizeof(src), "conf/xen-blkbackd.conf");
+    if (access(src, R_OK) && b)
+        snprintf(src, sizeof(src), "%s/../../conf/xen-blkbackd.conf", b);
+    FILE *in = fopen(src, "r");
+    if (!in) {
+        T_LOG("conf/xen-blkbackd.conf not found; not checked");
+        return;
+    }
+    snprintf(dst, sizeof(dst), "%s/uncommented.conf", dir);
+    FILE *out = fopen(dst, "w");
+    T_ASSERT(out, "check");
+    int keys = 0;
+    while (fgets(line, sizeof(line), in)) {
+        /* "#key = value" (no space after #) are the settings; "# text" is prose */
+        if (line[0] == '#' && line[1] >= 'a' && line[1] <= 'z' && strchr(line, '=')) {
+            fputs(line + 1, out);
+            keys++;
+        } else if (line[0] == '[') {
+            fputs(line, out);
+        }
+    }
+    fclose(in);
+    fclose(out);
+    T_CHECK(keys >= 20, "only %d commented settings in %s", keys, src);
+
+    struct xbd_config c;
+    xbd_config_init(&c);
+    int rc = xbd_config_load_file(&c, dst, true, err, sizeof(err));
+    T_CHECK(rc == 0, "uncommented shipped config: %d %s", rc, err);
+    check_same_as_defaults(&c, "shipped config");
+    xbd_config_free(&c);
+}
+
+/* The daemon binary: usage errors exit 2, --help lists every option. */
+static void check_binary(void)
+{
+    const char *prog = t_prog("xen-blkbackd");
+    if (access(prog, X_OK)) {
+        T_LOG("%s not built; binary checks skipped", prog);
+        return;
+    }
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "%s --config=/dev/null --max-queues=99 2>/dev/null", prog);
+    int st = system(cmd);
+    T_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2, "bad value: status 0x%x", st);
+    snprintf(cmd, sizeof(cmd), "%s -c /nonexistent/xbd.conf 2>/dev/null", prog);
+    st = system(cmd);
+    T_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2, "missing -c file: status 0x%x", st);
+    snprintf(cmd, sizeof(cmd), "%s --version", prog);
+    FILE *p = popen(cmd, "r");
+    char buf[8192] = "";
+    size_t n = fread(buf, 1, sizeof(buf) - 1, p);
+    buf[n] = 0;
+    st = pclose(p);
+    T_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && strstr(buf, XBD_VERSION), "--version: %s", buf);
+    snprintf(cmd, sizeof(cmd), "%s --help", prog);
+    p = popen(cmd, "r");
+    n = fread(buf, 1, sizeof(buf) - 1, p);
+    buf[n] = 0;
+    st = pclose(p);
+    T_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "--help status 0x%x", st);
+    static const char *const opts[] = {
+        "--config", "--foreground", "--pidfile", "--xen", "--log=", "--log-level", "--control",
+        "--backend-types", "--domid", "--wait-hotplug", "--allow-test-engines", "--grant-mode",
+        "--max-ring-page-order", "--max-queues", "--max-indirect-segments", "--persistent",
+        "--persistent-cap", "--poll-us", "--feature-barrier", "--direct-io", "--stop-timeout",
+        "--on-exit", "--version", "--help",
+    };
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        T_CHECK(strstr(buf, opts[i]), "--help does not mention %s", opts[i]);
+}
+
+/* Every option is documented in xen-blkbackd(8) and every config key in
+ * xen-blkbackd.conf(5) (roff escapes '-' as '\\-'). */
+static void check_manpages(void)
+{
+    static const char *const keys[] = {
+        "foreground", "pidfile", "xen", "log", "log-level", "control", "backend-types", "domid",
+        "wait-hotplug", "allow-test-engines", "grant-mode", "max-ring-page-order", "max-queues",
+        "max-indirect-segments", "persistent", "persistent-cap", "poll-us", "feature-barrier",
+        "direct-io", "stop-timeout", "on-exit",
+    };
+    const char *pages[] = { "man/xen-blkbackd.8", "man/xen-blkbackd.conf.5" };
+    const char *b = getenv("XBD_BUILD");
+    for (int pg = 0; pg < 2; pg++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s", pages[pg]);
+        if (access(path, R_OK) && b)
+            snprintf(path, sizeof(path), "%s/../../%s", b, pages[pg]);
+        FILE *f = fopen(path, "r");
+        if (!f) {
+            T_LOG("%s not found; not checked", pages[pg]);
+            continue;
+        }
+        static char text[1 << 17];
+        size_t n = fread(text, 1, sizeof(text) - 1, f);
+        text[n] = 0;
+        fclose(f);
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+            char want[96], *o = want;
+            if (pg == 0)
+                o += sprintf(o, "\\-\\-");
+            for (const char *k = keys[i]; *k; k++)
+                o += *k == '-' ? sprintf(o, "\\-") : sprintf(o, "%c", *k);
+            T_CHECK(strstr(text, want), "%s does not document %s", pages[pg], keys[i]);
+        }
+    }
+}
+
+int main(void)
+{
+    const char *dir = t_tmpdir(0);
+    struct xbd_config c;
+
+    /* Defaults. */
+    {
+        const char *args[] = { "--config=/dev/null", NULL };
+        T_ASSERT(parse(&c, args) == 0, "%s", err);
+        check_same_as_defaults(&c, "defaults");
+        T_EQ(c.max_ring_page_order, 4);
+        T_EQ(c.max_indirect_segs, 256);
+        T_EQ(c.feature_barrier, 0);
+        T_CHECK(c.stop_timeout_ms < 10000, "stop timeout must fit libxl's 10 s");
+        T_CHECK(xbd_config_wait_hotplug(&c), "hotplug gate defaults on under libxen");
+        unsigned q = xbd_config_max_queues(&c);
+        T_CHECK(q >= 1 && q <= XBD_MAX_QUEUES, "max queues %u", q);
+        xbd_config_free(&c);
+    }
+
+    /* Every option on the command line. */
+    {
+        char pid[600], logp[600];
+        snprintf(pid, sizeof(pid), "--pidfile=%s/x.pid", dir);
+        snprintf(logp, sizeof(logp), "--log=file:%s/x.log", dir);
+        const char *args[] = { "--config=/dev/null", "-F", pid, "--xen=sim:/dev/shm/h,domid=3",
+            logp, "--log-level=debug", "--control=/tmp/x.sock", "--backend-types=vbd,vbd3",
+            "--domid=7", "--wait-hotplug=yes", "--allow-test-engines", "--grant-mode=copy",
+            "--max-ring-page-order=2", "--max-queues=3", "--max-indirect-segments=64",
+            "--persistent=no", "--persistent-cap=77", "--poll-us=50", "--feature-barrier",
+            "--direct-io=no", "--stop-timeout=2500", "--on-exit=close", NULL };
+        int rc = parse(&c, args);
+        T_ASSERT(rc == 0, "rc %d: %s", rc, err);
+        T_CHECK(c.pidfile && strstr(c.pidfile, "/x.pid"), "pidfile");
+        T_CHECK(xbd_config_is_sim(&c), "check");
+        T_CHECK(!strcmp(xbd_config_sim_arg(&c), "/dev/shm/h,domid=3"), "%s", xbd_config_sim_arg(&c));
+        T_EQ(xbd_config_sim_domid(&c), 3);
+        T_EQ(c.log_target, LOG_TARGET_FILE);
+        T_CHECK(c.log_path && strstr(c.log_path, "/x.log"), "log path");
+        T_EQ(c.log_level, LOG_DEBUG);
+        T_CHECK(!strcmp(c.control_path, "/tmp/x.sock"), "control");
+        T_CHECK(c.type_vbd && c.type_vbd3, "check");
+        T_EQ(c.domid, 7);
+        T_EQ(c.wait_hotplug, 1);
+        T_EQ(c.allow_test_engines, 1);
+        T_EQ(c.grant_mode, GRANT_MODE_COPY);
+        T_EQ(c.max_ring_page_order, 2);
+        T_EQ(c.max_queues, 3);
+        T_EQ(xbd_config_max_queues(&c), 3);
+        T_EQ(c.max_indirect_segs, 64);
+        T_EQ(c.persistent, 0);
+        T_EQ(c.persistent_cap, 77);
+        T_EQ(c.poll_us, 50);
+        T_EQ(c.feature_barrier, 1);
+        T_EQ(c.direct_io, 0);
+        T_EQ(c.stop_timeout_ms, 2500);
+        T_EQ(c.on_exit, XBD_ON_EXIT_CLOSE);
+        xbd_config_free(&c);
+    }
+
+    /* sim defaults: no hotplug gate; vbd3 alone; control none. */
+    {
+        const char *args[] = { "--config=/dev/null", "--xen=sim:/dev/shm/x", "--backend-types=vbd3",
+                               "--control=none", "--max-indirect-segments=0", NULL };
+        T_ASSERT(parse(&c, args) == 0, "%s", err);
+        T_CHECK(!xbd_config_wait_hotplug(&c), "check");
+        T_EQ(xbd_config_sim_domid(&c), -1);
+        T_CHECK(!c.type_vbd && c.type_vbd3, "check");
+        T_CHECK(c.control_path && !c.control_path[0], "control=none");
+        T_EQ(c.max_indirect_segs, 0);
+        xbd_config_free(&c);
+    }
+
+    /* Bad values are refused, each with a message naming the option. */
+    refuse("--max-ring-page-order=6", "max-ring-page-order");
+    refuse("--max-ring-page-order=-1", "max-ring-page-order");
+    refuse("--max-ring-page-order=2x", "max-ring-page-order");
+    refuse("--max-queues=17", "max-queues");
+    refuse("--max-indirect-segments=5", "max-indirect-segments");
+    refuse("--max-indirect-segments=1025", "max-indirect-segments");
+    refuse("--xen=qemu", "xen");
+    refuse("--xen=sim:", "xen");
+    refuse("--xen=sim:/d,domid=x", "xen");
+    refuse("--log=file:relative.log", "log");
+    refuse("--log=journal", "log");
+    refuse("--log-level=chatty", "log-level");
+    refuse("--control=relative.sock", "control");
+    refuse("--backend-types=vbd,qdisk", "backend-types");
+    refuse("--backend-types=", "backend-types");
+    refuse("--domid=-1", "domid");
+    refuse("--domid=40000", "domid");
+    refuse("--wait-hotplug=maybe", "wait-hotplug");
+    refuse("--allow-test-engines=sometimes", "allow-test-engines");
+    refuse("--grant-mode=steal", "grant-mode");
+    refuse("--persistent=2", "persistent");
+    refuse("--persistent-cap=0", "persistent-cap");
+    refuse("--stop-timeout=20000", "stop-timeout");
+    refuse("--stop-timeout=", "stop-timeout");
+    refuse("--on-exit=explode", "on-exit");
+    refuse("--no-such-option", "unknown option");
+    refuse("stray-argument", "unexpected argument");
+
+    /* Config file: values, sections, CLI overrides the file, bad lines named. */
+    {
+        char path[600], arg[620];
+        snprintf(path, sizeof(path), "%s/a.conf", dir);
+        write_file(path,
+                   "# comment\n"
+                   "max-queues = 2\n"
+                   "[xen-blkbackd]\n"
+                   "grant-mode = persistent ; inline comment\n"
+                   "feature-barrier = yes\n"
+                   "backend-types = vbd3\n"
+                   "wait-hotplug = no\n"
+                   "log-level = warning\n");
+        snprintf(arg, sizeof(arg), "--config=%s", path);
+        const char *args[] = { arg, "--max-queues=5", NULL };
+        int rc = parse(&c, args);
+        T_ASSERT(rc == 0, "rc %d: %s", rc, err);
+        T_EQ(c.max_queues, 5);              /* command line wins */
+        T_EQ(c.grant_mode, GRANT_MODE_PERSISTENT);
+        T_EQ(c.feature_barrier, 1);
+        T_CHECK(!c.type_vbd && c.type_vbd3, "check");
+        T_EQ(c.wait_hotplug, 0);
+        T_EQ(c.log_level, LOG_WARNING);
+        T_CHECK(c.config_path && !strcmp(c.config_path, path), "check");
+        xbd_config_free(&c);
+
+        const char *args2[] = { "-c", path, NULL };
+        T_ASSERT(parse(&c, args2) == 0, "-c PATH: %s", err);
+        T_EQ(c.max_queues, 2);
+        xbd_config_free(&c);
+
+        write_file(path, "max-queues = 2\nmax-ring-page-order = 9\n");
+        rc = parse(&c, args);
+        T_CHECK(rc == -EINVAL, "bad value in file: rc %d", rc);
+        T_CHECK(strstr(err, ":2:") && strstr(err, "max-ring-page-order"), "message: %s", err);
+        xbd_config_free(&c);
+
+        write_file(path, "frobnicate = 1\n");
+        rc = parse(&c, args);
+        T_CHECK(rc == -EINVAL && strstr(err, "frobnicate"), "unknown key: rc %d %s", rc, err);
+        xbd_config_free(&c);
+
+        write_file(path, "[other]\nmax-queues = 2\n");
+        rc = parse(&c, args);
+        T_CHECK(rc == -EINVAL && strstr(err, "other"), "unknown section: rc %d %s", rc, err);
+        xbd_config_free(&c);
+
+        write_file(path, "foreground = no\n");
+        rc = parse(&c, args);
+        T_CHECK(rc == -EINVAL && strstr(err, "foreground"), "foreground=no: rc %d %s", rc, err);
+        xbd_config_free(&c);
+
+        write_file(path, "config = /etc/other.conf\n");
+        rc = parse(&c, args);
+        T_CHECK(rc == -EINVAL, "config key in a config file: rc %d", rc);
+        xbd_config_free(&c);
+
+        write_file(path, "this line has no equals sign\n");
+        rc = parse(&c, args);
+        T_CHECK(rc == -EINVAL && strstr(err, ":1:"), "syntax error: rc %d %s", rc, err);
+        xbd_config_free(&c);
+    }
+
+    /* A missing -c file is an error; a missing default file is not. */
+    {
+        const char *args[] = { "-c", "/nonexistent/dir/xbd.conf", NULL };
+        int rc = parse(&c, args);
+        T_CHECK(rc == -ENOENT, "missing -c file: rc %d", rc);
+        T_CHECK(strstr(err, "/nonexistent/dir/xbd.conf"), "message: %s", err);
+        xbd_config_free(&c);
+        xbd_config_init(&c);
+        T_EQ(xbd_config_load_file(&c, "/nonexistent/dir/xbd.conf", false, err, sizeof(err)), 0);
+        xbd_config_free(&c);
+        if (access(XBD_DEFAULT_CONFIG, F_OK) != 0) {
+            const char *none[] = { NULL };
+            T_EQ(parse(&c, none), 0);
+            xbd_config_free(&c);
+        }
+    }
+
+    /* --help and --version are answered (1 = printed, exit 0). */
+    {
+        const char *h[] = { "--config=/dev/null", "--help", NULL };
+        T_EQ(parse(&c, h), 1);
+        xbd_config_free(&c);
+        const char *v[] = { "--config=/dev/null", "-V", NULL };
+        T_EQ(parse(&c, v), 1);
+        xbd_config_free(&c);
+    }
+
+    check_shipped_conf(dir);
+    check_manpages();
+    check_binary();
+    return t_done();
+}

@@ -1,0 +1,290 @@
+/* t_sim_evtchn: simulated event channels across processes: bind rules, notify both ways with poll(), masking, close/unbind, dead peers. */
+#include "harness.h"
+#include "sim.h"
+
+#include <dirent.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BACK 0
+#define GUEST 5
+
+/* ---- two processes talking over pipes --------------------------------- */
+struct peer { pid_t pid; int rd, wr; };
+
+static void put_u32(struct peer *p, uint32_t v)
+{
+    T_ASSERT(write(p->wr, &v, sizeof(v)) == sizeof(v), "pipe write");
+}
+
+static uint32_t get_u32(struct peer *p)
+{
+    uint32_t v;
+    T_ASSERT(read(p->rd, &v, sizeof(v)) == sizeof(v), "peer went away");
+    return v;
+}
+
+static void peer_fork(struct peer *p, void (*fn)(struct peer *, void *), void *arg)
+{
+    int a[2], b[2];
+    T_ASSERT(pipe(a) == 0 && pipe(b) == 0, "pipe");
+    fflush(NULL);
+    p->pid = fork();
+    T_ASSERT(p->pid >= 0, "fork");
+    if (p->pid == 0) {
+        struct peer me = { getppid(), a[0], b[1] };
+        close(a[1]);
+        close(b[0]);
+        fn(&me, arg);
+        fflush(NULL);
+        exit(t_failures ? 1 : 0);
+    }
+    close(a[0]);
+    close(b[1]);
+    p->rd = b[0];
+    p->wr = a[1];
+}
+
+static int peer_wait(struct peer *p)
+{
+    int st;
+    pid_t w;
+    close(p->wr);
+    close(p->rd);
+    while ((w = waitpid(p->pid, &st, 0)) < 0 && errno == EINTR)
+        ;
+    if (w != p->pid)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Wait up to ms for the handle's fd; then one pending() result (or -EAGAIN). */
+static int wait_port(struct sim_evtchn *e, int ms, xen_port_t *port)
+{
+    struct pollfd pfd = { .fd = sim_evtchn_fd(e), .events = POLLIN };
+    int n = poll(&pfd, 1, ms);
+    if (n < 0)
+        return -errno;
+    if (n == 0)
+        return -ETIMEDOUT;
+    return sim_evtchn_pending(e, port);
+}
+
+static int count_fifos(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/evq", dir);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+#define ROUNDS 20000
+
+/* ---- the guest (child) ------------------------------------------------- */
+static void guest(struct peer *p, void *arg)
+{
+    const char *dir = arg;
+    struct sim_host *h = NULL;
+    struct sim_evtchn *e = NULL;
+    T_ASSERT(sim_host_open(dir, &h) == 0, "host");
+    T_ASSERT(sim_evtchn_open(h, GUEST, &e) == 0, "evtchn open");
+    xen_port_t gp = 0, other = 0, got = 0;
+    T_EQ(sim_evtchn_alloc_unbound(e, BACK, &gp), 0);
+    T_EQ(sim_evtchn_alloc_unbound(e, 7, &other), 0);        /* for someone else */
+    T_CHECK(gp > 0 && other > 0 && gp != other, "ports %u %u", gp, other);
+    T_EQ(sim_evtchn_port_state(h, GUEST, gp), 1);
+    T_EQ(sim_evtchn_ports_in_use(h, GUEST), 2);
+    put_u32(p, gp);
+    put_u32(p, other);
+
+    /* Bound by the backend: it notifies, we poll. */
+    T_ASSERT(get_u32(p) == 1, "sync");
+    T_EQ(sim_evtchn_port_state(h, GUEST, gp), 2);
+    T_EQ(wait_port(e, 5000, &got), 0);
+    T_EQ(got, gp);
+    T_EQ(sim_evtchn_pending(e, &got), -EAGAIN);
+    T_EQ(sim_evtchn_notify(e, gp), 0);                     /* -> backend */
+
+    /* Masked: the backend notifies 3 times while we have not unmasked. */
+    T_ASSERT(get_u32(p) == 2, "sync");
+    T_EQ(wait_port(e, 100, &got), -ETIMEDOUT);
+    T_EQ(sim_evtchn_pending(e, &got), -EAGAIN);
+    T_EQ(sim_evtchn_unmask(e, gp), 0);                     /* redelivers once */
+    T_EQ(wait_port(e, 1000, &got), 0);
+    T_EQ(got, gp);
+    T_EQ(sim_evtchn_pending(e, &got), -EAGAIN);
+    T_EQ(sim_evtchn_unmask(e, gp), 0);                     /* nothing new: no event */
+    T_EQ(wait_port(e, 100, &got), -ETIMEDOUT);
+    T_EQ(sim_evtchn_unmask(e, gp), 0);                     /* idempotent */
+    T_EQ(sim_evtchn_notify(e, other), 0);                  /* unbound: dropped */
+    T_EQ(sim_evtchn_notify(e, 4000), -ENOTCONN);
+    T_EQ(sim_evtchn_notify(e, 0), -EINVAL);
+    T_EQ(sim_evtchn_notify(e, 70000), -EINVAL);
+    T_EQ(sim_evtchn_unmask(e, 4000), -ENOTCONN);
+    put_u32(p, 3);
+
+    /* Ping-pong. */
+    for (int i = 0; i < ROUNDS; i++) {
+        if (wait_port(e, 5000, &got) != 0 || got != gp) {
+            T_CHECK(0, "round %d: no event", i);
+            break;
+        }
+        sim_evtchn_unmask(e, gp);
+        sim_evtchn_notify(e, gp);
+    }
+
+    /* Close: our ports go free, the backend's goes back to unbound. */
+    T_ASSERT(get_u32(p) == 4, "sync");
+    sim_evtchn_close(e);
+    T_EQ(sim_evtchn_ports_in_use(h, GUEST), 0);
+    put_u32(p, 5);
+    T_ASSERT(get_u32(p) == 55, "sync");
+
+    /* Backend restart: our port goes back to unbound and is rebound. */
+    T_ASSERT(sim_evtchn_open(h, GUEST, &e) == 0, "evtchn reopen");
+    T_EQ(sim_evtchn_alloc_unbound(e, BACK, &gp), 0);
+    put_u32(p, gp);
+    T_ASSERT(get_u32(p) == 6, "sync");                      /* backend closed */
+    T_EQ(sim_evtchn_port_state(h, GUEST, gp), 1);
+    T_EQ(wait_port(e, 100, &got), -ETIMEDOUT);
+    put_u32(p, 7);
+    T_ASSERT(get_u32(p) == 8, "sync");                      /* rebound + notified */
+    T_EQ(wait_port(e, 5000, &got), 0);
+    T_EQ(got, gp);
+    sim_evtchn_close(e);
+    sim_host_close(h);
+    put_u32(p, 9);
+}
+
+/* A guest that allocates a port and is then killed. */
+static void doomed(struct peer *p, void *arg)
+{
+    struct sim_host *h = NULL;
+    struct sim_evtchn *e = NULL;
+    xen_port_t gp;
+    T_ASSERT(sim_host_open(arg, &h) == 0, "host");
+    T_ASSERT(sim_evtchn_open(h, GUEST + 1, &e) == 0, "open");
+    T_ASSERT(sim_evtchn_alloc_unbound(e, BACK, &gp) == 0, "alloc");
+    put_u32(p, gp);
+    pause();
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_DFL);                  /* a dead peer must not kill us */
+    const char *dir = t_tmpdir(1);
+    struct sim_host *h = NULL;
+    struct sim_evtchn *e = NULL;
+    int fds0 = t_count_fds_pid(getpid());
+    T_ASSERT(sim_host_open(dir, &h) == 0, "host");
+    T_EQ(sim_evtchn_port_state(h, GUEST, 1), -ENOENT);
+    T_ASSERT(sim_evtchn_open(h, BACK, &e) == 0, "open");
+
+    struct peer p;
+    peer_fork(&p, guest, (void *)dir);
+    xen_port_t gp = get_u32(&p), other = get_u32(&p), bp = 0, x = 12345, got = 0;
+
+    T_EQ(sim_evtchn_bind_interdomain(e, GUEST, gp + 100, &x), -EINVAL);   /* free port */
+    T_EQ(sim_evtchn_bind_interdomain(e, GUEST, 0, &x), -EINVAL);
+    T_EQ(sim_evtchn_bind_interdomain(e, GUEST, 5000, &x), -EINVAL);
+    T_EQ(sim_evtchn_bind_interdomain(e, GUEST, other, &x), -EINVAL);      /* for dom 7 */
+    T_EQ(sim_evtchn_bind_interdomain(e, 9, gp, &x), -ESRCH);             /* no such domain */
+    T_EQ(x, 12345);
+    T_EQ(sim_evtchn_ports_in_use(h, BACK), 0);
+    T_EQ(sim_evtchn_bind_interdomain(e, GUEST, gp, &bp), 0);
+    T_CHECK(bp > 0, "local port %u", bp);
+    T_EQ(sim_evtchn_bind_interdomain(e, GUEST, gp, &x), -EINVAL);         /* already bound */
+    T_EQ(sim_evtchn_port_state(h, BACK, bp), 2);
+    /* Xen leaves an event pending on a freshly bound port. */
+    T_EQ(wait_port(e, 1000, &got), 0);
+    T_EQ(got, bp);
+    T_EQ(sim_evtchn_unmask(e, bp), 0);
+    T_EQ(sim_evtchn_notify(e, bp), 0);
+    put_u32(&p, 1);
+    T_EQ(wait_port(e, 5000, &got), 0);                     /* guest -> backend */
+    T_EQ(got, bp);
+    T_EQ(sim_evtchn_unmask(e, bp), 0);
+
+    for (int i = 0; i < 3; i++)
+        T_EQ(sim_evtchn_notify(e, bp), 0);                 /* guest left gp masked */
+    put_u32(&p, 2);
+    T_ASSERT(get_u32(&p) == 3, "sync");
+
+    double t0 = now();
+    int i;
+    for (i = 0; i < ROUNDS; i++) {
+        sim_evtchn_notify(e, bp);
+        if (wait_port(e, 5000, &got) != 0 || got != bp)
+            break;
+        sim_evtchn_unmask(e, bp);
+    }
+    double dt = now() - t0;
+    T_EQ(i, ROUNDS);
+    T_LOG("ping-pong across processes: %d round trips, %.2f us each", i, dt * 1e6 / i);
+
+    put_u32(&p, 4);
+    T_ASSERT(get_u32(&p) == 5, "sync");
+    T_EQ(sim_evtchn_port_state(h, BACK, bp), 1);           /* remote closed: unbound */
+    T_EQ(sim_evtchn_port_state(h, GUEST, gp), 0);
+    T_EQ(sim_evtchn_notify(e, bp), 0);                     /* dropped */
+    T_EQ(sim_evtchn_unbind(e, bp), 0);
+    T_EQ(sim_evtchn_unbind(e, bp), -ENOTCONN);
+    T_EQ(sim_evtchn_port_state(h, BACK, bp), 0);
+    T_EQ(sim_evtchn_ports_in_use(h, BACK), 0);
+    put_u32(&p, 55);
+
+    /* Backend restart. */
+    gp = get_u32(&p);
+    T_EQ(sim_evtchn_bind_interdomain(e, GUEST, gp, &bp), 0);
+    sim_evtchn_close(e);
+    e = NULL;
+    T_EQ(sim_evtchn_ports_in_use(h, BACK), 0);
+    put_u32(&p, 6);
+    T_ASSERT(get_u32(&p) == 7, "sync");
+    T_ASSERT(sim_evtchn_open(h, BACK, &e) == 0, "reopen");
+    T_EQ(sim_evtchn_bind_interdomain(e, GUEST, gp, &bp), 0);
+    T_EQ(sim_evtchn_notify(e, bp), 0);
+    put_u32(&p, 8);
+    T_ASSERT(get_u32(&p) == 9, "sync");
+    T_EQ(sim_evtchn_port_state(h, BACK, bp), 1);
+    T_EQ(peer_wait(&p), 0);
+    T_EQ(sim_evtchn_unbind(e, bp), 0);
+    T_EQ(count_fifos(dir), 1);                             /* only ours is left */
+
+    /* A guest killed without closing: notifying it is harmless. */
+    peer_fork(&p, doomed, (void *)dir);
+    gp = get_u32(&p);
+    T_EQ(sim_evtchn_bind_interdomain(e, GUEST + 1, gp, &bp), 0);
+    T_EQ(wait_port(e, 1000, &got), 0);
+    kill(p.pid, SIGKILL);
+    T_EQ(peer_wait(&p), 128 + SIGKILL);
+    for (int k = 0; k < 100; k++) {
+        T_EQ(sim_evtchn_notify(e, bp), 0);
+        sim_evtchn_unmask(e, bp);
+    }
+    sim_evtchn_close(e);
+    T_EQ(sim_evtchn_port_state(h, GUEST + 1, gp), 1);
+    T_EQ(sim_evtchn_ports_in_use(h, BACK), 0);
+    sim_host_close(h);
+    T_EQ(t_count_fds_pid(getpid()), fds0);
+    T_EQ(t_count_maps_pid(getpid(), dir), 0);
+    return t_done();
+}

@@ -1,0 +1,608 @@
+/* t_statemachine: xen-blkbackd (child process, simulated host, test xenstored) follows the xenbus state machine of protocol.md §2 for connect, reconnect, online=0 unplug and a vanishing frontend, releases every grant and port, and a bogus req_prod halts only that device. */
+#include "harness.h"
+#include "lib/daemon.h"
+#include "sim.h"
+#include "blkif_abi.h"         /* xenctrl.h barriers for ring.h */
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <xenstore.h>
+#include <xen/io/blkif.h>
+#include <xen/io/xenbus.h>
+
+#define BE_DOMID 0
+#define IMG_BYTES (8u << 20)
+#define TIMEOUT_MS 10000        /* libxl's limit for every backend transition */
+
+static struct xs_handle *xsh;
+static struct sim_host *host;
+static struct t_daemon daemon_;
+static const char *workdir;
+static char img_path[512];
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- test xenstored ---------------------------------------------------------- */
+
+static pid_t xsd_pid;
+
+static void xsd_kill(void *arg)
+{
+    (void)arg;
+    if (xsd_pid > 0) {
+        kill(xsd_pid, SIGTERM);
+        waitpid(xsd_pid, NULL, 0);
+        xsd_pid = 0;
+    }
+}
+
+/* Start xen-sim-xenstored on <dir>/xs.sock and point XENSTORED_PATH at it. */
+static void xsd_start(const char *dir)
+{
+    static char sock[108];
+    snprintf(sock, sizeof(sock), "%s/xs.sock", dir);
+    const char *prog = t_prog("xen-sim-xenstored");
+    T_SKIP_IF(access(prog, X_OK) != 0, "%s not built", prog);
+    xsd_pid = fork();
+    T_ASSERT(xsd_pid >= 0, "fork");
+    if (xsd_pid == 0) {
+        execl(prog, prog, "--socket", sock, (char *)NULL);
+        _exit(127);
+    }
+    t_atexit(xsd_kill, NULL);
+    setenv("XENSTORED_PATH", sock, 1);
+    for (int i = 0; i < 500; i++) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        memcpy(sa.sun_path, sock, sizeof(sock));
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            close(fd);
+            return;
+        }
+        if (fd >= 0)
+            close(fd);
+        usleep(10000);
+    }
+    T_ASSERT(0, "xenstored did not come up");
+}
+
+/* ---- xenstore as toolstack and frontend ---------------------------------------------- */
+
+static char *xs_get(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xs_get(const char *fmt, ...)
+{
+    char p[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p, sizeof(p), fmt, ap);
+    va_end(ap);
+    unsigned len;
+    return xs_read(xsh, XBT_NULL, p, &len);
+}
+
+static long long xs_get_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static long long xs_get_int(const char *fmt, ...)
+{
+    char p[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p, sizeof(p), fmt, ap);
+    va_end(ap);
+    unsigned len;
+    char *v = xs_read(xsh, XBT_NULL, p, &len);
+    if (!v)
+        return -1;
+    long long x = strtoll(v, NULL, 10);
+    free(v);
+    return x;
+}
+
+static void xs_put(xs_transaction_t t, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void xs_put(xs_transaction_t t, const char *path, const char *fmt, ...)
+{
+    char v[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v, sizeof(v), fmt, ap);
+    va_end(ap);
+    T_ASSERT(xs_write(xsh, t, path, v, strlen(v)), "xs_write %s", path);
+}
+
+/* Wait until <path> reads `want`; returns what was last read (-1 missing). */
+static long long wait_int(const char *path, long long want, unsigned timeout_ms)
+{
+    long long end = now_ms() + timeout_ms, v;
+    for (;;) {
+        v = xs_get_int("%s", path);
+        if (v == want || now_ms() >= end)
+            return v;
+        usleep(5000);
+    }
+}
+
+struct fe {
+    unsigned domid, devid;
+    char be[128], fe[128], bstate[160];
+    struct sim_dom *dom;
+    struct sim_evtchn *evt;
+    uint32_t ring_pfn, data_pfn;
+    uint32_t ring_ref, data_ref;
+    xen_port_t port;
+    blkif_front_ring_t ring;
+    bool granted;
+};
+
+/* libxl 4.17 layout (protocol.md §1.1), one transaction for both ends. */
+static void toolstack_add_kind(struct fe *f, const char *kind, unsigned domid, unsigned devid,
+                               const char *vdev, const char *params)
+{
+    memset(f, 0, sizeof(*f));
+    f->domid = domid;
+    f->devid = devid;
+    snprintf(f->be, sizeof(f->be), "/local/domain/%u/backend/%s/%u/%u", BE_DOMID, kind, domid, devid);
+    snprintf(f->fe, sizeof(f->fe), "/local/domain/%u/device/vbd/%u", domid, devid);
+    snprintf(f->bstate, sizeof(f->bstate), "%s/state", f->be);
+    T_ASSERT(sim_dom_create(host, domid, 16, 64, &f->dom) == 0, "sim_dom_create %u", domid);
+    T_ASSERT(sim_evtchn_open(host, domid, &f->evt) == 0, "sim_evtchn_open");
+    f->ring_pfn = 0;
+    f->data_pfn = 1;
+
+    char p[256];
+    for (;;) {
+        xs_transaction_t t = xs_transaction_start(xsh);
+        T_ASSERT(t, "tx");
+#define B(k, ...) do { snprintf(p, sizeof(p), "%s/%s", f->be, k); xs_put(t, p, __VA_ARGS__); } while (0)
+#define F(k, ...) do { snprintf(p, sizeof(p), "%s/%s", f->fe, k); xs_put(t, p, __VA_ARGS__); } while (0)
+        B("frontend", "%s", f->fe);
+        B("frontend-id", "%u", domid);
+        B("online", "1");
+        B("state", "1");
+        B("params", "%s", params);
+        B("script", "/etc/xen/scripts/block-xen-blkbackd");
+        B("type", "phy");
+        B("mode", "w");
+        B("device-type", "disk");
+        B("removable", "0");
+        B("bootable", "1");
+        B("dev", "%s", vdev);
+        B("discard-enable", "1");
+        B("specification", "xen");
+        F("backend", "%s", f->be);
+        F("backend-id", "%u", BE_DOMID);
+        F("state", "1");
+        F("virtual-device", "%u", devid);
+        F("device-type", "disk");
+        F("trusted", "1");
+#undef B
+#undef F
+        if (xs_transaction_end(xsh, t, false))
+            break;
+        T_ASSERT(errno == EAGAIN, "tx end: %s", strerror(errno));
+    }
+}
+
+static void toolstack_add(struct fe *f, unsigned domid, unsigned devid, const char *vdev)
+{
+    toolstack_add_kind(f, "vbd", domid, devid, vdev, img_path);
+}
+
+static void fe_write(const struct fe *f, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fe_write(const struct fe *f, const char *key, const char *fmt, ...)
+{
+    char p[256], v[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v, sizeof(v), fmt, ap);
+    va_end(ap);
+    snprintf(p, sizeof(p), "%s/%s", f->fe, key);
+    xs_put(XBT_NULL, p, "%s", v);
+}
+
+static void be_write(const struct fe *f, const char *key, const char *val)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/%s", f->be, key);
+    xs_put(XBT_NULL, p, "%s", val);
+}
+
+/* Frontend: grant a fresh ring page, allocate the event channel, publish,
+ * go to Initialised (Linux talk_to_blkback). */
+static void fe_publish(struct fe *f)
+{
+    void *ring = sim_dom_page(f->dom, f->ring_pfn);
+    T_ASSERT(ring, "ring page");
+    memset(ring, 0, XEN_PAGE_SIZE);
+    SHARED_RING_INIT((blkif_sring_t *)ring);
+    FRONT_RING_INIT(&f->ring, (blkif_sring_t *)ring, XEN_PAGE_SIZE);
+    T_ASSERT(sim_gnt_grant(f->dom, BE_DOMID, f->ring_pfn, false, &f->ring_ref) == 0, "grant ring");
+    T_ASSERT(sim_gnt_grant(f->dom, BE_DOMID, f->data_pfn, false, &f->data_ref) == 0, "grant data");
+    f->granted = true;
+    T_ASSERT(sim_evtchn_alloc_unbound(f->evt, BE_DOMID, &f->port) == 0, "alloc unbound");
+    fe_write(f, "ring-ref", "%u", f->ring_ref);
+    fe_write(f, "event-channel", "%u", f->port);
+    fe_write(f, "protocol", "%s", "x86_64-abi");
+    fe_write(f, "feature-persistent", "1");
+    fe_write(f, "state", "%d", XenbusStateInitialised);
+}
+
+/* Frontend: give the grants back (fails with -EBUSY while the backend maps them). */
+static void fe_revoke(struct fe *f)
+{
+    if (!f->granted)
+        return;
+    T_CHECK(sim_gnt_end(f->dom, f->ring_ref) == 0, "ring grant still mapped (vbd %u/%u)", f->domid, f->devid);
+    T_CHECK(sim_gnt_end(f->dom, f->data_ref) == 0, "data grant still mapped (vbd %u/%u)", f->domid, f->devid);
+    sim_evtchn_unbind(f->evt, f->port);
+    f->granted = false;
+}
+
+/* One READ of sector `sector` (8 sectors = the data page); returns status. */
+static int fe_read(struct fe *f, uint64_t sector, int timeout_ms)
+{
+    blkif_request_t *req = RING_GET_REQUEST(&f->ring, f->ring.req_prod_pvt);
+    memset(req, 0, sizeof(*req));
+    req->operation = BLKIF_OP_READ;
+    req->nr_segments = 1;
+    req->handle = (blkif_vdev_t)f->devid;
+    req->id = 0x1234 + f->ring.req_prod_pvt;
+    req->sector_number = sector;
+    req->seg[0].gref = f->data_ref;
+    req->seg[0].first_sect = 0;
+    req->seg[0].last_sect = 7;
+    uint64_t id = req->id;
+    f->ring.req_prod_pvt++;
+    int notify;
+    RING_PUSH_REQUESTS_AND_CHECK_NOTIFY(&f->ring, notify);
+    sim_evtchn_notify(f->evt, f->port);
+    (void)notify;
+    long long end = now_ms() + timeout_ms;
+    while (!RING_HAS_UNCONSUMED_RESPONSES(&f->ring)) {
+        if (now_ms() >= end)
+            return -1000;
+        usleep(1000);
+    }
+    blkif_response_t *rsp = RING_GET_RESPONSE(&f->ring, f->ring.rsp_cons);
+    int st = rsp->status;
+    T_CHECK(rsp->id == id, "response id %llx, expected %llx", (unsigned long long)rsp->id,
+            (unsigned long long)id);
+    T_CHECK(rsp->operation == BLKIF_OP_READ, "response op %u", rsp->operation);
+    f->ring.rsp_cons++;
+    return st;
+}
+
+/* The data page holds the image's sector `sector`..+7? */
+static bool data_matches(struct fe *f, uint64_t sector)
+{
+    const uint32_t *w = sim_dom_page(f->dom, f->data_pfn);
+    for (unsigned i = 0; i < XEN_PAGE_SIZE / 4; i++)
+        if (w[i] != (uint32_t)(sector * 512 / 4 + i))
+            return false;
+    return true;
+}
+
+/* Connect and check the advertised keys (protocol.md §1.2). */
+static void connect_and_check(struct fe *f, bool hotplug_gate)
+{
+    T_ASSERT(wait_int(f->bstate, XenbusStateInitWait, TIMEOUT_MS) == XenbusStateInitWait,
+             "vbd %u/%u did not reach InitWait", f->domid, f->devid);
+    fe_publish(f);
+    if (hotplug_gate) {
+        /* No hotplug-status yet: the backend must not pass InitWait. */
+        usleep(300000);
+        T_EQ(xs_get_int("%s", f->bstate), XenbusStateInitWait);
+        be_write(f, "hotplug-status", "connected");
+    }
+    long long t0 = now_ms();
+    long long st = wait_int(f->bstate, XenbusStateConnected, TIMEOUT_MS);
+    if (st != XenbusStateConnected)
+        t_daemon_dump_log(&daemon_, 40);
+    T_ASSERT(st == XenbusStateConnected, "vbd %u/%u: backend state %lld, not Connected", f->domid,
+             f->devid, st);
+    T_LOG("vbd %u/%u connected in %lld ms", f->domid, f->devid, now_ms() - t0);
+    fe_write(f, "state", "%d", XenbusStateConnected);
+
+    T_EQ(xs_get_int("%s/sectors", f->be), IMG_BYTES / 512);
+    T_EQ(xs_get_int("%s/info", f->be), 0);
+    T_EQ(xs_get_int("%s/sector-size", f->be), 512);
+    long long pss = xs_get_int("%s/physical-sector-size", f->be);
+    T_CHECK(pss >= 512 && (pss & (pss - 1)) == 0, "physical-sector-size %lld", pss);
+    T_EQ(xs_get_int("%s/feature-flush-cache", f->be), 1);
+    T_EQ(xs_get_int("%s/feature-barrier", f->be), 0);
+    T_EQ(xs_get_int("%s/feature-persistent", f->be), 0);   /* default persistent=no */
+    long long fd = xs_get_int("%s/feature-discard", f->be);
+    T_CHECK(fd == -1 || fd == 1, "feature-discard %lld", fd);
+    if (fd == 1) {
+        T_CHECK(xs_get_int("%s/discard-granularity", f->be) > 0, "discard-granularity");
+        T_CHECK(xs_get_int("%s/discard-alignment", f->be) >= 0, "discard-alignment");
+    }
+    T_EQ(sim_gnt_ref_mapped(f->dom, f->ring_ref), 1);
+    T_EQ(sim_evtchn_port_state(host, f->domid, f->port), 2);     /* interdomain */
+}
+
+/* Frontend closes (6): backend must reach Closed with the frontend's grants free. */
+static void fe_close(struct fe *f)
+{
+    fe_write(f, "state", "%d", XenbusStateClosing);
+    long long st = wait_int(f->bstate, XenbusStateClosing, TIMEOUT_MS);
+    T_CHECK(st == XenbusStateClosing, "frontend Closing: backend %lld", st);
+    fe_write(f, "state", "%d", XenbusStateClosed);
+    st = wait_int(f->bstate, XenbusStateClosed, TIMEOUT_MS);
+    T_CHECK(st == XenbusStateClosed, "frontend Closed: backend %lld", st);
+    T_EQ(sim_gnt_mapped_count(f->dom), 0);
+    fe_revoke(f);
+}
+
+static void toolstack_remove(struct fe *f)
+{
+    xs_rm(xsh, XBT_NULL, f->fe);
+    xs_rm(xsh, XBT_NULL, f->be);
+    if (f->granted)
+        fe_revoke(f);
+    sim_evtchn_close(f->evt);
+    sim_dom_destroy(f->dom);
+    f->dom = NULL;
+}
+
+/* The daemon forgets a device within timeout_ms. */
+static bool wait_forgotten(const struct fe *f, unsigned timeout_ms)
+{
+    long long end = now_ms() + timeout_ms;
+    while (t_daemon_dev_int(&daemon_, f->domid, f->devid, "state") != -1) {
+        if (now_ms() >= end)
+            return false;
+        usleep(10000);
+    }
+    return true;
+}
+
+static void make_image(void)
+{
+    snprintf(img_path, sizeof(img_path), "%s/img.raw", workdir);
+    int fd = open(img_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    T_ASSERT(fd >= 0, "image");
+    uint32_t *buf = malloc(IMG_BYTES);
+    for (unsigned i = 0; i < IMG_BYTES / 4; i++)
+        buf[i] = i;
+    T_ASSERT(write(fd, buf, IMG_BYTES) == (ssize_t)IMG_BYTES, "write image");
+    free(buf);
+    close(fd);
+}
+
+int main(void)
+{
+    workdir = t_tmpdir(0);
+    const char *hostdir = t_tmpdir(1);
+    make_image();
+    xsd_start(workdir);
+    xsh = xs_open(0);
+    T_ASSERT(xsh, "xs_open: %s", strerror(errno));
+    T_ASSERT(sim_host_open(hostdir, &host) == 0, "sim_host_open");
+
+    char xen[600];
+    snprintf(xen, sizeof(xen), "--xen=sim:%s,domid=%d", hostdir, BE_DOMID);
+    const char *args[] = { xen, "--wait-hotplug=yes", "--max-queues=2", NULL };
+    int rc = t_daemon_start(&daemon_, workdir, args, 10000);
+    T_ASSERT(rc == 0, "daemon start: %d", rc);
+    T_EQ(t_daemon_ndevices(&daemon_), 0);
+    int fds0 = t_count_fds_pid(daemon_.pid), threads0 = t_count_threads_pid(daemon_.pid);
+
+    /* 1. Normal connect, with the hotplug gate, then I/O through the ring. */
+    T_LOG("1. connect");
+    struct fe a;
+    long long t0 = now_ms();
+    toolstack_add(&a, 5, 51712, "xvda");
+    T_ASSERT(wait_int(a.bstate, XenbusStateInitWait, TIMEOUT_MS) == XenbusStateInitWait, "InitWait");
+    T_LOG("InitWait after %lld ms", now_ms() - t0);
+    T_EQ(xs_get_int("%s/max-ring-page-order", a.be), 4);
+    T_EQ(xs_get_int("%s/multi-queue-max-queues", a.be), 2);
+    T_EQ(xs_get_int("%s/feature-max-indirect-segments", a.be), 256);
+    connect_and_check(&a, true);
+    T_EQ(fe_read(&a, 16, 5000), BLKIF_RSP_OKAY);
+    T_CHECK(data_matches(&a, 16), "READ data differs from the image");
+    T_EQ(t_daemon_stat(&daemon_, 5, 51712, "rd_req"), 1);
+    T_EQ(t_daemon_stat(&daemon_, 5, 51712, "rd_sect"), 8);
+    T_EQ(t_daemon_dev_int(&daemon_, 5, 51712, "connected"), 1);
+
+    /* 2. Reconnect: frontend 6 then 1 -> backend 2 -> connect again. */
+    T_LOG("2. reconnect");
+    fe_close(&a);
+    fe_write(&a, "state", "%d", XenbusStateInitialising);
+    T_EQ(wait_int(a.bstate, XenbusStateInitWait, TIMEOUT_MS), XenbusStateInitWait);
+    connect_and_check(&a, false);      /* hotplug-status is still connected */
+    T_EQ(fe_read(&a, 0, 5000), BLKIF_RSP_OKAY);
+    T_CHECK(data_matches(&a, 0), "READ data differs after reconnect");
+    T_EQ(t_daemon_dev_int(&daemon_, 5, 51712, "connects"), 2);
+    T_EQ(t_daemon_stat(&daemon_, 5, 51712, "rd_req"), 2);   /* counters survive a reconnect */
+
+    /* 3. Bogus req_prod on one device halts only that device. */
+    T_LOG("3. bogus req_prod");
+    struct fe b;
+    toolstack_add(&b, 6, 51728, "xvdb");
+    be_write(&b, "hotplug-status", "connected");
+    connect_and_check(&b, false);
+    a.ring.sring->req_prod = a.ring.sring->rsp_prod + 1000;
+    sim_evtchn_notify(a.evt, a.port);
+    long long end = now_ms() + 5000;
+    while (t_daemon_dev_int(&daemon_, 5, 51712, "halted") != 1 && now_ms() < end)
+        usleep(10000);
+    T_EQ(t_daemon_dev_int(&daemon_, 5, 51712, "halted"), 1);
+    T_EQ(fe_read(&b, 8, 5000), BLKIF_RSP_OKAY);
+    T_CHECK(data_matches(&b, 8), "device b data");
+    T_EQ(t_daemon_dev_int(&daemon_, 6, 51728, "halted"), 0);
+    T_CHECK(t_daemon_alive(&daemon_), "daemon died");
+    T_EQ(xs_get_int("%s", b.bstate), XenbusStateConnected);
+    fe_close(&a);                       /* the halted device still closes cleanly */
+
+    /* 4. online=0 unplug (xl block-detach): toolstack writes online=0 and
+     *    state=5; the connected frontend closes; the device is finished. */
+    T_LOG("4. online=0 unplug");
+    {
+        xs_transaction_t t = xs_transaction_start(xsh);
+        char p[256];
+        snprintf(p, sizeof(p), "%s/online", b.be);
+        xs_put(t, p, "0");
+        xs_put(t, b.bstate, "5");
+        T_ASSERT(xs_transaction_end(xsh, t, false), "tx");
+    }
+    usleep(200000);
+    T_EQ(xs_get_int("%s", b.bstate), XenbusStateClosing);   /* frontend still connected: wait */
+    fe_write(&b, "state", "%d", XenbusStateClosing);
+    fe_write(&b, "state", "%d", XenbusStateClosed);
+    T_EQ(wait_int(b.bstate, XenbusStateClosed, TIMEOUT_MS), XenbusStateClosed);
+    T_EQ(sim_gnt_mapped_count(b.dom), 0);
+    T_CHECK(wait_forgotten(&b, 5000), "vbd 6/51728 not released after online=0 + Closed");
+    fe_revoke(&b);
+    toolstack_remove(&b);
+
+    /* 4b. online=0 while the frontend never connected: Closed at once. */
+    T_LOG("4b. online=0 with an idle frontend");
+    struct fe c;
+    toolstack_add(&c, 7, 51744, "xvdc");
+    T_EQ(wait_int(c.bstate, XenbusStateInitWait, TIMEOUT_MS), XenbusStateInitWait);
+    {
+        xs_transaction_t t = xs_transaction_start(xsh);
+        char p[256];
+        snprintf(p, sizeof(p), "%s/online", c.be);
+        xs_put(t, p, "0");
+        xs_put(t, c.bstate, "5");
+        T_ASSERT(xs_transaction_end(xsh, t, false), "tx");
+    }
+    T_EQ(wait_int(c.bstate, XenbusStateClosed, TIMEOUT_MS), XenbusStateClosed);
+    T_CHECK(wait_forgotten(&c, 5000), "vbd 7/51744 not released");
+    toolstack_remove(&c);
+
+    /* 5. Frontend directory vanishes (xl destroy): Closed within 10 s, no
+     *    grant mapped, no port bound, backend directory kept. */
+    T_LOG("5. frontend vanishes");
+    fe_write(&a, "state", "%d", XenbusStateInitialising);
+    T_EQ(wait_int(a.bstate, XenbusStateInitWait, TIMEOUT_MS), XenbusStateInitWait);
+    connect_and_check(&a, false);
+    T_EQ(fe_read(&a, 24, 5000), BLKIF_RSP_OKAY);
+    int ports_before = sim_evtchn_ports_in_use(host, BE_DOMID);
+    T_CHECK(ports_before >= 1, "backend ports in use: %d", ports_before);
+    t0 = now_ms();
+    T_ASSERT(xs_rm(xsh, XBT_NULL, a.fe), "rm frontend");
+    long long st = wait_int(a.bstate, XenbusStateClosed, TIMEOUT_MS);
+    long long took = now_ms() - t0;
+    T_EQ(st, XenbusStateClosed);
+    T_LOG("Closed %lld ms after the frontend vanished", took);
+    T_CHECK(took < 5000, "Closed only after %lld ms", took);
+    T_EQ(sim_gnt_mapped_count(a.dom), 0);
+    T_EQ(sim_evtchn_ports_in_use(host, BE_DOMID), 0);
+    char *dirv = xs_get("%s", a.be);
+    T_CHECK(dirv != NULL, "backend directory deleted by the daemon");
+    free(dirv);
+    /* libxl FORCE_ON then writes online=0 and removes the backend. */
+    be_write(&a, "online", "0");
+    T_CHECK(wait_forgotten(&a, 5000), "vbd 5/51712 not released");
+    fe_revoke(&a);
+    toolstack_remove(&a);
+    /* Four devices came and went: no fd or thread left behind. */
+    T_EQ(t_daemon_ndevices(&daemon_), 0);
+    T_EQ(t_count_fds_pid(daemon_.pid), fds0);
+    T_EQ(t_count_threads_pid(daemon_.pid), threads0);
+
+    /* 6. SIGTERM: exit 0, nothing left mapped. */
+    T_LOG("6. shutdown");
+    struct fe d;
+    toolstack_add(&d, 8, 51760, "xvdd");
+    be_write(&d, "hotplug-status", "connected");
+    connect_and_check(&d, false);
+    T_EQ(fe_read(&d, 32, 5000), BLKIF_RSP_OKAY);
+    rc = t_daemon_stop(&daemon_, 10000);
+    T_EQ(rc, 0);
+    T_EQ(sim_gnt_mapped_count(d.dom), 0);
+    T_EQ(sim_evtchn_ports_in_use(host, BE_DOMID), 0);
+    T_EQ(xs_get_int("%s", d.bstate), XenbusStateConnected);   /* on-exit=leave */
+
+    /* 7. A restarted daemon reattaches to the connected ring (no state change). */
+    T_LOG("7. restart and reattach");
+    const char *args2[] = { xen, "--wait-hotplug=yes", "--max-queues=2",
+                            "--backend-types=vbd,vbd3", NULL };
+    rc = t_daemon_start(&daemon_, workdir, args2, 10000);
+    T_ASSERT(rc == 0, "daemon restart: %d", rc);
+    end = now_ms() + 5000;
+    while (t_daemon_dev_int(&daemon_, 8, 51760, "connected") != 1 && now_ms() < end)
+        usleep(10000);
+    T_EQ(t_daemon_dev_int(&daemon_, 8, 51760, "connected"), 1);
+    T_EQ(xs_get_int("%s", d.bstate), XenbusStateConnected);
+    T_EQ(fe_read(&d, 40, 5000), BLKIF_RSP_OKAY);
+    T_CHECK(data_matches(&d, 40), "READ after reattach");
+    fe_close(&d);
+    toolstack_remove(&d);
+
+    /* 8. vbd3 (Xen >= 4.19 tap): "raw:<path>" connects; "qcow2:" is refused
+     *    through vbd_fatal: error nodes, Closing, then Closed with no grants. */
+    T_LOG("8. vbd3");
+    char raw[600];
+    snprintf(raw, sizeof(raw), "raw:%s", img_path);
+    struct fe e;
+    toolstack_add_kind(&e, "vbd3", 9, 51776, "xvde", raw);
+    be_write(&e, "hotplug-status", "connected");
+    connect_and_check(&e, false);
+    T_EQ(fe_read(&e, 48, 5000), BLKIF_RSP_OKAY);
+    T_CHECK(data_matches(&e, 48), "vbd3 READ");
+    fe_close(&e);
+    toolstack_remove(&e);
+    snprintf(raw, sizeof(raw), "qcow2:%s", img_path);
+    struct fe g;
+    toolstack_add_kind(&g, "vbd3", 10, 51792, "xvdf", raw);
+    be_write(&g, "hotplug-status", "connected");
+    T_EQ(wait_int(g.bstate, XenbusStateInitWait, TIMEOUT_MS), XenbusStateInitWait);
+    fe_publish(&g);
+    T_EQ(wait_int(g.bstate, XenbusStateClosing, TIMEOUT_MS), XenbusStateClosing);
+    char *errv = xs_get("%s/error", g.be);
+    T_CHECK(errv && atoi(errv) == EOPNOTSUPP, "backend error node: %s", errv ? errv : "(none)");
+    free(errv);
+    errv = xs_get("/local/domain/%d/error/backend/vbd3/10/51792/error", BE_DOMID);
+    T_CHECK(errv != NULL, "Linux-style error node missing");
+    free(errv);
+    T_EQ(sim_gnt_mapped_count(g.dom), 0);
+    fe_write(&g, "state", "%d", XenbusStateClosed);
+    T_EQ(wait_int(g.bstate, XenbusStateClosed, TIMEOUT_MS), XenbusStateClosed);
+    fe_revoke(&g);
+    be_write(&g, "online", "0");
+    T_CHECK(wait_forgotten(&g, 5000), "vbd 10/51792 not released");
+    errv = xs_get("/local/domain/%d/error/backend/vbd3/10/51792/error", BE_DOMID);
+    T_CHECK(errv == NULL, "Linux-style error node left behind");
+    free(errv);
+    toolstack_remove(&g);
+
+    /* 9. The toolstack removes an online backend directory (failed attach):
+     *    the device is released and the directory is not resurrected. */
+    T_LOG("9. backend directory removed");
+    struct fe h;
+    toolstack_add(&h, 11, 51808, "xvdg");
+    T_EQ(wait_int(h.bstate, XenbusStateInitWait, TIMEOUT_MS), XenbusStateInitWait);
+    T_ASSERT(xs_rm(xsh, XBT_NULL, h.be), "rm backend");
+    T_CHECK(wait_forgotten(&h, 5000), "vbd 11/51808 not released");
+    usleep(100000);
+    char *gone = xs_get("%s", h.be);
+    T_CHECK(gone == NULL, "backend directory resurrected");
+    free(gone);
+    toolstack_remove(&h);
+
+    rc = t_daemon_stop(&daemon_, 10000);
+    T_EQ(rc, 0);
+
+    if (t_failures)
+        t_daemon_dump_log(&daemon_, 60);
+    xs_close(xsh);
+    sim_host_close(host);
+    return t_done();
+}

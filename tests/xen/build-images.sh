@@ -1,0 +1,278 @@
+#!/bin/bash
+# Build (and cache under build/xen/) everything `make check-xen` boots: the Xen 4.17
+# hypervisor ELF, a Debian 12 dom0 rootfs (debootstrap) with xen-blkbackd installed by
+# `make install DESTDIR=<rootfs> PREFIX=/usr`, a busybox dom0 initramfs, the ext4 dom0
+# disk image, and the PV guest kernel (vmlinux ELF) + busybox/fio initramfs.
+# Only Debian packages from the host's apt mirror are used. Idempotent: every stage has
+# a stamp and is redone only when its inputs change.
+#
+# Usage: tests/xen/build-images.sh [--no-daemon] [--rebuild-rootfs]
+#   XEN_DIR   cache directory (default build/xen)
+#   MIRROR    Debian mirror (default: the deb.debian.org one in the host's apt sources)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+XEN_DIR=${XEN_DIR:-$ROOT/build/xen}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+SEC_MIRROR=${SEC_MIRROR:-http://deb.debian.org/debian-security}
+SUITE=bookworm
+WITH_DAEMON=1
+for a in "$@"; do
+    case $a in
+        --no-daemon) WITH_DAEMON=0 ;;
+        --rebuild-rootfs) rm -f "$XEN_DIR/stamp.rootfs" ;;
+        *) echo "usage: $0 [--no-daemon] [--rebuild-rootfs]" >&2; exit 2 ;;
+    esac
+done
+
+ROOTFS=$XEN_DIR/rootfs
+# dom0 packages. qemu-system-xen gives the qdisk backend for the comparison table;
+# the lib* packages are the daemon's run-time libraries.
+DOM0_PKGS="linux-image-amd64 xen-utils-4.17 xen-utils-common xenstore-utils kmod udev
+  util-linux e2fsprogs procps iproute2 busybox-static fio qemu-system-xen
+  liburing2 libaio1 libinih1 libjson-c5 libxenstore4 libxengnttab1 libxenevtchn1"
+
+log() { echo "[build-images $(date +%T)] $*"; }
+t_start=$(date +%s)
+mkdir -p "$XEN_DIR"
+cd "$XEN_DIR"
+
+# ---------------------------------------------------------------- hypervisor
+stage_xen() {
+    [ -s xen-4.17-amd64 ] && [ -f stamp.xen ] && return 0
+    log "downloading xen-hypervisor-4.17-amd64"
+    mkdir -p debs && (cd debs && rm -f xen-hypervisor-4.17-amd64_*.deb &&
+        apt-get download -q xen-hypervisor-4.17-amd64)
+    rm -rf xen-x && mkdir xen-x && dpkg -x debs/xen-hypervisor-4.17-amd64_*.deb xen-x
+    gunzip -c xen-x/boot/xen-4.17-amd64.gz > xen-4.17-amd64.tmp
+    mv xen-4.17-amd64.tmp xen-4.17-amd64
+    dpkg-deb -f debs/xen-hypervisor-4.17-amd64_*.deb Version > xen.version
+    rm -rf xen-x
+    touch stamp.xen
+    log "hypervisor $(cat xen.version)"
+}
+
+# ---------------------------------------------------------------- dom0 rootfs
+chroot_mounts_up() {
+    mountpoint -q "$ROOTFS/proc" || mount -t proc proc "$ROOTFS/proc"
+    mountpoint -q "$ROOTFS/sys" || mount -t sysfs sysfs "$ROOTFS/sys"
+    mountpoint -q "$ROOTFS/dev" || mount --bind /dev "$ROOTFS/dev"
+}
+chroot_mounts_down() {
+    for m in dev sys proc; do
+        mountpoint -q "$ROOTFS/$m" 2>/dev/null && umount -l "$ROOTFS/$m" || true
+    done
+}
+
+stage_rootfs() {
+    local want; want=$(echo "$DOM0_PKGS" | tr -s ' \n' ' ' | md5sum | cut -c1-12)
+    [ -f stamp.rootfs ] && [ "$(cat stamp.rootfs)" = "$want" ] && return 0
+    trap chroot_mounts_down EXIT
+    chroot_mounts_down
+    rm -rf "$ROOTFS" rootfs.partial
+    log "debootstrap $SUITE (minbase) from $MIRROR"
+    debootstrap --variant=minbase "$SUITE" rootfs.partial "$MIRROR" > debootstrap.log 2>&1 ||
+        { tail -20 debootstrap.log; exit 1; }
+    mv rootfs.partial "$ROOTFS"
+    # Same suites as the host (bookworm, -updates, -security) so xl matches the hypervisor.
+    cat > "$ROOTFS/etc/apt/sources.list" <<EOF
+deb $MIRROR $SUITE main
+deb $MIRROR $SUITE-updates main
+deb $SEC_MIRROR $SUITE-security main
+EOF
+    printf '#!/bin/sh\nexit 101\n' > "$ROOTFS/usr/sbin/policy-rc.d"
+    chmod 755 "$ROOTFS/usr/sbin/policy-rc.d"
+    # No initramfs-tools run for the kernel package: we boot our own busybox initramfs.
+    mkdir -p "$ROOTFS/etc/initramfs-tools"
+    chroot_mounts_up
+    log "apt-get dist-upgrade + install dom0 packages"
+    chroot "$ROOTFS" /usr/bin/env DEBIAN_FRONTEND=noninteractive LC_ALL=C bash -c "
+        apt-get update -q && apt-get -y -q dist-upgrade &&
+        apt-get -y -q install --no-install-recommends $(echo $DOM0_PKGS)" > apt.log 2>&1 ||
+        { tail -30 apt.log; exit 1; }
+    chroot "$ROOTFS" apt-get clean
+    chroot_mounts_down
+    trap - EXIT
+    rm -rf "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/locale/* \
+           "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/boot/initrd.img-*
+    local hv tools
+    hv=$(cat xen.version)
+    tools=$(chroot "$ROOTFS" dpkg-query -W -f='${Version}' xen-utils-4.17)
+    log "hypervisor $hv, dom0 xen-utils $tools"
+    if [ "$hv" != "$tools" ]; then
+        echo "build-images: version skew: hypervisor $hv vs xen-utils $tools" >&2
+        exit 1
+    fi
+    echo "$want" > stamp.rootfs
+    rm -f stamp.initrd stamp.guest
+}
+
+kver() { ls "$ROOTFS/lib/modules" | sort -V | tail -1; }
+
+# Print the module files (relative to lib/modules/<kver>) for the given modules and their
+# dependencies, dependencies first.
+mod_closure() {
+    local kv=$1; shift
+    local seen="" out=""
+    visit() {
+        local m=$1 f deps d
+        case " $seen " in *" $m "*) return ;; esac
+        seen="$seen $m"
+        f=$(chroot "$ROOTFS" modinfo -k "$kv" -F filename "$m" 2>/dev/null) ||
+            { echo "build-images: no module $m in $kv" >&2; return 1; }
+        case $f in /*) ;; *) return 0 ;; esac   # (builtin)
+        deps=$(chroot "$ROOTFS" modinfo -k "$kv" -F depends "$m" | tr ',' ' ')
+        for d in $deps; do visit "$d" || return 1; done
+        out="$out $f"
+    }
+    for m in "$@"; do visit "$m" || return 1; done
+    echo $out
+}
+
+# Copy a dynamically linked program from the rootfs, with every library ldd names.
+copy_prog() {
+    local dst=$1 prog=$2 l
+    mkdir -p "$dst$(dirname "$prog")"
+    cp -L "$ROOTFS$prog" "$dst$prog"
+    for l in $(chroot "$ROOTFS" ldd "$prog" 2>/dev/null | grep -o '/[^ ]*'); do
+        [ -e "$dst$l" ] && continue
+        mkdir -p "$dst$(dirname "$l")"
+        cp -L "$ROOTFS$l" "$dst$l"
+    done
+}
+
+add_modules() {   # dst kver modules...
+    local dst=$1 kv=$2; shift 2
+    local f
+    mkdir -p "$dst/lib/modules"
+    : > "$dst/lib/modules/load-order"
+    local list; list=$(mod_closure "$kv" "$@") || exit 1
+    for f in $list; do
+        case $f in
+            *.ko.xz) xz -dc "$ROOTFS$f" > "$dst/lib/modules/$(basename "$f" .xz)" ;;
+            *.ko.zst) zstd -qdc "$ROOTFS$f" > "$dst/lib/modules/$(basename "$f" .zst)" ;;
+            *) cp "$ROOTFS$f" "$dst/lib/modules/" ;;
+        esac
+        basename "${f%.xz}" | sed 's/\.zst$//' >> "$dst/lib/modules/load-order"
+    done
+}
+
+busybox_tree() {   # dst: static busybox + applet links (never a link named busybox)
+    local dst=$1 a
+    mkdir -p "$dst"/{bin,sbin,dev,proc,sys,tmp,mnt,newroot,etc,run}
+    cp "$ROOTFS/bin/busybox" "$dst/bin/busybox"
+    for a in $("$dst/bin/busybox" --list); do
+        [ "$a" = busybox ] && continue
+        [ -e "$dst/bin/$a" ] || ln -s busybox "$dst/bin/$a"
+    done
+}
+
+mk_cpio() { (cd "$1" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 > "$2"; }
+
+# ---------------------------------------------------------------- dom0 initramfs
+stage_initrd() {
+    [ -f stamp.initrd ] && [ -s dom0-initrd.img ] && [ -s vmlinuz ] && return 0
+    local kv d; kv=$(kver)
+    d=$XEN_DIR/initrd.d
+    rm -rf "$d"; busybox_tree "$d"
+    add_modules "$d" "$kv" virtio_pci virtio_blk crc32c_generic ext4
+    cat > "$d/init" <<'EOF'
+#!/bin/busybox sh
+# dom0 initramfs: load virtio + ext4, mount /dev/vda and switch_root to its init=.
+mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs dev /dev
+for pass in 1 2; do for m in $(cat /lib/modules/load-order); do
+    n=$(echo ${m%.ko} | tr - _); grep -q "^$n " /proc/modules || insmod /lib/modules/$m 2>/dev/null
+done; done
+init=/sbin/init
+for a in $(cat /proc/cmdline); do case $a in init=*) init=${a#init=} ;; esac; done
+i=0; while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+mount -o rw /dev/vda /newroot || { echo "initrd: cannot mount /dev/vda"; sh; }
+umount /proc /sys; mount --move /dev /newroot/dev 2>/dev/null || umount /dev
+exec switch_root /newroot "$init"
+EOF
+    chmod 755 "$d/init"
+    mk_cpio "$d" dom0-initrd.img
+    cp "$ROOTFS/boot/vmlinuz-$kv" vmlinuz
+    echo "$kv" > kernel.version
+    touch stamp.initrd
+    log "dom0 initramfs for $kv: $(du -h dom0-initrd.img | cut -f1)"
+}
+
+# ---------------------------------------------------------------- guest kernel + initramfs
+extract_vmlinux() {   # vmlinuz -> vmlinux ELF (the payload is xz in Debian kernels)
+    local off
+    off=$(grep -abo $'\xfd7zXZ\x00' "$1" | head -1 | cut -d: -f1)
+    [ -n "$off" ] || { echo "build-images: no xz payload in $1" >&2; return 1; }
+    tail -c +$((off + 1)) "$1" | xz -dc 2>/dev/null > "$2.tmp" || true
+    head -c 4 "$2.tmp" | grep -q 'ELF' || { echo "build-images: vmlinux extraction failed" >&2; return 1; }
+    mv "$2.tmp" "$2"
+}
+
+stage_guest() {
+    local inputs; inputs=$(cat "$ROOTFS/../stamp.rootfs" "$ROOT/tests/xen/guest-init.sh" | md5sum | cut -c1-12)
+    [ -f stamp.guest ] && [ "$(cat stamp.guest)" = "$inputs" ] && return 0
+    local kv d p; kv=$(kver)
+    [ -s guest-vmlinux ] && [ -f stamp.guest ] || extract_vmlinux "$ROOTFS/boot/vmlinuz-$kv" guest-vmlinux
+    d=$XEN_DIR/guest.d
+    rm -rf "$d"; busybox_tree "$d"
+    add_modules "$d" "$kv" xen-blkfront crc32c_generic ext4
+    for p in /usr/bin/fio /sbin/mkfs.ext4 /sbin/e2fsck /sbin/blkdiscard /sbin/blockdev \
+             /usr/bin/md5sum /usr/bin/sha256sum; do
+        [ -e "$ROOTFS$p" ] && copy_prog "$d" "$p"
+    done
+    mkdir -p "$d/lib64" && cp -L "$ROOTFS/lib64/ld-linux-x86-64.so.2" "$d/lib64/"
+    cp "$ROOT/tests/xen/guest-init.sh" "$d/init"; chmod 755 "$d/init"
+    mk_cpio "$d" guest-initrd.img
+    echo "$inputs" > stamp.guest
+    log "guest vmlinux $(du -h guest-vmlinux | cut -f1), initramfs $(du -h guest-initrd.img | cut -f1)"
+}
+
+# ---------------------------------------------------------------- dom0 disk image
+# Files we add to the pristine rootfs are listed in overlay.list and removed before the
+# next image, so a stale daemon never survives a rebuild.
+stage_dom0img() {
+    local stage=$XEN_DIR/stage f
+    if [ -f overlay.list ]; then
+        while read -r f; do rm -f "$ROOTFS$f"; done < overlay.list
+    fi
+    rm -rf "$stage"; mkdir -p "$stage"
+    if [ "$WITH_DAEMON" = 1 ]; then
+        log "make install DESTDIR=$stage PREFIX=/usr"
+        if make -C "$ROOT" -s install DESTDIR="$stage" PREFIX=/usr > install.log 2>&1; then
+            echo yes > daemon.installed
+        else
+            log "make install failed (daemon not installed; see $XEN_DIR/install.log)"
+            rm -rf "$stage"; mkdir -p "$stage"
+            echo no > daemon.installed
+        fi
+    else
+        echo no > daemon.installed
+    fi
+    # Configuration files even when the daemon did not build (the kernel baseline needs none).
+    if [ ! -e "$stage/etc/modprobe.d" ] && [ -x "$ROOT/conf/install-extra.sh" ]; then
+        DESTDIR="$stage" PREFIX=/usr SYSCONFDIR=/etc "$ROOT/conf/install-extra.sh" >> install.log 2>&1 || true
+    fi
+    mkdir -p "$stage/opt/xentest"
+    cp "$ROOT"/tests/xen/dom0-init.sh "$ROOT"/tests/xen/scenarios.sh "$stage/opt/xentest/"
+    chmod 755 "$stage"/opt/xentest/*.sh
+    cp guest-vmlinux guest-initrd.img "$stage/opt/xentest/"
+    (cd "$stage" && find . ! -type d | sed 's/^\.//') > overlay.list
+    (cd "$stage" && tar cf - .) | (cd "$ROOTFS" && tar xf - --keep-directory-symlink)
+    local sum; sum=$( (cd "$stage" && find . -type f -print0 | sort -z | xargs -0 md5sum) | md5sum | cut -c1-12)
+    sum="$sum-$(cat stamp.rootfs)"
+    if [ -f stamp.dom0img ] && [ "$(cat stamp.dom0img)" = "$sum" ] && [ -s dom0.img ]; then
+        return 0
+    fi
+    log "mkfs.ext4 -d rootfs dom0.img"
+    rm -f dom0.img.tmp
+    mkfs.ext4 -q -F -L dom0 -d "$ROOTFS" dom0.img.tmp 3G
+    mv dom0.img.tmp dom0.img
+    echo "$sum" > stamp.dom0img
+}
+
+stage_xen
+stage_rootfs
+stage_initrd
+stage_guest
+stage_dom0img
+log "done in $(( $(date +%s) - t_start )) s (daemon installed: $(cat daemon.installed))"

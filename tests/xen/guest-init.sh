@@ -1,0 +1,224 @@
+#!/bin/sh
+# PV test guest /init (busybox): loads xen-blkfront, runs the steps named on the kernel
+# command line, prints "@@G ..." result lines on hvc0 (dom0 reads them from xenconsoled's
+# log), then powers off. Steps: xt.steps=step[@dev[:dev]]+step...; see tests/xen/README.md.
+#   neg@d      negotiated features        dd@d     dd write/read/md5
+#   fio@d[:e]  fio --verify (all disks at once)   perf@d   fio IOPS/bandwidth
+#   flush@d    fsync writes must reach the backend as flushes
+#   discard@d  blkdiscard; neighbouring data intact     ro@d   read-only disk
+#   fs@d       ext4 mkfs/write/remount/md5/fsck   hp@d     hotplug cycles driven by dom0
+#   fiolong@d  fio until dom0 destroys us
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs dev /dev 2>/dev/null
+mount -t tmpfs tmp /tmp; mkdir -p /mnt/t
+exec < /dev/console > /dev/console 2>&1
+
+say() { echo "@@G $*"; }
+arg() { for a in $(cat /proc/cmdline); do case $a in "$1"=*) echo "${a#*=}"; return ;; esac; done; }
+STEPS=$(arg xt.steps); BF=$(arg xt.bf); ROMD5=$(arg xt.romd5); HPMD5=$(arg xt.hpmd5)
+HPN=$(arg xt.hpn); HPN=${HPN:-20}
+say BOOT steps=$STEPS bf=$BF
+
+for pass in 1 2; do for m in $(cat /lib/modules/load-order); do
+    n=$(echo ${m%.ko} | tr - _); grep -q "^$n " /proc/modules && continue
+    case $m in
+        xen-blkfront.ko) insmod /lib/modules/$m $(echo "$BF" | tr ':' ' ') || say INFO "insmod $m failed" ;;
+        *) insmod /lib/modules/$m 2>/dev/null ;;
+    esac
+done; done
+
+waitdev() {   # dev [seconds]: wait until /dev/<dev> exists with a non-zero size
+    i=0; n=$(( ${2:-30} * 10 ))
+    while [ $i -lt $n ]; do
+        [ -b /dev/$1 ] && [ "$(cat /sys/block/$1/size 2>/dev/null)" != 0 ] && return 0
+        sleep 0.1; i=$((i+1))
+    done
+    return 1
+}
+up() { cut -d. -f1 /proc/uptime; }
+# result step PASS|FAIL detail  ->  "@@G STEP <step> <status> <seconds>s <detail>"
+result() { say STEP "$1" "$2" "$(( $(up) - T_STEP ))s" "$3"; }
+fiojob() { fio --output-format=terse --terse-version=3 "$@" 2>&1; }
+
+st_neg() {
+    d=$1
+    waitdev $d || { result neg@$d FAIL "no /dev/$d"; return; }
+    q=$(ls /sys/block/$d/mq 2>/dev/null | wc -l)
+    feat=$(dmesg | grep "blkfront: $d:" | tail -1 | sed 's/.*blkfront: [a-z]*: //; s/; */;/g; s/ /_/g')
+    Q=/sys/block/$d/queue
+    say INFO neg $d sectors=$(cat /sys/block/$d/size) queues=$q ro=$(cat /sys/block/$d/ro) \
+        lbs=$(cat $Q/logical_block_size) max_hw_kb=$(cat $Q/max_hw_sectors_kb) \
+        max_segs=$(cat $Q/max_segments) wc=$(cat $Q/write_cache | tr ' ' _) \
+        dgran=$(cat $Q/discard_granularity) dmax=$(cat $Q/discard_max_bytes) feat="$feat"
+    result neg@$d PASS "queues=$q"
+}
+
+st_dd() {
+    d=$1
+    waitdev $d || { result dd@$d FAIL "no /dev/$d"; return; }
+    dd if=/dev/urandom of=/tmp/pat bs=1M count=8 2>/dev/null
+    want=$(md5sum < /tmp/pat | cut -c1-32)
+    dd if=/tmp/pat of=/dev/$d bs=1M seek=4 conv=fsync 2>/dev/null || { result dd@$d FAIL "write failed"; return; }
+    blockdev --flushbufs /dev/$d; echo 3 > /proc/sys/vm/drop_caches
+    got=$(dd if=/dev/$d bs=1M skip=4 count=8 2>/dev/null | md5sum | cut -c1-32)
+    rm -f /tmp/pat
+    [ "$got" = "$want" ] && result dd@$d PASS "md5 $got" || result dd@$d FAIL "md5 $got != $want"
+}
+
+st_fio() {   # fio@xvdb[:xvdc]: one job per disk, concurrently
+    devs=$(echo "$1" | tr ':' ' '); jobs=""
+    for d in $devs; do
+        waitdev $d || { result fio@$1 FAIL "no /dev/$d"; return; }
+        jobs="$jobs --name=$d --filename=/dev/$d"
+    done
+    out=$(fio --direct=1 --ioengine=libaio --rw=randwrite --bsrange=4k-128k --size=48M \
+              --iodepth=16 --verify=crc32c --verify_fatal=1 --do_verify=1 \
+              --group_reporting --output-format=terse --terse-version=3 $jobs 2>&1)
+    rc=$?
+    errs=$(echo "$out" | grep -ci 'verify\|error\|bad')
+    if [ $rc = 0 ] && [ "$errs" = 0 ]; then
+        result fio@$1 PASS "48MiB/disk randwrite+verify crc32c"
+    else
+        echo "$out" | head -20
+        result fio@$1 FAIL "fio rc=$rc"
+    fi
+}
+
+st_perf() {
+    d=$1
+    waitdev $d || { result perf@$d FAIL "no /dev/$d"; return; }
+    common="--filename=/dev/$d --direct=1 --ioengine=libaio --size=48M --time_based --runtime=10"
+    # terse v3: field 7/8 = read bw KiB/s / IOPS, 48/49 = write bw / IOPS
+    rr=$(fiojob --name=rr $common --rw=randread --bs=4k --iodepth=16 | awk -F';' '/^3;/{print $8}')
+    rw=$(fiojob --name=rw $common --rw=randwrite --bs=4k --iodepth=16 | awk -F';' '/^3;/{print $49}')
+    sr=$(fiojob --name=sr $common --rw=read --bs=1M --iodepth=4 | awk -F';' '/^3;/{print int($7/1024)}')
+    say PERF $d randread4k_iops=${rr:-0} randwrite4k_iops=${rw:-0} seqread1m_mibs=${sr:-0}
+    [ -n "$rr" ] && [ -n "$rw" ] && [ -n "$sr" ] && result perf@$d PASS "" || result perf@$d FAIL "fio failed"
+}
+
+flushes() { awk -v d=$1 '$3==d{print $19}' /proc/diskstats; }
+st_flush() {
+    d=$1
+    waitdev $d || { result flush@$d FAIL "no /dev/$d"; return; }
+    wc=$(cat /sys/block/$d/queue/write_cache)
+    before=$(flushes $d)
+    fio --name=fsync --filename=/dev/$d --rw=write --bs=4k --size=1M --offset=64M \
+        --fsync=1 --ioengine=sync > /tmp/fio.out 2>&1
+    rc=$?
+    after=$(flushes $d)
+    n=$((after - before))
+    if [ "$wc" != "write back" ]; then
+        result flush@$d FAIL "write_cache='$wc' (no feature-flush-cache)"
+    elif [ $rc != 0 ]; then
+        head -10 /tmp/fio.out; result flush@$d FAIL "fio --fsync=1 rc=$rc"
+    elif [ $n -lt 200 ]; then
+        result flush@$d FAIL "only $n flushes completed for 256 fsyncs"
+    else
+        result flush@$d PASS "$n flushes completed"
+    fi
+}
+
+st_discard() {
+    d=$1
+    waitdev $d || { result discard@$d FAIL "no /dev/$d"; return; }
+    dmax=$(cat /sys/block/$d/queue/discard_max_bytes)
+    [ "$dmax" -gt 0 ] || { result discard@$d FAIL "discard not advertised"; return; }
+    # A = 200..216 MiB (discarded), B = 216..232 MiB (must survive)
+    dd if=/dev/urandom of=/tmp/pat bs=1M count=16 2>/dev/null
+    dd if=/tmp/pat of=/dev/$d bs=1M seek=200 conv=fsync 2>/dev/null
+    dd if=/tmp/pat of=/dev/$d bs=1M seek=216 conv=fsync 2>/dev/null
+    want=$(md5sum < /tmp/pat | cut -c1-32); rm -f /tmp/pat
+    if ! blkdiscard -o $((200 << 20)) -l $((16 << 20)) /dev/$d; then
+        result discard@$d FAIL "blkdiscard failed"; return
+    fi
+    blockdev --flushbufs /dev/$d; echo 3 > /proc/sys/vm/drop_caches
+    gotb=$(dd if=/dev/$d bs=1M skip=216 count=16 2>/dev/null | md5sum | cut -c1-32)
+    gota=$(dd if=/dev/$d bs=1M skip=200 count=16 2>/dev/null | md5sum | cut -c1-32)
+    zero=$(dd if=/dev/zero bs=1M count=16 2>/dev/null | md5sum | cut -c1-32)
+    z=no; [ "$gota" = "$zero" ] && z=yes
+    if [ "$gotb" != "$want" ]; then
+        result discard@$d FAIL "data next to the discarded range changed"
+    else
+        result discard@$d PASS "16MiB discarded, reads back zero: $z; neighbour intact"
+    fi
+}
+
+st_ro() {
+    d=$1
+    waitdev $d || { result ro@$d FAIL "no /dev/$d"; return; }
+    ro=$(blockdev --getro /dev/$d)
+    got=$(dd if=/dev/$d bs=1M count=16 2>/dev/null | md5sum | cut -c1-32)
+    if dd if=/dev/zero of=/dev/$d bs=4k count=1 conv=fsync 2>/dev/null; then w=succeeded; else w=refused; fi
+    if [ "$ro" != 1 ]; then result ro@$d FAIL "device not read-only (getro=$ro)"
+    elif [ "$got" != "$ROMD5" ]; then result ro@$d FAIL "content md5 $got != $ROMD5"
+    elif [ $w != refused ]; then result ro@$d FAIL "write succeeded"
+    else result ro@$d PASS "ro=1, content ok, write refused"
+    fi
+}
+
+st_fs() {
+    d=$1
+    waitdev $d || { result fs@$d FAIL "no /dev/$d"; return; }
+    mkfs.ext4 -q -F /dev/$d > /tmp/mkfs.out 2>&1 || { cat /tmp/mkfs.out; result fs@$d FAIL "mkfs failed"; return; }
+    mount -t ext4 /dev/$d /mnt/t || { result fs@$d FAIL "mount failed"; return; }
+    dd if=/dev/urandom of=/mnt/t/big bs=1M count=24 2>/dev/null
+    i=0; while [ $i -lt 200 ]; do echo "file $i $(date)" > /mnt/t/f$i; i=$((i+1)); done
+    sum1=$(cat /mnt/t/big /mnt/t/f* | md5sum | cut -c1-32)
+    umount /mnt/t || { result fs@$d FAIL "umount failed"; return; }
+    echo 3 > /proc/sys/vm/drop_caches
+    mount -t ext4 /dev/$d /mnt/t || { result fs@$d FAIL "remount failed"; return; }
+    sum2=$(cat /mnt/t/big /mnt/t/f* | md5sum | cut -c1-32)
+    umount /mnt/t
+    e2fsck -fn /dev/$d > /tmp/fsck.out 2>&1; rc=$?
+    if [ "$sum1" != "$sum2" ]; then result fs@$d FAIL "file md5 changed across remount"
+    elif [ $rc != 0 ]; then tail -5 /tmp/fsck.out; result fs@$d FAIL "e2fsck rc=$rc"
+    else result fs@$d PASS "ext4 24MiB+200 files, remount md5 ok, fsck clean"
+    fi
+}
+
+st_hp() {   # dom0 attaches/detaches /dev/<d> HPN times; we read it each time
+    d=$1; ok=0; i=1
+    say HP-READY
+    while [ $i -le $HPN ]; do
+        waitdev $d 120 || { say INFO "hp: cycle $i: no /dev/$d"; break; }
+        got=$(dd if=/dev/$d bs=1M count=1 2>/dev/null | md5sum | cut -c1-32)
+        [ "$got" = "$HPMD5" ] && ok=$((ok+1))
+        say HP $i $got
+        j=0; while [ -b /dev/$d ] && [ $j -lt 1200 ]; do sleep 0.1; j=$((j+1)); done
+        [ -b /dev/$d ] && { say INFO "hp: cycle $i: /dev/$d never went away"; break; }
+        i=$((i+1))
+    done
+    [ $ok = $HPN ] && result hp@$d PASS "$ok/$HPN cycles read ok" || result hp@$d FAIL "$ok/$HPN cycles read ok"
+}
+
+st_fiolong() {
+    d=$1
+    waitdev $d || { result fiolong@$d FAIL "no /dev/$d"; return; }
+    say FIO-RUNNING
+    fio --name=long --filename=/dev/$d --direct=1 --ioengine=libaio --rw=randrw --bs=64k \
+        --iodepth=32 --size=64M --time_based --runtime=600 > /dev/null 2>&1
+    result fiolong@$d FAIL "fio ended (guest was not destroyed)"
+}
+
+for s in $(echo "$STEPS" | tr '+' ' '); do
+    name=${s%%@*}; dev=${s#*@}
+    say RUN $s
+    T_STEP=$(up)
+    case $name in
+        neg|dd|fio|perf|flush|discard|ro|fs|hp|fiolong) st_$name $dev ;;
+        *) result $s FAIL "unknown step" ;;
+    esac
+done
+
+T_STEP=$(up)
+bad=$(dmesg | grep -iE 'WARNING:|BUG:|Oops|general protection|Call Trace|blkfront.*(fail|error|bad|illegal|disabl)|I/O error|hung_task|blocked for more')
+if [ -n "$bad" ]; then
+    echo "$bad" | head -30
+    result kernel-log FAIL "$(echo "$bad" | wc -l) suspicious kernel log lines"
+else
+    result kernel-log PASS ""
+fi
+dmesg | grep -E 'blkfront' | head -12
+say DONE
+sync
+poweroff -f

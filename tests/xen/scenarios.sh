@@ -1,0 +1,413 @@
+#!/bin/bash
+# dom0 side of `make check-xen`: runs the scenarios of a plan against real Xen and the
+# real Linux blkfront in PV guests, prints one "@@XT RESULT <PASS|FAIL|SKIP> <secs>
+# <name> :: <detail>" line per scenario (the host's run.sh parses them), then
+# "@@XT TABLE ..." lines for the backend comparison and "@@XT SUMMARY ...".
+# Usage (in dom0): scenarios.sh PLAN   PLAN = all | phase[,phase...]
+#   phases: kernel qdisk daemon destroy twoguests  (all = every one, in that order)
+# Guest steps are in guest-init.sh; guest consoles are relayed as "[<guest>] ..." lines.
+set -u
+export PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
+PLAN=${1:-all}
+[ "$PLAN" = all ] && PLAN=kernel,qdisk,daemon,destroy,twoguests
+T=/opt/xentest
+CONS=/var/log/xen/console
+IMG=/img
+DLOG=/var/log/xen-blkbackd.log
+HPN=${HPN:-20}
+MIB=256                       # data disk size; guest steps use offsets up to 232 MiB
+XVDB=51728 XVDC=51744 XVDD=51760
+NPASS=0 NFAIL=0 NSKIP=0
+
+say()  { echo "@@XT $*"; }
+info() { echo "@@XT INFO $*"; }
+now()  { cut -d' ' -f1 /proc/uptime | cut -d. -f1; }
+report() {   # status secs name detail
+    say RESULT "$1" "$2" "$3 :: $4"
+    case $1 in PASS) NPASS=$((NPASS+1)) ;; FAIL) NFAIL=$((NFAIL+1)) ;; *) NSKIP=$((NSKIP+1)) ;; esac
+}
+
+# ------------------------------------------------------------------ disk specs per backend
+spec() {   # backend vdev access target
+    case $1 in
+        kernel) echo "format=raw, vdev=$2, access=$3, backendtype=phy, target=$4" ;;
+        qdisk)  echo "format=raw, vdev=$2, access=$3, backendtype=qdisk, target=$4" ;;
+        daemon) echo "format=raw, vdev=$2, access=$3, backendtype=phy, script=block-xen-blkbackd, target=$4" ;;
+    esac
+}
+bekind() { [ "$1" = qdisk ] && echo qdisk || echo vbd; }
+
+mkimg() {   # path MiB [random-MiB]: sparse image, optionally with random data at the start
+    rm -f "$1"; truncate -s "${2}M" "$1"
+    [ -n "${3:-}" ] && dd if=/dev/urandom of="$1" bs=1M count="$3" conv=notrunc 2>/dev/null
+    return 0
+}
+
+# ------------------------------------------------------------------ guests
+# start_guest name steps extra-cmdline disk-spec...
+start_guest() {
+    local name=$1 steps=$2 extra=$3 d disks="" t0
+    shift 3
+    for d in "$@"; do disks="$disks'$d', "; done
+    cat > /tmp/$name.cfg <<EOF
+name="$name"
+type="pv"
+kernel="$T/guest-vmlinux"
+ramdisk="$T/guest-initrd.img"
+extra="console=hvc0 quiet loglevel=4 xt.steps=$steps $extra"
+memory=384
+vcpus=2
+on_poweroff="destroy"
+on_reboot="destroy"
+on_crash="destroy"
+disk=[ $disks ]
+EOF
+    rm -f $CONS/guest-$name.log
+    t0=$(now)
+    if ! timeout -k 5 120 xl create /tmp/$name.cfg > /tmp/$name.create 2>&1; then
+        sed "s/^/[xl create $name] /" /tmp/$name.create
+        info "xl create $name failed after $(( $(now) - t0 ))s"
+        timeout 30 xl destroy $name > /dev/null 2>&1
+        return 1
+    fi
+    DOMID_OF[$name]=$(xl domid $name 2>/dev/null)
+    info "guest $name domid ${DOMID_OF[$name]} created in $(( $(now) - t0 ))s"
+    return 0
+}
+declare -A DOMID_OF
+
+glog() { cat $CONS/guest-$1.log 2>/dev/null | tr -d '\r'; }
+alive() { xl domid "$1" > /dev/null 2>&1; }
+
+wait_marker() {   # name regex seconds: wait for a guest console line (0 when seen)
+    local end=$(( $(now) + $3 ))
+    while [ "$(now)" -lt $end ]; do
+        glog "$1" | grep -qE "$2" && return 0
+        alive "$1" || { sleep 2; glog "$1" | grep -qE "$2"; return; }
+        sleep 1
+    done
+    return 1
+}
+
+# wait_guest name seconds: wait for the guest to power off (destroy it on timeout), make
+# sure its console log is complete, relay it. Sets GUEST_TIMEOUT.
+wait_guest() {
+    local name=$1 end=$(( $(now) + $2 )) domid=${DOMID_OF[$1]:-} i
+    GUEST_TIMEOUT=0
+    while alive "$name"; do
+        if [ "$(now)" -ge $end ]; then
+            info "guest $name timed out after $2s: destroying"
+            GUEST_TIMEOUT=1
+            timeout -k 5 60 xl destroy "$name"
+            break
+        fi
+        sleep 2
+    done
+    # xenconsoled may not have drained a dead guest's ring yet
+    i=0; while [ $GUEST_TIMEOUT = 0 ] && ! glog "$name" | grep -q '@@G DONE' && [ $i -lt 30 ]; do
+        sleep 1; i=$((i+1)); done
+    glog "$name" | sed "s/^/[$name] /"
+    # The domain must really go (a backend still holding grant maps keeps it dying).
+    if [ -n "$domid" ]; then
+        i=0; while xl list "$domid" > /dev/null 2>&1 && [ $i -lt 20 ]; do sleep 1; i=$((i+1)); done
+        xl list "$domid" > /dev/null 2>&1 && info "domain $domid of $name still exists (dying?)"
+    fi
+    return 0
+}
+
+gstep() {   # name step -> "PASS 12s detail" / "FAIL ..." / "" when missing
+    glog "$1" | grep -F "@@G STEP $2 " | tail -1 | sed "s/^.*@@G STEP [^ ]* //"
+}
+st_status() { echo "${1%% *}"; }
+st_secs()   { local r=${1#* }; r=${r%%s*}; echo "${r:-0}"; }
+st_detail() { local r=${1#* }; echo "${r#* }"; }
+
+# combine name "scenario name" step...: PASS when every step passed
+combine() {
+    local g=$1 sname=$2 s r st=PASS secs=0 detail=""
+    shift 2
+    for s in "$@"; do
+        r=$(gstep "$g" "$s")
+        if [ -z "$r" ]; then
+            st=FAIL; detail="$detail $s: missing (guest died or timed out);"
+        else
+            [ "$(st_status "$r")" = PASS ] || st=FAIL
+            secs=$(( secs + $(st_secs "$r") ))
+            detail="$detail $s: $(st_detail "$r");"
+        fi
+    done
+    report $st $secs "$sname" "${detail# }"
+}
+
+# Backend/frontend xenstore snapshot while the guest is connected.
+xsr() { xenstore-read "$1" 2>/dev/null || echo "-"; }
+check_negotiation() {   # name backend-kind devid sectors -> prints problems; 0 if none
+    local g=$1 kind=$2 dev=$3 want=$4 domid=${DOMID_OF[$1]} be fe bad=""
+    be=/local/domain/0/backend/$kind/$domid/$dev
+    fe=/local/domain/$domid/device/vbd/$dev
+    info "negotiation $g $kind/$dev: be.state=$(xsr $be/state) fe.state=$(xsr $fe/state)" \
+        "sectors=$(xsr $be/sectors) sector-size=$(xsr $be/sector-size)" \
+        "flush=$(xsr $be/feature-flush-cache) barrier=$(xsr $be/feature-barrier)" \
+        "discard=$(xsr $be/feature-discard)/$(xsr $be/discard-granularity)" \
+        "be.persistent=$(xsr $be/feature-persistent) fe.persistent=$(xsr $fe/feature-persistent)" \
+        "max-queues=$(xsr $be/multi-queue-max-queues) queues=$(xsr $fe/multi-queue-num-queues)" \
+        "max-order=$(xsr $be/max-ring-page-order) order=$(xsr $fe/ring-page-order)" \
+        "indirect=$(xsr $be/feature-max-indirect-segments) protocol=$(xsr $fe/protocol)" \
+        "hotplug-status=$(xsr $be/hotplug-status)" >&2
+    [ "$(xsr $be/state)" = 4 ] || bad="$bad backend state $(xsr $be/state);"
+    [ "$(xsr $fe/state)" = 4 ] || bad="$bad frontend state $(xsr $fe/state);"
+    [ "$(xsr $be/sectors)" = "$want" ] || bad="$bad sectors $(xsr $be/sectors) != $want;"
+    [ "$(xsr $be/sector-size)" = 512 ] || bad="$bad sector-size $(xsr $be/sector-size);"
+    [ "$(xsr $be/feature-flush-cache)" = 1 ] || bad="$bad no feature-flush-cache;"
+    echo "${bad# }"
+    [ -z "$bad" ]
+}
+
+perf_row() {   # backend guest
+    local l
+    l=$(glog "$2" | grep '@@G PERF' | tail -1 | sed 's/.*@@G PERF [^ ]* //')
+    [ -n "$l" ] && echo "$1 $l" >> /tmp/perf.rows
+}
+
+kernel_log() {   # backend guest
+    local r; r=$(gstep "$2" kernel-log)
+    if [ -z "$r" ]; then report FAIL 0 "$1: guest $2 kernel log" "no kernel-log step (guest died or timed out)"
+    else report "$(st_status "$r")" 0 "$1: guest $2 kernel log" "$(st_detail "$r")"
+    fi
+}
+
+# ------------------------------------------------------------------ daemon control
+daemon_installed() { [ -x /usr/sbin/xen-blkbackd ] && [ -x /etc/xen/scripts/block-xen-blkbackd ]; }
+daemon_alive() { [ -f /run/xen-blkbackd.pid ] && kill -0 "$(cat /run/xen-blkbackd.pid)" 2>/dev/null; }
+start_daemon() {
+    daemon_alive && return 0
+    lsmod | grep -q '^xen_blkback' && rmmod xen_blkback
+    # The installed modprobe.d file must keep the kernel backend away (protocol.md §6).
+    if modprobe -n -q xen-blkback 2>/dev/null && ! grep -rqs 'xen_blkback' /etc/modprobe.d; then
+        info "warning: nothing in /etc/modprobe.d keeps xen-blkback away"
+    fi
+    /usr/sbin/xen-blkbackd --log=file:$DLOG --pidfile=/run/xen-blkbackd.pid ${DAEMON_ARGS:-} \
+        > /tmp/xen-blkbackd.out 2>&1 &
+    local i=0
+    while [ $i -lt 50 ]; do
+        daemon_alive && { info "xen-blkbackd running, pid $(cat /run/xen-blkbackd.pid)"; return 0; }
+        kill -0 $! 2>/dev/null || break
+        sleep 0.2; i=$((i+1))
+    done
+    info "xen-blkbackd did not start:"; sed 's/^/[xen-blkbackd] /' /tmp/xen-blkbackd.out $DLOG 2>/dev/null | tail -20
+    return 1
+}
+
+# ------------------------------------------------------------------ phases
+# kernel: the kernel's xen-blkback (via loop) proves the images and the pipeline.
+phase_kernel() {
+    local t0=$(now) g=k1 r
+    modprobe --ignore-install xen-blkback || { report FAIL 0 "kernel: baseline data verify" "cannot load xen-blkback"; return; }
+    mkimg $IMG/k1.img $MIB
+    if start_guest $g "neg@xvdb+dd@xvdb+fio@xvdb+perf@xvdb" "" "$(spec kernel xvdb rw $IMG/k1.img)"; then
+        wait_marker $g '@@G STEP neg@xvdb' 300 && r=$(check_negotiation $g vbd $XVDB $((MIB * 2048))) ||
+            info "kernel negotiation: $r"
+        wait_guest $g 400
+        combine $g "kernel: baseline data verify" neg@xvdb dd@xvdb fio@xvdb
+        perf_row "kernel-blkback" $g
+        kernel_log kernel $g
+    else
+        report FAIL $(( $(now) - t0 )) "kernel: baseline data verify" "xl create failed"
+    fi
+    for i in 1 2 3 4 5; do lsmod | grep -q '^xen_blkback' || break; rmmod xen_blkback 2>/dev/null || sleep 1; done
+    info "phase kernel: $(( $(now) - t0 ))s"
+}
+
+# qdisk: QEMU's xen-block backend (a device model QEMU that libxl starts for the guest).
+phase_qdisk() {
+    local t0=$(now) g=q1
+    if [ ! -x /usr/libexec/xen-qemu-system-i386 ]; then
+        report SKIP 0 "qdisk: baseline data verify" "qemu-system-xen not installed"; return
+    fi
+    mkimg $IMG/q1.img $MIB
+    if start_guest $g "neg@xvdb+fio@xvdb+perf@xvdb" "" "$(spec qdisk xvdb rw $IMG/q1.img)"; then
+        wait_guest $g 400
+        combine $g "qdisk: baseline data verify" neg@xvdb fio@xvdb
+        perf_row "qemu-qdisk" $g
+        kernel_log qdisk $g
+    else
+        report FAIL $(( $(now) - t0 )) "qdisk: baseline data verify" "xl create failed"
+    fi
+    info "phase qdisk: $(( $(now) - t0 ))s"
+}
+
+hotplug_cycles() {   # guest n: attach/read/detach xvdd n times; echoes "ok/n detail"
+    local g=$1 n=$2 i ok=0 t domid=${DOMID_OF[$1]} be why=""
+    be=/local/domain/0/backend/vbd/$domid/$XVDD
+    for i in $(seq 1 $n); do
+        if ! timeout -k 5 60 xl block-attach $g "$(spec daemon xvdd ro $IMG/hp.img)" > /tmp/hp.out 2>&1; then
+            why="cycle $i: block-attach failed: $(tr '\n' ' ' < /tmp/hp.out | cut -c1-200)"; break
+        fi
+        if ! wait_marker $g "@@G HP $i " 90; then why="cycle $i: guest never read the disk"; break; fi
+        if ! timeout -k 5 60 xl block-detach $g xvdd > /tmp/hp.out 2>&1; then
+            why="cycle $i: block-detach failed: $(tr '\n' ' ' < /tmp/hp.out | cut -c1-200)"; break
+        fi
+        t=0; while xenstore-exists $be 2>/dev/null && [ $t -lt 30 ]; do sleep 1; t=$((t+1)); done
+        xenstore-exists $be 2>/dev/null && { why="cycle $i: backend directory left behind"; break; }
+        daemon_alive || { why="cycle $i: daemon died"; break; }
+        ok=$i
+    done
+    echo "$ok/$n ${why:-all cycles attached, read and detached}"
+}
+
+phase_daemon() {
+    local t0=$(now) g=d1 r hp hpt st romd5 hpmd5 names
+    names="negotiation|fio verify data|flush|discard|read-only|hotplug x$HPN|filesystem"
+    if ! daemon_installed || ! start_daemon; then
+        local why="xen-blkbackd not installed in dom0"
+        daemon_installed && why="xen-blkbackd did not start"
+        IFS='|'; for n in $names; do report SKIP 0 "daemon: $n" "$why"; done; unset IFS
+        DAEMON_OK=0; return
+    fi
+    DAEMON_OK=1
+    mkimg $IMG/d1.img $MIB
+    mkimg $IMG/ro.img 64 16; romd5=$(dd if=$IMG/ro.img bs=1M count=16 2>/dev/null | md5sum | cut -c1-32)
+    mkimg $IMG/hp.img 8 8; hpmd5=$(dd if=$IMG/hp.img bs=1M count=1 2>/dev/null | md5sum | cut -c1-32)
+    if ! start_guest $g "neg@xvdb+dd@xvdb+fio@xvdb+flush@xvdb+discard@xvdb+ro@xvdc+perf@xvdb+hp@xvdd+fs@xvdb" \
+            "xt.romd5=$romd5 xt.hpmd5=$hpmd5 xt.hpn=$HPN" \
+            "$(spec daemon xvdb rw $IMG/d1.img)" "$(spec daemon xvdc ro $IMG/ro.img)"; then
+        sed 's/^/[xen-blkbackd] /' $DLOG | tail -30
+        IFS='|'; for n in $names; do report FAIL $(( $(now) - t0 )) "daemon: $n" "xl create failed"; done; unset IFS
+        return
+    fi
+    st=0
+    if wait_marker $g '@@G STEP neg@xvdb' 300; then
+        r=$(check_negotiation $g vbd $XVDB $((MIB * 2048))) || st=1
+        r2=$(check_negotiation $g vbd $XVDC $((64 * 2048))) || st=1
+        [ "$(xsr /local/domain/0/backend/vbd/${DOMID_OF[$g]}/$XVDC/mode)" = r ] || r2="$r2 xvdc mode not r"
+    else
+        st=1; r="guest never reported neg@xvdb"
+    fi
+    hp="0/$HPN guest never reached the hotplug step"; hpt=0
+    if wait_marker $g '@@G HP-READY' 900; then
+        local th=$(now)
+        hp=$(hotplug_cycles $g $HPN); hpt=$(( $(now) - th ))
+    fi
+    wait_guest $g 600
+    local n=$(gstep $g neg@xvdb)
+    if [ $st = 0 ] && [ "$(st_status "$n")" = PASS ]; then
+        report PASS "$(st_secs "$n")" "daemon: negotiation" "$(st_detail "$n"); xenstore keys ok (xvdb, xvdc)"
+    else
+        report FAIL "$(st_secs "${n:-FAIL 0s}")" "daemon: negotiation" "${n:-no guest result}; xvdb: ${r:-ok}; xvdc: ${r2:-ok}"
+    fi
+    combine $g "daemon: fio verify data" dd@xvdb fio@xvdb
+    combine $g "daemon: flush" flush@xvdb
+    combine $g "daemon: discard" discard@xvdb
+    # read-only: the guest's view, and the image must be unchanged
+    local now5; now5=$(dd if=$IMG/ro.img bs=1M count=16 2>/dev/null | md5sum | cut -c1-32)
+    r=$(gstep $g ro@xvdc)
+    if [ "$(st_status "$r")" = PASS ] && [ "$now5" = "$romd5" ]; then
+        report PASS "$(st_secs "$r")" "daemon: read-only" "$(st_detail "$r"); image unchanged"
+    else
+        report FAIL "$(st_secs "${r:-FAIL 0s}")" "daemon: read-only" "${r:-no guest result}; image md5 $now5 (want $romd5)"
+    fi
+    r=$(gstep $g hp@xvdd)
+    if [ "${hp%%/*}" = "$HPN" ] && [ "$(st_status "$r")" = PASS ]; then
+        report PASS $hpt "daemon: hotplug x$HPN" "dom0: $hp; guest: $(st_detail "$r")"
+    else
+        report FAIL $hpt "daemon: hotplug x$HPN" "dom0: $hp; guest: ${r:-no result}"
+    fi
+    combine $g "daemon: filesystem" fs@xvdb
+    perf_row "xen-blkbackd" $g
+    kernel_log daemon $g
+    info "phase daemon: $(( $(now) - t0 ))s"
+}
+
+# destroy: xl destroy while fio runs; the daemon must drop the grants (else the domain
+# lingers as dying), answer libxl, and survive; the image is reused by twoguests.
+phase_destroy() {
+    local t0=$(now) g=d2 domid out td i
+    [ "${DAEMON_OK:-}" = "" ] && { daemon_installed && start_daemon && DAEMON_OK=1 || DAEMON_OK=0; }
+    if [ "$DAEMON_OK" != 1 ]; then report SKIP 0 "daemon: xl destroy during fio" "daemon not running"; return; fi
+    mkimg $IMG/d2.img $MIB
+    if ! start_guest $g "fiolong@xvdb" "" "$(spec daemon xvdb rw $IMG/d2.img)"; then
+        report FAIL $(( $(now) - t0 )) "daemon: xl destroy during fio" "xl create failed"; return
+    fi
+    domid=${DOMID_OF[$g]}
+    if ! wait_marker $g '@@G FIO-RUNNING' 300; then
+        wait_guest $g 5
+        report FAIL $(( $(now) - t0 )) "daemon: xl destroy during fio" "guest never started fio"; return
+    fi
+    sleep 8
+    td=$(now)
+    out=$(timeout -k 5 60 xl destroy $g 2>&1); local rc=$?
+    td=$(( $(now) - td ))
+    i=0; while xl list $domid > /dev/null 2>&1 && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done
+    local gone=yes; xl list $domid > /dev/null 2>&1 && gone=no
+    local left=no; xenstore-exists /local/domain/0/backend/vbd/$domid 2>/dev/null && left=yes
+    glog $g | sed "s/^/[$g] /" | tail -5
+    [ -n "$out" ] && echo "$out" | sed 's/^/[xl destroy] /'
+    if [ $rc = 0 ] && [ $gone = yes ] && [ $left = no ] && daemon_alive &&
+       ! echo "$out" | grep -qiE 'timed? ?out|error|fail'; then
+        report PASS $(( $(now) - t0 )) "daemon: xl destroy during fio" "xl destroy ${td}s, domain gone, backend removed, daemon alive"
+    else
+        report FAIL $(( $(now) - t0 )) "daemon: xl destroy during fio" \
+            "xl destroy rc=$rc ${td}s; domain gone: $gone; backend left: $left; daemon alive: $(daemon_alive && echo yes || echo no)"
+    fi
+    info "phase destroy: $(( $(now) - t0 ))s"
+}
+
+phase_twoguests() {
+    local t0=$(now) a=d3a b=d3b ok=PASS detail="" g r
+    [ "${DAEMON_OK:-}" = "" ] && { daemon_installed && start_daemon && DAEMON_OK=1 || DAEMON_OK=0; }
+    if [ "$DAEMON_OK" != 1 ]; then report SKIP 0 "daemon: two guests x two disks" "daemon not running"; return; fi
+    [ -f $IMG/d2.img ] || mkimg $IMG/d2.img $MIB     # reused after the destroy scenario
+    mkimg $IMG/d3a2.img $MIB; mkimg $IMG/d3b1.img $MIB; mkimg $IMG/d3b2.img $MIB
+    start_guest $a "neg@xvdb+neg@xvdc+fio@xvdb:xvdc" "" \
+        "$(spec daemon xvdb rw $IMG/d2.img)" "$(spec daemon xvdc rw $IMG/d3a2.img)" || { ok=FAIL; detail="$a: xl create failed;"; }
+    start_guest $b "neg@xvdb+neg@xvdc+fio@xvdb:xvdc" "" \
+        "$(spec daemon xvdb rw $IMG/d3b1.img)" "$(spec daemon xvdc rw $IMG/d3b2.img)" || { ok=FAIL; detail="$detail $b: xl create failed;"; }
+    for g in $a $b; do
+        alive $g || [ -n "$(glog $g)" ] || continue
+        wait_guest $g 500
+        r=$(gstep $g fio@xvdb:xvdc)
+        [ "$(st_status "$r")" = PASS ] || ok=FAIL
+        detail="$detail $g: ${r:-no fio result};"
+        r=$(gstep $g kernel-log)
+        [ "$(st_status "$r")" = PASS ] || { ok=FAIL; detail="$detail $g kernel log: ${r:-missing};"; }
+    done
+    report $ok $(( $(now) - t0 )) "daemon: two guests x two disks" "${detail# }"
+    info "phase twoguests: $(( $(now) - t0 ))s"
+}
+
+final_checks() {
+    local bad
+    bad=$(dmesg | grep -iE 'segfault|general protection|Oops|BUG:|WARNING:|Call Trace|blocked for more' | head -20)
+    if [ -n "$bad" ]; then
+        echo "$bad" | sed 's/^/[dom0 dmesg] /'
+        report FAIL 0 "dom0: kernel log clean" "$(echo "$bad" | wc -l) suspicious lines"
+    else
+        report PASS 0 "dom0: kernel log clean" ""
+    fi
+    if [ "${DAEMON_OK:-0}" = 1 ]; then
+        if daemon_alive; then
+            report PASS 0 "daemon: alive at the end" "$(grep -ciE 'error|crit' $DLOG 2>/dev/null) error lines in its log"
+        else
+            report FAIL 0 "daemon: alive at the end" "xen-blkbackd died"
+        fi
+        info "xen-blkbackd log (last 40 lines):"
+        tail -40 $DLOG 2>/dev/null | sed 's/^/[xen-blkbackd] /'
+    fi
+    if [ -s /tmp/perf.rows ]; then
+        say TABLE "backend randread4k_iops randwrite4k_iops seqread1m_mibs"
+        while read -r be rest; do say TABLE "$be $rest"; done < /tmp/perf.rows
+    fi
+}
+
+mkdir -p $IMG
+rm -f /tmp/perf.rows
+info "xl: $(xl info 2>/dev/null | grep -E '^(xen_version|free_memory|nr_cpus)' | tr -s ' ' | tr '\n' ' ')"
+for p in $(echo "$PLAN" | tr ',+' '  '); do
+    case $p in
+        kernel|qdisk|daemon|destroy|twoguests) say PHASE $p; phase_$p ;;
+        *) report FAIL 0 "plan: $p" "unknown phase" ;;
+    esac
+done
+final_checks
+say SUMMARY "$NPASS passed, $NFAIL failed, $NSKIP skipped"
+[ $NFAIL = 0 ]

@@ -1,0 +1,267 @@
+/*
+ * xen-blkbackctl - query a running xen-blkbackd through its control socket:
+ *   xen-blkbackctl [-s SOCK] [--json] list|stats [DOMID DEVID]|version
+ * Sends one request line, reads one JSON reply, prints a table (or the raw
+ * JSON with --json).  Exit 0 ok, 1 error (daemon unreachable or error reply),
+ * 2 usage.  See xen-blkbackctl(8).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define DEFAULT_SOCK "/run/xen-blkbackd/control.sock"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"Usage: xen-blkbackctl [-s SOCK] [--json] COMMAND\n"
+"Commands:\n"
+"  list                   devices: state, backing store, negotiated features\n"
+"  stats [DOMID DEVID]    counters (blkback names: oo_req rd_req wr_req ...)\n"
+"  version                daemon version\n"
+"Options:\n"
+"  -s, --socket=SOCK      control socket (default " DEFAULT_SOCK ")\n"
+"  -j, --json             print the daemon's JSON reply as is\n"
+"  -h, --help\n");
+}
+
+/* Send `req`, return the malloc'd reply (NUL-terminated) or NULL. */
+static char *request(const char *sock, const char *req)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(sock) >= sizeof(sa.sun_path)) {
+        fprintf(stderr, "xen-blkbackctl: socket path too long\n");
+        return NULL;
+    }
+    strcpy(sa.sun_path, sock);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        fprintf(stderr, "xen-blkbackctl: %s: %s (is xen-blkbackd running?)\n", sock, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    struct timeval tv = { 10, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    size_t len = strlen(req);
+    if (send(fd, req, len, MSG_NOSIGNAL) != (ssize_t)len) {
+        fprintf(stderr, "xen-blkbackctl: send: %s\n", strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf)
+            break;
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+        }
+        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
+        if (r < 0) {
+            fprintf(stderr, "xen-blkbackctl: recv: %s\n", strerror(errno));
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (buf)
+        buf[n] = 0;
+    return buf;
+}
+
+static const char *state_name(int s)
+{
+    static const char *const n[] = { "Unknown", "Initialising", "InitWait", "Initialised",
+                                     "Connected", "Closing", "Closed" };
+    return s >= 0 && s <= 6 ? n[s] : s < 0 ? "-" : "?";
+}
+
+static json_object *get(json_object *o, const char *k)
+{
+    json_object *v = NULL;
+    return json_object_object_get_ex(o, k, &v) ? v : NULL;
+}
+
+static long long geti(json_object *o, const char *k)
+{
+    json_object *v = get(o, k);
+    return v ? json_object_get_int64(v) : -1;
+}
+
+static const char *gets(json_object *o, const char *k)
+{
+    json_object *v = get(o, k);
+    return v ? json_object_get_string(v) : "-";
+}
+
+static bool getb(json_object *o, const char *k)
+{
+    json_object *v = get(o, k);
+    return v && json_object_get_boolean(v);
+}
+
+static void print_list(json_object *devs)
+{
+    size_t n = json_object_array_length(devs);
+    printf("%-5s %5s %9s  %-14s %-14s %-4s %-10s %6s %5s  %-12s %s\n", "KIND", "DOMID", "DEVID",
+           "STATE", "FRONTEND", "CONN", "PROTOCOL", "QUEUES", "ORDER", "SECTORS", "FEATURES / PARAMS");
+    for (size_t i = 0; i < n; i++) {
+        json_object *d = json_object_array_get_idx(devs, i);
+        json_object *f = get(d, "features");
+        char st[24], fst[24], feat[160] = "";
+        snprintf(st, sizeof(st), "%lld %s", geti(d, "state"), state_name((int)geti(d, "state")));
+        snprintf(fst, sizeof(fst), "%lld %s", geti(d, "frontend_state"),
+                 state_name((int)geti(d, "frontend_state")));
+        if (f)
+            snprintf(feat, sizeof(feat), "%s%sflush%s%s%s indirect=%lld ",
+                     getb(f, "readonly") ? "ro " : "rw ", getb(f, "discard") ? "discard " : "",
+                     getb(f, "barrier") ? " barrier" : "", getb(f, "persistent") ? " persistent" : "",
+                     getb(d, "halted") ? " HALTED" : "", geti(f, "indirect_segments"));
+        char sectors[24] = "-";
+        if (f)
+            snprintf(sectors, sizeof(sectors), "%lld", geti(f, "sectors"));
+        printf("%-5s %5lld %9lld  %-14s %-14s %-4s %-10s %6s %5s  %-12s %s%s%s%s\n",
+               gets(d, "kind"), geti(d, "domid"), geti(d, "devid"), st, fst,
+               getb(d, "connected") ? "yes" : "no", f ? gets(f, "protocol") : "-",
+               f ? json_object_get_string(get(f, "queues")) : "-",
+               f ? json_object_get_string(get(f, "ring_page_order")) : "-", sectors, feat,
+               gets(d, "params"), get(d, "error") ? "  error: " : "",
+               get(d, "error") ? gets(d, "error") : "");
+    }
+    if (!n)
+        printf("(no devices)\n");
+}
+
+static const char *const main_counters[] = {
+    "oo_req", "rd_req", "wr_req", "f_req", "ds_req", "rd_sect", "wr_sect", "errors",
+};
+
+static void print_stats(json_object *devs, bool one)
+{
+    size_t n = json_object_array_length(devs);
+    if (one && n == 1) {
+        json_object *d = json_object_array_get_idx(devs, 0);
+        printf("%s (%s)\n", gets(d, "name"), gets(d, "kind"));
+        json_object_object_foreach(get(d, "stats"), k, v)
+            printf("  %-14s %s\n", k, json_object_get_string(v));
+        return;
+    }
+    printf("%-5s %5s %9s", "KIND", "DOMID", "DEVID");
+    for (size_t c = 0; c < sizeof(main_counters) / sizeof(main_counters[0]); c++)
+        printf(" %12s", main_counters[c]);
+    printf("\n");
+    for (size_t i = 0; i < n; i++) {
+        json_object *d = json_object_array_get_idx(devs, i);
+        json_object *s = get(d, "stats");
+        printf("%-5s %5lld %9lld", gets(d, "kind"), geti(d, "domid"), geti(d, "devid"));
+        for (size_t c = 0; c < sizeof(main_counters) / sizeof(main_counters[0]); c++)
+            printf(" %12s", s ? gets(s, main_counters[c]) : "-");
+        printf("\n");
+    }
+    if (!n)
+        printf("(no devices)\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "socket", required_argument, NULL, 's' },
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *sock = getenv("XEN_BLKBACKD_SOCKET") ? getenv("XEN_BLKBACKD_SOCKET") : DEFAULT_SOCK;
+    bool json = false;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "+s:jh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 's': sock = optarg; break;
+        case 'j': json = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    /* --json may also follow the command */
+    char *args[4];
+    int na = 0;
+    for (int i = optind; i < argc; i++) {
+        if (!strcmp(argv[i], "--json") || !strcmp(argv[i], "-j"))
+            json = true;
+        else if (na < 4)
+            args[na++] = argv[i];
+        else
+            na = 5;
+    }
+    if (na == 0 || na > 3) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = args[0];
+    bool one = false;
+    char req[256];
+    if (!strcmp(cmd, "list") || !strcmp(cmd, "version")) {
+        if (na != 1) {
+            usage(stderr);
+            return 2;
+        }
+        snprintf(req, sizeof(req), "%s\n", cmd);
+    } else if (!strcmp(cmd, "stats")) {
+        if (na != 1 && na != 3) {
+            usage(stderr);
+            return 2;
+        }
+        one = na == 3;
+        if (one)
+            snprintf(req, sizeof(req), "stats %.32s %.32s\n", args[1], args[2]);
+        else
+            snprintf(req, sizeof(req), "stats\n");
+    } else {
+        fprintf(stderr, "xen-blkbackctl: unknown command '%s'\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+
+    char *reply = request(sock, req);
+    if (!reply)
+        return 1;
+    json_object *o = json_tokener_parse(reply);
+    if (!o) {
+        fprintf(stderr, "xen-blkbackctl: bad reply: %.200s\n", reply);
+        free(reply);
+        return 1;
+    }
+    int rc = getb(o, "ok") ? 0 : 1;
+    if (json) {
+        fputs(reply, stdout);
+    } else if (rc) {
+        fprintf(stderr, "xen-blkbackctl: %s\n", gets(o, "error"));
+    } else if (!strcmp(cmd, "version")) {
+        printf("xen-blkbackd %s (xen %s, domid %lld)\n", gets(o, "version"), gets(o, "xen"),
+               geti(o, "domid"));
+    } else if (!strcmp(cmd, "list")) {
+        print_list(get(o, "devices"));
+    } else {
+        print_stats(get(o, "devices"), one);
+    }
+    json_object_put(o);
+    free(reply);
+    return rc;
+}
