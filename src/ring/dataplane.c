@@ -241,7 +241,7 @@ static void stop_threads(struct dp *dp, uint64_t deadline_ns)
         struct dpq *q = dp->q[i];
         if (!q->running)
             continue;
-        uint64_t now = dpq_now_ns(), grace = 500ull * 1000 * 1000;
+        uint64_t now = dpq_now_ns(), grace = 1000ull * 1000 * 1000;   /* engine queue_close */
         uint64_t wait = (deadline_ns > now ? deadline_ns - now : 0) + grace;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
