@@ -141,7 +141,7 @@ struct blkif_req {
     uint8_t  operation;         /* BLKIF_OP_* */
     uint8_t  indirect_op;       /* INDIRECT only */
     uint8_t  discard_flag;      /* DISCARD only: BLKIF_DISCARD_SECURE */
-    uint16_t nr_segments;       /* direct (clamped to 11 when copied) or indirect count */
+    uint16_t nr_segments;       /* as sent (direct: only seg[0..10] are copied) or indirect count */
     uint16_t handle;
     uint64_t id;
     uint64_t sector_number;     /* 512-byte sectors */
