@@ -55,6 +55,8 @@ struct dp_config {
     unsigned persistent_cap;        /* per queue, pages (default 1056) */
     unsigned poll_us;               /* spin on the ring this long before sleeping; 0 = off */
     bool reattach;                  /* daemon restart: attach at the shared rsp_prod */
+    unsigned persistent_idle_ms;    /* release persistent grants unused this long;
+                                       0 = 60000 (Linux persistent_grant_unused_seconds) */
 };
 
 struct dp;

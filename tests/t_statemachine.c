@@ -1,6 +1,7 @@
 /* t_statemachine: xen-blkbackd (child process, simulated host, test xenstored) follows the xenbus state machine of protocol.md §2 for connect, reconnect, online=0 unplug and a vanishing frontend, releases every grant and port, and a bogus req_prod halts only that device. */
 #include "harness.h"
 #include "lib/daemon.h"
+#include "lib/xsd.h"
 #include "sim.h"
 #include "blkif_abi.h"         /* xenctrl.h barriers for ring.h */
 
@@ -33,50 +34,6 @@ static long long now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- test xenstored ---------------------------------------------------------- */
-
-static pid_t xsd_pid;
-
-static void xsd_kill(void *arg)
-{
-    (void)arg;
-    if (xsd_pid > 0) {
-        kill(xsd_pid, SIGTERM);
-        waitpid(xsd_pid, NULL, 0);
-        xsd_pid = 0;
-    }
-}
-
-/* Start xen-sim-xenstored on <dir>/xs.sock and point XENSTORED_PATH at it. */
-static void xsd_start(const char *dir)
-{
-    static char sock[108];
-    snprintf(sock, sizeof(sock), "%s/xs.sock", dir);
-    const char *prog = t_prog("xen-sim-xenstored");
-    T_SKIP_IF(access(prog, X_OK) != 0, "%s not built", prog);
-    xsd_pid = fork();
-    T_ASSERT(xsd_pid >= 0, "fork");
-    if (xsd_pid == 0) {
-        execl(prog, prog, "--socket", sock, (char *)NULL);
-        _exit(127);
-    }
-    t_atexit(xsd_kill, NULL);
-    setenv("XENSTORED_PATH", sock, 1);
-    for (int i = 0; i < 500; i++) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        memcpy(sa.sun_path, sock, sizeof(sock));
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-            close(fd);
-            return;
-        }
-        if (fd >= 0)
-            close(fd);
-        usleep(10000);
-    }
-    T_ASSERT(0, "xenstored did not come up");
 }
 
 /* ---- xenstore as toolstack and frontend ---------------------------------------------- */
@@ -323,7 +280,7 @@ static void connect_and_check(struct fe *f, bool hotplug_gate)
     T_CHECK(pss >= 512 && (pss & (pss - 1)) == 0, "physical-sector-size %lld", pss);
     T_EQ(xs_get_int("%s/feature-flush-cache", f->be), 1);
     T_EQ(xs_get_int("%s/feature-barrier", f->be), 0);
-    T_EQ(xs_get_int("%s/feature-persistent", f->be), 0);   /* default persistent=no */
+    T_EQ(xs_get_int("%s/feature-persistent", f->be), 1);
     long long fd = xs_get_int("%s/feature-discard", f->be);
     T_CHECK(fd == -1 || fd == 1, "feature-discard %lld", fd);
     if (fd == 1) {
@@ -385,10 +342,15 @@ static void make_image(void)
 
 int main(void)
 {
+    int rc;
     workdir = t_tmpdir(0);
     const char *hostdir = t_tmpdir(1);
     make_image();
-    xsd_start(workdir);
+    char xs_sock[108];
+    pid_t xsd_pid;
+    rc = t_xsd_start(workdir, xs_sock, sizeof(xs_sock), &xsd_pid);
+    T_SKIP_IF(rc == -ENOENT, "xen-sim-xenstored not built");
+    T_ASSERT(rc == 0, "t_xsd_start: %d", rc);
     xsh = xs_open(0);
     T_ASSERT(xsh, "xs_open: %s", strerror(errno));
     T_ASSERT(sim_host_open(hostdir, &host) == 0, "sim_host_open");
@@ -396,7 +358,7 @@ int main(void)
     char xen[600];
     snprintf(xen, sizeof(xen), "--xen=sim:%s,domid=%d", hostdir, BE_DOMID);
     const char *args[] = { xen, "--wait-hotplug=yes", "--max-queues=2", NULL };
-    int rc = t_daemon_start(&daemon_, workdir, args, 10000);
+    rc = t_daemon_start(&daemon_, workdir, args, 10000);
     T_ASSERT(rc == 0, "daemon start: %d", rc);
     T_EQ(t_daemon_ndevices(&daemon_), 0);
     int fds0 = t_count_fds_pid(daemon_.pid), threads0 = t_count_threads_pid(daemon_.pid);
@@ -604,5 +566,6 @@ int main(void)
         t_daemon_dump_log(&daemon_, 60);
     xs_close(xsh);
     sim_host_close(host);
+    T_EQ(t_xsd_stop_status(xsd_pid), 0);
     return t_done();
 }

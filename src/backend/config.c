@@ -41,7 +41,7 @@ void xbd_config_init(struct xbd_config *c)
     c->max_ring_page_order = 4;         /* Linux include/xen/xenbus.h:52 */
     c->max_queues = 0;                  /* online CPUs, as Linux bb/xenbus.c:680 */
     c->max_indirect_segs = 256;         /* Linux bb/common.h:53 */
-    c->persistent = false;              /* the data plane maps per request for now (src/ring/grant.h) */
+    c->persistent = true;               /* Linux default feature_persistent=1 */
     c->persistent_cap = 1056;
     c->poll_us = 0;
     c->feature_barrier = false;         /* protocol.md §0.3 */
@@ -444,7 +444,7 @@ void xbd_config_usage(FILE *out, const char *prog)
 "      --max-ring-page-order=N  0..%d (default 4)\n"
 "      --max-queues=N           1..%d, 0 = online CPUs (default 0)\n"
 "      --max-indirect-segments=N  0 = no INDIRECT, else 12..%d (default 256)\n"
-"      --persistent[=yes|no]    advertise feature-persistent (default no)\n"
+"      --persistent[=yes|no]    advertise feature-persistent (default yes)\n"
 "      --persistent-cap=PAGES   persistent grants kept per queue (default 1056)\n"
 "      --poll-us=USEC           poll the ring before sleeping (default 0)\n"
 "      --feature-barrier[=yes|no]  advertise feature-barrier (default no)\n"

@@ -43,6 +43,10 @@ static int check_config(const struct xen_ops *ops, const struct dp_config *cfg)
         return -EINVAL;
     if (cfg->max_indirect_segs > DPQ_MAX_SEGS)
         return -EINVAL;
+    if (cfg->persistent_cap > 65536)            /* gntdev's limit of one handle's maps */
+        return -EINVAL;
+    if (cfg->grant_mode > GRANT_MODE_PERSISTENT)
+        return -EINVAL;
     for (unsigned i = 0; i < cfg->nr_queues; i++) {
         uint32_t n = cfg->queue[i].nr_ring_pages;
         if (!is_pow2(n) || n > XBD_MAX_RING_PAGES)
@@ -85,7 +89,6 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
     const struct dp_config *cfg = &dp->cfg;
     const struct dp_queue_cfg *qc = &cfg->queue[idx];
     const struct xen_ops *ops = dp->ops;
-    bool fell_back = false;
     int rc;
 
     q->dp = dp;
@@ -110,14 +113,20 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
         .max_indirect_segs = cfg->max_indirect_segs,
     };
 
-    rc = dpg_init(&q->g, ops, dp->host, cfg->fe_domid, cfg->grant_mode, &q->st, &fell_back);
+    rc = dpg_init(&q->g, ops, dp->host, cfg->fe_domid, &q->st);
     if (rc < 0) {
         log_err("%s queue %u: cannot open grant table: %s", dp->name, idx, strerror(-rc));
         return rc;
     }
-    if (fell_back && idx == 0)
-        log_notice("%s: grant mode %s not implemented yet, mapping grants per request",
-                   dp->name, cfg->grant_mode == GRANT_MODE_COPY ? "copy" : "persistent");
+    enum grant_mode mode = dpg_resolve_mode(cfg->grant_mode, cfg->persistent);
+    if (idx == 0) {
+        if (cfg->grant_mode == GRANT_MODE_PERSISTENT && mode != GRANT_MODE_PERSISTENT)
+            log_notice("%s: grant mode persistent: the frontend did not negotiate "
+                       "feature-persistent, mapping grants per request", dp->name);
+        log_info("%s: grant mode %s (asked %s, feature-persistent %s)", dp->name,
+                 dpg_mode_name(mode), dpg_mode_name(cfg->grant_mode),
+                 cfg->persistent ? "negotiated" : "off");
+    }
 
     /* The ring: nr_ring_pages refs, one contiguous read-write mapping. */
     void *addr;
@@ -171,7 +180,14 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
 
     unsigned max_segs = cfg->max_indirect_segs > BLKIF_MAX_SEGMENTS_PER_REQUEST
         ? cfg->max_indirect_segs : BLKIF_MAX_SEGMENTS_PER_REQUEST;
-    return dpq_alloc_slots(q, RING_SIZE(&q->br.r64), max_segs);
+    unsigned nr_slots = RING_SIZE(&q->br.r64);
+    rc = dpg_setup(&q->g, cfg, mode, nr_slots, max_segs);
+    if (rc < 0) {
+        log_err("%s queue %u: cannot set up grant mode %s: %s", dp->name, idx,
+                dpg_mode_name(mode), strerror(-rc));
+        return rc;
+    }
+    return dpq_alloc_slots(q, nr_slots, max_segs);
 }
 
 static void dp_free(struct dp *dp)

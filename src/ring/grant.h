@@ -1,31 +1,37 @@
 /*
  * grant.h - how the data plane reaches guest memory (private to src/ring/).
  *
- * One struct dpg per queue thread (it owns the grant-table handle); one
- * struct dpg_map per request slot.  The queue code only ever calls the four
- * functions below, so other grant modes slot in here without touching the
- * ring code:
+ * One struct dpg per queue thread (it owns the grant-table handle, the
+ * persistent-grant cache, the bounce buffers and the grant-copy batch); one
+ * struct dpg_map per request slot.  The queue code only calls the functions
+ * below, whatever the mode:
  *
- *   GRANT_MODE_MAP         (implemented) one gnt_map of all data pages of a
- *                          request per request, one gnt_unmap at completion.
- *   GRANT_MODE_PERSISTENT  (next issue) dpg_get looks refs up in a per-queue
- *                          cache (persistent_cap pages, feature-persistent),
- *                          maps the misses; pages[] need not be contiguous;
- *                          dpg_put keeps the mappings.
- *   GRANT_MODE_COPY        (next issue) dpg_get hands out bounce pages and,
- *                          for !to_guest (WRITE), grant-copies the segments in
- *                          (gnt_copy, GNTCOPY_source_gref); dpg_put copies them
- *                          out for to_guest (READ) when io_ok (GNTCOPY_dest_gref)
- *                          and reports a failed copy as -EFAULT.
+ *   GRANT_MODE_MAP         one gnt_map of all data pages of a request
+ *                          (read-only for WRITE, read-write for READ), one
+ *                          gnt_unmap at completion (grant.c).
+ *   GRANT_MODE_PERSISTENT  blkif.h feature-persistent (Linux bb/blkback.c
+ *                          persistent_gnt): data and indirect pages are
+ *                          mapped read-write once and kept in a per-queue
+ *                          cache keyed by gref (grant_persist.c), at most
+ *                          persistent_cap pages; beyond the cap the extra
+ *                          pages of a request are mapped for that request
+ *                          only; LRU purge, idle release, unmap at stop.
+ *   GRANT_MODE_COPY        grant copy through preallocated bounce buffers
+ *                          (grant_copy.c; QEMU qdisk, tapdisk3): no guest
+ *                          page is ever mapped; the data of every WRITE of a
+ *                          sweep is copied in by one gnt_copy, the data of
+ *                          every READ of a completion batch out by one.
  *
- * Counters (gnt_map, gnt_unmap, gnt_copy, grants_mapped) are kept in the
- * queue's struct vbd_stats by these functions.
+ * Counters (gnt_map, gnt_unmap, gnt_copy calls; grants_mapped pages) are kept
+ * in the queue's struct vbd_stats by these functions.  Units: pages are
+ * XEN_PAGE_SIZE bytes; segment sectors are 512 bytes.
  */
 #ifndef XBD_RING_GRANT_H
 #define XBD_RING_GRANT_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include "blkif_abi.h"
 #include "dataplane.h"
 #include "stats.h"
@@ -37,46 +43,168 @@
 #define ST_SUB(st, field, v) \
     __atomic_store_n(&(st)->field, (st)->field - (uint64_t)(v), __ATOMIC_RELAXED)
 
+#define DPG_PERSISTENT_CAP_DEFAULT 1056u        /* pages per queue (Linux max_pgrants) */
+#define DPG_PERSISTENT_IDLE_MS_DEFAULT 60000u   /* Linux persistent_grant_unused_seconds */
+#define DPG_PURGE_INTERVAL_MS 100u              /* Linux LRU_INTERVAL */
+#define DPG_PURGE_PERCENT 5u                    /* Linux LRU_PERCENT_CLEAN */
+#define DPG_NIL UINT32_MAX
+
+/* One persistent grant (an entry of the per-queue cache). */
+struct dpg_pgnt {
+    uint32_t gref;
+    uint32_t hnext;             /* hash chain / free list, DPG_NIL ends */
+    uint32_t prev, next;        /* LRU list: head = most recently used */
+    void *addr;                 /* our mapping of the page (read-write) */
+    uint64_t last_ns;           /* last use, CLOCK_MONOTONIC */
+    const void *owner;          /* the request using it; NULL = idle */
+};
+
+struct dpg_pcache {
+    struct dpg_pgnt *ent;       /* [cap], preallocated */
+    uint32_t *bucket;           /* [nbucket] heads, power of two */
+    uint32_t nbucket, cap, count;
+    uint32_t free_head, lru_head, lru_tail;
+    bool overflow;              /* a request went past the cap since the last purge */
+    uint64_t idle_ns;           /* release after this long unused */
+    uint64_t idle_scan_ns;      /* interval of the idle scan */
+    uint64_t next_purge_ns, next_idle_ns;
+    uint64_t busy_refusals;     /* grefs refused because another request held them */
+    uint32_t *oref, *oidx;      /* [max_segs] scratch: refs past the cap, their index */
+    uint32_t ind_ent[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];   /* entries of indirect pages */
+};
+
+struct dpg_copy {
+    uint8_t *pool;              /* nr_slots * per_slot bytes, page aligned (mmap) */
+    size_t pool_len, per_slot;
+    xengnttab_grant_copy_segment_t *seg;   /* the batch [cap] */
+    struct dpg_map **map;       /* requests in the batch [cap] */
+    unsigned cap, nseg, nmap;
+    uint64_t fallbacks;         /* requests larger than their slot's bounce area */
+};
+
 struct dpg {
     const struct xen_ops *ops;
     struct xen_gnt *gnt;        /* this queue's handle */
     xen_domid_t domid;          /* the frontend */
     enum grant_mode mode;       /* resolved (never AUTO) */
     struct vbd_stats *st;
+    unsigned max_segs;
+    uint64_t now_ns;            /* the queue loop's clock (dpg_tick) */
+    uint32_t busy_gref;         /* last gref refused as in use (for the log line) */
+    /* scratch for one request (the queue thread is single threaded) */
+    uint32_t *sref;             /* [max_segs] refs of the request */
+    void **spage;               /* [max_segs] page address per segment */
+    struct dpg_pcache pc;
+    struct dpg_copy cp;
 };
 
 struct dpg_map {
-    void *base;                 /* MAP: start of the contiguous mapping */
-    uint32_t count;             /* pages held; 0 = nothing */
+    uint32_t count;             /* MAP: pages of the mapping; PERSISTENT: overflow pages */
+    void *base;                 /* start of that contiguous mapping */
+    uint32_t *ent;              /* PERSISTENT: cache entries held [max_segs] (slot storage) */
+    uint32_t nent;
+    /* COPY */
+    uint8_t *bounce;            /* this slot's bounce area (pool), or the fallback */
+    uint8_t *own;               /* fallback buffer to free, NULL = pool */
+    uint32_t cstart, ccount;    /* segments of this request in the copy batch */
+    bool held;                  /* something to release with dpg_put */
+    bool copy_pending;          /* data moves at the next dpg_copy_flush */
+    bool copy_err;              /* result of that copy: a segment failed */
 };
 
-/* Open the grant handle.  mode: what the config asked; modes not implemented
- * yet fall back to MAP (*fell_back set).  0 or -errno of gnt_open. */
+/* Mode actually used: AUTO -> PERSISTENT when feature-persistent was
+ * negotiated, else COPY (measured ~2x faster than MAP on the simulated host,
+ * see xen-blkbackd-engines(7)); PERSISTENT without negotiation -> MAP
+ * (what Linux blkback does); MAP and COPY as asked. */
+enum grant_mode dpg_resolve_mode(enum grant_mode asked, bool persistent);
+const char *dpg_mode_name(enum grant_mode m);
+
+/* Open the grant handle (needed to map the ring).  0 or -errno of gnt_open. */
 int  dpg_init(struct dpg *g, const struct xen_ops *ops, struct xen_host *host,
-              xen_domid_t domid, enum grant_mode mode, struct vbd_stats *st, bool *fell_back);
+              xen_domid_t domid, struct vbd_stats *st);
+
+/*
+ * Allocate what the mode needs for a queue of nr_slots request slots of at
+ * most max_segs segments: scratch arrays; PERSISTENT: the cache of
+ * cfg->persistent_cap pages (0 = 1056), idle release after
+ * cfg->persistent_idle_ms (0 = 60 s); COPY: the bounce pool and the batch.
+ * mode: resolved.  0 or -ENOMEM.
+ */
+int  dpg_setup(struct dpg *g, const struct dp_config *cfg, enum grant_mode mode,
+               unsigned nr_slots, unsigned max_segs);
+
+/* Give slot number `idx` its map: `ent` is slot storage of max_segs entries. */
+void dpg_map_init(struct dpg *g, struct dpg_map *m, unsigned idx, uint32_t *ent);
+
+/* Unmap every persistent grant (dp_stop; no request may hold one). */
+void dpg_release_all(struct dpg *g);
+
+/* Release everything (cache, pool, batch) and close the handle. */
 void dpg_fini(struct dpg *g);
 
 /*
- * Make the n data pages of one request accessible: refs[i] / segs[i] are the
- * private copies (segs[i].gref == refs[i]).  to_guest: the request moves data
- * into guest memory (READ: mapped read-write), else read-only (protocol.md
- * §4 "Grant access").  pages[i] gets the local address of page i.
- * 0, or -errno (bad, revoked or read-only ref: the request is answered ERROR).
+ * Make the n data segments of one request accessible and describe them as
+ * iovecs (iov: room for n entries; adjacent pieces are merged).  segs is the
+ * private copy.  to_guest: data moves into guest memory (READ).
+ * MAP: read-only mapping for WRITE, read-write for READ (protocol.md §4
+ * "Grant access").  COPY: for a WRITE m->copy_pending is set: the data is in
+ * the iovecs only after dpg_copy_flush (then check m->copy_err); the caller
+ * must have checked dpg_copy_room first.
+ * 0, or -errno: -EINVAL bad/revoked/read-only ref, -EBUSY a persistent gref
+ * in use by another in-flight request (g->busy_gref; Linux "requesting a
+ * grant already in use"), -ENOMEM.  The request is then answered ERROR;
+ * nothing is held.
  */
-int  dpg_get(struct dpg *g, struct dpg_map *m, const uint32_t *refs,
-             const struct blkif_request_segment *segs, unsigned n, bool to_guest, void **pages);
+int  dpg_get(struct dpg *g, struct dpg_map *m, const struct blkif_request_segment *segs,
+             unsigned n, bool to_guest, struct iovec *iov, unsigned *niov);
 
-/* Release what dpg_get took.  0, or -EFAULT when data could not be handed
- * back to the guest (copy mode); idempotent (m->count == 0: nothing). */
-int  dpg_put(struct dpg *g, struct dpg_map *m, bool to_guest, bool io_ok);
+/* Release what dpg_get took (idempotent). */
+void dpg_put(struct dpg *g, struct dpg_map *m);
+
+/* COPY: can n more segments join the current batch?  (Else flush first.) */
+bool dpg_copy_room(const struct dpg *g, unsigned n);
+
+/* COPY: queue the copy of a completed READ's data from the bounce area back
+ * to the guest (GNTCOPY_dest_gref); done at the next dpg_copy_flush, which
+ * sets m->copy_err.  Caller checked dpg_copy_room. */
+void dpg_copy_out(struct dpg *g, struct dpg_map *m, const struct blkif_request_segment *segs,
+                  unsigned n);
+
+/* COPY: one gnt_copy of the whole batch; sets copy_err of every request in
+ * it and clears copy_pending.  No-op on an empty batch. */
+void dpg_copy_flush(struct dpg *g);
 
 /*
  * INDIRECT: read nsegs segment descriptors from the npages indirect pages
- * (refs) into the private array dst, each byte once; the pages are mapped
- * read-only and released before returning (bb/blkback.c:929-950).
- * 0 or -errno.
+ * (refs) into the private array dst, each byte once (bb/blkback.c:929-950).
+ * MAP: the pages are mapped read-only and unmapped before returning;
+ * PERSISTENT: through the cache; COPY: one gnt_copy straight into dst.
+ * 0 or -errno (as dpg_get).
  */
 int  dpg_read_indirect(struct dpg *g, const uint32_t *refs, unsigned npages,
                        struct blkif_request_segment *dst, unsigned nsegs);
+
+/* Periodic work of the persistent cache (LRU purge after an overflow,
+ * every 100 ms; release of grants idle for the idle time).  Also sets the
+ * clock used to stamp grants.  Cheap when nothing is due. */
+void dpg_tick(struct dpg *g, uint64_t now_ns);
+
+/* CLOCK_MONOTONIC ns of the next dpg_tick with work to do, 0 = none. */
+uint64_t dpg_next_tick(const struct dpg *g);
+
+/* ---- private to grant*.c ------------------------------------------------ */
+int  dpg_pc_setup(struct dpg *g, unsigned cap, unsigned idle_ms);
+void dpg_pc_fini(struct dpg *g);
+int  dpg_pc_get(struct dpg *g, struct dpg_map *m, const uint32_t *refs, unsigned n, void **pages);
+void dpg_pc_put(struct dpg *g, struct dpg_map *m);
+void dpg_pc_purge(struct dpg *g, uint64_t now_ns);
+void dpg_pc_idle(struct dpg *g, uint64_t now_ns);
+int  dpg_cp_setup(struct dpg *g, unsigned nr_slots, unsigned max_segs);
+void dpg_cp_fini(struct dpg *g);
+int  dpg_cp_get(struct dpg *g, struct dpg_map *m, const struct blkif_request_segment *segs,
+                unsigned n, bool to_guest, struct iovec *iov, unsigned *niov);
+void dpg_cp_put(struct dpg *g, struct dpg_map *m);
+int  dpg_cp_read_indirect(struct dpg *g, const uint32_t *refs, unsigned npages,
+                          struct blkif_request_segment *dst, unsigned nsegs);
 
 #endif

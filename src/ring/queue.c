@@ -36,14 +36,16 @@ uint64_t dpq_now_ns(void)
 int dpq_alloc_slots(struct dpq *q, unsigned nr_slots, unsigned max_segs)
 {
     size_t per = (size_t)max_segs * (sizeof(struct blkif_request_segment) + sizeof(uint32_t) +
-                                     sizeof(void *) + sizeof(struct iovec));
+                                     sizeof(struct iovec));
     q->slots = calloc(nr_slots, sizeof(*q->slots));
     q->free_stack = calloc(nr_slots, sizeof(*q->free_stack));
+    q->copy_list = calloc(nr_slots, sizeof(*q->copy_list));
+    q->copy_work = calloc(nr_slots, sizeof(*q->copy_work));
     /* One arena for every per-segment array; big arenas come from mmap and
      * only the pages of segments actually used get touched. */
     q->arena_len = per * nr_slots;
     q->arena = calloc(1, q->arena_len);
-    if (!q->slots || !q->free_stack || !q->arena) {
+    if (!q->slots || !q->free_stack || !q->arena || !q->copy_list || !q->copy_work) {
         dpq_free_slots(q);
         return -ENOMEM;
     }
@@ -51,15 +53,16 @@ int dpq_alloc_slots(struct dpq *q, unsigned nr_slots, unsigned max_segs)
     for (unsigned i = 0; i < nr_slots; i++) {
         struct dp_slot *s = &q->slots[i];
         s->iov = (struct iovec *)p;                 p += max_segs * sizeof(struct iovec);
-        s->pages = (void **)p;                      p += max_segs * sizeof(void *);
         s->iseg = (struct blkif_request_segment *)p; p += max_segs * sizeof(*s->iseg);
-        s->refs = (uint32_t *)p;                    p += max_segs * sizeof(uint32_t);
+        s->ent = (uint32_t *)p;                     p += max_segs * sizeof(uint32_t);
         s->io.cookie = s;
+        dpg_map_init(&q->g, &s->map, i, s->ent);
         q->free_stack[i] = (uint16_t)(nr_slots - 1 - i);
     }
     q->nr_slots = nr_slots;
     q->nfree = nr_slots;
     q->max_segs = max_segs;
+    q->ncopy = 0;
     return 0;
 }
 
@@ -68,9 +71,12 @@ void dpq_free_slots(struct dpq *q)
     free(q->slots);
     free(q->free_stack);
     free(q->arena);
+    free(q->copy_list);
+    free(q->copy_work);
     q->slots = NULL;
     q->free_stack = NULL;
     q->arena = NULL;
+    q->copy_list = q->copy_work = NULL;
     q->nr_slots = q->nfree = 0;
 }
 
@@ -105,9 +111,7 @@ static void start_barrier(struct dpq *q, struct dp_slot *s);
 /* Write the response of slot s, release its grants and the slot. */
 static void finish(struct dpq *q, struct dp_slot *s, int16_t status)
 {
-    if (s->map.count && dpg_put(&q->g, &s->map, s->chk.to_guest,
-                                status == BLKIF_RSP_OKAY) < 0)
-        status = BLKIF_RSP_ERROR;
+    dpg_put(&q->g, &s->map);
     blkif_abi_put_rsp(q->abi, ring_entry(q, RING(q)->rsp_prod_pvt), s->req.id,
                       s->chk.rsp_op, status);
     RING(q)->rsp_prod_pvt++;
@@ -177,46 +181,92 @@ static void queue_io(struct dpq *q, struct dp_slot *s)
     q->queued++;
 }
 
-/* Map the data pages, build the iovecs, queue the engine READ or WRITE. */
+static const struct blkif_request_segment *segs_of(const struct dp_slot *s)
+{
+    return s->chk.indirect ? s->iseg : s->req.seg;
+}
+
+static void copy_flush(struct dpq *q);
+
+/* Queue slot s for the next gnt_copy batch (stage COPYIN or COPYOUT). */
+static void copy_enlist(struct dpq *q, struct dp_slot *s, enum dpq_stage stage)
+{
+    s->stage = (uint8_t)stage;
+    q->copy_list[q->ncopy++] = (uint16_t)(s - q->slots);
+}
+
+static void grant_fault(struct dpq *q, struct dp_slot *s, unsigned n, int rc)
+{
+    if (rc == -EBUSY)
+        log_rl(&q->rl[DPQ_RL_MAP], LOG_WARNING,
+               "%s queue %u: %s request id %" PRIu64 ": persistent grant %u already in use "
+               "by another request", q->name, q->idx, op_name(s->req.operation), s->req.id,
+               q->g.busy_gref);
+    else
+        log_rl(&q->rl[DPQ_RL_MAP], LOG_WARNING,
+               "%s queue %u: %s request id %" PRIu64 ": cannot %s %u grant(s): %s",
+               q->name, q->idx, op_name(s->req.operation), s->req.id,
+               q->g.mode == GRANT_MODE_COPY ? "copy" : "map", n, strerror(-rc));
+}
+
+/* Reach the data pages (map, persistent cache or bounce buffer), build the
+ * iovecs, queue the engine READ or WRITE (COPY WRITE: after the batch copy). */
 static void start_data(struct dpq *q, struct dp_slot *s)
 {
-    const struct blkif_request_segment *seg = s->chk.indirect ? s->iseg : s->req.seg;
-    unsigned n = s->chk.nr_segs;
+    const struct blkif_request_segment *seg = segs_of(s);
+    unsigned n = s->chk.nr_segs, niov = 0;
 
-    for (unsigned i = 0; i < n; i++)
-        s->refs[i] = seg[i].gref;
-    int rc = dpg_get(&q->g, &s->map, s->refs, seg, n, s->chk.to_guest, s->pages);
+    if (q->g.mode == GRANT_MODE_COPY && !s->chk.to_guest && !dpg_copy_room(&q->g, n))
+        copy_flush(q);
+    int rc = dpg_get(&q->g, &s->map, seg, n, s->chk.to_guest, s->iov, &niov);
     if (rc < 0) {
-        log_rl(&q->rl[DPQ_RL_MAP], LOG_WARNING,
-               "%s queue %u: %s request id %" PRIu64 ": cannot map %u grant(s): %s",
-               q->name, q->idx, op_name(s->req.operation), s->req.id, n, strerror(-rc));
-        s->map.count = 0;
+        grant_fault(q, s, n, rc);
         finish(q, s, BLKIF_RSP_ERROR);
         return;
     }
-    /* first_sect..last_sect of each page; adjacent pieces merged (pages of
-     * one mapping are contiguous, so full-page segments give one iovec). */
-    struct iovec *iov = s->iov;
-    unsigned niov = 0;
-    for (unsigned i = 0; i < n; i++) {
-        char *a = (char *)s->pages[i] + ((size_t)seg[i].first_sect << 9);
-        size_t len = (size_t)(seg[i].last_sect - seg[i].first_sect + 1) << 9;
-        if (niov && (char *)iov[niov - 1].iov_base + iov[niov - 1].iov_len == a) {
-            iov[niov - 1].iov_len += len;
-        } else {
-            iov[niov].iov_base = a;
-            iov[niov].iov_len = len;
-            niov++;
-        }
-    }
     s->niov = (uint16_t)niov;
-    s->stage = DPQ_DATA;
     s->io.op = s->chk.to_guest ? ENGINE_OP_READ : ENGINE_OP_WRITE;
     s->io.offset = s->req.sector_number << 9;
     s->io.len = s->chk.nr_sectors << 9;
-    s->io.iov = iov;
+    s->io.iov = s->iov;
     s->io.iovcnt = niov;
+    if (s->map.copy_pending) {
+        copy_enlist(q, s, DPQ_COPYIN);
+        return;
+    }
+    s->stage = DPQ_DATA;
     queue_io(q, s);
+}
+
+/*
+ * COPY mode: one gnt_copy for every request of the batch, then move each on:
+ * a WRITE to the engine, a READ to its response; a request with a failed
+ * segment is answered ERROR.  Called once per sweep and per completion batch
+ * (and early when the batch is full).
+ */
+static void copy_flush(struct dpq *q)
+{
+    if (!q->ncopy || q->in_copy_flush)
+        return;
+    q->in_copy_flush = true;
+    dpg_copy_flush(&q->g);
+    uint16_t *work = q->copy_list;      /* new entries go to the other list */
+    unsigned n = q->ncopy;
+    q->copy_list = q->copy_work;
+    q->copy_work = work;
+    q->ncopy = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct dp_slot *s = &q->slots[work[i]];
+        if (s->map.copy_err)
+            grant_fault(q, s, s->chk.nr_segs, -EFAULT);
+        if (s->stage == DPQ_COPYIN && !s->map.copy_err) {
+            s->stage = DPQ_DATA;
+            queue_io(q, s);
+        } else {
+            finish(q, s, s->map.copy_err ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY);
+        }
+    }
+    q->in_copy_flush = false;
 }
 
 static void start_flush(struct dpq *q, struct dp_slot *s)
@@ -277,8 +327,16 @@ static void io_done(struct engine_io *io, void *arg)
     case DPQ_DATA:
         if (s->chk.kind == BLKIF_KIND_FLUSH || s->chk.kind == BLKIF_KIND_BARRIER) {
             /* grants are not needed by the flush: give them back now */
-            dpg_put(&q->g, &s->map, s->chk.to_guest, true);
+            dpg_put(&q->g, &s->map);
             start_flush(q, s);
+            return;
+        }
+        if (q->g.mode == GRANT_MODE_COPY && s->chk.to_guest) {
+            /* READ data goes back to the guest with the completion batch */
+            if (!dpg_copy_room(&q->g, s->chk.nr_segs))
+                copy_flush(q);
+            dpg_copy_out(&q->g, &s->map, segs_of(s), s->chk.nr_segs);
+            copy_enlist(q, s, DPQ_COPYOUT);
             return;
         }
         break;
@@ -317,10 +375,7 @@ static void dispatch(struct dpq *q, struct dp_slot *s)
             int rc = dpg_read_indirect(&q->g, s->req.indirect_grefs, c->nr_indirect_pages,
                                        s->iseg, c->nr_segs);
             if (rc < 0) {
-                log_rl(&q->rl[DPQ_RL_MAP], LOG_WARNING,
-                       "%s queue %u: INDIRECT request id %" PRIu64
-                       ": cannot map %u indirect page(s): %s",
-                       q->name, q->idx, s->req.id, c->nr_indirect_pages, strerror(-rc));
+                grant_fault(q, s, c->nr_indirect_pages, rc);
                 finish(q, s, BLKIF_RSP_ERROR);
                 return;
             }
@@ -393,9 +448,19 @@ static void halt(struct dpq *q, RING_IDX rp)
             RING_SIZE(RING(q)));
 }
 
-/* Consume every request the ring holds (and we have room for), then one
- * engine submit. */
-static void sweep(struct dpq *q)
+/* Can the queue take requests off the ring now? */
+static bool can_consume(const struct dpq *q)
+{
+    return !q->halted && !q->stopping && !q->oo && !q->barrier;
+}
+
+/*
+ * Consume every request the ring holds (and we have room for).  arm: end
+ * with RING_FINAL_CHECK_FOR_REQUESTS (req_event = req_cons + 1: the frontend
+ * notifies its next request); polling mode sweeps without arming, so a
+ * frontend pushing while we spin sends no event, and arms before sleeping.
+ */
+static void sweep(struct dpq *q, bool arm)
 {
     blkif_x86_64_back_ring_t *r = RING(q);
 
@@ -422,12 +487,35 @@ static void sweep(struct dpq *q)
         }
         if (q->oo || q->barrier || RING_REQUEST_CONS_OVERFLOW(r, rc))
             break;              /* woken again by a completion */
+        if (!arm) {
+            if (__atomic_load_n(&r->sring->req_prod, __ATOMIC_RELAXED) == rp)
+                break;
+            continue;
+        }
         int more;
         RING_FINAL_CHECK_FOR_REQUESTS(r, more);
         if (!more)
             break;
     }
+}
+
+/*
+ * One round of work: drain the ring, one gnt_copy for the sweep's WRITEs and
+ * the completed READs (COPY), again while that freed slots the ring is
+ * waiting for, then ONE engine submit and the responses pushed with at most
+ * one notification.
+ */
+static void service(struct dpq *q, bool arm)
+{
+    for (;;) {
+        sweep(q, arm);
+        unsigned nfree = q->nfree;
+        copy_flush(q);
+        if (q->nfree == nfree || !can_consume(q) || !RING_HAS_UNCONSUMED_REQUESTS(RING(q)))
+            break;
+    }
     submit(q);
+    push_responses(q);
 }
 
 static void reap(struct dpq *q)
@@ -436,7 +524,7 @@ static void reap(struct dpq *q)
     if (rc < 0)
         log_rl(&q->rl[DPQ_RL_INTERNAL], LOG_ERR, "%s queue %u: engine reap failed: %s",
                q->name, q->idx, strerror(-rc));
-    submit(q);                  /* follow-up stages queued by io_done */
+    copy_flush(q);              /* the completion batch's READ data, one gnt_copy */
 }
 
 static void kick(struct dpq *q)
@@ -454,6 +542,8 @@ static void drain(struct dpq *q)
 {
     struct pollfd pfd = { .fd = q->eng->ops->completion_fd(q->eq), .events = POLLIN };
 
+    copy_flush(q);
+    submit(q);
     while (q->inflight) {
         uint64_t now = dpq_now_ns();
         if (now >= q->deadline_ns)
@@ -461,6 +551,7 @@ static void drain(struct dpq *q)
         int ms = (int)((q->deadline_ns - now + 999999) / 1000000);
         if (poll(&pfd, 1, ms) > 0)
             reap(q);
+        submit(q);              /* follow-up stages queued by io_done */
         push_responses(q);
     }
     push_responses(q);
@@ -472,10 +563,42 @@ static void drain(struct dpq *q)
     q->eq = NULL;
     for (unsigned i = 0; i < q->nr_slots && left; i++) {
         struct dp_slot *s = &q->slots[i];
-        if (s->stage == DPQ_FREE)
-            continue;
-        dpg_put(&q->g, &s->map, s->chk.to_guest, false);
+        if (s->stage != DPQ_FREE)
+            dpg_put(&q->g, &s->map);
     }
+    dpg_release_all(&q->g);     /* persistent grants */
+}
+
+/*
+ * Polling mode: spin up to poll_us on the ring (memory loads only) and, every
+ * few rounds, on the fds (completions, event channel, stop) before sleeping.
+ * True when there is work.
+ */
+static bool spin(struct dpq *q, struct pollfd *pfd)
+{
+    uint64_t end = dpq_now_ns() + (uint64_t)q->poll_us * 1000;
+    for (unsigned i = 0;; i++) {
+        if (can_consume(q) && RING_HAS_UNCONSUMED_REQUESTS(RING(q)))
+            return true;
+        if ((i & 15) == 15) {
+            if (poll(pfd, 3, 0) > 0)
+                return true;
+            if (dpq_now_ns() >= end)
+                return false;
+        }
+        cpu_relax();
+    }
+}
+
+/* poll() timeout in ms: until the grant cache's next housekeeping, or -1. */
+static int tick_timeout(struct dpq *q, uint64_t now)
+{
+    uint64_t t = dpg_next_tick(&q->g);
+    if (!t)
+        return -1;
+    if (t <= now)
+        return 0;
+    return (int)((t - now + 999999) / 1000000);
 }
 
 void *dpq_thread(void *arg)
@@ -486,22 +609,28 @@ void *dpq_thread(void *arg)
         { .fd = q->eng->ops->completion_fd(q->eq), .events = POLLIN },
         { .fd = q->stop_efd, .events = POLLIN },
     };
+    bool persistent = q->g.mode == GRANT_MODE_PERSISTENT;
+    bool arm = q->poll_us == 0;
 
     kick(q);
-    sweep(q);                   /* requests queued before we bound, or reattach */
-    push_responses(q);
+    dpg_tick(&q->g, dpq_now_ns());
+    service(q, true);           /* requests queued before we bound, or reattach */
     while (!q->stopping) {
         int timeout = -1;
-        if (q->poll_us && !q->halted && !q->barrier && !q->oo) {
-            /* busy-poll the ring a little before sleeping (poll_us) */
-            uint64_t end = dpq_now_ns() + (uint64_t)q->poll_us * 1000;
-            do {
-                if (RING_HAS_UNCONSUMED_REQUESTS(RING(q))) {
+        if (q->poll_us && !q->halted) {
+            if (spin(q, pfd)) {
+                timeout = 0;
+            } else {
+                int more;       /* re-arm before sleeping (blkif.h:17-27) */
+                RING_FINAL_CHECK_FOR_REQUESTS(RING(q), more);
+                if (more && can_consume(q))
                     timeout = 0;
-                    break;
-                }
-                cpu_relax();
-            } while (poll(pfd, 3, 0) == 0 && dpq_now_ns() < end);
+            }
+        }
+        if (persistent && timeout != 0) {
+            int t = tick_timeout(q, dpq_now_ns());
+            if (t >= 0 && (timeout < 0 || t < timeout))
+                timeout = t;
         }
         int n = poll(pfd, 3, timeout);
         if (n < 0) {
@@ -514,12 +643,13 @@ void *dpq_thread(void *arg)
             q->stopping = true;
             break;
         }
+        if (persistent)
+            dpg_tick(&q->g, dpq_now_ns());
         if (pfd[0].revents)
             kick(q);
         if (pfd[1].revents)
             reap(q);
-        sweep(q);
-        push_responses(q);
+        service(q, arm);
     }
     q->stopping = true;
     drain(q);

@@ -33,6 +33,8 @@ enum dpq_stage {
     DPQ_DATA,           /* READ/WRITE (or the data part of FLUSH/BARRIER) */
     DPQ_FLUSH,          /* fdatasync of FLUSH/BARRIER */
     DPQ_DISCARD,        /* one piece of a DISCARD */
+    DPQ_COPYIN,         /* COPY mode: WRITE data waiting for the sweep's gnt_copy */
+    DPQ_COPYOUT,        /* COPY mode: READ data waiting for the completion batch's gnt_copy */
 };
 
 enum dpq_fault {        /* one rate limiter per fault site */
@@ -52,8 +54,7 @@ struct dp_slot {
     uint16_t niov;
     uint64_t disc_off, disc_left;   /* DISCARD: bytes still to issue */
     struct blkif_request_segment *iseg; /* INDIRECT: private segment copy [max_segs] */
-    uint32_t *refs;                 /* [max_segs] */
-    void **pages;                   /* [max_segs] */
+    uint32_t *ent;                  /* [max_segs] persistent grants held (struct dpg_map) */
     struct iovec *iov;              /* [max_segs] */
 };
 
@@ -93,6 +94,9 @@ struct dpq {
     unsigned inflight;              /* slots not free */
     unsigned queued;                /* engine I/Os queued since the last submit */
     struct dp_slot *barrier;        /* BARRIER parked or running: consume nothing */
+    uint16_t *copy_list, *copy_work;    /* COPY: slots in the copy batch [nr_slots] */
+    unsigned ncopy;
+    bool in_copy_flush;
     void *arena;
     size_t arena_len;
 
@@ -110,7 +114,7 @@ struct dpq {
 };
 
 /* Allocate the slots of a queue: nr_slots = ring size, max_segs segment
- * arrays each.  0 or -ENOMEM. */
+ * arrays each; q->g must be set up (dpg_setup) first.  0 or -ENOMEM. */
 int  dpq_alloc_slots(struct dpq *q, unsigned nr_slots, unsigned max_segs);
 void dpq_free_slots(struct dpq *q);
 

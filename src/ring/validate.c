@@ -56,10 +56,12 @@ int blkif_check_req(const struct blkif_limits *lim, const struct blkif_req *req,
         if (req->nr_segments > BLKIF_MAX_SEGMENTS_PER_REQUEST)
             return REFUSE(c, BLKIF_RSP_ERROR, "bad nr_segments");
         c->nr_segs = req->nr_segments;
-        /* Linux refuses any non-READ on a read-only vbd; a flush without
-         * data writes nothing, so it is answered (fdatasync) here. */
-        if (lim->readonly && (c->nr_segs || c->kind == BLKIF_KIND_BARRIER))
-            return REFUSE(c, BLKIF_RSP_ERROR, "write to read-only vbd");
+        /* Linux refuses write, flush or discard on a read-only vbd with
+         * -EACCES -> ERROR, a flush without data included (protocol.md §4;
+         * bb/blkback.c dispatch_rw_block_io: operation != REQ_OP_READ). */
+        if (lim->readonly)
+            return REFUSE(c, BLKIF_RSP_ERROR, c->nr_segs ? "write to read-only vbd"
+                                                        : "flush on read-only vbd");
         return OK(c);
     case BLKIF_OP_DISCARD:
         c->kind = BLKIF_KIND_DISCARD;

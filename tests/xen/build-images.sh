@@ -129,15 +129,55 @@ mod_closure() {
     echo $out
 }
 
-# Copy a dynamically linked program from the rootfs, with every library ldd names.
+# Libraries fio links but never uses in the guest (rbd, gluster, nbd, rdma, pmem engines):
+# they drag in ~60 MB (ceph, icu, boost). fio is linked BIND_NOW, so each is replaced by
+# a stub with the same SONAME, version nodes and symbols (abort() if ever called).
+STUB_LIBS="libgfapi.so.0 libnbd.so.0 libibverbs.so.1 librdmacm.so.1 librados.so.2 librbd.so.1
+  libpmemblk.so.1 libpmem.so.1"
+
+findlib() {   # soname -> path inside the rootfs
+    local d
+    for d in /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu /lib64 /usr/lib; do
+        [ -e "$ROOTFS$d/$1" ] && { echo "$d/$1"; return 0; }
+    done
+    return 1
+}
+
+make_stub() {   # dst prog soname: build a stub of soname for the symbols prog imports from it
+    local dst=$1 prog=$2 so=$3 real w=$XEN_DIR/stub.d sym ver
+    real=$(findlib "$so") || { echo "build-images: $so not found" >&2; return 1; }
+    rm -rf "$w"; mkdir -p "$w"
+    nm -D --defined-only "$ROOTFS$real" | awk '{print $3}' | sed 's/@.*//' | sort -u > "$w/defs"
+    nm -D --undefined-only "$ROOTFS$prog" | awk '{print $2}' | while IFS=@ read -r sym ver; do
+        if grep -qx "$sym" "$w/defs"; then echo "$sym ${ver:--}"; fi
+    done > "$w/syms"
+    awk '{print "void " $1 "(void) { __builtin_trap(); }"}' "$w/syms" > "$w/stub.c"
+    if awk '$2 != "-"' "$w/syms" | grep -q .; then
+        awk '{v[$2] = v[$2] " " $1 ";"} END {for (k in v) print k " { global:" v[k] " };"}' "$w/syms" > "$w/vs"
+        gcc -shared -fPIC -nostdlib -o "$w/$so" -Wl,-soname,"$so" -Wl,--version-script="$w/vs" "$w/stub.c"
+    else
+        gcc -shared -fPIC -nostdlib -o "$w/$so" -Wl,-soname,"$so" "$w/stub.c"
+    fi
+    mkdir -p "$dst$(dirname "$real")"
+    cp "$w/$so" "$dst$real"
+    rm -rf "$w"
+}
+
+# Copy a dynamically linked program from the rootfs with its library closure (from the
+# NEEDED entries), leaving out the stubbed libraries and what only they need.
 copy_prog() {
-    local dst=$1 prog=$2 l
+    local dst=$1 prog=$2 todo so p
     mkdir -p "$dst$(dirname "$prog")"
     cp -L "$ROOTFS$prog" "$dst$prog"
-    for l in $(chroot "$ROOTFS" ldd "$prog" 2>/dev/null | grep -o '/[^ ]*'); do
-        [ -e "$dst$l" ] && continue
-        mkdir -p "$dst$(dirname "$l")"
-        cp -L "$ROOTFS$l" "$dst$l"
+    todo=$(readelf -d "$ROOTFS$prog" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p')
+    while [ -n "$todo" ]; do
+        set -- $todo; so=$1; shift; todo="$*"
+        case " $(echo $STUB_LIBS) " in *" $so "*) continue ;; esac
+        p=$(findlib "$so") || { echo "build-images: $so (for $prog) not found" >&2; return 1; }
+        [ -e "$dst$p" ] && continue
+        mkdir -p "$dst$(dirname "$p")"
+        cp -L "$ROOTFS$p" "$dst$p"
+        todo="$todo $(readelf -d "$ROOTFS$p" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p')"
     done
 }
 
@@ -216,11 +256,13 @@ stage_guest() {
     d=$XEN_DIR/guest.d
     rm -rf "$d"; busybox_tree "$d"
     add_modules "$d" "$kv" xen-blkfront crc32c_generic ext4
-    for p in /usr/bin/fio /sbin/mkfs.ext4 /sbin/e2fsck /sbin/blkdiscard /sbin/blockdev \
-             /usr/bin/md5sum /usr/bin/sha256sum; do
-        [ -e "$ROOTFS$p" ] && copy_prog "$d" "$p"
+    for p in /usr/bin/fio /sbin/mkfs.ext4 /sbin/e2fsck /sbin/blkdiscard /sbin/blockdev; do
+        copy_prog "$d" "$p" || exit 1
     done
+    for p in $STUB_LIBS; do make_stub "$d" /usr/bin/fio "$p"; done
     mkdir -p "$d/lib64" && cp -L "$ROOTFS/lib64/ld-linux-x86-64.so.2" "$d/lib64/"
+    chroot "$d" /usr/bin/fio --version > /dev/null ||
+        { echo "build-images: fio does not run in the guest tree" >&2; exit 1; }
     cp "$ROOT/tests/xen/guest-init.sh" "$d/init"; chmod 755 "$d/init"
     mk_cpio "$d" guest-initrd.img
     echo "$inputs" > stamp.guest
@@ -240,6 +282,12 @@ stage_dom0img() {
         log "make install DESTDIR=$stage PREFIX=/usr"
         if make -C "$ROOT" -s install DESTDIR="$stage" PREFIX=/usr > install.log 2>&1; then
             echo yes > daemon.installed
+        elif [ -x "$ROOT/build/xen-blkbackd" ] &&
+             make -C "$ROOT" -s -o all install DESTDIR="$stage" PREFIX=/usr >> install.log 2>&1; then
+            # The tree does not build right now (others are editing it): install the
+            # last good build/ binaries rather than testing nothing.
+            log "make install failed to build; installed the existing build/ binaries (see $XEN_DIR/install.log)"
+            echo "yes (existing build/, tree did not build)" > daemon.installed
         else
             log "make install failed (daemon not installed; see $XEN_DIR/install.log)"
             rm -rf "$stage"; mkdir -p "$stage"

@@ -87,7 +87,7 @@ st_fio() {   # fio@xvdb[:xvdc]: one job per disk, concurrently
 st_perf() {
     d=$1
     waitdev $d || { result perf@$d FAIL "no /dev/$d"; return; }
-    common="--filename=/dev/$d --direct=1 --ioengine=libaio --size=48M --time_based --runtime=10"
+    common="--filename=/dev/$d --direct=1 --ioengine=libaio --size=48M --time_based --runtime=6 --ramp_time=1"
     # terse v3: field 7/8 = read bw KiB/s / IOPS, 48/49 = write bw / IOPS
     rr=$(fiojob --name=rr $common --rw=randread --bs=4k --iodepth=16 | awk -F';' '/^3;/{print $8}')
     rw=$(fiojob --name=rw $common --rw=randwrite --bs=4k --iodepth=16 | awk -F';' '/^3;/{print $49}')

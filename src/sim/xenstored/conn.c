@@ -118,8 +118,12 @@ void conn_flush(struct xsd_conn *c)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
+            if (errno == EPIPE || errno == ECONNRESET) {
+                c->dead = true;         /* the client went away */
+                outq_free(c);
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 conn_kill(c, strerror(errno));
+            }
             return;
         }
         size_t left = (size_t)w;
@@ -195,8 +199,12 @@ void conn_input(struct xsd_conn *c)
         }
         if (errno == EINTR)
             continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
+        if (errno == ECONNRESET) {
+            c->dead = true;     /* closed with replies unread: also normal */
+            outq_free(c);
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
             conn_kill(c, strerror(errno));
+        }
         return;
     }
 }

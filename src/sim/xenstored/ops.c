@@ -13,16 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct req {
-    struct xsd_conn *c;
-    struct xsd_server *s;
-    const struct xsd_sockmsg *hdr;
-    const char *p;
-    uint32_t len;
-    struct xsd_txn *x;          /* NULL outside a transaction */
-    struct xsd_tree *t;         /* the main tree, or the transaction's copy */
-};
-
 #define PATH_BUF (XENSTORE_ABS_PATH_MAX + 64)
 
 static const char *const type_names[XS_TYPE_COUNT] = {
@@ -46,9 +36,7 @@ const char *ops_type_name(uint32_t type)
 
 /* ---- replies ---------------------------------------------------------- */
 
-static void reply(struct req *r, const void *data, uint32_t len);
-
-static void reply_err(struct req *r, int err)
+void reply_err(struct xsd_req *r, int err)
 {
     const char *name = "EIO";
     if (err < 0)
@@ -59,7 +47,7 @@ static void reply_err(struct req *r, int err)
     conn_send(r->c, XS_ERROR, r->hdr->req_id, r->hdr->tx_id, name, (uint32_t)strlen(name) + 1, NULL, 0);
 }
 
-static void reply(struct req *r, const void *data, uint32_t len)
+void reply(struct xsd_req *r, const void *data, uint32_t len)
 {
     if (len > XENSTORE_PAYLOAD_MAX) {
         reply_err(r, E2BIG);
@@ -68,12 +56,12 @@ static void reply(struct req *r, const void *data, uint32_t len)
     conn_send(r->c, r->hdr->type, r->hdr->req_id, r->hdr->tx_id, data, len, NULL, 0);
 }
 
-static void reply_str(struct req *r, const char *s)
+void reply_str(struct xsd_req *r, const char *s)
 {
     reply(r, s, (uint32_t)strlen(s) + 1);
 }
 
-static void reply_rc(struct req *r, int rc)
+void reply_rc(struct xsd_req *r, int rc)
 {
     if (rc)
         reply_err(r, rc);
@@ -85,7 +73,7 @@ static void reply_rc(struct req *r, int rc)
 
 /* Split the payload into NUL-terminated strings; returns how many whole
  * strings there are (up to max stored in v). */
-static unsigned get_strings(const struct req *r, const char **v, unsigned max)
+unsigned get_strings(const struct xsd_req *r, const char **v, unsigned max)
 {
     unsigned n = 0;
     const char *p = r->p, *end = r->p + r->len;
@@ -102,14 +90,14 @@ static unsigned get_strings(const struct req *r, const char **v, unsigned max)
 }
 
 /* The whole payload is exactly one string (xenstored onearg). */
-static const char *onearg(const struct req *r)
+const char *onearg(const struct xsd_req *r)
 {
     if (r->len == 0 || r->p[r->len - 1] != '\0' || memchr(r->p, '\0', r->len) != r->p + r->len - 1)
         return NULL;
     return r->p;
 }
 
-static int parse_domid(const char *s, uint32_t *out)
+int parse_domid(const char *s, uint32_t *out)
 {
     if (!isdigit((unsigned char)s[0]))
         return -EINVAL;
@@ -218,7 +206,7 @@ int ops_apply(struct xsd_server *s, enum xsd_logop op, const char *path, const v
     return do_change(s, &s->tree, true, op, path, data, len);
 }
 
-static int change(struct req *r, enum xsd_logop op, const char *path, const void *data, unsigned len)
+static int change(struct xsd_req *r, enum xsd_logop op, const char *path, const void *data, unsigned len)
 {
     if (!r->x)
         return ops_apply(r->s, op, path, data, len);
@@ -231,7 +219,7 @@ static int change(struct req *r, enum xsd_logop op, const char *path, const void
 }
 
 /* Look a node up for reading (recorded in a transaction, even if absent). */
-static struct xsd_node *get_node(struct req *r, const char *path, int *err)
+static struct xsd_node *get_node(struct xsd_req *r, const char *path, int *err)
 {
     if (r->x && (*err = txn_note(r->x, path)) != 0)
         return NULL;
@@ -242,7 +230,7 @@ static struct xsd_node *get_node(struct req *r, const char *path, int *err)
 
 /* ---- handlers --------------------------------------------------------- */
 
-static void op_read(struct req *r)
+static void op_read(struct xsd_req *r)
 {
     char path[PATH_BUF];
     const char *a = onearg(r);
@@ -255,7 +243,7 @@ static void op_read(struct req *r)
     reply(r, n->value, n->vlen);
 }
 
-static void op_write(struct req *r)
+static void op_write(struct xsd_req *r)
 {
     char path[PATH_BUF];
     const char *z = memchr(r->p, '\0', r->len);
@@ -265,7 +253,7 @@ static void op_write(struct req *r)
     reply_rc(r, change(r, LOG_WRITE, path, r->p + off, r->len - off));
 }
 
-static void op_mkdir(struct req *r)
+static void op_mkdir(struct xsd_req *r)
 {
     char path[PATH_BUF];
     const char *a = onearg(r);
@@ -279,7 +267,7 @@ static void op_mkdir(struct req *r)
     reply_rc(r, change(r, LOG_MKDIR, path, NULL, 0));
 }
 
-static void op_rm(struct req *r)
+static void op_rm(struct xsd_req *r)
 {
     char path[PATH_BUF], parent[PATH_BUF];
     const char *a = onearg(r);
@@ -302,7 +290,7 @@ static void op_rm(struct req *r)
     reply_rc(r, change(r, LOG_RM, path, NULL, 0));
 }
 
-static void op_directory(struct req *r)
+static void op_directory(struct xsd_req *r)
 {
     char path[PATH_BUF];
     const char *a = onearg(r);
@@ -329,7 +317,7 @@ static void op_directory(struct req *r)
 
 /* DIRECTORY_PART <path>|<offset>| -> <gencnt>|<child>|*, the last part ending
  * with an extra NUL (xenstore.txt; libxenstore xs_directory_part). */
-static void op_directory_part(struct req *r)
+static void op_directory_part(struct xsd_req *r)
 {
     char path[PATH_BUF];
     const char *v[2];
@@ -367,7 +355,7 @@ static void op_directory_part(struct req *r)
     reply(r, buf, (uint32_t)used);
 }
 
-static void op_get_perms(struct req *r)
+static void op_get_perms(struct xsd_req *r)
 {
     char path[PATH_BUF];
     const char *a = onearg(r);
@@ -385,7 +373,7 @@ static void op_get_perms(struct req *r)
     reply(r, buf, (uint32_t)off);       /* E2BIG if over the payload limit */
 }
 
-static void op_set_perms(struct req *r)
+static void op_set_perms(struct xsd_req *r)
 {
     char path[PATH_BUF];
     struct xsd_perm perms[XENSTORE_PAYLOAD_MAX / 3];
@@ -416,7 +404,7 @@ static int watch_path(const char *in, char *out, bool *relative)
     return canon_arg(in, out);
 }
 
-static void op_watch(struct req *r)
+static void op_watch(struct xsd_req *r)
 {
     char path[PATH_BUF];
     const char *v[2];
@@ -433,7 +421,7 @@ static void op_watch(struct req *r)
     }
 }
 
-static void op_unwatch(struct req *r)
+static void op_unwatch(struct xsd_req *r)
 {
     char path[PATH_BUF];
     const char *v[2];
@@ -443,7 +431,7 @@ static void op_unwatch(struct req *r)
     reply_rc(r, watch_del(r->c, path, v[1]));
 }
 
-static void op_transaction_start(struct req *r)
+static void op_transaction_start(struct xsd_req *r)
 {
     uint32_t id;
     if (r->hdr->tx_id)
@@ -456,7 +444,7 @@ static void op_transaction_start(struct req *r)
     reply_str(r, buf);
 }
 
-static void op_transaction_end(struct req *r)
+static void op_transaction_end(struct xsd_req *r)
 {
     const char *a = onearg(r);
     if (!r->x)
@@ -466,152 +454,11 @@ static void op_transaction_end(struct req *r)
     reply_rc(r, txn_end(r->c, r->x, a[0] == 'T'));
 }
 
-static void op_get_domain_path(struct req *r)
-{
-    const char *a = onearg(r);
-    uint32_t domid;
-    if (!a || parse_domid(a, &domid))
-        return reply_err(r, EINVAL);
-    char buf[64];
-    snprintf(buf, sizeof(buf), "/local/domain/%u", domid);
-    reply_str(r, buf);
-}
-
-static struct xsd_domain *domain_find(struct xsd_server *s, uint32_t domid)
-{
-    for (unsigned i = 0; i < s->ndomains; i++)
-        if (s->domains[i].domid == domid)
-            return &s->domains[i];
-    return NULL;
-}
-
-static bool domain_introduced(struct xsd_server *s, uint32_t domid)
-{
-    struct xsd_domain *d = domain_find(s, domid);
-    return domid == 0 || (d && d->introduced);
-}
-
-/* INTRODUCE <domid>|<mfn>|<evtchn>|?: bookkeeping and @introduceDomain. */
-static void op_introduce(struct req *r)
-{
-    const char *v[3];
-    uint32_t domid;
-    char *e;
-    if (get_strings(r, v, 3) < 3 || parse_domid(v[0], &domid) || domid == 0 || domid >= 0x7FF0)
-        return reply_err(r, EINVAL);
-    strtol(v[1], &e, 10);
-    if (!v[1][0] || *e)
-        return reply_err(r, EINVAL);
-    strtoul(v[2], &e, 10);
-    if (!v[2][0] || *e)
-        return reply_err(r, EINVAL);
-    struct xsd_domain *d = domain_find(r->s, domid);
-    if (!d) {
-        if (r->s->ndomains >= XSD_MAX_DOMAINS)
-            return reply_err(r, ENOSPC);
-        d = &r->s->domains[r->s->ndomains++];
-        *d = (struct xsd_domain){ .domid = domid, .target = UINT32_MAX };
-    }
-    bool fire = !d->introduced;
-    d->introduced = true;
-    d->shutdown = false;
-    reply_str(r, "OK");
-    if (fire)
-        watch_fire(r->s, "@introduceDomain", false);
-}
-
-static void op_release(struct req *r)
-{
-    const char *a = onearg(r);
-    uint32_t domid;
-    if (!a || parse_domid(a, &domid) || domid == 0)
-        return reply_err(r, EINVAL);
-    struct xsd_domain *d = domain_find(r->s, domid);
-    if (!d || !d->introduced)
-        return reply_err(r, ENOENT);
-    d->introduced = false;
-    d->target = UINT32_MAX;
-    reply_str(r, "OK");
-    watch_fire(r->s, "@releaseDomain", false);
-}
-
-static void op_is_domain_introduced(struct req *r)
-{
-    const char *a = onearg(r);
-    uint32_t domid;
-    if (!a || parse_domid(a, &domid))
-        return reply_err(r, EINVAL);
-    reply_str(r, domain_introduced(r->s, domid) ? "T" : "F");
-}
-
-static void op_resume(struct req *r)
-{
-    const char *a = onearg(r);
-    uint32_t domid;
-    if (!a || parse_domid(a, &domid))
-        return reply_err(r, EINVAL);
-    struct xsd_domain *d = domain_find(r->s, domid);
-    if (!domain_introduced(r->s, domid))
-        return reply_err(r, ENOENT);
-    if (d)
-        d->shutdown = false;
-    reply_str(r, "OK");
-}
-
-static void op_set_target(struct req *r)
-{
-    const char *v[2];
-    uint32_t domid, tdomid;
-    if (get_strings(r, v, 2) < 2 || parse_domid(v[0], &domid) || parse_domid(v[1], &tdomid))
-        return reply_err(r, EINVAL);
-    if (!domain_introduced(r->s, domid) || !domain_introduced(r->s, tdomid))
-        return reply_err(r, ENOENT);
-    struct xsd_domain *d = domain_find(r->s, domid);
-    if (d)
-        d->target = tdomid;
-    reply_str(r, "OK");
-}
-
-static void op_reset_watches(struct req *r)
+static void op_reset_watches(struct xsd_req *r)
 {
     watch_free_all(r->c);
     txn_free_all(r->c);
     reply_str(r, "OK");
-}
-
-/* CONTROL <command>|[<parameters>|]: a few of xenstored's commands. */
-static void op_control(struct req *r)
-{
-    const char *v[2];
-    unsigned n = get_strings(r, v, 2);
-    if (n < 1)
-        return reply_err(r, EINVAL);
-    const char *cmd = v[0];
-    if (strcmp(cmd, "help") == 0) {
-        reply_str(r, "check\nhelp\nlog [on|off]\nmemreport\nprint <string>\n");
-    } else if (strcmp(cmd, "check") == 0) {
-        reply_str(r, "OK");
-    } else if (strcmp(cmd, "log") == 0) {
-        if (n >= 2 && strcmp(v[1], "on") == 0)
-            r->s->verbose = true;
-        else if (n >= 2 && strcmp(v[1], "off") == 0)
-            r->s->verbose = false;
-        else if (n >= 2)
-            return reply_err(r, EINVAL);
-        reply_str(r, "OK");
-    } else if (strcmp(cmd, "memreport") == 0) {
-        char buf[256];
-        snprintf(buf, sizeof(buf), "nodes: %u\nconnections: %u\ntransactions: %u\n",
-                 r->s->tree.nnodes, r->s->nconns, r->s->ntxns_total);
-        reply_str(r, buf);
-    } else if (strcmp(cmd, "print") == 0) {
-        if (n < 2)
-            return reply_err(r, EINVAL);
-        log_notice("conn %u: %s", r->c->id, v[1]);
-        reply_str(r, "OK");
-    } else {
-        reply_err(r, EINVAL);
-    }
 }
 
 /* Requests that may carry a transaction id (the rest ignore it). */
@@ -652,7 +499,7 @@ void ops_trace(struct xsd_conn *c, const char *dir, uint32_t type, uint32_t tx, 
 
 void ops_dispatch(struct xsd_conn *c, const struct xsd_sockmsg *hdr, const char *payload)
 {
-    struct req r = { .c = c, .s = c->srv, .hdr = hdr, .p = payload, .len = hdr->len,
+    struct xsd_req r = { .c = c, .s = c->srv, .hdr = hdr, .p = payload, .len = hdr->len,
                      .t = &c->srv->tree };
     if (c->srv->verbose)
         ops_trace(c, ">", hdr->type, hdr->tx_id, payload, hdr->len);

@@ -184,6 +184,37 @@ void conn_flush(struct xsd_conn *c);
 void conn_send(struct xsd_conn *c, uint32_t type, uint32_t req_id, uint32_t tx_id,
                const void *p1, uint32_t l1, const void *p2, uint32_t l2);
 
+/* ops.c: one request being handled. */
+struct xsd_req {
+    struct xsd_conn *c;
+    struct xsd_server *s;
+    const struct xsd_sockmsg *hdr;
+    const char *p;              /* payload, hdr->len bytes, not NUL-terminated */
+    uint32_t len;
+    struct xsd_txn *x;          /* NULL outside a transaction */
+    struct xsd_tree *t;         /* the main tree, or the transaction's copy */
+};
+/* Replies echo type, req_id and tx_id; errors are xs_wire.h errno names. */
+void reply(struct xsd_req *r, const void *data, uint32_t len);   /* E2BIG if > payload max */
+void reply_str(struct xsd_req *r, const char *s);                 /* with its NUL */
+void reply_err(struct xsd_req *r, int err);                       /* +-errno */
+void reply_rc(struct xsd_req *r, int rc);                         /* 0: "OK" */
+/* Count the whole NUL-terminated strings of the payload (first max into v). */
+unsigned get_strings(const struct xsd_req *r, const char **v, unsigned max);
+/* The payload is exactly one string: it, else NULL (xenstored onearg). */
+const char *onearg(const struct xsd_req *r);
+/* Decimal domid 0..65535: 0 or -EINVAL. */
+int parse_domid(const char *s, uint32_t *out);
+
+/* domain.c: domain and control requests. */
+void op_get_domain_path(struct xsd_req *r);
+void op_introduce(struct xsd_req *r);
+void op_release(struct xsd_req *r);
+void op_is_domain_introduced(struct xsd_req *r);
+void op_resume(struct xsd_req *r);
+void op_set_target(struct xsd_req *r);
+void op_control(struct xsd_req *r);
+
 /* ops.c: handle one request (payload is hdr->len bytes). */
 void ops_dispatch(struct xsd_conn *c, const struct xsd_sockmsg *hdr, const char *payload);
 const char *ops_type_name(uint32_t type);

@@ -1,0 +1,191 @@
+/* End-to-end fixture: test xenstored + daemon on a simulated host + xen-blkbench runs. */
+#include "e2e.h"
+#include "../harness.h"
+#include "xsd.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+void e2e_start(struct e2e *e, const char *const *daemon_args)
+{
+    memset(e, 0, sizeof(*e));
+    e->sim = t_tmpdir(1);
+    const char *tmp = getenv("XBD_WORKDIR") ? getenv("XBD_WORKDIR") : "/var/tmp";
+    setenv("TMPDIR", tmp, 0);
+    e->work = t_tmpdir(0);
+    int rc = t_xsd_start(e->sim, e->xs_sock, sizeof(e->xs_sock), &e->xsd_pid);
+    T_ASSERT(rc == 0, "xenstored: %s", strerror(-rc));
+
+    const char *args[32];
+    unsigned n = 0;
+    static char xen_arg[512];
+    snprintf(xen_arg, sizeof(xen_arg), "--xen=sim:%s", e->sim);
+    args[n++] = xen_arg;
+    for (unsigned i = 0; daemon_args && daemon_args[i] && n < 30; i++)
+        args[n++] = daemon_args[i];
+    args[n] = NULL;
+    rc = t_daemon_start(&e->d, e->sim, args, 20000);
+    T_ASSERT(rc == 0, "daemon: %s", strerror(-rc));
+}
+
+int e2e_stop(struct e2e *e)
+{
+    return t_daemon_stop(&e->d, 15000);
+}
+
+static int run_capture(char *const argv[], char **out)
+{
+    int pfd[2];
+    if (pipe(pfd) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        dup2(pfd[1], 2);
+        close(pfd[0]);
+        close(pfd[1]);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    ssize_t r;
+    while (buf && (r = read(pfd[0], buf + len, cap - len - 1)) > 0) {
+        len += (size_t)r;
+        if (cap - len < 1024) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb)
+                break;
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    close(pfd[0]);
+    if (buf)
+        buf[len] = 0;
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int e2e_bench(struct e2e *e, unsigned domid, const char *target, const char *const *args, char **out)
+{
+    char *argv[64];
+    char dom[16];
+    unsigned n = 0;
+    snprintf(dom, sizeof(dom), "%u", domid);
+    argv[n++] = (char *)t_prog("xen-blkbench");
+    argv[n++] = "--sim";
+    argv[n++] = (char *)e->sim;
+    argv[n++] = "--domid";
+    argv[n++] = dom;
+    argv[n++] = "--target";
+    argv[n++] = (char *)target;
+    for (unsigned i = 0; args && args[i] && n < 62; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    char *o = NULL;
+    int rc = run_capture(argv, &o);
+    T_LOG("xen-blkbench (domid %u) exit %d", domid, rc);
+    if (o && (rc != 0 || getenv("XBD_VERBOSE")))
+        fprintf(stderr, "%s", o);
+    if (out)
+        *out = o;
+    else
+        free(o);
+    return rc;
+}
+
+long long e2e_field(const char *out, const char *section, const char *key)
+{
+    size_t sl = strlen(section), kl = strlen(key);
+    for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (strncmp(l, section, sl) || l[sl] != ' ')
+            continue;
+        const char *end = strchr(l, '\n');
+        for (const char *p = l + sl; p && (!end || p < end); p = strchr(p + 1, ' ')) {
+            if (!strncmp(p + 1, key, kl) && p[1 + kl] == '=')
+                return strtoll(p + 2 + kl, NULL, 10);
+        }
+    }
+    return -1;
+}
+
+const char *e2e_make_image(struct e2e *e, const char *name, unsigned mib)
+{
+    char *path = NULL;
+    T_ASSERT(asprintf(&path, "%s/%s", e->work, name) > 0);
+    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    T_ASSERT(fd >= 0, "%s: %s", path, strerror(errno));
+    static uint64_t buf[1 << 17];       /* 1 MiB */
+    uint64_t x = 0x9e3779b97f4a7c15ull ^ (uint64_t)mib;
+    for (unsigned m = 0; m < mib; m++) {
+        for (size_t i = 0; i < sizeof(buf) / 8; i++) {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            buf[i] = x;
+        }
+        T_ASSERT(write(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf));
+    }
+    close(fd);
+    t_atexit(free, path);
+    return path;
+}
+
+int e2e_sha256_file(const char *path, char hex[65])
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -errno;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    static unsigned char buf[1 << 20];
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof(buf))) > 0)
+        EVP_DigestUpdate(ctx, buf, (size_t)r);
+    close(fd);
+    unsigned char md[32];
+    unsigned mdlen = 0;
+    EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    for (unsigned i = 0; i < 32; i++)
+        sprintf(hex + 2 * i, "%02x", md[i]);
+    return r < 0 ? -EIO : 0;
+}
+
+bool e2e_is_hole(const char *path, uint64_t off, uint64_t len)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return false;
+    off_t h = lseek(fd, (off_t)off, SEEK_HOLE);
+    off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+    close(fd);
+    return h == (off_t)off && (d < 0 || (uint64_t)d >= off + len);
+}
+
+int e2e_sh(char **out, const char *fmt, ...)
+{
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&cmd, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+    int rc = run_capture(argv, out);
+    free(cmd);
+    return rc;
+}

@@ -1,0 +1,54 @@
+/*
+ * e2e.h - end-to-end fixture: a simulated Xen host (dir in /dev/shm), the test
+ * xenstored, the daemon (sanitizer build) on that host, and xen-blkbench runs
+ * as simulated guests.  Everything is real but Xen: real libxenstore, real
+ * io_uring, real files and block devices.
+ */
+#ifndef XBD_TEST_E2E_H
+#define XBD_TEST_E2E_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "daemon.h"
+
+struct e2e {
+    const char *sim;            /* simulated host dir (tmpfs) */
+    const char *work;           /* scratch dir on a real filesystem (O_DIRECT) */
+    char xs_sock[108];
+    pid_t xsd_pid;
+    struct t_daemon d;
+};
+
+/* Start xenstored and the daemon (`daemon_args`: extra options, NULL-terminated,
+ * may be NULL; --xen=sim:<dir> is added).  Fails the test on error. */
+void e2e_start(struct e2e *e, const char *const *daemon_args);
+
+/* Stop the daemon with SIGTERM; returns its exit status (0 expected; a leak
+ * found by LeakSanitizer at exit makes it non-zero). */
+int  e2e_stop(struct e2e *e);
+
+/*
+ * Run xen-blkbench --sim <dir> --domid <domid> --target <target> plus `args`
+ * (NULL-terminated).  Its stdout+stderr go to *out (malloc'd, may be NULL).
+ * Returns its exit status, or -1 if it could not run / was killed.
+ */
+int  e2e_bench(struct e2e *e, unsigned domid, const char *target, const char *const *args, char **out);
+
+/* Value of `key=` on the stdout line starting with `section` (e.g.
+ * "verify", "mismatches"), as an integer; -1 if absent. */
+long long e2e_field(const char *out, const char *section, const char *key);
+
+/* Create a file of `mib` MiB filled with a pseudo-random pattern; returns path. */
+const char *e2e_make_image(struct e2e *e, const char *name, unsigned mib);
+
+/* sha256 of a file as 64 hex chars into hex[65]; 0 or -errno. */
+int  e2e_sha256_file(const char *path, char hex[65]);
+
+/* Is [off, off+len) of `path` entirely a hole (SEEK_HOLE/SEEK_DATA)? */
+bool e2e_is_hole(const char *path, uint64_t off, uint64_t len);
+
+/* Run a shell command, output into *out (malloc'd, may be NULL); exit status. */
+int  e2e_sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
