@@ -58,6 +58,7 @@ TESTS    := $(TEST_SRC:tests/%.c=$(O)/tests/%)
 PROGS    := $(if $(wildcard src/main.c),$(DAEMON)) $(if $(XSD_SRC),$(XSD)) $(TOOLS)
 
 .PHONY: all tests check check-xen demo bench install clean distclean
+.SECONDARY:
 all: $(PROGS)
 tests: all $(TESTS)
 
