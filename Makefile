@@ -94,6 +94,7 @@ $(O)/tests/t_%: $(O)/tests/t_%.o $(TLIB_OBJ) $(LIB)
 
 # The suite runs the sanitizer build of everything (daemon and tools included).
 check:
+	$(MAKE) all
 	$(MAKE) SAN=1 tests
 	tests/run-tests.sh build/san
 
@@ -107,15 +108,14 @@ bench: all
 	bench/bench.sh $(O)
 
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
-	    $(DESTDIR)$(SYSCONFDIR)/xen $(DESTDIR)$(LIBEXECDIR)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/xen $(DESTDIR)$(LIBEXECDIR)
 	install -m 755 $(DAEMON) $(DESTDIR)$(SBINDIR)/
-	for t in $(TOOLS); do install -m 755 $$t $(DESTDIR)$(BINDIR)/; done
+	install -m 755 $(TOOLS) $(DESTDIR)$(BINDIR)/
 	install -m 755 $(XSD) $(DESTDIR)$(LIBEXECDIR)/
-	for m in man/*.8; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man8/ || true; done
-	for m in man/*.5; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man5/ || true; done
-	[ -e conf/xen-blkbackd.conf ] && install -m 644 conf/xen-blkbackd.conf $(DESTDIR)$(SYSCONFDIR)/xen/ || true
-	[ -x conf/install-extra.sh ] && DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)" conf/install-extra.sh || true
+	set -e; for m in man/*.[0-9]; do s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
+	    install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+	install -m 644 conf/xen-blkbackd.conf $(DESTDIR)$(SYSCONFDIR)/xen/
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)" SBINDIR="$(SBINDIR)" conf/install-extra.sh
 
 clean:
 	rm -rf build

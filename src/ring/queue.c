@@ -37,6 +37,7 @@ int dpq_alloc_slots(struct dpq *q, unsigned nr_slots, unsigned max_segs)
 {
     size_t per = (size_t)max_segs * (sizeof(struct blkif_request_segment) + sizeof(uint32_t) +
                                      sizeof(struct iovec));
+    per = (per + 15) & ~(size_t)15;     /* each slot's iovecs 16-byte aligned (max_segs may be odd) */
     q->slots = calloc(nr_slots, sizeof(*q->slots));
     q->free_stack = calloc(nr_slots, sizeof(*q->free_stack));
     q->copy_list = calloc(nr_slots, sizeof(*q->copy_list));
@@ -52,9 +53,10 @@ int dpq_alloc_slots(struct dpq *q, unsigned nr_slots, unsigned max_segs)
     char *p = q->arena;
     for (unsigned i = 0; i < nr_slots; i++) {
         struct dp_slot *s = &q->slots[i];
-        s->iov = (struct iovec *)p;                 p += max_segs * sizeof(struct iovec);
-        s->iseg = (struct blkif_request_segment *)p; p += max_segs * sizeof(*s->iseg);
-        s->ent = (uint32_t *)p;                     p += max_segs * sizeof(uint32_t);
+        char *p0 = p + i * per;
+        s->iov = (struct iovec *)p0;                p0 += max_segs * sizeof(struct iovec);
+        s->iseg = (struct blkif_request_segment *)p0; p0 += max_segs * sizeof(*s->iseg);
+        s->ent = (uint32_t *)p0;
         s->io.cookie = s;
         dpg_map_init(&q->g, &s->map, i, s->ent);
         q->free_stack[i] = (uint16_t)(nr_slots - 1 - i);
