@@ -15,6 +15,20 @@
 #include <strings.h>
 #include <unistd.h>
 
+int xbd_parse_grant_mode(const char *s, enum grant_mode *out)
+{
+    static const struct { const char *name; enum grant_mode mode; } m[] = {
+        { "auto", GRANT_MODE_AUTO }, { "map", GRANT_MODE_MAP },
+        { "copy", GRANT_MODE_COPY }, { "persistent", GRANT_MODE_PERSISTENT },
+    };
+    for (unsigned i = 0; s && i < sizeof(m) / sizeof(m[0]); i++)
+        if (!strcmp(s, m[i].name)) {
+            *out = m[i].mode;
+            return 0;
+        }
+    return -EINVAL;
+}
+
 #define CFG_SECTION "xen-blkbackd"
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -255,11 +269,8 @@ int xbd_config_set(struct xbd_config *c, const char *key, const char *v,
     }
     if (!strcmp(key, "grant-mode")) {
         NEEDV();
-        if (!strcmp(v, "auto")) c->grant_mode = GRANT_MODE_AUTO;
-        else if (!strcmp(v, "map")) c->grant_mode = GRANT_MODE_MAP;
-        else if (!strcmp(v, "copy")) c->grant_mode = GRANT_MODE_COPY;
-        else if (!strcmp(v, "persistent")) c->grant_mode = GRANT_MODE_PERSISTENT;
-        else BAD("grant-mode: expected auto, map, copy or persistent, got '%s'", v);
+        if (xbd_parse_grant_mode(v, &c->grant_mode))
+            BAD("grant-mode: expected auto, map, copy or persistent, got '%s'", v);
         return 0;
     }
     if (!strcmp(key, "max-ring-page-order")) {

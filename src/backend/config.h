@@ -95,4 +95,8 @@ unsigned xbd_config_max_queues(const struct xbd_config *c);
 /* Print the usage text. */
 void xbd_config_usage(FILE *out, const char *prog);
 
+/* "auto" | "map" | "copy" | "persistent" -> *out (the `grant-mode` config key and
+ * the optional per-device backend key of the same name).  0 or -EINVAL. */
+int xbd_parse_grant_mode(const char *s, enum grant_mode *out);
+
 #endif

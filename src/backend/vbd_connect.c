@@ -257,6 +257,14 @@ static int open_engine(struct vbd *v, const char *params, bool readonly)
 /* ---- connect ------------------------------------------------------------------------ */
 
 /* Advertise the device in one transaction, with state 4 unless already 4. */
+/* We offer feature-persistent when configured (`persistent`) and the device's
+ * grant mode can use it (auto or persistent); map and copy never keep grants. */
+static bool vbd_offers_persistent(const struct vbd *v)
+{
+    enum grant_mode m = v->conn.grant_mode;
+    return v->be->cfg->persistent && (m == GRANT_MODE_AUTO || m == GRANT_MODE_PERSISTENT);
+}
+
 static int advertise(struct vbd *v)
 {
     const struct vbd_conn *c = &v->conn;
@@ -284,7 +292,7 @@ static int advertise(struct vbd *v)
         xs_kv_rm(&kv[n++], XSK_DISCARD_SECURE);
     }
     /* Our own setting; the result is the AND with the frontend's (bb/xenbus.c:925) */
-    xs_kv_set(&kv[n++], XSK_FEATURE_PERSISTENT, v->be->cfg->persistent);
+    xs_kv_set(&kv[n++], XSK_FEATURE_PERSISTENT, vbd_offers_persistent(v));
     int to = v->be_state == XenbusStateConnected ? -1 : XenbusStateConnected;
     return xs_tx_write(v->be, v->be_path, kv, n, to);
 }
@@ -346,8 +354,14 @@ int vbd_connect(struct vbd *v)
     c->discard = e->caps.discard && discard_enable && !readonly;
     c->barrier = cfg->feature_barrier;
     c->max_indirect_segs = cfg->max_indirect_segs;
-    c->persistent = cfg->persistent && fe_persistent;
     c->grant_mode = cfg->grant_mode;
+    char *gm = NULL;
+    if (!xs_read_str(b, v->be_path, XSK_GRANT_MODE, &gm) &&
+        xbd_parse_grant_mode(gm, &c->grant_mode))
+        VLOG(v, LOG_WARNING, "ignoring %s/%s = '%s': expected auto, map, copy or persistent",
+             v->be_path, XSK_GRANT_MODE, gm);
+    free(gm);
+    c->persistent = vbd_offers_persistent(v) && fe_persistent;
 
     dc->name = v->name;
     dc->fe_domid = v->fe_domid;

@@ -47,6 +47,7 @@
 #define XSK_DISCARD_ALIGNMENT   "discard-alignment"         /* bytes */
 #define XSK_DISCARD_SECURE      "discard-secure"
 #define XSK_FEATURE_PERSISTENT  "feature-persistent"        /* also read from the frontend */
+#define XSK_GRANT_MODE          "grant-mode"                /* ours, optional: per-device grant mode */
 #define XSK_ERROR               "error"                     /* <backend>/error */
 
 /* ---- written by the frontend (protocol.md §1.3) --------------------------- */

@@ -55,6 +55,7 @@ struct bb_opts {
     const char *name;               /* --name (domain name), default "blkbench<domid>" */
     int discard_enable;             /* --discard-enable 0|1; -1 = libxl default (1 iff mode w) */
     bool hotplug, keep, destroy;
+    const char *grant_mode;         /* --grant-mode: backend `grant-mode` key, NULL = none */
     const char *before_detach;      /* --before-detach: shell command run while connected */
     double timeout_s;               /* --timeout, each wait */
     /* blkfront */

@@ -214,6 +214,7 @@ void bb_usage(FILE *f)
 "  --hotplug              write hotplug-status=connected after backend InitWait\n"
 "  --keep                 leave the device connected and the domain alive at exit\n"
 "  --before-detach CMD    run the shell command CMD while still connected, before detach\n"
+"  --grant-mode MODE      write backend `grant-mode` (auto|map|copy|persistent) for xen-blkbackd\n"
 "  --destroy              remove the device like `xl destroy` (frontend dir deleted first)\n"
 "  --timeout SEC          limit of each wait (10)\n"
 "Blkfront:\n"
@@ -246,7 +247,7 @@ void bb_usage(FILE *f)
 
 enum {
     O_SIM = 256, O_XENSTORE, O_DOMID, O_BEDOMID, O_VDEV, O_TARGET, O_MODE, O_SCRIPT, O_NAME,
-    O_DISCARD_ENABLE, O_HOTPLUG, O_KEEP, O_BEFORE_DETACH, O_DESTROY, O_TIMEOUT, O_ABI, O_RING_ORDER, O_QUEUES,
+    O_DISCARD_ENABLE, O_HOTPLUG, O_KEEP, O_BEFORE_DETACH, O_GRANT_MODE, O_DESTROY, O_TIMEOUT, O_ABI, O_RING_ORDER, O_QUEUES,
     O_INDIRECT, O_PERSISTENT, O_RW, O_RWMIX, O_BS, O_BS_RANGE, O_IODEPTH, O_RUNTIME, O_SIZE,
     O_OFFSET, O_LENGTH, O_SEED, O_PAGE_OFFSET, O_VERIFY, O_SHA256, O_FLUSH, O_DISCARD,
     O_DISCARD_MAX, O_SECURE_DISCARD, O_FORCE, O_EXPECT_ERROR, O_EXPECT_RO, O_JSON, O_QUIET,
@@ -267,6 +268,7 @@ static const struct option long_opts[] = {
     { "hotplug", no_argument, 0, O_HOTPLUG },
     { "keep", no_argument, 0, O_KEEP },
     { "before-detach", required_argument, 0, O_BEFORE_DETACH },
+    { "grant-mode", required_argument, 0, O_GRANT_MODE },
     { "destroy", no_argument, 0, O_DESTROY },
     { "timeout", required_argument, 0, O_TIMEOUT },
     { "abi", required_argument, 0, O_ABI },
@@ -371,6 +373,11 @@ int bb_parse_args(int argc, char **argv, struct bb_opts *o, char *err, size_t er
         case O_HOTPLUG: o->hotplug = true; break;
         case O_KEEP: o->keep = true; break;
         case O_BEFORE_DETACH: o->before_detach = optarg; break;
+        case O_GRANT_MODE:
+            if (strcmp(a, "auto") && strcmp(a, "map") && strcmp(a, "copy") && strcmp(a, "persistent"))
+                return fail(err, errlen, "--grant-mode: expected auto, map, copy or persistent, got '%s'", a);
+            o->grant_mode = a;
+            break;
         case O_DESTROY: o->destroy = true; break;
         case O_TIMEOUT:
             if (bb_parse_seconds(a, &d) || d <= 0)

@@ -177,6 +177,12 @@ static int vbd_add_tx(struct bb_dev *d, xs_transaction_t t)
         return rc;
     if ((rc = write_kvs(d, t, d->be, be, sizeof(be) / sizeof(be[0]))))
         return rc;
+    if (o->grant_mode) {            /* xen-blkbackd's per-device grant mode (xen-blkbackd(8)) */
+        char p[256];
+        snprintf(p, sizeof(p), "%s/grant-mode", d->be);
+        if ((rc = bbx_write(&d->xs, t, p, o->grant_mode)))
+            return rc;
+    }
     return 0;
 }
 
