@@ -106,6 +106,7 @@ demo: all
 
 bench: all
 	bench/bench.sh $(O)
+	bench/matrix.sh $(O)
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/xen $(DESTDIR)$(LIBEXECDIR)

@@ -1,0 +1,68 @@
+# bench/lib.sh - shared pieces of the benchmark scripts (sourced, not run).
+# Needs: B (build dir), dir (scratch dir in tmpfs), runtime (seconds per run).
+# Provides: bench_start / bench_stop (test xenstored + daemon on a simulated
+# host), raw_fio, ours; results as "key=value ..." lines.
+
+tck=$(getconf CLK_TCK)
+xsd_pid= ; d_pid=
+bench_stop() {
+  [ -n "$d_pid" ] && kill "$d_pid" 2>/dev/null && wait "$d_pid" 2>/dev/null || true
+  [ -n "$xsd_pid" ] && kill "$xsd_pid" 2>/dev/null && wait "$xsd_pid" 2>/dev/null || true
+  d_pid= ; xsd_pid=
+}
+
+# bench_start [daemon args...]
+bench_start() {
+  export XENSTORED_PATH=$dir/xs.sock
+  rm -f "$dir/xs.pid"
+  "$B/xen-sim-xenstored" --socket "$XENSTORED_PATH" --pidfile "$dir/xs.pid" 2>"$dir/xsd.log" &
+  xsd_pid=$!
+  for _ in $(seq 100); do [ -s "$dir/xs.pid" ] && break; sleep 0.05; done
+  "$B/xen-blkbackd" --xen="sim:$dir" --control="$dir/ctl" --log="file:$dir/daemon.log" \
+      --log-level=warning "$@" &
+  d_pid=$!
+  for _ in $(seq 100); do "$B/xen-blkbackctl" -s "$dir/ctl" version >/dev/null 2>&1 && break; sleep 0.05; done
+}
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# raw_fio TARGET RW BS QD [fio args...] -> "iops= mbps= p50= p99= cpu_us= "
+raw_fio() {
+  local target=$1 rw=$2 bs=$3 qd=$4; shift 4
+  local eng=io_uring direct=1
+  case "$target" in null) eng=null; direct=0; target=$dir/null.dummy;; esac
+  fio --name=raw --filename="$target" --size="${size_mib}M" --ioengine=$eng --direct=$direct \
+      --rw="$rw" --bs="$bs" --iodepth="$qd" --runtime="$runtime" --time_based \
+      --output-format=json "$@" 2>/dev/null |
+  jq -r '.jobs[0] as $j | ($j.read.total_ios + $j.write.total_ios) as $ios
+         | (if $j.read.total_ios > 0 then $j.read else $j.write end) as $d
+         | "iops=\($j.read.iops + $j.write.iops | floor) mbps=\(($j.read.bw_bytes + $j.write.bw_bytes) / 1e6 * 10 | floor / 10)"
+         + " p50=\($d.clat_ns.percentile["50.000000"] / 1000 | floor) p99=\($d.clat_ns.percentile["99.000000"] / 1000 | floor)"
+         + " cpu_us=\(if $ios > 0 then ($j.usr_cpu + $j.sys_cpu) / 100 * $j.job_runtime / 1000 / $ios * 1e6 * 100 | floor / 100 else 0 end)"'
+}
+
+# ours DOMID TARGET RW BS QD [xen-blkbench args...]
+#   -> "iops= mbps= p50= p99= cpu_us= map= copy= notify= submit= " (per I/O)
+ours() {
+  local domid=$1 target=$2 rw=$3 bs=$4 qd=$5; shift 5
+  local t0 t1 out st=$dir/stats.$domid.json
+  rm -f "$st"
+  t0=$(cpu_ticks "$d_pid")
+  out=$("$B/xen-blkbench" --sim "$dir" --domid "$domid" --vdev xvda --target "$target" --mode w \
+        --rw "$rw" --bs "$bs" --iodepth "$qd" --runtime "$runtime" --quiet \
+        --before-detach "'$B/xen-blkbackctl' -s '$dir/ctl' --json stats $domid 51712 > '$st'" \
+        "$@" 2>"$dir/bb.err") || { cat "$dir/bb.err" >&2; echo "$out" >&2; return 1; }
+  t1=$(cpu_ticks "$d_pid")
+  local ctr
+  ctr=$(jq -r '.devices[0].stats | "\(.gnt_map) \(.gnt_unmap) \(.gnt_copy) \(.notify) \(.submits)"' "$st" 2>/dev/null || echo "0 0 0 0 0")
+  echo "$out" | awk -v t="$((t1 - t0))" -v tck="$tck" -v ctr="$ctr" '
+    function kv(line, arr,   i, p) { for (i = 2; i <= NF; i++) { split($i, p, "="); arr[p[1]] = p[2] } }
+    /^workload/ { kv($0, w) } /^throughput/ { kv($0, th) } /^latency-us/ { kv($0, lat) }
+    END { split(ctr, c, " "); ops = w["ops"] + 0; if (!ops) ops = 1
+          printf "iops=%d mbps=%.1f p50=%d p99=%d cpu_us=%.2f map=%.3f copy=%.3f notify=%.3f submit=%.3f\n",
+                 th["iops"], th["MB/s"], lat["p50"], lat["p99"], t / tck / ops * 1e6,
+                 (c[1] + c[2]) / ops, c[3] / ops, c[4] / ops, c[5] / ops }'
+}
+
+# field KEY "k=v k=v ..." -> v
+field() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
