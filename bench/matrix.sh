@@ -67,15 +67,17 @@ run_store() { # store-name target
     local raw; raw=$(raw_fio "$target" "$rw" "$bs" "$qd")
     local ri; ri=$(field iops "$raw")
     line "$s" "$label" raw "$ri" "$raw"
-    [ "$s" = file ] && [[ $label == 4k-randread-* ]] && echo "raw $qd $ri" >> "$plotdat"
+    if [ "$s" = file ] && [[ $label == 4k-randread-* ]]; then echo "raw $qd $ri" >> "$plotdat"; fi
     for m in $modes; do
       for q in $queues; do
         local extra=("${common[@]}" --grant-mode "$m" --queues "$q")
-        [ "$m" = persistent ] && extra+=(--persistent)
+        if [ "$m" = persistent ]; then extra+=(--persistent); fi
         local o; o=$(ours $domid "$target" "$rw" "$bs" "$qd" "${extra[@]}") || o="iops=0"
         domid=$((domid + 1))
         line "$s" "$label" "$m-q$q" "$ri" "$o"
-        [ "$s" = file ] && [[ $label == 4k-randread-* ]] && echo "$m-q$q $qd $(field iops "$o")" >> "$plotdat"
+        if [ "$s" = file ] && [[ $label == 4k-randread-* ]]; then
+          echo "$m-q$q $qd $(field iops "$o")" >> "$plotdat"
+        fi
       done
     done
   done
@@ -100,7 +102,7 @@ line null 4k-randread-qd128 raw "$(field iops "$raw")" "$raw"
 for m in $modes; do
   for q in $queues; do
     extra=("${common[@]}" --grant-mode "$m" --queues "$q")
-    [ "$m" = persistent ] && extra+=(--persistent)
+    if [ "$m" = persistent ]; then extra+=(--persistent); fi
     o=$(ours $domid "null:$((size_mib << 20))" randread 4k 128 "${extra[@]}") || o="iops=0"
     domid=$((domid + 1))
     line null 4k-randread-qd128 "$m-q$q" "$(field iops "$raw")" "$o"

@@ -211,7 +211,9 @@ for s in $(echo "$STEPS" | tr '+' ' '); do
 done
 
 T_STEP=$(up)
-bad=$(dmesg | grep -iE 'WARNING:|BUG:|Oops|general protection|Call Trace|blkfront.*(fail|error|bad|illegal|disabl)|I/O error|hung_task|blocked for more')
+# Any kernel warning, and any blkfront/vbd message but the feature summary it prints on connect
+bad=$(dmesg | grep -E 'WARNING:|BUG:|Oops|general protection|Call Trace|hung_task|blocked for more|I/O error|blkfront|vbd vbd-' |
+      grep -vE 'blkfront: xvd[a-z]+: (flush diskcache|barrier or flush): ')
 if [ -n "$bad" ]; then
     echo "$bad" | head -30
     result kernel-log FAIL "$(echo "$bad" | wc -l) suspicious kernel log lines"

@@ -140,14 +140,27 @@ combine() {
     report $st $secs "$sname" "${detail# }"
 }
 
-# Backend/frontend xenstore snapshot while the guest is connected.
-xsr() { xenstore-read "$1" 2>/dev/null || echo "-"; }
+# Backend/frontend xenstore snapshot while the guest is connected. One xenstore-ls per
+# directory: every process costs seconds in a busy TCG dom0.
+declare -A XS
+xs_snap() {   # dir...: load XS[path]=value
+    local d k v
+    XS=()
+    for d in "$@"; do
+        while IFS= read -r l; do
+            k=${l%% = *}; v=${l#* = \"}; v=${v%\"}
+            XS[$k]=$v
+        done < <(xenstore-ls -f "$d" 2>/dev/null)
+    done
+}
+xsr() { echo "${XS[$1]:--}"; }
 check_negotiation() {   # name backend-kind devid sectors -> prints problems; 0 if none
     local g=$1 kind=$2 dev=$3 want=$4 domid=${DOMID_OF[$1]} be fe bad=""
     be=/local/domain/0/backend/$kind/$domid/$dev
     fe=/local/domain/$domid/device/vbd/$dev
+    xs_snap $be $fe
     info "negotiation $g $kind/$dev: be.state=$(xsr $be/state) fe.state=$(xsr $fe/state)" \
-        "sectors=$(xsr $be/sectors) sector-size=$(xsr $be/sector-size)" \
+        "sectors=$(xsr $be/sectors) sector-size=$(xsr $be/sector-size) mode=$(xsr $be/mode) info=$(xsr $be/info)" \
         "flush=$(xsr $be/feature-flush-cache) barrier=$(xsr $be/feature-barrier)" \
         "discard=$(xsr $be/feature-discard)/$(xsr $be/discard-granularity)" \
         "be.persistent=$(xsr $be/feature-persistent) fe.persistent=$(xsr $fe/feature-persistent)" \
@@ -280,7 +293,7 @@ phase_daemon() {
     if wait_marker $g '@@G STEP neg@xvdb' 300; then
         r=$(check_negotiation $g vbd $XVDB $((MIB * 2048))) || st=1
         r2=$(check_negotiation $g vbd $XVDC $((64 * 2048))) || st=1
-        [ "$(xsr /local/domain/0/backend/vbd/${DOMID_OF[$g]}/$XVDC/mode)" = r ] || r2="$r2 xvdc mode not r"
+        [ "$(xenstore-read /local/domain/0/backend/vbd/${DOMID_OF[$g]}/$XVDC/mode)" = r ] || r2="$r2 xvdc mode not r"
     else
         st=1; r="guest never reported neg@xvdb"
     fi
