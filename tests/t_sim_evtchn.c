@@ -1,5 +1,6 @@
 /* t_sim_evtchn: simulated event channels across processes: bind rules, notify both ways with poll(), masking, close/unbind, dead peers. */
 #include "harness.h"
+#include "lib/peer.h"
 #include "sim.h"
 
 #include <dirent.h>
@@ -13,61 +14,6 @@
 #define BACK 0
 #define GUEST 5
 
-/* ---- two processes talking over pipes --------------------------------- */
-struct peer { pid_t pid; int rd, wr; };
-
-static void put_u32(struct peer *p, uint32_t v)
-{
-    T_ASSERT(write(p->wr, &v, sizeof(v)) == sizeof(v), "pipe write");
-}
-
-static uint32_t get_u32(struct peer *p)
-{
-    uint32_t v;
-    T_ASSERT(read(p->rd, &v, sizeof(v)) == sizeof(v), "peer went away");
-    return v;
-}
-
-static void peer_fork(struct peer *p, void (*fn)(struct peer *, void *), void *arg)
-{
-    int a[2], b[2];
-    T_ASSERT(pipe(a) == 0 && pipe(b) == 0, "pipe");
-    fflush(NULL);
-    p->pid = fork();
-    T_ASSERT(p->pid >= 0, "fork");
-    if (p->pid == 0) {
-        struct peer me = { getppid(), a[0], b[1] };
-        close(a[1]);
-        close(b[0]);
-        fn(&me, arg);
-        fflush(NULL);
-        exit(t_failures ? 1 : 0);
-    }
-    close(a[0]);
-    close(b[1]);
-    p->rd = b[0];
-    p->wr = a[1];
-}
-
-static int peer_wait(struct peer *p)
-{
-    int st;
-    pid_t w;
-    close(p->wr);
-    close(p->rd);
-    while ((w = waitpid(p->pid, &st, 0)) < 0 && errno == EINTR)
-        ;
-    if (w != p->pid)
-        return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Wait up to ms for the handle's fd; then one pending() result (or -EAGAIN). */
 static int wait_port(struct sim_evtchn *e, int ms, xen_port_t *port)
@@ -112,11 +58,11 @@ static void guest(struct peer *p, void *arg)
     T_CHECK(gp > 0 && other > 0 && gp != other, "ports %u %u", gp, other);
     T_EQ(sim_evtchn_port_state(h, GUEST, gp), 1);
     T_EQ(sim_evtchn_ports_in_use(h, GUEST), 2);
-    put_u32(p, gp);
-    put_u32(p, other);
+    peer_put_u32(p, gp);
+    peer_put_u32(p, other);
 
     /* Bound by the backend: it notifies, we poll. */
-    T_ASSERT(get_u32(p) == 1, "sync");
+    T_ASSERT(peer_get_u32(p) == 1, "sync");
     T_EQ(sim_evtchn_port_state(h, GUEST, gp), 2);
     T_EQ(wait_port(e, 5000, &got), 0);
     T_EQ(got, gp);
@@ -124,7 +70,7 @@ static void guest(struct peer *p, void *arg)
     T_EQ(sim_evtchn_notify(e, gp), 0);                     /* -> backend */
 
     /* Masked: the backend notifies 3 times while we have not unmasked. */
-    T_ASSERT(get_u32(p) == 2, "sync");
+    T_ASSERT(peer_get_u32(p) == 2, "sync");
     T_EQ(wait_port(e, 100, &got), -ETIMEDOUT);
     T_EQ(sim_evtchn_pending(e, &got), -EAGAIN);
     T_EQ(sim_evtchn_unmask(e, gp), 0);                     /* redelivers once */
@@ -139,7 +85,7 @@ static void guest(struct peer *p, void *arg)
     T_EQ(sim_evtchn_notify(e, 0), -EINVAL);
     T_EQ(sim_evtchn_notify(e, 70000), -EINVAL);
     T_EQ(sim_evtchn_unmask(e, 4000), -ENOTCONN);
-    put_u32(p, 3);
+    peer_put_u32(p, 3);
 
     /* Ping-pong. */
     for (int i = 0; i < ROUNDS; i++) {
@@ -152,26 +98,26 @@ static void guest(struct peer *p, void *arg)
     }
 
     /* Close: our ports go free, the backend's goes back to unbound. */
-    T_ASSERT(get_u32(p) == 4, "sync");
+    T_ASSERT(peer_get_u32(p) == 4, "sync");
     sim_evtchn_close(e);
     T_EQ(sim_evtchn_ports_in_use(h, GUEST), 0);
-    put_u32(p, 5);
-    T_ASSERT(get_u32(p) == 55, "sync");
+    peer_put_u32(p, 5);
+    T_ASSERT(peer_get_u32(p) == 55, "sync");
 
     /* Backend restart: our port goes back to unbound and is rebound. */
     T_ASSERT(sim_evtchn_open(h, GUEST, &e) == 0, "evtchn reopen");
     T_EQ(sim_evtchn_alloc_unbound(e, BACK, &gp), 0);
-    put_u32(p, gp);
-    T_ASSERT(get_u32(p) == 6, "sync");                      /* backend closed */
+    peer_put_u32(p, gp);
+    T_ASSERT(peer_get_u32(p) == 6, "sync");                      /* backend closed */
     T_EQ(sim_evtchn_port_state(h, GUEST, gp), 1);
     T_EQ(wait_port(e, 100, &got), -ETIMEDOUT);
-    put_u32(p, 7);
-    T_ASSERT(get_u32(p) == 8, "sync");                      /* rebound + notified */
+    peer_put_u32(p, 7);
+    T_ASSERT(peer_get_u32(p) == 8, "sync");                      /* rebound + notified */
     T_EQ(wait_port(e, 5000, &got), 0);
     T_EQ(got, gp);
     sim_evtchn_close(e);
     sim_host_close(h);
-    put_u32(p, 9);
+    peer_put_u32(p, 9);
 }
 
 /* A guest that allocates a port and is then killed. */
@@ -183,7 +129,7 @@ static void doomed(struct peer *p, void *arg)
     T_ASSERT(sim_host_open(arg, &h) == 0, "host");
     T_ASSERT(sim_evtchn_open(h, GUEST + 1, &e) == 0, "open");
     T_ASSERT(sim_evtchn_alloc_unbound(e, BACK, &gp) == 0, "alloc");
-    put_u32(p, gp);
+    peer_put_u32(p, gp);
     pause();
 }
 
@@ -200,7 +146,7 @@ int main(void)
 
     struct peer p;
     peer_fork(&p, guest, (void *)dir);
-    xen_port_t gp = get_u32(&p), other = get_u32(&p), bp = 0, x = 12345, got = 0;
+    xen_port_t gp = peer_get_u32(&p), other = peer_get_u32(&p), bp = 0, x = 12345, got = 0;
 
     T_EQ(sim_evtchn_bind_interdomain(e, GUEST, gp + 100, &x), -EINVAL);   /* free port */
     T_EQ(sim_evtchn_bind_interdomain(e, GUEST, 0, &x), -EINVAL);
@@ -218,17 +164,17 @@ int main(void)
     T_EQ(got, bp);
     T_EQ(sim_evtchn_unmask(e, bp), 0);
     T_EQ(sim_evtchn_notify(e, bp), 0);
-    put_u32(&p, 1);
+    peer_put_u32(&p, 1);
     T_EQ(wait_port(e, 5000, &got), 0);                     /* guest -> backend */
     T_EQ(got, bp);
     T_EQ(sim_evtchn_unmask(e, bp), 0);
 
     for (int i = 0; i < 3; i++)
         T_EQ(sim_evtchn_notify(e, bp), 0);                 /* guest left gp masked */
-    put_u32(&p, 2);
-    T_ASSERT(get_u32(&p) == 3, "sync");
+    peer_put_u32(&p, 2);
+    T_ASSERT(peer_get_u32(&p) == 3, "sync");
 
-    double t0 = now();
+    double t0 = t_now();
     int i;
     for (i = 0; i < ROUNDS; i++) {
         sim_evtchn_notify(e, bp);
@@ -236,12 +182,12 @@ int main(void)
             break;
         sim_evtchn_unmask(e, bp);
     }
-    double dt = now() - t0;
+    double dt = t_now() - t0;
     T_EQ(i, ROUNDS);
     T_LOG("ping-pong across processes: %d round trips, %.2f us each", i, dt * 1e6 / i);
 
-    put_u32(&p, 4);
-    T_ASSERT(get_u32(&p) == 5, "sync");
+    peer_put_u32(&p, 4);
+    T_ASSERT(peer_get_u32(&p) == 5, "sync");
     T_EQ(sim_evtchn_port_state(h, BACK, bp), 1);           /* remote closed: unbound */
     T_EQ(sim_evtchn_port_state(h, GUEST, gp), 0);
     T_EQ(sim_evtchn_notify(e, bp), 0);                     /* dropped */
@@ -249,21 +195,21 @@ int main(void)
     T_EQ(sim_evtchn_unbind(e, bp), -ENOTCONN);
     T_EQ(sim_evtchn_port_state(h, BACK, bp), 0);
     T_EQ(sim_evtchn_ports_in_use(h, BACK), 0);
-    put_u32(&p, 55);
+    peer_put_u32(&p, 55);
 
     /* Backend restart. */
-    gp = get_u32(&p);
+    gp = peer_get_u32(&p);
     T_EQ(sim_evtchn_bind_interdomain(e, GUEST, gp, &bp), 0);
     sim_evtchn_close(e);
     e = NULL;
     T_EQ(sim_evtchn_ports_in_use(h, BACK), 0);
-    put_u32(&p, 6);
-    T_ASSERT(get_u32(&p) == 7, "sync");
+    peer_put_u32(&p, 6);
+    T_ASSERT(peer_get_u32(&p) == 7, "sync");
     T_ASSERT(sim_evtchn_open(h, BACK, &e) == 0, "reopen");
     T_EQ(sim_evtchn_bind_interdomain(e, GUEST, gp, &bp), 0);
     T_EQ(sim_evtchn_notify(e, bp), 0);
-    put_u32(&p, 8);
-    T_ASSERT(get_u32(&p) == 9, "sync");
+    peer_put_u32(&p, 8);
+    T_ASSERT(peer_get_u32(&p) == 9, "sync");
     T_EQ(sim_evtchn_port_state(h, BACK, bp), 1);
     T_EQ(peer_wait(&p), 0);
     T_EQ(sim_evtchn_unbind(e, bp), 0);
@@ -271,7 +217,7 @@ int main(void)
 
     /* A guest killed without closing: notifying it is harmless. */
     peer_fork(&p, doomed, (void *)dir);
-    gp = get_u32(&p);
+    gp = peer_get_u32(&p);
     T_EQ(sim_evtchn_bind_interdomain(e, GUEST + 1, gp, &bp), 0);
     T_EQ(wait_port(e, 1000, &got), 0);
     kill(p.pid, SIGKILL);

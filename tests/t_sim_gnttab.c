@@ -1,5 +1,6 @@
 /* t_sim_gnttab: simulated grant tables across processes: permissions, map counts, multi-page maps, grant copy, domain recreate. */
 #include "harness.h"
+#include "lib/peer.h"
 #include "sim.h"
 #include "xen_ops.h"
 
@@ -13,79 +14,6 @@
 #define GUEST 5
 #define PAGE 4096
 
-/* ---- two processes talking over pipes --------------------------------- */
-struct peer { pid_t pid; int rd, wr; };
-
-static void put(struct peer *p, const void *buf, size_t n)
-{
-    const char *b = buf;
-    while (n) {
-        ssize_t k = write(p->wr, b, n);
-        T_ASSERT(k > 0, "pipe write: %s", strerror(errno));
-        b += k;
-        n -= (size_t)k;
-    }
-}
-
-static void get(struct peer *p, void *buf, size_t n)
-{
-    char *b = buf;
-    while (n) {
-        ssize_t k = read(p->rd, b, n);
-        T_ASSERT(k > 0, "peer went away (read %zd)", k);
-        b += k;
-        n -= (size_t)k;
-    }
-}
-
-static void put_u32(struct peer *p, uint32_t v) { put(p, &v, sizeof(v)); }
-static uint32_t get_u32(struct peer *p) { uint32_t v; get(p, &v, sizeof(v)); return v; }
-
-/* Fork; the child runs fn(peer, arg) and exits 0 if none of its checks failed. */
-static void peer_fork(struct peer *p, void (*fn)(struct peer *, void *), void *arg)
-{
-    int a[2], b[2];
-    T_ASSERT(pipe(a) == 0 && pipe(b) == 0);
-    fflush(NULL);
-    p->pid = fork();
-    T_ASSERT(p->pid >= 0);
-    if (p->pid == 0) {
-        struct peer me = { getppid(), a[0], b[1] };
-        close(a[1]);
-        close(b[0]);
-        fn(&me, arg);
-        close(me.rd);
-        close(me.wr);
-        fflush(NULL);
-        exit(t_failures ? 1 : 0);
-    }
-    close(a[0]);
-    close(b[1]);
-    p->rd = b[0];
-    p->wr = a[1];
-}
-
-static int peer_wait(struct peer *p)
-{
-    int st;
-    close(p->wr);
-    close(p->rd);
-    pid_t w;
-    while ((w = waitpid(p->pid, &st, 0)) < 0 && errno == EINTR)
-        ;
-    if (w != p->pid) {
-        T_LOG("waitpid: %s", strerror(errno));
-        return -1;
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Permissions ("r--s", "rw-s") of the mapping that starts at addr. */
 static const char *map_perms(void *addr)
@@ -120,7 +48,7 @@ static void backend(struct peer *p, void *arg)
     T_ASSERT(ops->gnt_open(h, &g) == 0);
 
     struct refs r;
-    get(p, &r, sizeof(r));
+    peer_get(p, &r, sizeof(r));
     void *ro = NULL, *rw = NULL, *multi = NULL, *rev = NULL, *bad = (void *)1;
     T_EQ(ops->gnt_map(g, GUEST, 1, &r.ro, PROT_READ, &ro), 0);
     T_ASSERT(ro);
@@ -153,9 +81,9 @@ static void backend(struct peer *p, void *arg)
     T_ASSERT(rev);
     T_CHECK(((char *)rev)[0] == 'K' && ((char *)rev)[PAGE] == 'I');
     ((char *)multi)[3 * PAGE + 5] = 'm';
-    put_u32(p, 1);                                  /* -> guest checks */
+    peer_put_u32(p, 1);                                  /* -> guest checks */
 
-    T_ASSERT(get_u32(p) == 2);
+    T_ASSERT(peer_get_u32(p) == 2);
     T_CHECK(((char *)ro)[7] == 'Y', "guest write not visible to backend");
     T_EQ(ops->gnt_unmap(g, ro, 2), -EINVAL);         /* wrong count */
     T_EQ(ops->gnt_unmap(g, (char *)ro + PAGE, 1), -EINVAL);
@@ -200,41 +128,41 @@ static void backend(struct peer *p, void *arg)
     T_CHECK(s[6].status != GNTST_okay && s[6].status < 0);
     T_CHECK(s[7].status != GNTST_okay && s[7].status < 0);
     T_CHECK(buf[0] == 'M' && buf[99] == 'M', "copied from guest: %c", buf[0]);
-    put_u32(p, 3);                                  /* -> guest checks copy */
-    T_ASSERT(get_u32(p) == 33, "sync");
+    peer_put_u32(p, 3);                                  /* -> guest checks copy */
+    T_ASSERT(peer_get_u32(p) == 33, "sync");
 
     /* Domain destroy + recreate with the same domid. */
     void *keep = NULL;
     T_EQ(ops->gnt_map(g, GUEST, 1, &r.keep, PROT_READ | PROT_WRITE, &keep), 0);
     T_ASSERT(keep);
-    put_u32(p, 4);
-    T_ASSERT(get_u32(p) == 5);                       /* guest destroyed */
+    peer_put_u32(p, 4);
+    T_ASSERT(peer_get_u32(p) == 5);                       /* guest destroyed */
     T_CHECK(((char *)keep)[0] == 'N', "zombie page no longer readable");
     ((char *)keep)[1] = 'z';                        /* still valid memory */
     T_EQ(ops->gnt_map(g, GUEST, 1, &r.rw, PROT_READ, &bad), -EINVAL);
-    put_u32(p, 6);
-    uint32_t newref = get_u32(p);                   /* guest recreated */
+    peer_put_u32(p, 6);
+    uint32_t newref = peer_get_u32(p);                   /* guest recreated */
     void *fresh = NULL;
     T_EQ(ops->gnt_map(g, GUEST, 1, &newref, PROT_READ, &fresh), 0);
     T_CHECK(fresh && ((char *)fresh)[0] == 'Z', "recreated domain not seen");
     T_EQ(ops->gnt_unmap(g, keep, 1), 0);            /* counts of the old incarnation */
-    put_u32(p, 7);
-    T_ASSERT(get_u32(p) == 8);
+    peer_put_u32(p, 7);
+    T_ASSERT(peer_get_u32(p) == 8);
     T_EQ(ops->gnt_unmap(g, fresh, 1), 0);
 
     /* Map/unmap racing the guest's end_foreign_access. */
-    uint32_t race = get_u32(p);
+    uint32_t race = peer_get_u32(p);
     int n = 0, rc;
     void *a;
-    double t0 = now();
+    double t0 = t_now();
     while ((rc = ops->gnt_map(g, GUEST, 1, &race, PROT_READ | PROT_WRITE, &a)) == 0) {
         T_EQ(ops->gnt_unmap(g, a, 1), 0);
         n++;
     }
-    double dt = now() - t0;
+    double dt = t_now() - t0;
     T_EQ(rc, -EINVAL);
     T_LOG("map+unmap while racing end: %d cycles, %.2f us each", n, n ? dt * 1e6 / n : 0.0);
-    put_u32(p, 9);
+    peer_put_u32(p, 9);
 
     /* A mapping left at close is dropped by close. */
     T_EQ(ops->gnt_map(g, GUEST, 1, &newref, PROT_READ, &a), 0);
@@ -242,7 +170,7 @@ static void backend(struct peer *p, void *arg)
     ops->host_close(h);
     T_EQ(t_count_maps_pid(getpid(), dir), maps0);
     T_EQ(t_count_fds_pid(getpid()), fds0);
-    put_u32(p, 10);
+    peer_put_u32(p, 10);
 }
 
 int main(void)
@@ -280,9 +208,9 @@ int main(void)
 
     struct peer p;
     peer_fork(&p, backend, (void *)dir);
-    put(&p, &r, sizeof(r));
+    peer_put(&p, &r, sizeof(r));
 
-    T_ASSERT(get_u32(&p) == 1);
+    T_ASSERT(peer_get_u32(&p) == 1);
     T_CHECK(((char *)sim_dom_page(d, 1))[100] == 'X', "backend write not visible to guest");
     T_CHECK(((char *)sim_dom_page(d, 9))[5] == 'm', "multi-page write went elsewhere");
     T_EQ(sim_gnt_ref_mapped(d, r.ro), 1);
@@ -292,9 +220,9 @@ int main(void)
     T_EQ(sim_gnt_end(d, r.rw), -EBUSY);
     T_EQ(sim_gnt_end(d, r.multi[3]), -EBUSY);
     ((char *)sim_dom_page(d, 0))[7] = 'Y';
-    put_u32(&p, 2);
+    peer_put_u32(&p, 2);
 
-    T_ASSERT(get_u32(&p) == 3);
+    T_ASSERT(peer_get_u32(&p) == 3);
     T_EQ(sim_gnt_mapped_count(d), 0);
     T_EQ(sim_gnt_end(d, r.rw), 0);
     T_EQ(sim_gnt_end(d, r.rw), -EINVAL);
@@ -304,36 +232,36 @@ int main(void)
     for (int i = 0; i < PAGE; i++)
         untouched &= p12[i] == 'M';
     T_CHECK(untouched, "read-only grant was written by grant copy");
-    put_u32(&p, 33);
+    peer_put_u32(&p, 33);
 
-    T_ASSERT(get_u32(&p) == 4);
+    T_ASSERT(peer_get_u32(&p) == 4);
     T_EQ(sim_gnt_ref_mapped(d, r.keep), 1);
     sim_dom_destroy(d);
     d = NULL;
-    put_u32(&p, 5);
-    T_ASSERT(get_u32(&p) == 6);
+    peer_put_u32(&p, 5);
+    T_ASSERT(peer_get_u32(&p) == 6);
     T_EQ(sim_dom_create(h, GUEST, 4, 16, &d), 0);
     T_ASSERT(d);
     memset(sim_dom_page(d, 0), 'Z', PAGE);
     uint32_t newref;
     T_EQ(sim_gnt_grant(d, 0, 0, false, &newref), 0);
-    put_u32(&p, newref);
-    T_ASSERT(get_u32(&p) == 7);
+    peer_put_u32(&p, newref);
+    T_ASSERT(peer_get_u32(&p) == 7);
     T_EQ(sim_gnt_mapped_count(d), 1);                /* the old unmap did not count here */
-    put_u32(&p, 8);
+    peer_put_u32(&p, 8);
 
     uint32_t race;
     T_EQ(sim_gnt_grant(d, 0, 1, false, &race), 0);
-    put_u32(&p, race);
+    peer_put_u32(&p, race);
     usleep(20000);
     int busy = 0, rc;
     while ((rc = sim_gnt_end(d, race)) == -EBUSY)
         busy++;
     T_EQ(rc, 0);
     T_LOG("end_foreign_access saw EBUSY %d times before it won", busy);
-    T_ASSERT(get_u32(&p) == 9);
+    T_ASSERT(peer_get_u32(&p) == 9);
     T_EQ(sim_gnt_ref_mapped(d, race), 0);
-    T_ASSERT(get_u32(&p) == 10);
+    T_ASSERT(peer_get_u32(&p) == 10);
     T_EQ(sim_gnt_mapped_count(d), 0);                /* close dropped the leftover map */
     T_EQ(peer_wait(&p), 0);
 

@@ -1,5 +1,7 @@
 /* t_xen_ops: the Xen seam: ops tables, libxen failing cleanly without Xen, a guest/backend exchange through xen_ops_sim, xenstore through libxenstore. */
 #include "harness.h"
+#include "lib/peer.h"
+#include "lib/xsd.h"
 #include "sim.h"
 #include "xen_ops.h"
 
@@ -18,61 +20,6 @@
 #define PAGE 4096
 #define ROUNDS 2000
 
-/* ---- two processes talking over pipes --------------------------------- */
-struct peer { pid_t pid; int rd, wr; };
-
-static void put_u32(struct peer *p, uint32_t v)
-{
-    T_ASSERT(write(p->wr, &v, sizeof(v)) == sizeof(v), "pipe write");
-}
-
-static uint32_t get_u32(struct peer *p)
-{
-    uint32_t v;
-    T_ASSERT(read(p->rd, &v, sizeof(v)) == sizeof(v), "peer went away");
-    return v;
-}
-
-static void peer_fork(struct peer *p, void (*fn)(struct peer *, void *), void *arg)
-{
-    int a[2], b[2];
-    T_ASSERT(pipe(a) == 0 && pipe(b) == 0, "pipe");
-    fflush(NULL);
-    p->pid = fork();
-    T_ASSERT(p->pid >= 0, "fork");
-    if (p->pid == 0) {
-        struct peer me = { getppid(), a[0], b[1] };
-        close(a[1]);
-        close(b[0]);
-        fn(&me, arg);
-        fflush(NULL);
-        exit(t_failures ? 1 : 0);
-    }
-    close(a[0]);
-    close(b[1]);
-    p->rd = b[0];
-    p->wr = a[1];
-}
-
-static int peer_wait(struct peer *p)
-{
-    int st;
-    pid_t w;
-    close(p->wr);
-    close(p->rd);
-    while ((w = waitpid(p->pid, &st, 0)) < 0 && errno == EINTR)
-        ;
-    if (w != p->pid)
-        return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static bool readable(int fd, int ms)
 {
@@ -159,15 +106,15 @@ static void guest(struct peer *p, void *arg)
     T_EQ(sim_gnt_grant(d, BACK, 2, true, &wr_ref), 0);        /* backend reads (WRITE) */
     T_EQ(sim_gnt_grant(d, 0, 3, false, &to0_ref), 0);          /* for domain 0 only */
     T_EQ(sim_evtchn_alloc_unbound(e, BACK, &port), 0);
-    put_u32(p, ring_ref);
-    put_u32(p, rd_ref);
-    put_u32(p, wr_ref);
-    put_u32(p, to0_ref);
-    put_u32(p, port);
+    peer_put_u32(p, ring_ref);
+    peer_put_u32(p, rd_ref);
+    peer_put_u32(p, wr_ref);
+    peer_put_u32(p, to0_ref);
+    peer_put_u32(p, port);
 
     struct ring_page *ring = sim_dom_page(d, 0);
     uint8_t *rd = sim_dom_page(d, 1), *wr = sim_dom_page(d, 2);
-    T_ASSERT(get_u32(p) == 1, "sync");                         /* backend connected */
+    T_ASSERT(peer_get_u32(p) == 1, "sync");                         /* backend connected */
     xen_port_t got;
     for (uint32_t i = 1; i <= ROUNDS; i++) {
         memset(wr, (int)(i & 0xff), PAGE);
@@ -190,8 +137,8 @@ static void guest(struct peer *p, void *arg)
         }
     }
 out:
-    put_u32(p, 2);
-    T_ASSERT(get_u32(p) == 3, "sync");                         /* backend gone */
+    peer_put_u32(p, 2);
+    T_ASSERT(peer_get_u32(p) == 3, "sync");                         /* backend gone */
     T_EQ(sim_gnt_mapped_count(d), 0);
     T_EQ(sim_evtchn_port_state(h, GUEST, port), 1);            /* unbound again */
     T_EQ(sim_gnt_end(d, ring_ref), 0);
@@ -205,9 +152,9 @@ static void backend_via_ops(const char *dir)
     const struct xen_ops *o = &xen_ops_sim;
     struct peer p;
     peer_fork(&p, guest, (void *)dir);
-    uint32_t ring_ref = get_u32(&p), rd_ref = get_u32(&p), wr_ref = get_u32(&p);
-    uint32_t to0_ref = get_u32(&p);
-    xen_port_t gport = get_u32(&p);
+    uint32_t ring_ref = peer_get_u32(&p), rd_ref = peer_get_u32(&p), wr_ref = peer_get_u32(&p);
+    uint32_t to0_ref = peer_get_u32(&p);
+    xen_port_t gport = peer_get_u32(&p);
 
     char arg[4200];
     snprintf(arg, sizeof(arg), "%s,domid=%d", dir, BACK);
@@ -241,12 +188,12 @@ static void backend_via_ops(const char *dir)
         T_EQ(got, lport);
     T_EQ(o->evtchn_pending(e, &got), -EAGAIN);
     T_EQ(o->evtchn_unmask(e, lport), 0);
-    put_u32(&p, 1);
+    peer_put_u32(&p, 1);
 
     struct ring_page *rp = ring;
     uint8_t buf[PAGE], out[PAGE];
     uint32_t done = 0;
-    double t0 = now();
+    double t0 = t_now();
     while (done < ROUNDS) {
         if (!readable(efd, 5000)) {
             T_CHECK(0, "no request event after %u rounds", done);
@@ -281,74 +228,27 @@ static void backend_via_ops(const char *dir)
         done = req;
         T_EQ(o->evtchn_notify(e, lport), 0);
     }
-    double dt = now() - t0;
+    double dt = t_now() - t0;
     T_EQ(done, ROUNDS);
     T_LOG("request/response through xen_ops_sim (notify, poll, 2 x 4 KiB grant copy): %.2f us per round trip",
           dt * 1e6 / (done ? done : 1));
-    T_ASSERT(get_u32(&p) == 2, "sync");
+    T_ASSERT(peer_get_u32(&p) == 2, "sync");
     T_EQ(o->gnt_unmap(g, ring, 1), 0);
     o->evtchn_close(e);
     o->gnt_close(g);
     o->gnt_close(g0);
     o->host_close(h);
     o->host_close(h0);
-    put_u32(&p, 3);
+    peer_put_u32(&p, 3);
     T_EQ(peer_wait(&p), 0);
 }
 
 /* ---- 5. xenstore through libxenstore and the test xenstored ----------- */
-static pid_t xsd_pid;
-
-static void xsd_stop(void *arg)
-{
-    (void)arg;
-    if (xsd_pid > 0) {
-        kill(xsd_pid, SIGTERM);
-        waitpid(xsd_pid, NULL, 0);
-        xsd_pid = 0;
-    }
-}
-
-/* Start the test xenstored on <dir>/xs.sock and point XENSTORED_PATH at it. */
-static int xsd_start(const char *dir)
-{
-    static char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
-    const char *prog = t_prog("xen-sim-xenstored");
-    if (access(prog, X_OK) < 0)
-        return -ENOENT;
-    snprintf(sock, sizeof(sock), "%s/xs.sock", dir);
-    xsd_pid = fork();
-    if (xsd_pid < 0)
-        return -errno;
-    if (xsd_pid == 0) {
-        execl(prog, prog, "--socket", sock, (char *)NULL);
-        _exit(127);
-    }
-    t_atexit(xsd_stop, NULL);
-    for (int i = 0; i < 500; i++) {
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-        int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-        close(fd);
-        if (ok) {
-            setenv("XENSTORED_PATH", sock, 1);
-            return 0;
-        }
-        if (waitpid(xsd_pid, NULL, WNOHANG) == xsd_pid) {
-            xsd_pid = 0;
-            return -ECHILD;
-        }
-        usleep(10000);
-    }
-    return -ETIMEDOUT;
-}
-
 /* Next watch event within ms: 0 and the path (token checked), else -errno. */
 static int next_event(const struct xen_ops *o, struct xen_xs *xs, int ms, const char *token,
                       char *path, size_t n)
 {
-    double end = now() + ms / 1000.0;
+    double end = t_now() + ms / 1000.0;
     for (;;) {
         char *pth = NULL, *tok = NULL;
         int rc = o->xs_read_watch(xs, &pth, &tok);
@@ -361,7 +261,7 @@ static int next_event(const struct xen_ops *o, struct xen_xs *xs, int ms, const 
         }
         if (rc != -EAGAIN)
             return rc;
-        int left = (int)((end - now()) * 1000);
+        int left = (int)((end - t_now()) * 1000);
         if (left <= 0 || !readable(o->xs_fd(xs), left))
             return -ETIMEDOUT;
     }
@@ -369,11 +269,9 @@ static int next_event(const struct xen_ops *o, struct xen_xs *xs, int ms, const 
 
 static void xenstore(const char *dir)
 {
-    int rc = xsd_start(dir);
-    if (rc == -ENOENT) {
-        T_LOG("%s not built: xenstore part NOT run", t_prog("xen-sim-xenstored"));
-        return;
-    }
+    char sock[108];
+    pid_t xsd_pid;
+    int rc = t_xsd_start(dir, sock, sizeof(sock), &xsd_pid);
     T_ASSERT(rc == 0, "test xenstored did not start: %d", rc);
     T_CHECK(xen_ops_sim.xs_read == xen_ops_libxen.xs_read, "both tables share libxenstore");
 
