@@ -4,6 +4,13 @@
  * Loop shape follows Linux bb/blkback.c __do_block_io_op (protocol.md §4
  * "Loop"); one poll() over the event channel, the engine queue's completion
  * fd and a stop eventfd.  No locks: everything here belongs to this thread.
+ *
+ * One round (service): drain the ring in one sweep, one gnt_copy for the
+ * sweep's WRITE data and the completed READs (COPY mode), ONE engine submit,
+ * responses pushed with at most one notification.  poll_us > 0: spin on the
+ * ring (unarmed, so the frontend sends no event) before re-arming with
+ * RING_FINAL_CHECK_FOR_REQUESTS and sleeping.  The persistent-grant cache's
+ * housekeeping (dpg_tick) bounds the poll() timeout.
  */
 #include "queue.h"
 
