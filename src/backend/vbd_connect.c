@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <xen/io/xenbus.h>
 
 #define VLOG(v, lvl, fmt, ...) log_msg(lvl, "%s: " fmt, (v)->name, ##__VA_ARGS__)
@@ -237,6 +238,13 @@ static int open_engine(struct vbd *v, const char *params, bool readonly)
     if (!*spec) {
         vbd_fatal(v, ENOENT, "empty params (no medium)");
         return -ENOENT;
+    }
+    /* Only regular files and block devices: open(2) of a FIFO for reading
+     * blocks until a writer comes, and that would stall every device. */
+    struct stat st;
+    if (stat(spec, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        vbd_fatal(v, EINVAL, "'%.64s' is not a regular file or block device", spec);
+        return -EINVAL;
     }
     struct engine_params ep = {
         .path = spec,
