@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -44,9 +45,12 @@ struct uring_queue {
     struct uring_engine *e;
     struct io_uring ring;
     int efd;                    /* registered eventfd: the completion fd */
-    unsigned depth, busy;       /* busy: queued + in flight (+ sync done) */
+    unsigned depth, busy;       /* busy: queued + in flight */
     unsigned unsubmitted;
-    struct eng_done sync;       /* synchronous ioctls completed in queue_io */
+    unsigned setup;             /* IORING_SETUP_* flags in effect */
+    bool enabled;               /* R_DISABLED ring enabled by its thread */
+    bool fixed_file;            /* the store's fd is registered as file 0 */
+    bool ring_fd_reg;           /* ring fd registered by its thread */
 };
 
 static uint64_t read_sysfs_u64(const char *dir, const char *leaf, bool *ok)
@@ -189,6 +193,58 @@ static void uring_close(struct engine *e)
     free(u);
 }
 
+/* Experiment switches (temporary): XBD_URING_EXP bits. */
+static unsigned exp_bits(void)
+{
+    static int v = -1;
+    if (v < 0) {
+        const char *s = getenv("XBD_URING_EXP");
+        v = s ? atoi(s) : 0;
+    }
+    return (unsigned)v;
+}
+#define EXP_DEFER   1u
+#define EXP_FIXED   2u
+#define EXP_RINGFD  8u
+
+/*
+ * Ring setup, best first: SINGLE_ISSUER|DEFER_TASKRUN (completions of the
+ * io-wq workers are queued for the queue thread and run in one batch when it
+ * reaps, instead of interrupting it) created disabled so that the thread
+ * that first uses the queue becomes its single issuer; then COOP_TASKRUN;
+ * then plain.  Every variant keeps CQSIZE = 2 * depth.  -EINVAL means the
+ * kernel does not know a flag: try the next.
+ */
+static int ring_init(struct uring_queue *q, unsigned depth)
+{
+    static const unsigned variants[] = {
+        IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+            IORING_SETUP_R_DISABLED,
+        IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
+        IORING_SETUP_SUBMIT_ALL,
+        0,
+    };
+    int rc = -EINVAL;
+    for (unsigned i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
+        unsigned f = variants[i];
+        if ((f & IORING_SETUP_DEFER_TASKRUN) && !(exp_bits() & EXP_DEFER))
+            continue;
+        struct io_uring_params prm;
+        memset(&prm, 0, sizeof(prm));
+        prm.flags = f | IORING_SETUP_CQSIZE;
+        prm.cq_entries = depth * 2;
+        rc = io_uring_queue_init_params(depth, &q->ring, &prm);
+        if (rc == 0) {
+            q->setup = f;
+            q->enabled = !(f & IORING_SETUP_R_DISABLED);
+            return 0;
+        }
+        if (rc != -EINVAL)
+            return rc;
+    }
+    return rc;
+}
+
 static int uring_queue_open(struct engine *e, unsigned depth, struct engine_queue **out)
 {
     struct uring_queue *q = calloc(1, sizeof(*q));
@@ -198,22 +254,9 @@ static int uring_queue_open(struct engine *e, unsigned depth, struct engine_queu
         depth = 1;
     q->e = (struct uring_engine *)e;
     q->depth = depth;
-    int rc = eng_done_init(&q->sync, depth, false);
+    int rc = ring_init(q, depth);
     if (rc < 0)
         goto fail;
-    struct io_uring_params prm;
-    memset(&prm, 0, sizeof(prm));
-    prm.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
-    prm.cq_entries = depth * 2;
-    rc = io_uring_queue_init_params(depth, &q->ring, &prm);
-    if (rc == -EINVAL) {
-        memset(&prm, 0, sizeof(prm));
-        prm.flags = IORING_SETUP_CQSIZE;
-        prm.cq_entries = depth * 2;
-        rc = io_uring_queue_init_params(depth, &q->ring, &prm);
-    }
-    if (rc < 0)
-        goto fail_sync;
     q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (q->efd < 0) {
         rc = -errno;
@@ -222,25 +265,45 @@ static int uring_queue_open(struct engine *e, unsigned depth, struct engine_queu
     rc = io_uring_register_eventfd(&q->ring, q->efd);
     if (rc < 0)
         goto fail_efd;
+    /* The store's fd as fixed file 0: no fget/fput per I/O.  Optional. */
+    if ((exp_bits() & EXP_FIXED) && io_uring_register_files(&q->ring, &q->e->fd, 1) == 0)
+        q->fixed_file = true;
     *out = (struct engine_queue *)q;
     return 0;
 fail_efd:
     close(q->efd);
 fail_ring:
     io_uring_queue_exit(&q->ring);
-fail_sync:
-    eng_done_fini(&q->sync);
 fail:
     free(q);
     return rc;
 }
+
+/* First use by the queue's thread: it becomes the single issuer. */
+static int thread_enter(struct uring_queue *q)
+{
+    if (!q->enabled) {
+        /* io_uring_enable_rings is declared but not exported by liburing 2.3 */
+        if (syscall(__NR_io_uring_register, q->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
+                    NULL, 0) < 0)
+            return -errno;
+        q->enabled = true;
+        if ((exp_bits() & EXP_RINGFD) && io_uring_register_ring_fd(&q->ring) == 1)
+            q->ring_fd_reg = true;
+    }
+    return 0;
+}
+
+/* Tagged user_data: bit 0 set = result already in io->result (a synchronous
+ * ioctl or an unknown op completed through a NOP). */
+#define UD_PRESET 1ul
 
 static void uring_queue_close(struct engine_queue *eq)
 {
     struct uring_queue *q = (struct uring_queue *)eq;
     if (!q)
         return;
-    if (q->busy > q->sync.n) {
+    if (q->busy && q->enabled && thread_enter(q) == 0) {
         /* In-flight I/O: cancel what can be cancelled, wait (bounded) for the
          * rest; the caller has stopped caring about the results. */
         struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
@@ -249,7 +312,7 @@ static void uring_queue_close(struct engine_queue *eq)
             io_uring_sqe_set_data(sqe, NULL);
         }
         io_uring_submit(&q->ring);
-        for (int tries = 0; tries < 10 && q->busy > q->sync.n; tries++) {
+        for (int tries = 0; tries < 10 && q->busy; tries++) {
             struct __kernel_timespec ts = { 0, 50 * 1000 * 1000 };   /* <= 0.5 s in all */
             struct io_uring_cqe *cqe;
             if (io_uring_wait_cqe_timeout(&q->ring, &cqe, &ts) < 0)
@@ -262,34 +325,28 @@ static void uring_queue_close(struct engine_queue *eq)
             }
             io_uring_cq_advance(&q->ring, n);
         }
-        if (q->busy > q->sync.n)
-            log_warn("%s: %u I/O still in flight at queue close", q->e->name, q->busy - q->sync.n);
+        if (q->busy)
+            log_warn("%s: %u I/O still in flight at queue close", q->e->name, q->busy);
     }
+    if (q->ring_fd_reg)
+        io_uring_unregister_ring_fd(&q->ring);
     io_uring_queue_exit(&q->ring);
     close(q->efd);
-    eng_done_fini(&q->sync);
     free(q);
 }
 
-/* An I/O completed inside queue_io: FIFO + wake the completion fd (not the
- * FIFO's own eventfd: reap drains q->efd before peeking the CQ). */
-static int sync_done(struct uring_queue *q, struct engine_io *io)
+/* An I/O completed inside queue_io (result set): reported through a NOP so
+ * that every completion comes out of the CQ in order. */
+static void prep_preset(struct io_uring_sqe *sqe, struct engine_io *io)
 {
-    int rc = eng_done_push(&q->sync, io);
-    if (rc == 0) {
-        uint64_t one = 1;
-        if (write(q->efd, &one, sizeof(one)) < 0) {
-            /* saturated: readable anyway */
-        }
-    }
-    return rc;
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data(sqe, (void *)((uintptr_t)io | UD_PRESET));
 }
 
-static int sync_ioctl(struct uring_queue *q, struct engine_io *io, unsigned long req)
+static void sync_ioctl(struct uring_queue *q, struct engine_io *io, unsigned long req)
 {
     uint64_t range[2] = { io->offset, io->len };
     io->result = ioctl(q->e->fd, req, range) < 0 ? -errno : 0;
-    return sync_done(q, io);
 }
 
 static int uring_queue_io(struct engine_queue *eq, struct engine_io *io)
@@ -299,53 +356,54 @@ static int uring_queue_io(struct engine_queue *eq, struct engine_io *io)
 
     if (q->busy >= q->depth)
         return -EBUSY;
-    if (io->op == ENGINE_OP_DISCARD && u->base.is_blockdev) {
-        int rc = sync_ioctl(q, io, BLKDISCARD);
-        if (rc == 0)
-            q->busy++;
+    int rc = thread_enter(q);
+    if (rc < 0)
         return rc;
-    }
-    if (io->op == ENGINE_OP_SECURE_DISCARD) {
-        int rc;
-        if (u->base.is_blockdev) {
-            rc = sync_ioctl(q, io, BLKSECDISCARD);
-        } else {
-            io->result = -EOPNOTSUPP;
-            rc = sync_done(q, io);
-        }
-        if (rc == 0)
-            q->busy++;
-        return rc;
-    }
     struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
     if (!sqe)
         return -EBUSY;
+    int fd = q->fixed_file ? 0 : u->fd;
     switch (io->op) {
     case ENGINE_OP_READ:
         if (io->iovcnt == 1)
-            io_uring_prep_read(sqe, u->fd, io->iov[0].iov_base, (unsigned)io->iov[0].iov_len, io->offset);
+            io_uring_prep_read(sqe, fd, io->iov[0].iov_base, (unsigned)io->iov[0].iov_len, io->offset);
         else
-            io_uring_prep_readv(sqe, u->fd, io->iov, io->iovcnt, io->offset);
+            io_uring_prep_readv(sqe, fd, io->iov, io->iovcnt, io->offset);
         break;
     case ENGINE_OP_WRITE:
         if (io->iovcnt == 1)
-            io_uring_prep_write(sqe, u->fd, io->iov[0].iov_base, (unsigned)io->iov[0].iov_len, io->offset);
+            io_uring_prep_write(sqe, fd, io->iov[0].iov_base, (unsigned)io->iov[0].iov_len, io->offset);
         else
-            io_uring_prep_writev(sqe, u->fd, io->iov, io->iovcnt, io->offset);
+            io_uring_prep_writev(sqe, fd, io->iov, io->iovcnt, io->offset);
         break;
     case ENGINE_OP_FLUSH:
-        io_uring_prep_fsync(sqe, u->fd, IORING_FSYNC_DATASYNC);
+        io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
         break;
     case ENGINE_OP_DISCARD:
-        io_uring_prep_fallocate(sqe, u->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+        if (u->base.is_blockdev) {
+            sync_ioctl(q, io, BLKDISCARD);
+            prep_preset(sqe, io);
+            goto queued;
+        }
+        io_uring_prep_fallocate(sqe, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                                 io->offset, io->len);
         break;
+    case ENGINE_OP_SECURE_DISCARD:
+        if (u->base.is_blockdev)
+            sync_ioctl(q, io, BLKSECDISCARD);
+        else
+            io->result = -EOPNOTSUPP;
+        prep_preset(sqe, io);
+        goto queued;
     default:
-        io_uring_prep_nop(sqe);         /* keep the SQ consistent; fail at reap */
-        io->result = -EINVAL;
-        break;
+        io->result = -EINVAL;           /* keep the SQ consistent; fail at reap */
+        prep_preset(sqe, io);
+        goto queued;
     }
+    if (q->fixed_file)
+        sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data(sqe, io);
+queued:
     q->busy++;
     q->unsubmitted++;
     return 0;
@@ -377,6 +435,8 @@ static int uring_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
     int total = 0;
 
     eng_efd_drain(q->efd);
+    if ((q->setup & IORING_SETUP_DEFER_TASKRUN) && q->busy && thread_enter(q) == 0)
+        io_uring_get_events(&q->ring);     /* run the deferred completions */
     for (;;) {
         unsigned n = io_uring_peek_batch_cqe(&q->ring, cqes, REAP_BATCH);
         if (!n)
@@ -384,16 +444,17 @@ static int uring_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
         struct engine_io *ios[REAP_BATCH];
         unsigned k = 0;
         for (unsigned i = 0; i < n; i++) {
-            struct engine_io *io = io_uring_cqe_get_data(cqes[i]);
+            uintptr_t ud = (uintptr_t)io_uring_cqe_get_data(cqes[i]);
+            struct engine_io *io = (struct engine_io *)(ud & ~UD_PRESET);
             if (!io)
                 continue;               /* a cancel request */
-            int res = cqes[i]->res;
-            if (io->result == -EINVAL && io->op > ENGINE_OP_SECURE_DISCARD)
-                res = -EINVAL;
-            else if (res >= 0 && (io->op == ENGINE_OP_READ || io->op == ENGINE_OP_WRITE) &&
-                     (uint64_t)res != io->len)
-                res = -EIO;             /* short transfer */
-            io->result = res;
+            if (!(ud & UD_PRESET)) {
+                int res = cqes[i]->res;
+                if (res >= 0 && (io->op == ENGINE_OP_READ || io->op == ENGINE_OP_WRITE) &&
+                    (uint64_t)res != io->len)
+                    res = -EIO;         /* short transfer */
+                io->result = res;
+            }
             ios[k++] = io;
         }
         io_uring_cq_advance(&q->ring, n);
@@ -403,11 +464,6 @@ static int uring_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
         total += (int)k;
         if (n < REAP_BATCH)
             break;
-    }
-    if (q->sync.n) {
-        unsigned n = q->sync.n;
-        q->busy -= n;
-        total += eng_done_reap(&q->sync, done, arg);
     }
     return total;
 }

@@ -258,21 +258,25 @@ static void copy_flush(struct dpq *q)
     if (!q->ncopy || q->in_copy_flush)
         return;
     q->in_copy_flush = true;
-    dpg_copy_flush(&q->g);
-    uint16_t *work = q->copy_list;      /* new entries go to the other list */
-    unsigned n = q->ncopy;
-    q->copy_list = q->copy_work;
-    q->copy_work = work;
-    q->ncopy = 0;
-    for (unsigned i = 0; i < n; i++) {
-        struct dp_slot *s = &q->slots[work[i]];
-        if (s->map.copy_err)
-            grant_fault(q, s, s->chk.nr_segs, -EFAULT);
-        if (s->stage == DPQ_COPYIN && !s->map.copy_err) {
-            s->stage = DPQ_DATA;
-            queue_io(q, s);
-        } else {
-            finish(q, s, s->map.copy_err ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY);
+    /* Again while answering enlisted more: a parked BARRIER started by
+     * finish() below waits for its COPYIN, and nothing else wakes us. */
+    while (q->ncopy) {
+        dpg_copy_flush(&q->g);
+        uint16_t *work = q->copy_list;      /* new entries go to the other list */
+        unsigned n = q->ncopy;
+        q->copy_list = q->copy_work;
+        q->copy_work = work;
+        q->ncopy = 0;
+        for (unsigned i = 0; i < n; i++) {
+            struct dp_slot *s = &q->slots[work[i]];
+            if (s->map.copy_err)
+                grant_fault(q, s, s->chk.nr_segs, -EFAULT);
+            if (s->stage == DPQ_COPYIN && !s->map.copy_err) {
+                s->stage = DPQ_DATA;
+                queue_io(q, s);
+            } else {
+                finish(q, s, s->map.copy_err ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY);
+            }
         }
     }
     q->in_copy_flush = false;
@@ -477,7 +481,9 @@ static void sweep(struct dpq *q, bool arm)
         RING_IDX rc = r->req_cons;
         RING_IDX rp = __atomic_load_n(&r->sring->req_prod, __ATOMIC_RELAXED);
         xen_rmb();              /* see the requests up to rp */
-        if (RING_REQUEST_PROD_OVERFLOW(r, rp)) {
+        /* Bogus: more than a ring ahead of the responses, or behind what
+         * we already consumed (else we would walk ~2^32 stale slots). */
+        if (RING_REQUEST_PROD_OVERFLOW(r, rp) || rp - rc > RING_SIZE(r)) {
             halt(q, rp);
             break;
         }
