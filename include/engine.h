@@ -95,12 +95,15 @@ struct engine {
 };
 
 extern const struct engine_ops engine_uring;
+extern const struct engine_ops engine_aio;     /* libaio (src/engine/aio.c) */
 extern const struct engine_ops engine_null;
 
 /*
  * Open the backing store named by an xenstore `params` value.
- *   "[engine:]path"  engine one of uring (default), null; "null:<bytes>" is a
- *                    store of that size that reads zeroes and drops writes.
+ *   "[engine:]path"  engine one of uring (default), aio, null; "null:<bytes>"
+ *                    is a store of that size that reads zeroes and drops writes.
+ *                    Without a prefix, aio is used where io_uring is
+ *                    unavailable (ENOSYS/EPERM; src/engine/default.c).
  * Filter engines wrap another engine when allow_filters (test builds and
  * --allow-test-engines only):
  *   "error:<start>-<end>[,r|w|rw]:<inner>"  fail I/O touching bytes [start,end) with -EIO

@@ -1,17 +1,19 @@
-/* No leaked fds, mappings, threads, grants, ports or memory after repeated attach/detach (normal and xl-destroy style) with I/O in flight. */
+/* No leaked fds, mappings (event-channel tables included), threads, grants, ports or memory after repeated attach/detach (normal and xl-destroy style) with I/O in flight, a new guest domain each cycle. */
 #include "harness.h"
 #include "lib/e2e.h"
 #include "sim.h"
 
 #include <stdio.h>
 
-/* maps: mappings of the simulated host's files (guest pages, rings, tables);
- * anonymous mappings are not counted: the ASan allocator grows its regions. */
-struct counts { int fds, maps, threads; };
+/* maps: mappings of the simulated host's files (guest pages, rings, grant
+ * and event-channel tables); evt: those of dom<N>.evtchn alone.  Anonymous
+ * mappings are not counted: the ASan allocator grows its regions. */
+struct counts { int fds, maps, threads, evt; };
 
 static struct counts snap(pid_t pid, const char *simdir)
 {
-    struct counts c = { t_count_fds_pid(pid), t_count_maps_pid(pid, simdir), t_count_threads_pid(pid) };
+    struct counts c = { t_count_fds_pid(pid), t_count_maps_pid(pid, simdir), t_count_threads_pid(pid),
+                        t_count_maps_pid(pid, ".evtchn") };
     return c;
 }
 
@@ -25,27 +27,38 @@ int main(void)
     const char *warm[] = { "--rw", "randrw", "--bs", "4k", "--iodepth", "8", "--size", "1m", NULL };
     T_ASSERT(e2e_bench(&e, 1, img, warm, NULL) == 0);
     struct counts c0 = snap(e.d.pid, e.sim);
-    T_LOG("after warm-up: %d fds, %d mappings, %d threads", c0.fds, c0.maps, c0.threads);
+    T_LOG("after warm-up: %d fds, %d mappings (%d evtchn tables), %d threads", c0.fds, c0.maps,
+          c0.evt, c0.threads);
 
+    /* a new guest domain each cycle: nothing may be kept per domain ever seen */
     for (unsigned i = 0; i < 12; i++) {
+        const unsigned domid = 2 + i;
         const bool destroy = i % 3 == 2;       /* every third: frontend vanishes mid-I/O */
         const char *abi = i % 2 ? "x86_32" : "x86_64";
         const char *args[] = { "--abi", abi, "--rw", "randrw", "--bs-range", "512-64k",
             "--iodepth", "32", "--size", destroy ? "64m" : "2m", "--verify",
             "--queues", i % 4 < 2 ? "1" : "2", destroy ? "--destroy" : "--quiet", NULL };
         char *out = NULL;
-        int rc = e2e_bench(&e, 1, img, args, &out);
-        T_CHECK(rc == 0, "cycle %u (%s): exit %d", i, destroy ? "destroy" : "detach", rc);
+        int rc = e2e_bench(&e, domid, img, args, &out);
+        T_CHECK(rc == 0, "cycle %u (dom%u, %s): exit %d", i, domid, destroy ? "destroy" : "detach", rc);
         T_CHECK(out && e2e_field(out, "detach", "grants-leaked") == 0, "cycle %u: grants leaked", i);
         free(out);
     }
     T_EQ(t_daemon_ndevices(&e.d), 0);
 
     struct counts c1 = snap(e.d.pid, e.sim);
-    T_LOG("after 12 cycles: %d fds, %d mappings, %d threads", c1.fds, c1.maps, c1.threads);
+    T_LOG("after 12 cycles: %d fds, %d mappings (%d evtchn tables), %d threads", c1.fds, c1.maps,
+          c1.evt, c1.threads);
     T_EQ(c1.fds, c0.fds);
     T_EQ(c1.threads, c0.threads);
     T_EQ(c1.maps, c0.maps);
+    T_EQ(c1.evt, c0.evt);
+    if (c1.maps != c0.maps) {
+        char *m = NULL;
+        e2e_sh(&m, "grep '%s' /proc/%d/maps", e.sim, (int)e.d.pid);
+        T_LOG("daemon's mappings of the simulated host:\n%s", m ? m : "");
+        free(m);
+    }
 
     /* event-channel ports of the backend (domain 0) all released */
     struct sim_host *h;

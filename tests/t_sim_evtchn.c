@@ -1,4 +1,4 @@
-/* t_sim_evtchn: simulated event channels across processes: bind rules, notify both ways with poll(), masking, close/unbind, dead peers. */
+/* t_sim_evtchn: simulated event channels across processes: bind rules, notify both ways with poll(), masking, close/unbind, dead peers; event-channel tables stay mapped only while used. */
 #include "harness.h"
 #include "lib/peer.h"
 #include "sim.h"
@@ -133,6 +133,49 @@ static void doomed(struct peer *p, void *arg)
     pause();
 }
 
+/* Event-channel tables are mapped only while used: a backend that served
+ * many guest domains in turn (either side allocating the port) ends with
+ * as many mappings as it started with (sim_host.c reference counts). */
+static void tables_released(const char *dir, struct sim_host *h)
+{
+    struct sim_host *gh = NULL;                /* the guests' view: a second host handle */
+    struct sim_evtchn *be = NULL;
+    T_ASSERT(sim_host_open(dir, &gh) == 0, "guest host");
+    T_ASSERT(sim_evtchn_open(h, BACK, &be) == 0, "backend open");
+    int m0 = t_count_maps_pid(getpid(), ".evtchn");
+    for (xen_domid_t d = 100; d < 140; d++) {
+        struct sim_evtchn *ge = NULL;
+        xen_port_t gp = 0, bp = 0, got = 0;
+        T_ASSERT(sim_evtchn_open(gh, d, &ge) == 0, "guest %u open", d);
+        if (d % 2) {                            /* guest allocates, backend binds */
+            T_EQ(sim_evtchn_alloc_unbound(ge, BACK, &gp), 0);
+            T_EQ(sim_evtchn_bind_interdomain(be, d, gp, &bp), 0);
+        } else {                                /* backend allocates, guest binds */
+            T_EQ(sim_evtchn_alloc_unbound(be, d, &bp), 0);
+            T_EQ(sim_evtchn_bind_interdomain(ge, BACK, bp, &gp), 0);
+        }
+        T_EQ(sim_evtchn_notify(be, bp), 0);     /* the first notify takes the peer's table */
+        T_EQ(wait_port(ge, 1000, &got), 0);
+        T_EQ(sim_evtchn_notify(ge, gp), 0);
+        /* while bound: this process maps dom<d>.evtchn twice (guest, backend) */
+        char name[32];
+        snprintf(name, sizeof(name), "/dom%u.evtchn", d);
+        T_EQ(t_count_maps_pid(getpid(), name), 2);
+        if (d % 3) {
+            T_EQ(sim_evtchn_unbind(be, bp), 0);
+            sim_evtchn_close(ge);
+        } else {                                /* guest goes first */
+            sim_evtchn_close(ge);
+            T_EQ(sim_evtchn_unbind(be, bp), 0);
+        }
+        T_EQ(t_count_maps_pid(getpid(), name), 0);
+    }
+    T_EQ(t_count_maps_pid(getpid(), ".evtchn"), m0);
+    T_EQ(sim_evtchn_ports_in_use(h, BACK), 0);
+    sim_evtchn_close(be);
+    sim_host_close(gh);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_DFL);                  /* a dead peer must not kill us */
@@ -229,6 +272,8 @@ int main(void)
     sim_evtchn_close(e);
     T_EQ(sim_evtchn_port_state(h, GUEST + 1, gp), 1);
     T_EQ(sim_evtchn_ports_in_use(h, BACK), 0);
+    T_EQ(t_count_maps_pid(getpid(), ".evtchn"), 0);           /* no handle left: none mapped */
+    tables_released(dir, h);
     sim_host_close(h);
     T_EQ(t_count_fds_pid(getpid()), fds0);
     T_EQ(t_count_maps_pid(getpid(), dir), 0);

@@ -50,4 +50,18 @@ int engine_delay_open(struct engine *inner, uint64_t usec, struct engine **out);
 /* The null engine of a given size (bytes). */
 int engine_null_open_size(uint64_t size, const struct engine_params *p, struct engine **out);
 
+/* Open p->path (regular file or block device) for an engine doing its own
+ * I/O on the fd (src/engine/store.c): O_DIRECT if p->direct, reopened
+ * buffered with one warning where refused (EINVAL); fills e->size (bytes),
+ * logical/physical_block_size (bytes), readonly, is_blockdev, direct, caps
+ * (flush; discard probed).  e->ops is kept.  0 and *fd_out, or -errno of
+ * open/fstat/ioctl, -EINVAL (empty path, neither file nor block device);
+ * *e is left alone on failure.  `name` is for log lines. */
+int eng_store_open(const struct engine_params *p, const char *name, struct engine *e, int *fd_out);
+
+/* The engine of an unprefixed params value (src/engine/default.c): uring,
+ * or aio when an io_uring probe ring fails with ENOSYS/EPERM (logged, the
+ * first time as a warning).  `name` is for log lines. */
+const struct engine_ops *eng_default_ops(const char *name);
+
 #endif

@@ -3,6 +3,8 @@
  * engine (syntax in engine.h and xen-blkbackd-engines(7)).
  *
  *   [uring:]path                       io_uring on a file or block device
+ *                                      (no prefix: aio if io_uring is unavailable)
+ *   aio:path                           libaio on a file or block device
  *   null:<bytes>                       zeroes, writes dropped
  *   error:<start>-<end>[,r|w|rw]:<inner>   filter (allow_filters only)
  *   delay:<usec>:<inner>                   filter (allow_filters only)
@@ -86,10 +88,17 @@ int engine_open_params(const char *params, const struct engine_params *p,
         q.path = rest;
         return engine_null.open(&q, out);
     }
+    const struct engine_ops *ops = NULL;
     if (has_prefix(params, "uring:", &rest))
-        params = rest;
-    if (!*params)
+        ops = &engine_uring;
+    else if (has_prefix(params, "aio:", &rest))
+        ops = &engine_aio;
+    else
+        rest = params;
+    if (!*rest)
         return -EINVAL;
-    q.path = params;
-    return engine_uring.open(&q, out);
+    q.path = rest;
+    if (!ops)
+        ops = eng_default_ops(q.name ? q.name : rest);
+    return ops->open(&q, out);
 }

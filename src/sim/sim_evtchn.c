@@ -33,7 +33,7 @@ struct sim_lport {                      /* a port this handle holds */
     uint32_t peer_owner;                /* handle id peer_fd was opened for */
     bool rtbl_ok;
     xen_domid_t rtbl_dom;
-    struct sim_evt_port *rtbl;          /* remote domain's table (cached) */
+    struct sim_evt_port *rtbl;          /* remote domain's table (a reference held) */
 };
 
 struct sim_evtchn {
@@ -42,14 +42,18 @@ struct sim_evtchn {
     uint32_t id;
     int fd;
     char fifo[32];                      /* "evq/<id>" relative to the host dir */
-    struct sim_evt_port *tbl;           /* our domain's ports */
+    struct sim_evt_port *tbl;           /* our domain's ports (a reference held) */
     struct sim_lport *lp[SIM_EVT_NR_PORTS];
 };
 
-static void lport_free(struct sim_lport *lp)
+static void lport_free(struct sim_host *h, struct sim_lport *lp)
 {
-    if (lp && lp->peer_fd >= 0)
+    if (!lp)
+        return;
+    if (lp->peer_fd >= 0)
         close(lp->peer_fd);
+    if (lp->rtbl_ok)
+        sim_evt_table_put(h, lp->rtbl);
     free(lp);
 }
 
@@ -81,6 +85,7 @@ static void port_close_locked(struct sim_host *h, xen_domid_t domid, struct sim_
                 SIM_STORE(&re->remote_port, 0);
                 SIM_STORE(&re->state, SIM_ECS_UNBOUND);   /* remote_dom stays: us */
             }
+            sim_evt_table_put(h, rtbl);
         }
     }
     SIM_STORE(&e->state, SIM_ECS_FREE);
@@ -97,6 +102,7 @@ void sim_evt_reset_dom_locked(struct sim_host *h, xen_domid_t domid)
         return;
     for (xen_port_t p = 1; p < SIM_EVT_NR_PORTS; p++)
         port_close_locked(h, domid, tbl, p, 0);
+    sim_evt_table_put(h, tbl);
 }
 
 /* A free port of our table, claimed for this handle (state set by caller). */
@@ -131,16 +137,18 @@ int sim_evtchn_open(struct sim_host *h, xen_domid_t self, struct sim_evtchn **ou
     unlinkat(h->dirfd, e->fifo, 0);     /* stale from an older host.ctl */
     if (mkfifoat(h->dirfd, e->fifo, 0600) < 0) {
         rc = -errno;
-        goto fail;
+        goto fail_tbl;
     }
     e->fd = openat(h->dirfd, e->fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (e->fd < 0) {
         rc = -errno;
         unlinkat(h->dirfd, e->fifo, 0);
-        goto fail;
+        goto fail_tbl;
     }
     *out = e;
     return 0;
+fail_tbl:
+    sim_evt_table_put(h, e->tbl);
 fail:
     free(e);
     return rc;
@@ -156,11 +164,12 @@ void sim_evtchn_close(struct sim_evtchn *e)
             continue;
         if (locked)
             port_close_locked(e->h, e->self, e->tbl, p, e->id);
-        lport_free(e->lp[p]);
+        lport_free(e->h, e->lp[p]);
         e->lp[p] = NULL;
     }
     if (locked)
         sim_host_unlock(e->h);
+    sim_evt_table_put(e->h, e->tbl);
     close(e->fd);
     unlinkat(e->h->dirfd, e->fifo, 0);
     free(e);
@@ -211,11 +220,14 @@ int sim_evtchn_bind_interdomain(struct sim_evtchn *e, xen_domid_t remote,
     if (rc < 0)
         return rc == -ENOENT ? -ESRCH : rc;     /* no such domain */
     struct sim_lport *lp = lport_new();
-    if (!lp)
+    if (!lp) {
+        sim_evt_table_put(e->h, rtbl);
         return -ENOMEM;
+    }
     rc = sim_host_lock(e->h);
     if (rc < 0) {
         free(lp);
+        sim_evt_table_put(e->h, rtbl);
         return rc;
     }
     struct sim_evt_port *re = &rtbl[remote_port];
@@ -238,9 +250,10 @@ int sim_evtchn_bind_interdomain(struct sim_evtchn *e, xen_domid_t remote,
     sim_host_unlock(e->h);
     if (rc < 0) {
         free(lp);
+        sim_evt_table_put(e->h, rtbl);
         return rc;
     }
-    lp->rtbl_ok = true;
+    lp->rtbl_ok = true;                 /* the port keeps the reference */
     lp->rtbl_dom = remote;
     lp->rtbl = rtbl;
     e->lp[p] = lp;
@@ -273,7 +286,7 @@ int sim_evtchn_unbind(struct sim_evtchn *e, xen_port_t local)
     port_close_locked(e->h, e->self, e->tbl, local, e->id);
     sim_host_unlock(e->h);
     e->lp[local] = NULL;
-    lport_free(lp);
+    lport_free(e->h, lp);
     return 0;
 }
 
@@ -307,8 +320,14 @@ int sim_evtchn_notify(struct sim_evtchn *e, xen_port_t local)
     if (rport == 0 || rport >= SIM_EVT_NR_PORTS)
         return 0;
     if (!lp->rtbl_ok || lp->rtbl_dom != rdom) {
-        if (sim_evt_table(e->h, rdom, false, &lp->rtbl) < 0)
+        /* First notify of a port allocated unbound (or a new peer domain):
+         * take a reference to the peer's table, kept until unbind/close. */
+        struct sim_evt_port *rtbl;
+        if (sim_evt_table(e->h, rdom, false, &rtbl) < 0)
             return 0;
+        if (lp->rtbl_ok)
+            sim_evt_table_put(e->h, lp->rtbl);
+        lp->rtbl = rtbl;
         lp->rtbl_ok = true;
         lp->rtbl_dom = rdom;
     }
@@ -386,9 +405,9 @@ int sim_evtchn_port_state(struct sim_host *h, xen_domid_t domid, xen_port_t port
     int rc = sim_evt_table(h, domid, false, &tbl);
     if (rc < 0)
         return rc;
-    if (port >= SIM_EVT_NR_PORTS)
-        return -ENOENT;
-    return (int)SIM_LOAD(&tbl[port].state);
+    rc = port < SIM_EVT_NR_PORTS ? (int)SIM_LOAD(&tbl[port].state) : -ENOENT;
+    sim_evt_table_put(h, tbl);
+    return rc;
 }
 
 int sim_evtchn_ports_in_use(struct sim_host *h, xen_domid_t domid)
@@ -402,5 +421,6 @@ int sim_evtchn_ports_in_use(struct sim_host *h, xen_domid_t domid)
     int n = 0;
     for (xen_port_t p = 1; p < SIM_EVT_NR_PORTS; p++)
         n += SIM_LOAD(&tbl[p].state) != SIM_ECS_FREE;
+    sim_evt_table_put(h, tbl);
     return n;
 }

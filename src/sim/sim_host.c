@@ -1,7 +1,9 @@
 /*
  * sim_host.c - the simulated Xen host's directory: host.ctl (the host lock,
- * id counters), atomic creation and mapping of host files, the cache of
- * mapped event-channel tables.  Layouts: sim_priv.h.
+ * id counters), atomic creation and mapping of host files, the reference-
+ * counted mappings of event-channel tables (a table stays mapped while a
+ * handle or a port of this process uses it, then is unmapped, so a daemon
+ * does not keep one mapping per guest domain ever seen).  Layouts: sim_priv.h.
  */
 #include "sim_priv.h"
 
@@ -246,6 +248,7 @@ int sim_evt_table(struct sim_host *h, xen_domid_t domid, bool create, struct sim
     pthread_mutex_lock(&h->evt_lock);
     for (struct sim_evt_map *m = h->evt; m; m = m->next) {
         if (m->domid == domid) {
+            m->refs++;
             *out = m->ports;
             pthread_mutex_unlock(&h->evt_lock);
             return 0;
@@ -274,6 +277,7 @@ int sim_evt_table(struct sim_host *h, xen_domid_t domid, bool create, struct sim
             munmap(base, len);
         } else {
             m->domid = domid;
+            m->refs = 1;
             m->base = base;
             m->len = len;
             m->ports = (struct sim_evt_port *)(hdr + 1);
@@ -284,4 +288,23 @@ int sim_evt_table(struct sim_host *h, xen_domid_t domid, bool create, struct sim
     }
     pthread_mutex_unlock(&h->evt_lock);
     return rc;
+}
+
+void sim_evt_table_put(struct sim_host *h, struct sim_evt_port *ports)
+{
+    if (!ports)
+        return;
+    pthread_mutex_lock(&h->evt_lock);
+    for (struct sim_evt_map **pm = &h->evt; *pm; pm = &(*pm)->next) {
+        struct sim_evt_map *m = *pm;
+        if (m->ports != ports)
+            continue;
+        if (--m->refs == 0) {
+            *pm = m->next;
+            munmap(m->base, m->len);
+            free(m);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&h->evt_lock);
 }

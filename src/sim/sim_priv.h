@@ -111,9 +111,10 @@ struct sim_evt_port {
 };
 
 /* ---- host ------------------------------------------------------------ */
-struct sim_evt_map {                /* a mapped dom<N>.evtchn, kept until host close */
+struct sim_evt_map {                /* a mapped dom<N>.evtchn, while referenced */
     struct sim_evt_map *next;
     xen_domid_t domid;
+    unsigned refs;                  /* sim_evt_table gets minus sim_evt_table_put calls */
     struct sim_evt_port *ports;     /* ports[0..SIM_EVT_NR_PORTS) */
     void *base;
     size_t len;
@@ -147,9 +148,16 @@ int  sim_file_create(struct sim_host *h, const char *name, size_t len, bool excl
  * *fd_out (optional) keeps the fd open (else it is closed). */
 int  sim_file_map(struct sim_host *h, const char *name, size_t min_len, void **base,
                   size_t *len, int *fd_out);
-/* The mapped event-channel table of `domid` (cached for the host's
- * lifetime).  create: make it if missing (caller holds the host lock). */
+/* The mapped event-channel table of `domid`, ports[0..SIM_EVT_NR_PORTS),
+ * with one reference taken: the mapping stays valid until the matching
+ * sim_evt_table_put (the last put unmaps it).  Holders: each handle for its
+ * own domain's table, each port for its remote domain's table (taken at bind
+ * or first notify, so notify itself makes no map syscalls), short lookups.
+ * create: make it if missing (caller holds the host lock).  0, -ENOENT (no
+ * table and !create), -EPROTO (bad layout), -ENOMEM, -errno of open/mmap. */
 int  sim_evt_table(struct sim_host *h, xen_domid_t domid, bool create, struct sim_evt_port **out);
+/* Drop a reference taken by sim_evt_table (ports as returned; NULL: no-op). */
+void sim_evt_table_put(struct sim_host *h, struct sim_evt_port *ports);
 /* Free every port of `domid` (its remote ends go back to unbound); caller
  * holds the host lock.  Used by sim_dom_destroy. */
 void sim_evt_reset_dom_locked(struct sim_host *h, xen_domid_t domid);

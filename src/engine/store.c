@@ -1,0 +1,138 @@
+/*
+ * store.c - opening a backing store (regular file or block device) for an
+ * engine that does its own I/O on the fd: O_DIRECT with a buffered fallback,
+ * size, block sizes and discard caps.  Used by the aio engine; the same rules
+ * as the uring engine (src/engine/uring.c keeps its own copy for now) and
+ * xen-blkbackd-engines(7).
+ */
+#include "engine_priv.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+static uint64_t read_sysfs_u64(const char *dir, const char *leaf)
+{
+    char path[512], buf[64];
+    snprintf(path, sizeof(path), "%s/%s", dir, leaf);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    unsigned long long v = 0;
+    if (!fgets(buf, sizeof(buf), f) || sscanf(buf, "%llu", &v) != 1)
+        v = 0;
+    fclose(f);
+    return v;
+}
+
+/* Block device: BLKGETSIZE64, BLKSSZGET/BLKPBSZGET, discard caps from sysfs
+ * (queue/discard_max_bytes, queue/discard_granularity, discard_alignment; a
+ * partition has no queue/ of its own: its parent directory has). */
+static int probe_blockdev(int fd, const struct stat *st, struct engine *e)
+{
+    uint64_t size;
+    int lbs = 512;
+    unsigned int pbs = 512;
+
+    if (ioctl(fd, BLKGETSIZE64, &size) < 0)
+        return -errno;
+    if (ioctl(fd, BLKSSZGET, &lbs) < 0 || lbs < 512)
+        lbs = 512;
+    if (ioctl(fd, BLKPBSZGET, &pbs) < 0 || pbs < (unsigned)lbs)
+        pbs = (unsigned)lbs;
+    e->size = size;
+    e->logical_block_size = (uint32_t)lbs;
+    e->physical_block_size = pbs;
+    e->is_blockdev = true;
+
+    char dir[128], qdir[160];
+    snprintf(dir, sizeof(dir), "/sys/dev/block/%u:%u", major(st->st_rdev), minor(st->st_rdev));
+    snprintf(qdir, sizeof(qdir), "%s/queue", dir);
+    if (access(qdir, F_OK) != 0)
+        snprintf(qdir, sizeof(qdir), "%s/../queue", dir);
+    uint64_t dmax = read_sysfs_u64(qdir, "discard_max_bytes");
+    uint64_t gran = read_sysfs_u64(qdir, "discard_granularity");
+    uint64_t align = read_sysfs_u64(dir, "discard_alignment");
+    if (!e->readonly && dmax > 0) {
+        e->caps.discard = true;
+        e->caps.discard_granularity = gran > UINT32_MAX ? 0 : (uint32_t)gran;
+        e->caps.discard_alignment = align > UINT32_MAX ? 0 : (uint32_t)align;
+        /* Since Linux 6.0 BLKSECDISCARD checks support before reading its
+         * argument: EFAULT on a NULL argument means "supported". */
+        if (ioctl(fd, BLKSECDISCARD, NULL) < 0 && errno == EFAULT)
+            e->caps.secure_discard = true;
+    }
+    return 0;
+}
+
+/* Regular file: logical block 512 (or the O_DIRECT offset alignment statx
+ * reports), physical st_blksize; discard when a hole can be punched (probed
+ * past EOF with KEEP_SIZE: touches no data, EOPNOTSUPP where unsupported). */
+static int probe_file(int fd, const struct stat *st, struct engine *e)
+{
+    e->size = (uint64_t)st->st_size;
+    e->logical_block_size = 512;
+    e->physical_block_size = st->st_blksize >= 512 ? (uint32_t)st->st_blksize : 512;
+#ifdef STATX_DIOALIGN
+    if (e->direct) {
+        struct statx sx;
+        if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
+            (sx.stx_mask & STATX_DIOALIGN) && sx.stx_dio_offset_align > 512 &&
+            sx.stx_dio_offset_align <= 4096)
+            e->logical_block_size = sx.stx_dio_offset_align;
+    }
+#endif
+    if (!e->readonly) {
+        off_t past = (off_t)((e->size + 4095) & ~4095ull) + 4096;
+        if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, past, 4096) == 0) {
+            e->caps.discard = true;
+            e->caps.discard_granularity = e->physical_block_size;
+            e->caps.discard_alignment = 0;
+        }
+    }
+    return 0;
+}
+
+int eng_store_open(const struct engine_params *p, const char *name, struct engine *e, int *fd_out)
+{
+    if (!p || !p->path || !*p->path)
+        return -EINVAL;
+    struct engine tmp = { .ops = e->ops, .readonly = p->readonly, .direct = p->direct };
+    int flags = (p->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+    int fd = open(p->path, flags | (p->direct ? O_DIRECT : 0));
+    if (fd < 0 && errno == EINVAL && p->direct) {
+        fd = open(p->path, flags);
+        if (fd >= 0) {
+            tmp.direct = false;
+            log_warn("%s: O_DIRECT refused by %s (EINVAL), using buffered I/O", name, p->path);
+        }
+    }
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int rc;
+    if (fstat(fd, &st) < 0)
+        rc = -errno;
+    else if (S_ISBLK(st.st_mode))
+        rc = probe_blockdev(fd, &st, &tmp);
+    else if (S_ISREG(st.st_mode))
+        rc = probe_file(fd, &st, &tmp);
+    else
+        rc = -EINVAL;
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    tmp.caps.flush = true;
+    *e = tmp;
+    *fd_out = fd;
+    return 0;
+}
