@@ -26,19 +26,30 @@ bench_start() {
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
+# child_ticks VAR: CPU ticks (user+system) of this shell's waited-for children
+# (cutime + cstime), into VAR; not in a $(...) subshell: it would read its own.
+child_ticks() { local -a a; read -r -a a < "/proc/$BASHPID/stat"; printf -v "$1" '%d' $((a[15] + a[16])); }
+
 # raw_fio TARGET RW BS QD [fio args...] -> "iops= mbps= p50= p99= cpu_us= "
+# cpu_us is the whole fio process's CPU per I/O, its io_uring worker threads
+# (iou-wrk) included, as the daemon's is: fio's own usr_cpu/sys_cpu counts only
+# the job thread (getrusage RUSAGE_THREAD), and on tmpfs, where io_uring hands
+# every O_DIRECT read/write to an io-wq worker, that leaves out half the cost.
+# It also includes fio's start-up (tens of ms), as the daemon's includes attach.
 raw_fio() {
   local target=$1 rw=$2 bs=$3 qd=$4; shift 4
-  local eng=io_uring direct=1
+  local eng=io_uring direct=1 t0 t1 js=$dir/fio.json
   case "$target" in null) eng=null; direct=0; target=$dir/null.dummy;; esac
+  child_ticks t0
   fio --name=raw --filename="$target" --size="${size_mib}M" --ioengine=$eng --direct=$direct \
       --rw="$rw" --bs="$bs" --iodepth="$qd" --runtime="$runtime" --time_based \
-      --output-format=json "$@" 2>/dev/null |
-  jq -r '.jobs[0] as $j | ($j.read.total_ios + $j.write.total_ios) as $ios
+      --output-format=json "$@" > "$js" 2>/dev/null || true
+  child_ticks t1
+  jq -r --argjson ticks "$((t1 - t0))" --argjson tck "$tck" '.jobs[0] as $j | ($j.read.total_ios + $j.write.total_ios) as $ios
          | (if $j.read.total_ios > 0 then $j.read else $j.write end) as $d
          | "iops=\($j.read.iops + $j.write.iops | floor) mbps=\(($j.read.bw_bytes + $j.write.bw_bytes) / 1e6 * 10 | floor / 10)"
          + " p50=\($d.clat_ns.percentile["50.000000"] / 1000 | floor) p99=\($d.clat_ns.percentile["99.000000"] / 1000 | floor)"
-         + " cpu_us=\(if $ios > 0 then ($j.usr_cpu + $j.sys_cpu) / 100 * $j.job_runtime / 1000 / $ios * 1e6 * 100 | floor / 100 else 0 end)"'
+         + " cpu_us=\(if $ios > 0 then $ticks / $tck / $ios * 1e6 * 100 | floor / 100 else 0 end)"' "$js"
 }
 
 # ours DOMID TARGET RW BS QD [xen-blkbench args...]

@@ -5,7 +5,8 @@
 # protocol cost.  Fixed-format table on stdout and in $OUT/matrix.txt, a PNG plot of
 # 4 KiB randread IOPS vs queue depth in $OUT/iops-vs-qd.png.  Not a test.
 #   bench/matrix.sh [BUILD_DIR]   env: BENCH_RUNTIME (s, 2), BENCH_SIZE_MIB (512),
-#   BENCH_MODES ("map copy persistent"), BENCH_QUEUES ("1 2"), BENCH_STORES ("file loop")
+#   BENCH_MODES ("map copy persistent"), BENCH_QUEUES ("1 2"), BENCH_STORES ("file loop"),
+#   BENCH_DAEMON_ARGS (extra daemon options, e.g. --persistent-cap=8192), BENCH_OUT
 set -euo pipefail
 B=$(cd "${1:-build}" && pwd)
 runtime=${BENCH_RUNTIME:-2}
@@ -25,7 +26,8 @@ trap cleanup EXIT
 fio --name=prep --filename="$img" --size=${size_mib}M --rw=write --bs=1M --ioengine=psync --output=/dev/null
 : > "$dir/null.dummy"
 # ring order 2 (128 slots per queue) so QD 128 fits one queue; 256 indirect segments for 1 MiB
-bench_start --max-ring-page-order=4 --max-indirect-segments=256 --persistent=yes
+# shellcheck disable=SC2086
+bench_start --max-ring-page-order=4 --max-indirect-segments=256 --persistent=yes ${BENCH_DAEMON_ARGS:-}
 common=(--ring-order 2 --indirect-segs 256)
 
 # label rw bs qd
@@ -43,7 +45,8 @@ res=$OUT/matrix.txt
 hdr=$(printf '%-5s %-18s %-11s %9s %8s %6s %7s %7s %7s %7s %7s %7s %6s' \
   store workload backend IOPS MB/s p50us p99us cpu-us map/io copy/io ntfy/io subm/io ratio)
 { echo "# xen-blkbackd protocol features benchmark, $(date -u +%FT%TZ), $(uname -r), $(nproc) CPUs, ${runtime}s per run"
-  echo "# per I/O: cpu-us = daemon user+system CPU (raw: fio's own); map = grant map+unmap calls;"
+  echo "# per I/O: cpu-us = daemon user+system CPU (raw: the fio process's, io_uring workers included);"
+  echo "# map = grant map+unmap calls;${BENCH_DAEMON_ARGS:+ daemon args: $BENCH_DAEMON_ARGS;}"
   echo "# copy = grant-copy calls; ntfy = event notifications sent; subm = engine (io_uring) submits;"
   echo "# ratio = IOPS / raw fio IOPS on the same store in this run"
   echo "$hdr"; } | tee "$res"

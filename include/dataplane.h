@@ -52,7 +52,8 @@ struct dp_config {
     unsigned max_indirect_segs;     /* advertised feature-max-indirect-segments; 0 = INDIRECT refused */
     enum grant_mode grant_mode;     /* AUTO resolved by the caller is allowed too */
     bool persistent;                /* feature-persistent negotiated by both sides */
-    unsigned persistent_cap;        /* per queue, pages (default 1056) */
+    unsigned persistent_cap;        /* per queue, pages; 0 = auto: ring slots x (segments +
+                                       indirect pages), 1056..8192 (src/ring/grant.h) */
     unsigned poll_us;               /* spin on the ring this long before sleeping; 0 = off */
     bool reattach;                  /* daemon restart: attach at the shared rsp_prod */
     unsigned persistent_idle_ms;    /* release persistent grants unused this long;

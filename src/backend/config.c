@@ -115,19 +115,44 @@ static int set_str(char **dst, const char *v)
     return 0;
 }
 
-/* "sim:DIR[,domid=N]": DIR non-empty, optional domid in 0..32767. */
+/* Value of option `name` in the comma-separated options of a sim argument
+ * ("DIR,name=N,..."): 0..limit-1 into *v.  0, -ENOENT (absent), -EINVAL. */
+static int sim_opt(const char *arg, const char *name, unsigned long limit, unsigned long *v)
+{
+    size_t n = strlen(name);
+    for (const char *o = strchr(arg, ','); o; o = strchr(o + 1, ',')) {
+        if (strncmp(o + 1, name, n) || o[n + 1] != '=')
+            continue;
+        char *end;
+        errno = 0;
+        if (o[n + 2] < '0' || o[n + 2] > '9')
+            return -EINVAL;
+        *v = strtoul(o + n + 2, &end, 10);
+        return errno || (*end && *end != ',') || *v >= limit ? -EINVAL : 0;
+    }
+    return -ENOENT;
+}
+
+/* "sim:DIR[,domid=N][,unmap_delay_us=N]": DIR non-empty; the options the
+ * simulated host takes (xen_ops_sim.c), each checked here. */
 static int check_xen(const char *v)
 {
     if (!strcmp(v, "libxen"))
         return 0;
     if (strncmp(v, "sim:", 4) || !v[4] || v[4] == ',')
         return -EINVAL;
-    const char *comma = strchr(v + 4, ',');
-    if (!comma)
-        return 0;
-    unsigned long d;
-    if (strncmp(comma + 1, "domid=", 6) || parse_uint(comma + 7, 0, 32767, &d))
-        return -EINVAL;
+    unsigned long x;
+    for (const char *o = strchr(v + 4, ','); o; o = strchr(o + 1, ',')) {
+        if (!strncmp(o + 1, "domid=", 6)) {
+            if (sim_opt(v, "domid", 0x7ff0, &x))
+                return -EINVAL;
+        } else if (!strncmp(o + 1, "unmap_delay_us=", 15)) {
+            if (sim_opt(v, "unmap_delay_us", 1000000, &x))
+                return -EINVAL;
+        } else {
+            return -EINVAL;
+        }
+    }
     return 0;
 }
 
@@ -201,7 +226,7 @@ int xbd_config_set(struct xbd_config *c, const char *key, const char *v,
     if (!strcmp(key, "xen")) {
         NEEDV();
         if (check_xen(v))
-            BAD("xen: expected libxen or sim:DIR[,domid=N], got '%s'", v);
+            BAD("xen: expected libxen or sim:DIR[,domid=N][,unmap_delay_us=N], got '%s'", v);
         return set_str(&c->xen, v);
     }
     if (!strcmp(key, "log")) {
@@ -442,7 +467,7 @@ void xbd_config_usage(FILE *out, const char *prog)
 "  -c, --config=FILE            config file (default " XBD_DEFAULT_CONFIG ", if present)\n"
 "  -F, --foreground             accepted for compatibility: always in the foreground\n"
 "      --pidfile=PATH           write the pid to PATH\n"
-"      --xen=libxen|sim:DIR[,domid=N]  Xen services: real host or simulated host\n"
+"      --xen=libxen|sim:DIR[,domid=N][,unmap_delay_us=N]  Xen services: real or simulated host\n"
 "      --log=stderr|syslog|file:PATH   log target (default stderr)\n"
 "      --log-level=LEVEL        err, warning, notice, info (default), debug\n"
 "      --control=PATH|none      control socket (default " XBD_DEFAULT_CONTROL ")\n"
@@ -557,9 +582,8 @@ const char *xbd_config_sim_arg(const struct xbd_config *c)
 int xbd_config_sim_domid(const struct xbd_config *c)
 {
     const char *a = xbd_config_sim_arg(c);
-    const char *p = a ? strstr(a, ",domid=") : NULL;
     unsigned long d;
-    if (!p || parse_uint(p + 7, 0, 32767, &d))
+    if (!a || sim_opt(a, "domid", 0x7ff0, &d))
         return -1;
     return (int)d;
 }

@@ -14,6 +14,14 @@
  * O_DIRECT by default; where the filesystem refuses it (open -> EINVAL, e.g.
  * ramfs) the store is reopened buffered and one warning is logged.
  * Short transfers are reported as -EIO (the store never shrinks under us).
+ *
+ * Per-I/O cost: the store's fd is a registered (fixed) file, so no
+ * fget/fput per SQE; the completion fd is the ring fd itself (readable while
+ * the CQ holds entries), so no eventfd is signalled per completion nor read
+ * per reap, and reap is two memory loads when nothing completed, which lets
+ * the queue reap right after each submit.  I/Os finished inside queue_io
+ * (the synchronous ioctls, an unknown op) complete through a NOP SQE whose
+ * user_data is tagged (UD_PRESET), so every completion comes out of the CQ.
  */
 #include "engine.h"
 #include "engine_priv.h"
@@ -30,9 +38,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 struct uring_engine {
@@ -44,13 +50,9 @@ struct uring_engine {
 struct uring_queue {
     struct uring_engine *e;
     struct io_uring ring;
-    int efd;                    /* registered eventfd: the completion fd */
     unsigned depth, busy;       /* busy: queued + in flight */
     unsigned unsubmitted;
-    unsigned setup;             /* IORING_SETUP_* flags in effect */
-    bool enabled;               /* R_DISABLED ring enabled by its thread */
     bool fixed_file;            /* the store's fd is registered as file 0 */
-    bool ring_fd_reg;           /* ring fd registered by its thread */
 };
 
 static uint64_t read_sysfs_u64(const char *dir, const char *leaf, bool *ok)
@@ -193,52 +195,25 @@ static void uring_close(struct engine *e)
     free(u);
 }
 
-/* Experiment switches (temporary): XBD_URING_EXP bits. */
-static unsigned exp_bits(void)
-{
-    static int v = -1;
-    if (v < 0) {
-        const char *s = getenv("XBD_URING_EXP");
-        v = s ? atoi(s) : 0;
-    }
-    return (unsigned)v;
-}
-#define EXP_DEFER   1u
-#define EXP_FIXED   2u
-#define EXP_RINGFD  8u
-
 /*
- * Ring setup, best first: SINGLE_ISSUER|DEFER_TASKRUN (completions of the
- * io-wq workers are queued for the queue thread and run in one batch when it
- * reaps, instead of interrupting it) created disabled so that the thread
- * that first uses the queue becomes its single issuer; then COOP_TASKRUN;
- * then plain.  Every variant keeps CQSIZE = 2 * depth.  -EINVAL means the
- * kernel does not know a flag: try the next.
+ * Ring setup: SUBMIT_ALL (keep submitting past a failed SQE), CQSIZE =
+ * 2 * depth; without SUBMIT_ALL on kernels that do not know it (-EINVAL).
+ * Not used: COOP_TASKRUN and SINGLE_ISSUER|DEFER_TASKRUN.  Their
+ * completion task work wakes a thread waiting in io_uring_enter, not one
+ * sleeping in poll() as the queue thread does (it also waits for the event
+ * channel); with DEFER_TASKRUN behind an eventfd a request was seen never
+ * answered on 6.18, and neither measured better on tmpfs.
  */
 static int ring_init(struct uring_queue *q, unsigned depth)
 {
-    static const unsigned variants[] = {
-        IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-            IORING_SETUP_R_DISABLED,
-        IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
-        IORING_SETUP_SUBMIT_ALL,
-        0,
-    };
+    static const unsigned variants[] = { IORING_SETUP_SUBMIT_ALL, 0 };
     int rc = -EINVAL;
     for (unsigned i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
-        unsigned f = variants[i];
-        if ((f & IORING_SETUP_DEFER_TASKRUN) && !(exp_bits() & EXP_DEFER))
-            continue;
         struct io_uring_params prm;
         memset(&prm, 0, sizeof(prm));
-        prm.flags = f | IORING_SETUP_CQSIZE;
+        prm.flags = variants[i] | IORING_SETUP_CQSIZE;
         prm.cq_entries = depth * 2;
         rc = io_uring_queue_init_params(depth, &q->ring, &prm);
-        if (rc == 0) {
-            q->setup = f;
-            q->enabled = !(f & IORING_SETUP_R_DISABLED);
-            return 0;
-        }
         if (rc != -EINVAL)
             return rc;
     }
@@ -257,41 +232,14 @@ static int uring_queue_open(struct engine *e, unsigned depth, struct engine_queu
     int rc = ring_init(q, depth);
     if (rc < 0)
         goto fail;
-    q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (q->efd < 0) {
-        rc = -errno;
-        goto fail_ring;
-    }
-    rc = io_uring_register_eventfd(&q->ring, q->efd);
-    if (rc < 0)
-        goto fail_efd;
     /* The store's fd as fixed file 0: no fget/fput per I/O.  Optional. */
-    if ((exp_bits() & EXP_FIXED) && io_uring_register_files(&q->ring, &q->e->fd, 1) == 0)
+    if (io_uring_register_files(&q->ring, &q->e->fd, 1) == 0)
         q->fixed_file = true;
     *out = (struct engine_queue *)q;
     return 0;
-fail_efd:
-    close(q->efd);
-fail_ring:
-    io_uring_queue_exit(&q->ring);
 fail:
     free(q);
     return rc;
-}
-
-/* First use by the queue's thread: it becomes the single issuer. */
-static int thread_enter(struct uring_queue *q)
-{
-    if (!q->enabled) {
-        /* io_uring_enable_rings is declared but not exported by liburing 2.3 */
-        if (syscall(__NR_io_uring_register, q->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
-                    NULL, 0) < 0)
-            return -errno;
-        q->enabled = true;
-        if ((exp_bits() & EXP_RINGFD) && io_uring_register_ring_fd(&q->ring) == 1)
-            q->ring_fd_reg = true;
-    }
-    return 0;
 }
 
 /* Tagged user_data: bit 0 set = result already in io->result (a synchronous
@@ -303,7 +251,7 @@ static void uring_queue_close(struct engine_queue *eq)
     struct uring_queue *q = (struct uring_queue *)eq;
     if (!q)
         return;
-    if (q->busy && q->enabled && thread_enter(q) == 0) {
+    if (q->busy) {
         /* In-flight I/O: cancel what can be cancelled, wait (bounded) for the
          * rest; the caller has stopped caring about the results. */
         struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
@@ -328,10 +276,7 @@ static void uring_queue_close(struct engine_queue *eq)
         if (q->busy)
             log_warn("%s: %u I/O still in flight at queue close", q->e->name, q->busy);
     }
-    if (q->ring_fd_reg)
-        io_uring_unregister_ring_fd(&q->ring);
     io_uring_queue_exit(&q->ring);
-    close(q->efd);
     free(q);
 }
 
@@ -356,9 +301,6 @@ static int uring_queue_io(struct engine_queue *eq, struct engine_io *io)
 
     if (q->busy >= q->depth)
         return -EBUSY;
-    int rc = thread_enter(q);
-    if (rc < 0)
-        return rc;
     struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
     if (!sqe)
         return -EBUSY;
@@ -421,9 +363,12 @@ static int uring_submit(struct engine_queue *eq)
     return rc;
 }
 
+/* The ring's own fd: poll() reports POLLIN while the CQ holds entries, so
+ * there is no eventfd to signal per completion nor to drain per reap, and
+ * reaping when nothing completed costs two memory loads. */
 static int uring_completion_fd(struct engine_queue *eq)
 {
-    return ((struct uring_queue *)eq)->efd;
+    return ((struct uring_queue *)eq)->ring.ring_fd;
 }
 
 #define REAP_BATCH 64
@@ -434,9 +379,6 @@ static int uring_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
     struct io_uring_cqe *cqes[REAP_BATCH];
     int total = 0;
 
-    eng_efd_drain(q->efd);
-    if ((q->setup & IORING_SETUP_DEFER_TASKRUN) && q->busy && thread_enter(q) == 0)
-        io_uring_get_events(&q->ring);     /* run the deferred completions */
     for (;;) {
         unsigned n = io_uring_peek_batch_cqe(&q->ring, cqes, REAP_BATCH);
         if (!n)

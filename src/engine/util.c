@@ -63,6 +63,8 @@ int eng_done_push(struct eng_done *d, struct engine_io *io)
 int eng_done_reap(struct eng_done *d, engine_done_fn done, void *arg)
 {
     unsigned n = d->n;
+    if (n == 0)
+        return 0;               /* the eventfd is signalled only while n > 0 */
     if (d->efd >= 0)
         eng_efd_drain(d->efd);
     for (unsigned i = 0; i < n; i++) {

@@ -66,12 +66,25 @@ int dpg_setup(struct dpg *g, const struct dp_config *cfg, enum grant_mode mode,
     if (!g->sref || !g->spage)
         return -ENOMEM;
     if (mode == GRANT_MODE_PERSISTENT)
-        return dpg_pc_setup(g, cfg->persistent_cap ? cfg->persistent_cap : DPG_PERSISTENT_CAP_DEFAULT,
+        return dpg_pc_setup(g, cfg->persistent_cap ? cfg->persistent_cap
+                                                   : dpg_persistent_cap_auto(nr_slots, max_segs),
                             cfg->persistent_idle_ms ? cfg->persistent_idle_ms
                                                     : DPG_PERSISTENT_IDLE_MS_DEFAULT);
     if (mode == GRANT_MODE_COPY)
         return dpg_cp_setup(g, nr_slots, max_segs);
     return 0;
+}
+
+unsigned dpg_persistent_cap_auto(unsigned nr_slots, unsigned max_segs)
+{
+    uint64_t ind = (max_segs + BLKIF_SEGS_PER_INDIRECT_PAGE - 1) / BLKIF_SEGS_PER_INDIRECT_PAGE;
+    uint64_t want = (uint64_t)nr_slots * (max_segs + (max_segs > BLKIF_MAX_SEGMENTS_PER_REQUEST
+                                                      ? ind : 0));
+    if (want < DPG_PERSISTENT_CAP_DEFAULT)
+        want = DPG_PERSISTENT_CAP_DEFAULT;
+    if (want > DPG_PERSISTENT_CAP_AUTO_MAX)
+        want = DPG_PERSISTENT_CAP_AUTO_MAX;
+    return (unsigned)want;
 }
 
 void dpg_map_init(struct dpg *g, struct dpg_map *m, unsigned idx, uint32_t *ent)

@@ -44,6 +44,7 @@
     __atomic_store_n(&(st)->field, (st)->field - (uint64_t)(v), __ATOMIC_RELAXED)
 
 #define DPG_PERSISTENT_CAP_DEFAULT 1056u        /* pages per queue (Linux max_pgrants) */
+#define DPG_PERSISTENT_CAP_AUTO_MAX 8192u       /* pages per queue (32 MiB) for cap 0 = auto */
 #define DPG_PERSISTENT_IDLE_MS_DEFAULT 60000u   /* Linux persistent_grant_unused_seconds */
 #define DPG_PURGE_INTERVAL_MS 100u              /* Linux LRU_INTERVAL */
 #define DPG_PURGE_PERCENT 5u                    /* Linux LRU_PERCENT_CLEAN */
@@ -80,6 +81,9 @@ struct dpg_copy {
     struct dpg_map **map;       /* requests in the batch [cap] */
     unsigned cap, nseg, nmap;
     uint64_t fallbacks;         /* requests larger than their slot's bounce area */
+    uint8_t **spare;            /* freed fallback buffers kept for reuse [DPG_COPY_SPARE_MAX] */
+    unsigned nspare;
+    size_t spare_len;           /* bytes of every fallback buffer: max_segs pages */
 };
 
 struct dpg {
@@ -126,12 +130,24 @@ int  dpg_init(struct dpg *g, const struct xen_ops *ops, struct xen_host *host,
 /*
  * Allocate what the mode needs for a queue of nr_slots request slots of at
  * most max_segs segments: scratch arrays; PERSISTENT: the cache of
- * cfg->persistent_cap pages (0 = 1056), idle release after
+ * cfg->persistent_cap pages (0 = dpg_persistent_cap_auto), idle release after
  * cfg->persistent_idle_ms (0 = 60 s); COPY: the bounce pool and the batch.
  * mode: resolved.  0 or -ENOMEM.
  */
 int  dpg_setup(struct dpg *g, const struct dp_config *cfg, enum grant_mode mode,
                unsigned nr_slots, unsigned max_segs);
+
+/*
+ * The persistent-grant cap used when the configuration gives 0 ("auto"):
+ * what a frontend that keeps every grant of a full ring persistent can use,
+ * nr_slots * (max_segs data pages + their indirect pages), so that e.g.
+ * 1 MiB requests (256 segments) at queue depth 8-32 never overflow into
+ * per-request mappings; at least DPG_PERSISTENT_CAP_DEFAULT (Linux
+ * max_pgrants, 1056: a 32-slot ring of 11-segment requests x 3) and at most
+ * DPG_PERSISTENT_CAP_AUTO_MAX pages (32 MiB of guest memory mapped per
+ * queue: on Xen each mapping holds a dom0 page frame).  Pages.
+ */
+unsigned dpg_persistent_cap_auto(unsigned nr_slots, unsigned max_segs);
 
 /* Give slot number `idx` its map: `ent` is slot storage of max_segs entries. */
 void dpg_map_init(struct dpg *g, struct dpg_map *m, unsigned idx, uint32_t *ent);

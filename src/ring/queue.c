@@ -514,38 +514,56 @@ static void sweep(struct dpq *q, bool arm)
     }
 }
 
-/*
- * One round of work: drain the ring, one gnt_copy for the sweep's WRITEs and
- * the completed READs (COPY), again while that freed slots the ring is
- * waiting for, then ONE engine submit and the responses pushed with at most
- * one notification.
- */
-static void service(struct dpq *q, bool arm)
-{
-    for (;;) {
-        sweep(q, arm);
-        unsigned nfree = q->nfree;
-        copy_flush(q);
-        if (q->nfree == nfree || !can_consume(q) || !RING_HAS_UNCONSUMED_REQUESTS(RING(q)))
-            break;
-    }
-    submit(q);
-    push_responses(q);
-}
-
-static void reap(struct dpq *q)
+static int reap(struct dpq *q)
 {
     int rc = q->eng->ops->reap(q->eq, io_done, q);
     if (rc < 0)
         log_rl(&q->rl[DPQ_RL_INTERNAL], LOG_ERR, "%s queue %u: engine reap failed: %s",
                q->name, q->idx, strerror(-rc));
     copy_flush(q);              /* the completion batch's READ data, one gnt_copy */
+    return rc;
 }
 
+#define DPQ_SERVICE_ROUNDS 4    /* sweep+submit+reap rounds per wake-up, at most */
+
+/*
+ * One round of work: drain the ring, one gnt_copy for the sweep's WRITEs and
+ * the completed READs (COPY), again while that freed slots the ring is
+ * waiting for, then ONE engine submit.  Then reap what already completed
+ * (engines make that cheap when nothing did: the uring CQ is two memory
+ * loads, no eventfd to drain): its follow-up stages and the requests its
+ * freed slots let in go out with the next submit of the same wake-up.  The
+ * responses of the whole wake-up are pushed with at most one notification.
+ */
+static void service(struct dpq *q, bool arm)
+{
+    for (unsigned round = 1;; round++) {
+        for (;;) {
+            sweep(q, arm);
+            unsigned nfree = q->nfree;
+            copy_flush(q);
+            if (q->nfree == nfree || !can_consume(q) || !RING_HAS_UNCONSUMED_REQUESTS(RING(q)))
+                break;
+        }
+        submit(q);
+        /* Completions free slots: always sweep again after them, it is the
+         * sweep that re-arms req_event once the ring is empty (a sweep that
+         * stopped on a full queue did not).  Completions left in the engine
+         * after the last round keep its fd readable. */
+        if (round == DPQ_SERVICE_ROUNDS || !q->inflight || reap(q) <= 0)
+            break;
+    }
+    push_responses(q);
+}
+
+/* The event channel fired: take the event and unmask.  One pending read per
+ * wake-up (as QEMU's xen-block does): the handle has this one port bound, and
+ * looping until -EAGAIN would cost one more syscall per wake-up; a stale
+ * event left behind only makes the next poll() return at once. */
 static void kick(struct dpq *q)
 {
     xen_port_t port;
-    while (q->ops->evtchn_pending(q->evt, &port) == 0) {
+    if (q->ops->evtchn_pending(q->evt, &port) == 0) {
         ST_ADD(&q->st, kicks, 1);
         q->ops->evtchn_unmask(q->evt, port);
     }
@@ -576,6 +594,7 @@ static void drain(struct dpq *q)
                  "abandoned unanswered", q->name, q->idx, left);
     q->eng->ops->queue_close(q->eq);
     q->eq = NULL;
+    __atomic_store_n(&q->quiesced, true, __ATOMIC_RELEASE);
     for (unsigned i = 0; i < q->nr_slots && left; i++) {
         struct dp_slot *s = &q->slots[i];
         if (s->stage != DPQ_FREE)

@@ -106,6 +106,10 @@ struct dpq {
     /* thread */
     pthread_t thread;
     bool running, leaked;
+    /* Set (atomically) by the thread once no I/O can be in flight any more
+     * (engine queue closed): what is left is unmapping and unbinding, bounded
+     * local work that stop_threads always waits for. */
+    bool quiesced;
     int stop_efd;
     uint64_t deadline_ns;           /* CLOCK_MONOTONIC, set by dp_stop */
 

@@ -3,8 +3,10 @@
  * and event channels in a host dir's shared memory, xenstore through the
  * real libxenstore (XENSTORED_PATH names the test xenstored).
  *
- * host_open(arg): arg is "DIR" or "DIR,domid=N": the host dir (created if
- * missing) and the domain id this process plays (the backend; default 0).
+ * host_open(arg): "DIR[,domid=N][,unmap_delay_us=N]": the host dir (created if
+ * missing), the domain id this process plays (the backend; default 0), and an
+ * optional delay added to every grant unmap call, to reproduce what a slow
+ * hypervisor (Xen under QEMU software emulation) does to teardown timing.
  */
 #include "sim_priv.h"
 #include "../xen/xs_libxs.h"
@@ -12,15 +14,34 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct xen_host {
     struct sim_host *sh;
     xen_domid_t self;
+    unsigned unmap_delay_us;
 };
 
-/* xen_gnt / xen_evtchn are the sim handles themselves. */
-#define GNT(g)  ((struct sim_bgnt *)(void *)(g))
+/* A grant handle: the sim handle plus the host's unmap delay. */
+struct xen_gnt {
+    struct sim_bgnt *b;
+    unsigned unmap_delay_us;
+};
+
+/* xen_evtchn is the sim handle itself. */
+#define GNT(g)  ((g)->b)
 #define EVT(e)  ((struct sim_evtchn *)(void *)(e))
+
+/* One "name=N" option (N < limit) into *v; 0, or -EINVAL. */
+static int parse_opt(const char *opt, const char *name, unsigned long limit, unsigned long *v)
+{
+    size_t n = strlen(name);
+    if (strncmp(opt, name, n) != 0 || opt[n] != '=' || opt[n + 1] < '0' || opt[n + 1] > '9')
+        return -EINVAL;
+    char *end;
+    *v = strtoul(opt + n + 1, &end, 10);
+    return *end || *v >= limit ? -EINVAL : 0;
+}
 
 static int sim_ops_host_open(const char *arg, struct xen_host **out)
 {
@@ -30,20 +51,23 @@ static int sim_ops_host_open(const char *arg, struct xen_host **out)
     if (!dir)
         return -ENOMEM;
     xen_domid_t self = 0;
+    unsigned long delay = 0, v;
     char *opt = strchr(dir, ',');
-    if (opt) {
+    if (opt)
         *opt++ = '\0';
-        char *end;
-        if (strncmp(opt, "domid=", 6) != 0 || opt[6] < '0' || opt[6] > '9') {
+    while (opt) {
+        char *next = strchr(opt, ',');
+        if (next)
+            *next++ = '\0';
+        if (parse_opt(opt, "domid", 0x7ff0, &v) == 0)
+            self = (xen_domid_t)v;
+        else if (parse_opt(opt, "unmap_delay_us", 1000000, &v) == 0)
+            delay = v;
+        else {
             free(dir);
             return -EINVAL;
         }
-        unsigned long v = strtoul(opt + 6, &end, 10);
-        if (*end || v >= 0x7ff0) {
-            free(dir);
-            return -EINVAL;
-        }
-        self = (xen_domid_t)v;
+        opt = next;
     }
     struct xen_host *h = calloc(1, sizeof(*h));
     if (!h) {
@@ -57,6 +81,7 @@ static int sim_ops_host_open(const char *arg, struct xen_host **out)
         return rc;
     }
     h->self = self;
+    h->unmap_delay_us = (unsigned)delay;
     *out = h;
     return 0;
 }
@@ -71,16 +96,25 @@ static void sim_ops_host_close(struct xen_host *h)
 
 static int sim_ops_gnt_open(struct xen_host *h, struct xen_gnt **out)
 {
-    struct sim_bgnt *g;
-    int rc = sim_bgnt_open(h->sh, h->self, &g);
-    if (rc == 0)
-        *out = (struct xen_gnt *)(void *)g;
-    return rc;
+    struct xen_gnt *g = calloc(1, sizeof(*g));
+    if (!g)
+        return -ENOMEM;
+    int rc = sim_bgnt_open(h->sh, h->self, &g->b);
+    if (rc < 0) {
+        free(g);
+        return rc;
+    }
+    g->unmap_delay_us = h->unmap_delay_us;
+    *out = g;
+    return 0;
 }
 
 static void sim_ops_gnt_close(struct xen_gnt *g)
 {
+    if (!g)
+        return;
     sim_bgnt_close(GNT(g));
+    free(g);
 }
 
 static int sim_ops_gnt_map(struct xen_gnt *g, xen_domid_t domid, uint32_t count,
@@ -91,6 +125,8 @@ static int sim_ops_gnt_map(struct xen_gnt *g, xen_domid_t domid, uint32_t count,
 
 static int sim_ops_gnt_unmap(struct xen_gnt *g, void *addr, uint32_t count)
 {
+    if (g->unmap_delay_us)
+        usleep(g->unmap_delay_us);
     return sim_bgnt_unmap(GNT(g), addr, count);
 }
 

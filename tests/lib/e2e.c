@@ -12,6 +12,11 @@
 
 void e2e_start(struct e2e *e, const char *const *daemon_args)
 {
+    e2e_start_sim(e, NULL, daemon_args);
+}
+
+void e2e_start_sim(struct e2e *e, const char *sim_opts, const char *const *daemon_args)
+{
     memset(e, 0, sizeof(*e));
     e->sim = t_tmpdir(1);
     const char *tmp = getenv("XBD_WORKDIR") ? getenv("XBD_WORKDIR") : "/var/tmp";
@@ -23,7 +28,8 @@ void e2e_start(struct e2e *e, const char *const *daemon_args)
     const char *args[32];
     unsigned n = 0;
     static char xen_arg[512];
-    snprintf(xen_arg, sizeof(xen_arg), "--xen=sim:%s", e->sim);
+    snprintf(xen_arg, sizeof(xen_arg), "--xen=sim:%s%s%s", e->sim, sim_opts ? "," : "",
+             sim_opts ? sim_opts : "");
     args[n++] = xen_arg;
     for (unsigned i = 0; daemon_args && daemon_args[i] && n < 30; i++)
         args[n++] = daemon_args[i];

@@ -23,6 +23,9 @@ struct e2e {
 /* Start xenstored and the daemon (`daemon_args`: extra options, NULL-terminated,
  * may be NULL; --xen=sim:<dir> is added).  Fails the test on error. */
 void e2e_start(struct e2e *e, const char *const *daemon_args);
+/* As e2e_start, with simulated-host options appended to --xen=sim:<dir>
+ * (e.g. "unmap_delay_us=10000"; see xen_ops_sim.c). */
+void e2e_start_sim(struct e2e *e, const char *sim_opts, const char *const *daemon_args);
 
 /* Stop the daemon with SIGTERM; returns its exit status (0 expected; a leak
  * found by LeakSanitizer at exit makes it non-zero). */

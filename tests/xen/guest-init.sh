@@ -28,10 +28,10 @@ for pass in 1 2; do for m in $(cat /lib/modules/load-order); do
 done; done
 
 waitdev() {   # dev [seconds]: wait until /dev/<dev> exists with a non-zero size
-    i=0; n=$(( ${2:-30} * 10 ))
-    while [ $i -lt $n ]; do
+    local w=0 n=$(( ${2:-30} * 10 ))
+    while [ $w -lt $n ]; do
         [ -b /dev/$1 ] && [ "$(cat /sys/block/$1/size 2>/dev/null)" != 0 ] && return 0
-        sleep 0.1; i=$((i+1))
+        sleep 0.1; w=$((w+1))
     done
     return 1
 }
@@ -71,13 +71,13 @@ st_fio() {   # fio@xvdb[:xvdc]: one job per disk, concurrently
         waitdev $d || { result fio@$1 FAIL "no /dev/$d"; return; }
         jobs="$jobs --name=$d --filename=/dev/$d"
     done
-    out=$(fio --direct=1 --ioengine=libaio --rw=randwrite --bsrange=4k-128k --size=48M \
+    out=$(fio --direct=1 --ioengine=libaio --rw=randwrite --bsrange=4k-128k --size=24M \
               --iodepth=16 --verify=crc32c --verify_fatal=1 --do_verify=1 \
               --group_reporting --output-format=terse --terse-version=3 $jobs 2>&1)
     rc=$?
     errs=$(echo "$out" | grep -ci 'verify\|error\|bad')
     if [ $rc = 0 ] && [ "$errs" = 0 ]; then
-        result fio@$1 PASS "48MiB/disk randwrite+verify crc32c"
+        result fio@$1 PASS "24MiB/disk randwrite 4k-128k qd16 + verify crc32c"
     else
         echo "$out" | head -20
         result fio@$1 FAIL "fio rc=$rc"
@@ -87,7 +87,7 @@ st_fio() {   # fio@xvdb[:xvdc]: one job per disk, concurrently
 st_perf() {
     d=$1
     waitdev $d || { result perf@$d FAIL "no /dev/$d"; return; }
-    common="--filename=/dev/$d --direct=1 --ioengine=libaio --size=48M --time_based --runtime=6 --ramp_time=1"
+    common="--filename=/dev/$d --direct=1 --ioengine=libaio --size=24M --time_based --runtime=5 --ramp_time=1"
     # terse v3: field 7/8 = read bw KiB/s / IOPS, 48/49 = write bw / IOPS
     rr=$(fiojob --name=rr $common --rw=randread --bs=4k --iodepth=16 | awk -F';' '/^3;/{print $8}')
     rw=$(fiojob --name=rw $common --rw=randwrite --bs=4k --iodepth=16 | awk -F';' '/^3;/{print $49}')
@@ -162,7 +162,7 @@ st_fs() {
     mkfs.ext4 -q -F /dev/$d > /tmp/mkfs.out 2>&1 || { cat /tmp/mkfs.out; result fs@$d FAIL "mkfs failed"; return; }
     mount -t ext4 /dev/$d /mnt/t || { result fs@$d FAIL "mount failed"; return; }
     dd if=/dev/urandom of=/mnt/t/big bs=1M count=24 2>/dev/null
-    i=0; while [ $i -lt 200 ]; do echo "file $i $(date)" > /mnt/t/f$i; i=$((i+1)); done
+    local k=0; while [ $k -lt 200 ]; do echo "file $k $(date)" > /mnt/t/f$k; k=$((k+1)); done
     sum1=$(cat /mnt/t/big /mnt/t/f* | md5sum | cut -c1-32)
     umount /mnt/t || { result fs@$d FAIL "umount failed"; return; }
     echo 3 > /proc/sys/vm/drop_caches
@@ -177,7 +177,7 @@ st_fs() {
 }
 
 st_hp() {   # dom0 attaches/detaches /dev/<d> HPN times; we read it each time
-    d=$1; ok=0; i=1
+    local d=$1 ok=0 i=1 j got
     say HP-READY
     while [ $i -le $HPN ]; do
         waitdev $d 120 || { say INFO "hp: cycle $i: no /dev/$d"; break; }

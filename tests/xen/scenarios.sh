@@ -4,12 +4,13 @@
 # <name> :: <detail>" line per scenario (the host's run.sh parses them), then
 # "@@XT TABLE ..." lines for the backend comparison and "@@XT SUMMARY ...".
 # Usage (in dom0): scenarios.sh PLAN   PLAN = all | phase[,phase...]
-#   phases: kernel qdisk daemon destroy twoguests  (all = every one, in that order)
+#   phases: baseline (kernel blkback + QEMU qdisk, one guest), kernel, qdisk (the same,
+#   one guest each), daemon, destroy, twoguests.  all = baseline,daemon,destroy,twoguests
 # Guest steps are in guest-init.sh; guest consoles are relayed as "[<guest>] ..." lines.
 set -u
 export PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
 PLAN=${1:-all}
-[ "$PLAN" = all ] && PLAN=kernel,qdisk,daemon,destroy,twoguests
+[ "$PLAN" = all ] && PLAN=baseline,daemon,destroy,twoguests
 T=/opt/xentest
 CONS=/var/log/xen/console
 IMG=/img
@@ -71,21 +72,24 @@ EOF
         return 1
     fi
     DOMID_OF[$name]=$(xl domid $name 2>/dev/null)
+    # live relay of the guest console (inotify, cheap); stopped by wait_guest
+    (tail -n +1 -F $CONS/guest-$name.log 2>/dev/null | sed -u -e 's/\r$//' -e "s/^/[$name] /") &
+    RELAY_OF[$name]=$!
     info "guest $name domid ${DOMID_OF[$name]} created in $(( $(now) - t0 ))s"
     return 0
 }
-declare -A DOMID_OF
+declare -A DOMID_OF RELAY_OF
 
 glog() { cat $CONS/guest-$1.log 2>/dev/null | tr -d '\r'; }
 # cheap (xl is slow under TCG and steals CPU from the guests): the domain's xenstore home
 alive() { [ -n "${DOMID_OF[$1]:-}" ] && xenstore-read /local/domain/${DOMID_OF[$1]}/name > /dev/null 2>&1; }
 
-wait_marker() {   # name regex seconds: wait for a guest console line (0 when seen)
+wait_marker() {   # name regex seconds [poll]: wait for a guest console line (0 when seen)
     local end=$(( $(now) + $3 ))
     while [ "$(now)" -lt $end ]; do
         glog "$1" | grep -qE "$2" && return 0
         alive "$1" || { sleep 2; glog "$1" | grep -qE "$2"; return; }
-        sleep 2
+        sleep ${4:-2}
     done
     return 1
 }
@@ -107,7 +111,8 @@ wait_guest() {
     # xenconsoled may not have drained a dead guest's ring yet
     i=0; while [ $GUEST_TIMEOUT = 0 ] && ! glog "$name" | grep -q '@@G DONE' && [ $i -lt 30 ]; do
         sleep 1; i=$((i+1)); done
-    glog "$name" | sed "s/^/[$name] /"
+    sleep 1
+    [ -n "${RELAY_OF[$name]:-}" ] && { pkill -P ${RELAY_OF[$name]} 2>/dev/null; kill ${RELAY_OF[$name]} 2>/dev/null; }
     # The domain must really go (a backend still holding grant maps keeps it dying).
     if [ -n "$domid" ]; then
         i=0; while xl list "$domid" > /dev/null 2>&1 && [ $i -lt 20 ]; do sleep 1; i=$((i+1)); done
@@ -177,9 +182,9 @@ check_negotiation() {   # name backend-kind devid sectors -> prints problems; 0 
     [ -z "$bad" ]
 }
 
-perf_row() {   # backend guest
+perf_row() {   # backend guest [dev]
     local l
-    l=$(glog "$2" | grep '@@G PERF' | tail -1 | sed 's/.*@@G PERF [^ ]* //')
+    l=$(glog "$2" | grep "@@G PERF ${3:-xvdb} " | tail -1 | sed 's/.*@@G PERF [^ ]* //')
     [ -n "$l" ] && echo "$1 $l" >> /tmp/perf.rows
 }
 
@@ -250,6 +255,39 @@ phase_qdisk() {
     info "phase qdisk: $(( $(now) - t0 ))s"
 }
 
+# baseline: one guest, xvdb on the kernel's xen-blkback (loop), xvdc on QEMU's qdisk.
+phase_baseline() {
+    local t0=$(now) g=b1 r steps disks qd=1
+    [ -x /usr/libexec/xen-qemu-system-i386 ] || qd=0
+    modprobe --ignore-install xen-blkback || { report FAIL 0 "kernel: baseline data verify" "cannot load xen-blkback"; return; }
+    mkimg $IMG/k1.img $MIB
+    steps="neg@xvdb+dd@xvdb+fio@xvdb+perf@xvdb"
+    disks=("$(spec kernel xvdb rw $IMG/k1.img)")
+    if [ $qd = 1 ]; then
+        mkimg $IMG/q1.img $MIB
+        steps="neg@xvdb+neg@xvdc+dd@xvdb+fio@xvdb+fio@xvdc+perf@xvdb+perf@xvdc"
+        disks+=("$(spec qdisk xvdc rw $IMG/q1.img)")
+    fi
+    if start_guest $g "$steps" "" "${disks[@]}"; then
+        wait_marker $g '@@G STEP neg@xvd[bc]' 300 && r=$(check_negotiation $g vbd $XVDB $((MIB * 2048))) ||
+            info "kernel negotiation: $r"
+        wait_guest $g 500
+        combine $g "kernel: baseline data verify" neg@xvdb dd@xvdb fio@xvdb
+        perf_row "kernel-blkback" $g xvdb
+        if [ $qd = 1 ]; then
+            combine $g "qdisk: baseline data verify" neg@xvdc fio@xvdc
+            perf_row "qemu-qdisk" $g xvdc
+        fi
+        kernel_log baseline $g
+    else
+        report FAIL $(( $(now) - t0 )) "kernel: baseline data verify" "xl create failed"
+        [ $qd = 1 ] && report FAIL 0 "qdisk: baseline data verify" "xl create failed"
+    fi
+    [ $qd = 1 ] || report SKIP 0 "qdisk: baseline data verify" "qemu-system-xen not installed"
+    for i in 1 2 3 4 5; do lsmod | grep -q '^xen_blkback' || break; rmmod xen_blkback 2>/dev/null || sleep 1; done
+    info "phase baseline: $(( $(now) - t0 ))s"
+}
+
 hotplug_cycles() {   # guest n: attach/read/detach xvdd n times; echoes "ok/n detail"
     local g=$1 n=$2 i ok=0 t domid=${DOMID_OF[$1]} be why=""
     be=/local/domain/0/backend/vbd/$domid/$XVDD
@@ -257,7 +295,7 @@ hotplug_cycles() {   # guest n: attach/read/detach xvdd n times; echoes "ok/n de
         if ! timeout -k 5 60 xl block-attach $g "$(spec daemon xvdd ro $IMG/hp.img)" > /tmp/hp.out 2>&1; then
             why="cycle $i: block-attach failed: $(tr '\n' ' ' < /tmp/hp.out | cut -c1-200)"; break
         fi
-        if ! wait_marker $g "@@G HP $i " 90; then why="cycle $i: guest never read the disk"; break; fi
+        if ! wait_marker $g "@@G HP $i " 90 0.5; then why="cycle $i: guest never read the disk"; break; fi
         if ! timeout -k 5 60 xl block-detach $g xvdd > /tmp/hp.out 2>&1; then
             why="cycle $i: block-detach failed: $(tr '\n' ' ' < /tmp/hp.out | cut -c1-200)"; break
         fi
@@ -354,7 +392,7 @@ phase_destroy() {
     i=0; while xl list $domid > /dev/null 2>&1 && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done
     local gone=yes; xl list $domid > /dev/null 2>&1 && gone=no
     local left=no; xenstore-exists /local/domain/0/backend/vbd/$domid 2>/dev/null && left=yes
-    glog $g | sed "s/^/[$g] /" | tail -5
+    [ -n "${RELAY_OF[$g]:-}" ] && { pkill -P ${RELAY_OF[$g]} 2>/dev/null; kill ${RELAY_OF[$g]} 2>/dev/null; }
     [ -n "$out" ] && echo "$out" | sed 's/^/[xl destroy] /'
     if [ $rc = 0 ] && [ $gone = yes ] && [ $left = no ] && daemon_alive &&
        ! echo "$out" | grep -qiE 'timed? ?out|error|fail'; then
@@ -399,10 +437,15 @@ final_checks() {
         report PASS 0 "dom0: kernel log clean" ""
     fi
     if [ "${DAEMON_OK:-0}" = 1 ]; then
-        if daemon_alive; then
-            report PASS 0 "daemon: alive at the end" "$(grep -ciE 'error|crit' $DLOG 2>/dev/null) error lines in its log"
+        local nerr leaks
+        nerr=$(grep -c '\[error\]' $DLOG 2>/dev/null)
+        leaks=$(grep -iE 'leak|\[crit\]|\[alert\]|\[emerg\]|assert|sanitizer' $DLOG 2>/dev/null | head -5)
+        if ! daemon_alive; then
+            report FAIL 0 "daemon: alive, log clean" "xen-blkbackd died"
+        elif [ -n "$leaks" ]; then
+            report FAIL 0 "daemon: alive, log clean" "$(echo "$leaks" | wc -l) leak/critical lines, e.g. $(echo "$leaks" | head -1 | cut -c1-160)"
         else
-            report FAIL 0 "daemon: alive at the end" "xen-blkbackd died"
+            report PASS 0 "daemon: alive, log clean" "$nerr [error] lines (allowed), no leak/critical lines"
         fi
         info "xen-blkbackd log (last 40 lines):"
         tail -40 $DLOG 2>/dev/null | sed 's/^/[xen-blkbackd] /'
@@ -418,7 +461,7 @@ rm -f /tmp/perf.rows
 info "xl: $(xl info 2>/dev/null | grep -E '^(xen_version|free_memory|nr_cpus)' | tr -s ' ' | tr '\n' ' ')"
 for p in $(echo "$PLAN" | tr ',+' '  '); do
     case $p in
-        kernel|qdisk|daemon|destroy|twoguests) say PHASE $p; phase_$p ;;
+        baseline|kernel|qdisk|daemon|destroy|twoguests) say PHASE $p; phase_$p ;;
         *) report FAIL 0 "plan: $p" "unknown phase" ;;
     esac
 done
