@@ -99,6 +99,7 @@ check:
 	tests/run-tests.sh build/san
 
 check-xen: all
+	tests/xen/deps.sh --install
 	tests/xen/run.sh
 
 demo: all

@@ -11,6 +11,7 @@ if [ "$1" = "--install" ]; then
     done
     if [ -n "$missing" ]; then
         echo "deps.sh: installing:$missing"
+        apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
     fi
 else
