@@ -284,7 +284,7 @@ int main(void)
     refuse("--allow-test-engines=sometimes", "allow-test-engines");
     refuse("--grant-mode=steal", "grant-mode");
     refuse("--persistent=2", "persistent");
-    refuse("--persistent-cap=0", "persistent-cap");
+    refuse("--persistent-cap=65537", "persistent-cap");
     refuse("--stop-timeout=20000", "stop-timeout");
     refuse("--stop-timeout=", "stop-timeout");
     refuse("--on-exit=explode", "on-exit");

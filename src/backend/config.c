@@ -56,7 +56,7 @@ void xbd_config_init(struct xbd_config *c)
     c->max_queues = 0;                  /* online CPUs, as Linux bb/xenbus.c:680 */
     c->max_indirect_segs = 256;         /* Linux bb/common.h:53 */
     c->persistent = true;               /* Linux default feature_persistent=1 */
-    c->persistent_cap = 1056;
+    c->persistent_cap = 0;                      /* auto: sized from the ring */
     c->poll_us = 0;
     c->feature_barrier = false;         /* protocol.md §0.3 */
     c->direct_io = true;
@@ -324,8 +324,8 @@ int xbd_config_set(struct xbd_config *c, const char *key, const char *v,
         return 0;
     }
     if (!strcmp(key, "persistent-cap")) {
-        if (parse_uint(v, 1, 65536, &n))
-            BAD("persistent-cap: expected 1..65536 pages, got '%s'", v ? v : "");
+        if (parse_uint(v, 0, 65536, &n))
+            BAD("persistent-cap: expected 0 (auto) or 1..65536 pages, got '%s'", v ? v : "");
         c->persistent_cap = (unsigned)n;
         return 0;
     }
@@ -481,7 +481,8 @@ void xbd_config_usage(FILE *out, const char *prog)
 "      --max-queues=N           1..%d, 0 = online CPUs (default 0)\n"
 "      --max-indirect-segments=N  0 = no INDIRECT, else 12..%d (default 256)\n"
 "      --persistent[=yes|no]    advertise feature-persistent (default yes)\n"
-"      --persistent-cap=PAGES   persistent grants kept per queue (default 1056)\n"
+"      --persistent-cap=PAGES   persistent grants kept per queue; 0 = auto (default):\n"
+"                               ring slots x segments, 1056..8192\n"
 "      --poll-us=USEC           poll the ring before sleeping (default 0)\n"
 "      --feature-barrier[=yes|no]  advertise feature-barrier (default no)\n"
 "      --direct-io[=yes|no]     O_DIRECT on the backing store (default yes)\n"

@@ -43,7 +43,7 @@ struct xbd_config {
     unsigned max_queues;            /* 0 = online CPUs (capped); advertised if > 1 */
     unsigned max_indirect_segs;     /* 0 = no INDIRECT; else 11..BLKIF_MAX_INDIRECT_SEGS_PROTO */
     bool persistent;                /* advertise feature-persistent */
-    unsigned persistent_cap;        /* pages per queue */
+    unsigned persistent_cap;        /* pages per queue; 0 = auto (dataplane.h) */
     unsigned poll_us;               /* data plane ring polling before sleeping */
     bool feature_barrier;           /* protocol.md §0.3: default off */
     bool direct_io;                 /* O_DIRECT on the backing store */

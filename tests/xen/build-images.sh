@@ -6,31 +6,46 @@
 # Only Debian packages from the host's apt mirror are used. Idempotent: every stage has
 # a stamp and is redone only when its inputs change.
 #
-# Usage: tests/xen/build-images.sh [--no-daemon] [--rebuild-rootfs]
-#   XEN_DIR   cache directory (default build/xen)
+# Usage: tests/xen/build-images.sh [--dist=bookworm|trixie] [--no-daemon] [--rebuild-rootfs]
+#   --dist=trixie  Debian 13 dom0 with Xen 4.20 (backendtype=tap -> backend/vbd3), cached
+#                  in build/xen-trixie; the PV guest kernel/initramfs are the bookworm ones
+#                  (built first in build/xen when missing)
+#   XEN_DIR   cache directory (default build/xen, build/xen-trixie for --dist=trixie)
 #   MIRROR    Debian mirror (default: the deb.debian.org one in the host's apt sources)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-XEN_DIR=${XEN_DIR:-$ROOT/build/xen}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SEC_MIRROR=${SEC_MIRROR:-http://deb.debian.org/debian-security}
-SUITE=bookworm
-WITH_DAEMON=1
+DIST=bookworm
+WITH_DAEMON=1 REBUILD=0
 for a in "$@"; do
     case $a in
+        --dist=*) DIST=${a#*=} ;;
         --no-daemon) WITH_DAEMON=0 ;;
-        --rebuild-rootfs) rm -f "$XEN_DIR/stamp.rootfs" ;;
-        *) echo "usage: $0 [--no-daemon] [--rebuild-rootfs]" >&2; exit 2 ;;
+        --rebuild-rootfs) REBUILD=1 ;;
+        *) echo "usage: $0 [--dist=bookworm|trixie] [--no-daemon] [--rebuild-rootfs]" >&2; exit 2 ;;
     esac
 done
-
-ROOTFS=$XEN_DIR/rootfs
-# dom0 packages. qemu-system-xen gives the qdisk backend for the comparison table;
-# the lib* packages are the daemon's run-time libraries.
-DOM0_PKGS="linux-image-amd64 xen-utils-4.17 xen-utils-common xenstore-utils kmod udev
+SUITE=$DIST
+case $DIST in
+    bookworm)
+        XEN_DIR=${XEN_DIR:-$ROOT/build/xen}; XENV=4.17
+        # qemu-system-xen gives the qdisk backend for the comparison table; the lib*
+        # packages are the daemon's run-time libraries.
+        DOM0_PKGS="linux-image-amd64 xen-utils-4.17 xen-utils-common xenstore-utils kmod udev
   util-linux e2fsprogs procps iproute2 busybox-static fio qemu-system-xen
-  liburing2 libaio1 libinih1 libjson-c5 libxenstore4 libxengnttab1 libxenevtchn1"
+  liburing2 libaio1 libinih1 libjson-c5 libxenstore4 libxengnttab1 libxenevtchn1" ;;
+    trixie)
+        XEN_DIR=${XEN_DIR:-$ROOT/build/xen-trixie}; XENV=4.20
+        # The hypervisor comes from the chroot's apt (the host is bookworm).
+        DOM0_PKGS="linux-image-amd64 xen-utils-4.20 xen-utils-common xenstore-utils kmod udev
+  util-linux e2fsprogs procps iproute2 busybox-static
+  liburing2 libaio1t64 libinih1 libjson-c5 libxenstore4 libxengnttab1 libxenevtchn1" ;;
+    *) echo "build-images: --dist=bookworm|trixie" >&2; exit 2 ;;
+esac
+[ $REBUILD = 1 ] && rm -f "$XEN_DIR/stamp.rootfs"
+ROOTFS=$XEN_DIR/rootfs
 
 log() { echo "[build-images $(date +%T)] $*"; }
 t_start=$(date +%s)
@@ -38,15 +53,27 @@ mkdir -p "$XEN_DIR"
 cd "$XEN_DIR"
 
 # ---------------------------------------------------------------- hypervisor
+# bookworm: the host's apt (same suites); trixie: apt inside the trixie chroot.
 stage_xen() {
-    [ -s xen-4.17-amd64 ] && [ -f stamp.xen ] && return 0
-    log "downloading xen-hypervisor-4.17-amd64"
-    mkdir -p debs && (cd debs && rm -f xen-hypervisor-4.17-amd64_*.deb &&
-        apt-get download -q xen-hypervisor-4.17-amd64)
-    rm -rf xen-x && mkdir xen-x && dpkg -x debs/xen-hypervisor-4.17-amd64_*.deb xen-x
-    gunzip -c xen-x/boot/xen-4.17-amd64.gz > xen-4.17-amd64.tmp
-    mv xen-4.17-amd64.tmp xen-4.17-amd64
-    dpkg-deb -f debs/xen-hypervisor-4.17-amd64_*.deb Version > xen.version
+    local pkg=xen-hypervisor-$XENV-amd64
+    [ -s xen-$XENV-amd64 ] && [ -f stamp.xen ] && return 0
+    log "downloading $pkg"
+    mkdir -p debs && rm -f debs/${pkg}_*.deb
+    if [ "$DIST" = bookworm ]; then
+        (cd debs && apt-get download -q $pkg)
+    else
+        chroot_mounts_up
+        chroot "$ROOTFS" bash -c "apt-get update -q > /dev/null && cd /tmp && apt-get download -q $pkg" > xen-dl.log 2>&1 ||
+            { chroot_mounts_down; tail -20 xen-dl.log; exit 1; }
+        chroot_mounts_down
+        mv "$ROOTFS"/tmp/${pkg}_*.deb debs/
+        rm -rf "$ROOTFS"/var/lib/apt/lists/*
+    fi
+    rm -rf xen-x && mkdir xen-x && dpkg -x debs/${pkg}_*.deb xen-x
+    gunzip -c xen-x/boot/xen-$XENV-amd64.gz > xen-$XENV-amd64.tmp 2>/dev/null ||
+        cp xen-x/boot/xen-$XENV-amd64 xen-$XENV-amd64.tmp
+    mv xen-$XENV-amd64.tmp xen-$XENV-amd64
+    dpkg-deb -f debs/${pkg}_*.deb Version > xen.version
     rm -rf xen-x
     touch stamp.xen
     log "hypervisor $(cat xen.version)"
@@ -74,6 +101,7 @@ stage_rootfs() {
     debootstrap --variant=minbase "$SUITE" rootfs.partial "$MIRROR" > debootstrap.log 2>&1 ||
         { tail -20 debootstrap.log; exit 1; }
     mv rootfs.partial "$ROOTFS"
+    [ "$DIST" = bookworm ] || rm -f stamp.xen
     # Same suites as the host (bookworm, -updates, -security) so xl matches the hypervisor.
     cat > "$ROOTFS/etc/apt/sources.list" <<EOF
 deb $MIRROR $SUITE main
@@ -95,15 +123,20 @@ EOF
     trap - EXIT
     rm -rf "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/locale/* \
            "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/boot/initrd.img-*
-    local hv tools
+    echo "$want" > stamp.rootfs.pending
+}
+
+check_skew() {   # after stage_xen: hypervisor and dom0 tools must be the same build
+    [ -f stamp.rootfs.pending ] || return 0
+    local hv tools want
     hv=$(cat xen.version)
-    tools=$(chroot "$ROOTFS" dpkg-query -W -f='${Version}' xen-utils-4.17)
+    tools=$(chroot "$ROOTFS" dpkg-query -W -f='${Version}' xen-utils-$XENV)
     log "hypervisor $hv, dom0 xen-utils $tools"
     if [ "$hv" != "$tools" ]; then
         echo "build-images: version skew: hypervisor $hv vs xen-utils $tools" >&2
         exit 1
     fi
-    echo "$want" > stamp.rootfs
+    mv stamp.rootfs.pending stamp.rootfs
     rm -f stamp.initrd stamp.guest
 }
 
@@ -114,12 +147,14 @@ kver() { ls "$ROOTFS/lib/modules" | sort -V | tail -1; }
 mod_closure() {
     local kv=$1; shift
     local seen="" out=""
-    visit() {
-        local m=$1 f deps d
+    visit() {   # module (a trailing ? makes it optional)
+        local m=${1%\?} f deps d
         case " $seen " in *" $m "*) return ;; esac
         seen="$seen $m"
-        f=$(chroot "$ROOTFS" modinfo -k "$kv" -F filename "$m" 2>/dev/null) ||
-            { echo "build-images: no module $m in $kv" >&2; return 1; }
+        if ! f=$(chroot "$ROOTFS" modinfo -k "$kv" -F filename "$m" 2>/dev/null); then
+            [ "$m" != "$1" ] && return 0
+            echo "build-images: no module $m in $kv" >&2; return 1
+        fi
         case $f in /*) ;; *) return 0 ;; esac   # (builtin)
         deps=$(chroot "$ROOTFS" modinfo -k "$kv" -F depends "$m" | tr ',' ' ')
         for d in $deps; do visit "$d" || return 1; done
@@ -215,7 +250,7 @@ stage_initrd() {
     local kv d; kv=$(kver)
     d=$XEN_DIR/initrd.d
     rm -rf "$d"; busybox_tree "$d"
-    add_modules "$d" "$kv" virtio_pci virtio_blk crc32c_generic ext4
+    add_modules "$d" "$kv" virtio_pci virtio_blk crc32c_generic? ext4
     cat > "$d/init" <<'EOF'
 #!/bin/busybox sh
 # dom0 initramfs: load virtio + ext4, mount /dev/vda and switch_root to its init=.
@@ -318,9 +353,21 @@ stage_dom0img() {
     echo "$sum" > stamp.dom0img
 }
 
-stage_xen
-stage_rootfs
-stage_initrd
-stage_guest
+# trixie: the PV guest (kernel 6.1 blkfront + busybox/fio initramfs) is the bookworm one.
+stage_guest_copy() {
+    local b=$ROOT/build/xen
+    if [ ! -s "$b/guest-initrd.img" ] || [ ! -f "$b/stamp.guest" ]; then
+        log "building the bookworm images first (the guest comes from there)"
+        XEN_DIR=$b "$ROOT/tests/xen/build-images.sh" --dist=bookworm --no-daemon
+    fi
+    cp "$b/guest-vmlinux" "$b/guest-initrd.img" .
+    touch stamp.guest
+}
+
+if [ "$DIST" = bookworm ]; then
+    stage_xen; stage_rootfs; check_skew; stage_initrd; stage_guest
+else
+    stage_rootfs; stage_xen; check_skew; stage_initrd; stage_guest_copy
+fi
 stage_dom0img
 log "done in $(( $(date +%s) - t_start )) s (daemon installed: $(cat daemon.installed))"

@@ -8,6 +8,10 @@
 #   discard@d  blkdiscard; neighbouring data intact     ro@d   read-only disk
 #   fs@d       ext4 mkfs/write/remount/md5/fsck   hp@d     hotplug cycles driven by dom0
 #   fiolong@d  fio until dom0 destroys us
+#   ctr@d      print /sys/block/d/stat, stay idle 8 s (dom0 compares the daemon's counters)
+#   pat@d      8 MiB random pattern at 128 MiB + fsync, md5 printed (before fiolong)
+#   patv@d     the pattern at 128 MiB must have md5 xt.patmd5 (after destroy + re-create)
+#   swap@d     wait (up to 240 s) for dom0 to hot-attach /dev/d (same-guest comparison)
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs dev /dev 2>/dev/null
 mount -t tmpfs tmp /tmp; mkdir -p /mnt/t
@@ -16,6 +20,7 @@ exec < /dev/console > /dev/console 2>&1
 say() { echo "@@G $*"; }
 arg() { for a in $(cat /proc/cmdline); do case $a in "$1"=*) echo "${a#*=}"; return ;; esac; done; }
 STEPS=$(arg xt.steps); BF=$(arg xt.bf); ROMD5=$(arg xt.romd5); HPMD5=$(arg xt.hpmd5)
+PATMD5=$(arg xt.patmd5); PERFT=$(arg xt.perft); PERFT=${PERFT:-10}
 HPN=$(arg xt.hpn); HPN=${HPN:-20}
 say BOOT steps=$STEPS bf=$BF
 
@@ -84,16 +89,74 @@ st_fio() {   # fio@xvdb[:xvdc]: one job per disk, concurrently
     fi
 }
 
+# perf@d: the comparison jobs, the same for every backend: 4k randread qd32, 1M sequential
+# read qd4, 4k randwrite qd32, PERFT (10) s each, O_DIRECT libaio over a pre-written 32 MiB
+# region. "@@G PJ start|end <d> <job>" bracket each job: dom0 samples its /proc/stat there
+# (dom0 CPU seconds per GB). Prints "@@G PERF <d> <job>=<iops>/<KiB/s>/<KiB total> ...".
 st_perf() {
     d=$1
     waitdev $d || { result perf@$d FAIL "no /dev/$d"; return; }
-    common="--filename=/dev/$d --direct=1 --ioengine=libaio --size=24M --time_based --runtime=5 --ramp_time=1"
-    # terse v3: field 7/8 = read bw KiB/s / IOPS, 48/49 = write bw / IOPS
-    rr=$(fiojob --name=rr $common --rw=randread --bs=4k --iodepth=16 | awk -F';' '/^3;/{print $8}')
-    rw=$(fiojob --name=rw $common --rw=randwrite --bs=4k --iodepth=16 | awk -F';' '/^3;/{print $49}')
-    sr=$(fiojob --name=sr $common --rw=read --bs=1M --iodepth=4 | awk -F';' '/^3;/{print int($7/1024)}')
-    say PERF $d randread4k_iops=${rr:-0} randwrite4k_iops=${rw:-0} seqread1m_mibs=${sr:-0}
-    [ -n "$rr" ] && [ -n "$rw" ] && [ -n "$sr" ] && result perf@$d PASS "" || result perf@$d FAIL "fio failed"
+    fio --name=fill --filename=/dev/$d --direct=1 --ioengine=libaio --rw=write --bs=1M \
+        --size=32M --iodepth=4 > /dev/null 2>&1
+    common="--filename=/dev/$d --direct=1 --ioengine=libaio --size=32M --time_based --runtime=$PERFT"
+    line="" bad=""
+    for job in rr4k sr1m rw4k; do
+        case $job in
+            rr4k) a="--rw=randread --bs=4k --iodepth=32"; f=6 ;;
+            sr1m) a="--rw=read --bs=1M --iodepth=4"; f=6 ;;
+            rw4k) a="--rw=randwrite --bs=4k --iodepth=32"; f=47 ;;
+        esac
+        say PJ start $d $job
+        # terse v3: 6/7/8 = read KiB total, KiB/s, IOPS; 47/48/49 the same for writes
+        r=$(fiojob --name=$job $common $a | awk -F';' -v f=$f '/^3;/{print $(f+2) "/" $(f+1) "/" $f}')
+        say PJ end $d $job
+        [ -n "$r" ] || { bad="$bad $job"; r=0/0/0; }
+        line="$line $job=$r"
+    done
+    say PERF $d$line
+    [ -z "$bad" ] && result perf@$d PASS "${PERFT}s per job" || result perf@$d FAIL "fio failed:$bad"
+}
+
+st_ctr() {
+    d=$1
+    waitdev $d || { result ctr@$d FAIL "no /dev/$d"; return; }
+    sync; blockdev --flushbufs /dev/$d
+    a=$(cat /sys/block/$d/stat | tr -s ' ' | sed 's/^ //')
+    say CTR $d $a
+    sleep 8
+    b=$(cat /sys/block/$d/stat | tr -s ' ' | sed 's/^ //')
+    say CTR-END $d $b
+    # fields 1-8 only: 9-11 are the in-flight/time counters
+    if [ "$(echo $a | cut -d' ' -f1-8,12-17)" = "$(echo $b | cut -d' ' -f1-8,12-17)" ]; then
+        result ctr@$d PASS "idle for dom0's snapshot"
+    else
+        result ctr@$d FAIL "I/O during the idle window"
+    fi
+}
+
+st_pat() {
+    d=$1
+    waitdev $d || { result pat@$d FAIL "no /dev/$d"; return; }
+    dd if=/dev/urandom of=/tmp/pat bs=1M count=8 2>/dev/null
+    m=$(md5sum < /tmp/pat | cut -c1-32)
+    dd if=/tmp/pat of=/dev/$d bs=1M seek=128 conv=fsync 2>/dev/null || { result pat@$d FAIL "write failed"; return; }
+    rm -f /tmp/pat
+    say PAT $d $m
+    result pat@$d PASS "8MiB at 128MiB, md5 $m, fsync done"
+}
+
+st_patv() {
+    d=$1
+    waitdev $d || { result patv@$d FAIL "no /dev/$d"; return; }
+    got=$(dd if=/dev/$d bs=1M skip=128 count=8 2>/dev/null | md5sum | cut -c1-32)
+    [ "$got" = "$PATMD5" ] && result patv@$d PASS "pattern intact (md5 $got)" ||
+        result patv@$d FAIL "pattern md5 $got != ${PATMD5:-?}"
+}
+
+st_swap() {
+    d=$1
+    say SWAP-READY $d
+    waitdev $d 240 && result swap@$d PASS "/dev/$d attached" || result swap@$d FAIL "/dev/$d never appeared"
 }
 
 flushes() { awk -v d=$1 '$3==d{print $19}' /proc/diskstats; }
@@ -205,7 +268,7 @@ for s in $(echo "$STEPS" | tr '+' ' '); do
     say RUN $s
     T_STEP=$(up)
     case $name in
-        neg|dd|fio|perf|flush|discard|ro|fs|hp|fiolong) st_$name $dev ;;
+        neg|dd|fio|perf|flush|discard|ro|fs|hp|fiolong|ctr|pat|patv|swap) st_$name $dev ;;
         *) result $s FAIL "unknown step" ;;
     esac
 done
