@@ -32,5 +32,6 @@ row() { # label rw bs qd [xen-blkbench args]
 row "4k randread QD32" randread 4k 32
 row "44k (11 seg) seq read QD8" read 44k 8 --indirect-segs 0
 echo
-echo "# us/io: CPU time (user+system, from /proc for the daemon, fio's own for raw) per I/O."
+echo "# us/io: CPU time (user+system) per I/O: the daemon from /proc; raw fio: the whole fio process,"
+echo "#        its io_uring worker threads included (see bench/BENCHMARKING.md)."
 echo "# The frontend tool shares the CPUs with the daemon: see bench/BENCHMARKING.md."
