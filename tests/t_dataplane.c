@@ -71,6 +71,37 @@ static bool file_equals(uint64_t off, const void *buf, size_t len)
     return eq;
 }
 
+/* A guest (guest_start), an engine on `params` (open_engine) and cfg for
+ * the two (base_cfg), ready for a scenario's own settings; the engine. */
+static struct engine *rig_up(struct guest *g, struct dp_config *cfg, enum blkif_abi abi,
+                             unsigned nq, unsigned npages, const char *params)
+{
+    guest_start(g, abi, nq, npages);
+    struct engine *e = open_engine(params);
+    base_cfg(cfg, g, e);
+    return e;
+}
+
+/* dp_create (asserted, `what` in the message) and dp_start (asserted). */
+static struct dp *dp_up(const struct dp_config *cfg, const char *what)
+{
+    struct dp *dp;
+    T_ASSERT(dp_create(ops, xh, cfg, &dp) == 0, "%s", what);
+    T_ASSERT(dp_start(dp) == 0, "dp_start");
+    return dp;
+}
+
+/* dp_destroy; guest_check_released(g, released) unless NULL; the engine
+ * closed and the guest gone. */
+static void rig_down(struct dp *dp, struct engine *e, struct guest *g, const char *released)
+{
+    dp_destroy(dp);
+    if (released)
+        guest_check_released(g, released);
+    e->ops->close(e);
+    guest_fini(g);
+}
+
 /* ---- scenarios ------------------------------------------------------------ */
 
 static void scenario_io(enum blkif_abi abi, unsigned npages, enum grant_mode mode)
@@ -81,10 +112,8 @@ static void scenario_io(enum blkif_abi abi, unsigned npages, enum grant_mode mod
     T_LOG("scenario io: %s", what);
     make_image();
     struct guest g;
-    guest_start(&g, abi, 1, npages);
-    struct engine *e = open_engine(imgpath);
     struct dp_config cfg;
-    base_cfg(&cfg, &g, e);
+    struct engine *e = rig_up(&g, &cfg, abi, 1, npages, imgpath);
     cfg.grant_mode = mode;
     struct dp *dp;
     int rc = dp_create(ops, xh, &cfg, &dp);
@@ -256,9 +285,7 @@ static void scenario_io(enum blkif_abi abi, unsigned npages, enum grant_mode mod
     dp_stop(dp, 2000);
     guest_check_released(&g, what);
     dp_stop(dp, 2000);                          /* idempotent */
-    dp_destroy(dp);
-    e->ops->close(e);
-    guest_fini(&g);
+    rig_down(dp, e, &g, NULL);
     free(src);
     free(big);
 }
@@ -269,10 +296,8 @@ static void scenario_halt(void)
     T_LOG("scenario halt: native, 2 queues, 4-page rings");
     make_image();
     struct guest g;
-    guest_start(&g, BLKIF_ABI_NATIVE, 2, 4);
-    struct engine *e = open_engine(imgpath);
     struct dp_config cfg;
-    base_cfg(&cfg, &g, e);
+    struct engine *e = rig_up(&g, &cfg, BLKIF_ABI_NATIVE, 2, 4, imgpath);
     struct dp *dp;
     T_ASSERT(dp_create(ops, xh, &cfg, &dp) == 0, "dp_create");
     T_EQ(sim_gnt_mapped_count(g.dom), 8);
@@ -301,9 +326,25 @@ static void scenario_halt(void)
     T_EQ(q1->fr.sring->rsp_prod, rsp1);        /* halted ring answers nothing */
     dp_stop(dp, 2000);
     guest_check_released(&g, "halt");
-    dp_destroy(dp);
-    e->ops->close(e);
-    guest_fini(&g);
+    rig_down(dp, e, &g, NULL);
+}
+
+/* A started dp on an engine of `params` (a fresh x86_64 guest, one 1-page
+ * ring, grant mode `mode`) with one READ/WRITE r of n pages at sector 0
+ * pushed and given 50 ms to get in flight; *e is the engine. */
+static struct dp *dp_one_in_flight(struct guest *g, struct engine **e, const char *params,
+                                   enum grant_mode mode, struct treq *r, uint8_t op, uint64_t id,
+                                   unsigned n)
+{
+    struct dp_config cfg;
+    *e = rig_up(g, &cfg, BLKIF_ABI_X86_64, 1, 1, params);
+    cfg.grant_mode = mode;
+    struct dp *dp = dp_up(&cfg, "dp_create");
+    guest_rw_req(g, r, op, id, 0, n, 0);
+    guest_put_req(g, 0, r);
+    guest_push(g, 0);
+    usleep(50 * 1000);
+    return dp;
 }
 
 /* Storage errors, dp_stop with I/O in flight (answered), dp_stop past its
@@ -318,15 +359,11 @@ static void scenario_faults(enum grant_mode mode)
 
     /* -EIO from the engine -> ERROR, io_errors */
     struct guest g;
-    guest_start(&g, BLKIF_ABI_X86_32, 1, 1);
-    snprintf(spec, sizeof(spec), "error:1M-2M:uring:%s", imgpath);
-    struct engine *e = open_engine(spec);
     struct dp_config cfg;
-    base_cfg(&cfg, &g, e);
+    snprintf(spec, sizeof(spec), "error:1M-2M:uring:%s", imgpath);
+    struct engine *e = rig_up(&g, &cfg, BLKIF_ABI_X86_32, 1, 1, spec);
     cfg.grant_mode = mode;
-    struct dp *dp;
-    T_ASSERT(dp_create(ops, xh, &cfg, &dp) == 0, "dp_create");
-    T_ASSERT(dp_start(dp) == 0, "dp_start");
+    struct dp *dp = dp_up(&cfg, "dp_create");
     guest_rw_req(&g, &r, BLKIF_OP_READ, 1, 2048 + 8, 1, 0);
     guest_do_req(&g, 0, &r, BLKIF_RSP_ERROR, "read of failing range");
     guest_rw_req(&g, &r, BLKIF_OP_READ, 2, 0, 1, 0);
@@ -335,23 +372,11 @@ static void scenario_faults(enum grant_mode mode)
     dp_get_stats(dp, &st);
     T_EQ(st.io_errors, 1);
     T_EQ(st.errors, 1);
-    dp_destroy(dp);
-    guest_check_released(&g, "error engine");
-    e->ops->close(e);
-    guest_fini(&g);
+    rig_down(dp, e, &g, "error engine");
 
     /* stop while a 300 ms I/O is in flight: answered before dp_stop returns */
-    guest_start(&g, BLKIF_ABI_X86_64, 1, 1);
     snprintf(spec, sizeof(spec), "delay:300000:uring:%s", imgpath);
-    e = open_engine(spec);
-    base_cfg(&cfg, &g, e);
-    cfg.grant_mode = mode;
-    T_ASSERT(dp_create(ops, xh, &cfg, &dp) == 0, "dp_create");
-    T_ASSERT(dp_start(dp) == 0, "dp_start");
-    guest_rw_req(&g, &r, BLKIF_OP_READ, 3, 0, 4, 0);
-    guest_put_req(&g, 0, &r);
-    guest_push(&g, 0);
-    usleep(50 * 1000);
+    dp = dp_one_in_flight(&g, &e, spec, mode, &r, BLKIF_OP_READ, 3, 4);
     dp_get_stats(dp, &st);
     T_EQ(st.inflight, 1);
     uint64_t t0 = t_now_ms();
@@ -365,29 +390,16 @@ static void scenario_faults(enum grant_mode mode)
     T_CHECK(dt < 2000, "dp_stop took %llu ms", (unsigned long long)dt);
     guest_check_released(&g, "stop in flight");
     guest_end_grants(&g, &r);
-    dp_destroy(dp);
-    e->ops->close(e);
-    guest_fini(&g);
+    rig_down(dp, e, &g, NULL);
 
     /* stop with a 5 s I/O and a 200 ms timeout: returns in time, holds nothing */
-    guest_start(&g, BLKIF_ABI_X86_64, 1, 1);
-    e = open_engine("delay:5000000:null:64M");
-    base_cfg(&cfg, &g, e);
-    cfg.grant_mode = mode;
-    T_ASSERT(dp_create(ops, xh, &cfg, &dp) == 0, "dp_create");
-    T_ASSERT(dp_start(dp) == 0, "dp_start");
-    guest_rw_req(&g, &r, BLKIF_OP_WRITE, 4, 0, 2, 0);
-    guest_put_req(&g, 0, &r);
-    guest_push(&g, 0);
-    usleep(50 * 1000);
+    dp = dp_one_in_flight(&g, &e, "delay:5000000:null:64M", mode, &r, BLKIF_OP_WRITE, 4, 2);
     t0 = t_now_ms();
     dp_stop(dp, 200);
     dt = t_now_ms() - t0;
     T_CHECK(dt < 1500, "dp_stop(200 ms) took %llu ms", (unsigned long long)dt);
     guest_check_released(&g, "stop timeout");
-    dp_destroy(dp);
-    e->ops->close(e);
-    guest_fini(&g);
+    rig_down(dp, e, &g, NULL);
 }
 
 /* Daemon restart: reattach at the shared rsp_prod; refuse an impossible ring. */
@@ -396,10 +408,8 @@ static void scenario_reattach(void)
     T_LOG("scenario reattach");
     make_image();
     struct guest g;
-    guest_start(&g, BLKIF_ABI_X86_64, 1, 1);
-    struct engine *e = open_engine(imgpath);
     struct dp_config cfg;
-    base_cfg(&cfg, &g, e);
+    struct engine *e = rig_up(&g, &cfg, BLKIF_ABI_X86_64, 1, 1, imgpath);
     cfg.reattach = true;
     struct gq *q = &g.q[0];
     /* a ring that served 7 requests before */
@@ -412,26 +422,20 @@ static void scenario_reattach(void)
     T_CHECK(sim_gnt_mapped_count(g.dom) == 0, "failed dp_create left a mapping");
     T_CHECK(sim_evtchn_port_state(g.sh, DOMID, q->port) == 1, "failed dp_create left the port bound");
     q->fr.sring->req_prod = 7;
-    T_ASSERT(dp_create(ops, xh, &cfg, &dp) == 0, "reattach");
-    T_ASSERT(dp_start(dp) == 0, "dp_start");
+    dp = dp_up(&cfg, "reattach");
     struct treq r;
     guest_rw_req(&g, &r, BLKIF_OP_WRITE, 77, 0, 1, 3);
     guest_do_req(&g, 0, &r, BLKIF_RSP_OKAY, "request after reattach");
     T_EQ(q->fr.sring->rsp_prod, 8);
-    dp_destroy(dp);
-    guest_check_released(&g, "reattach");
-    e->ops->close(e);
-    guest_fini(&g);
+    rig_down(dp, e, &g, "reattach");
 }
 
 static void scenario_config(void)
 {
     struct guest g;
-    guest_start(&g, BLKIF_ABI_X86_64, 1, 1);
-    struct engine *e = open_engine("null:1M");
     struct dp_config cfg;
+    struct engine *e = rig_up(&g, &cfg, BLKIF_ABI_X86_64, 1, 1, "null:1M");
     struct dp *dp = (struct dp *)0x1;
-    base_cfg(&cfg, &g, e);
     cfg.nr_queues = 0;
     T_EQ(dp_create(ops, xh, &cfg, &dp), -EINVAL);
     base_cfg(&cfg, &g, e);
@@ -451,10 +455,7 @@ static void scenario_config(void)
     /* never started: stop/destroy still release everything */
     base_cfg(&cfg, &g, e);
     T_ASSERT(dp_create(ops, xh, &cfg, &dp) == 0, "dp_create");
-    dp_destroy(dp);
-    guest_check_released(&g, "never started");
-    e->ops->close(e);
-    guest_fini(&g);
+    rig_down(dp, e, &g, "never started");
 }
 
 /* BARRIER drains: nothing behind it starts and it starts only when alone;
@@ -464,16 +465,12 @@ static void scenario_barrier(void)
     T_LOG("scenario barrier");
     make_image();
     struct guest g;
-    guest_start(&g, BLKIF_ABI_X86_64, 1, 1);
+    struct dp_config cfg;
     char spec[600];
     snprintf(spec, sizeof(spec), "delay:100000:uring:%s", imgpath);
-    struct engine *e = open_engine(spec);
-    struct dp_config cfg;
-    base_cfg(&cfg, &g, e);
+    struct engine *e = rig_up(&g, &cfg, BLKIF_ABI_X86_64, 1, 1, spec);
     cfg.barrier = true;
-    struct dp *dp;
-    T_ASSERT(dp_create(ops, xh, &cfg, &dp) == 0, "dp_create");
-    T_ASSERT(dp_start(dp) == 0, "dp_start");
+    struct dp *dp = dp_up(&cfg, "dp_create");
     static struct treq w1, w2, b, rd;
     guest_rw_req(&g, &w1, BLKIF_OP_WRITE, 1, 0, 1, 1);
     guest_rw_req(&g, &w2, BLKIF_OP_WRITE, 2, 8, 1, 2);
@@ -502,16 +499,10 @@ static void scenario_barrier(void)
     guest_end_grants(&g, &w2);
     guest_end_grants(&g, &b);
     guest_end_grants(&g, &rd);
-    dp_destroy(dp);
-    guest_check_released(&g, "barrier");
-    e->ops->close(e);
-    guest_fini(&g);
+    rig_down(dp, e, &g, "barrier");
 
-    guest_start(&g, BLKIF_ABI_X86_64, 1, 1);     /* a fresh ring */
-    e = open_engine("null:4G");
-    base_cfg(&cfg, &g, e);
-    T_ASSERT(dp_create(ops, xh, &cfg, &dp) == 0, "dp_create null");
-    T_ASSERT(dp_start(dp) == 0, "dp_start");
+    e = rig_up(&g, &cfg, BLKIF_ABI_X86_64, 1, 1, "null:4G");     /* a fresh ring */
+    dp = dp_up(&cfg, "dp_create null");
     struct treq r;
     memset(&r, 0, sizeof(r));
     r.op = BLKIF_OP_DISCARD; r.id = 9; r.sector = 0; r.nr_sectors = (4ull << 30) / 512;
@@ -519,9 +510,7 @@ static void scenario_barrier(void)
     struct vbd_stats st;
     dp_get_stats(dp, &st);
     T_EQ(st.ds_req, 1);
-    dp_destroy(dp);
-    e->ops->close(e);
-    guest_fini(&g);
+    rig_down(dp, e, &g, NULL);
 }
 
 /* Read-only vbd: reads served; write, flush (even without data) and
@@ -531,15 +520,11 @@ static void scenario_readonly(void)
     T_LOG("scenario read-only");
     make_image();
     struct guest g;
-    guest_start(&g, BLKIF_ABI_X86_64, 1, 1);
-    struct engine *e = open_engine(imgpath);
     struct dp_config cfg;
-    base_cfg(&cfg, &g, e);
+    struct engine *e = rig_up(&g, &cfg, BLKIF_ABI_X86_64, 1, 1, imgpath);
     cfg.readonly = true;
     cfg.grant_mode = GRANT_MODE_COPY;
-    struct dp *dp;
-    T_ASSERT(dp_create(ops, xh, &cfg, &dp) == 0, "dp_create");
-    T_ASSERT(dp_start(dp) == 0, "dp_start");
+    struct dp *dp = dp_up(&cfg, "dp_create");
     struct treq r;
     guest_rw_req(&g, &r, BLKIF_OP_READ, 1, 0, 2, 0);
     guest_do_req(&g, 0, &r, BLKIF_RSP_OKAY, "read on read-only vbd");
@@ -555,10 +540,7 @@ static void scenario_readonly(void)
     uint8_t zero[512];
     memset(zero, 0x33, sizeof(zero));
     T_CHECK(file_equals(0, zero, sizeof(zero)), "read-only vbd written");
-    dp_destroy(dp);
-    guest_check_released(&g, "read-only");
-    e->ops->close(e);
-    guest_fini(&g);
+    rig_down(dp, e, &g, "read-only");
 }
 
 int main(void)

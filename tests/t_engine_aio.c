@@ -3,112 +3,23 @@
 #include "engine.h"
 #include "log.h"
 #include "lib/e2e.h"
+#include "lib/engine_check.h"
 
 #include <fcntl.h>
 #include <liburing.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#define MiB (1024ull * 1024)
 #define IMG_SIZE (16 * MiB)
 
 static struct engine_params P = { .path = NULL, .readonly = false, .direct = true, .name = "t_engine_aio" };
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000ull + (uint64_t)ts.tv_nsec / 1000;
-}
-
-struct waiter { unsigned done; };
-static void on_done(struct engine_io *io, void *arg)
-{
-    (void)io;
-    ((struct waiter *)arg)->done++;
-}
-
-/* Poll the completion fd and reap until n completions (10 s at most). */
-static unsigned wait_n(struct engine *e, struct engine_queue *q, unsigned n)
-{
-    struct waiter w = { 0 };
-    struct pollfd pfd = { .fd = e->ops->completion_fd(q), .events = POLLIN };
-    uint64_t end = now_us() + 10 * 1000 * 1000;
-    while (w.done < n && now_us() < end) {
-        if (poll(&pfd, 1, 1000) > 0)
-            T_ASSERT(e->ops->reap(q, on_done, &w) >= 0, "reap");
-    }
-    return w.done;
-}
-
-/* Queue ios[0..n), one submit, wait for all; 0 or the queue_io/submit error. */
-static int run_ios(struct engine *e, struct engine_queue *q, struct engine_io **ios, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++) {
-        ios[i]->result = INT64_MIN;
-        int rc = e->ops->queue_io(q, ios[i]);
-        if (rc < 0)
-            return rc;
-    }
-    int rc = e->ops->submit(q);
-    if (rc < 0)
-        return rc;
-    unsigned got = wait_n(e, q, n);
-    T_ASSERT(got == n, "%u of %u I/Os completed", got, n);
-    return 0;
-}
-
-static int64_t run1(struct engine *e, struct engine_queue *q, enum engine_op op, uint64_t off,
-                    uint64_t len, struct iovec *iov, unsigned iovcnt)
-{
-    struct engine_io io = { .op = op, .offset = off, .len = len, .iov = iov, .iovcnt = iovcnt };
-    struct engine_io *p = &io;
-    int rc = run_ios(e, q, &p, 1);
-    return rc < 0 ? rc : io.result;
-}
-
-static void *abuf(size_t len, int fill)
-{
-    void *p = NULL;
-    T_ASSERT(posix_memalign(&p, 4096, len) == 0, "posix_memalign");
-    memset(p, fill, len);
-    return p;
-}
-
-static void fill_pattern(uint8_t *b, size_t len, uint64_t seed)
-{
-    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (size_t i = 0; i < len; i++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        b[i] = (uint8_t)x;
-    }
-}
-
-static char *make_image(const char *dir, const char *name, uint64_t size)
-{
-    char *path = malloc(strlen(dir) + strlen(name) + 2);
-    sprintf(path, "%s/%s", dir, name);
-    int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
-    T_ASSERT(fd >= 0, "create %s: %s", path, strerror(errno));
-    uint8_t *b = abuf(MiB, 0x5A);           /* fully allocated: SEEK_HOLE finds discards */
-    for (uint64_t off = 0; off < size; off += MiB)
-        T_ASSERT(pwrite(fd, b, MiB, (off_t)off) == (ssize_t)MiB, "fill image");
-    free(b);
-    fsync(fd);
-    close(fd);
-    return path;
-}
 
 static struct engine *open_aio(const char *path, const struct engine_params *p)
 {
@@ -121,42 +32,15 @@ static struct engine *open_aio(const char *path, const struct engine_params *p)
     return e;
 }
 
-/* Basic round trip: multi-iovec write, flush, reads, short read, discard. */
+/* Basic round trip: multi-iovec write, flush, reads, depth, short read, discard. */
 static void basic(struct engine *e, const char *what, const char *check_path)
 {
     struct engine_queue *q;
     T_ASSERT(e->ops->queue_open(e, 8, &q) == 0, "%s: queue_open", what);
-    struct pollfd pfd = { .fd = e->ops->completion_fd(q), .events = POLLIN };
-    T_EQ(poll(&pfd, 1, 0), 0);              /* nothing completed: not readable */
-
-    uint8_t *wb = abuf(3 * 4096, 0);
-    fill_pattern(wb, 3 * 4096, 42);
-    struct iovec wiov[3] = { { wb, 4096 }, { wb + 4096, 4096 }, { wb + 8192, 4096 } };
-    uint64_t off = MiB + 4096;
-    T_EQ(run1(e, q, ENGINE_OP_WRITE, off, 3 * 4096, wiov, 3), 3 * 4096);
-    T_EQ(run1(e, q, ENGINE_OP_FLUSH, 0, 0, NULL, 0), 0);
-    T_EQ(poll(&pfd, 1, 0), 0);              /* reaped: not readable any more */
-
-    uint8_t *rb = abuf(3 * 4096, 0xEE);
-    struct iovec riov[2] = { { rb, 4096 }, { rb + 4096, 8192 } };
-    T_EQ(run1(e, q, ENGINE_OP_READ, off, 3 * 4096, riov, 2), 3 * 4096);
-    T_CHECK(memcmp(rb, wb, 3 * 4096) == 0, "%s: read back differs", what);
-    memset(rb, 0xEE, 4096);
-    struct iovec one = { rb, 512 };
-    T_EQ(run1(e, q, ENGINE_OP_READ, off + 512, 512, &one, 1), 512);
-    T_CHECK(memcmp(rb, wb + 512, 512) == 0, "%s: sector read differs", what);
-    if (check_path) {
-        int fd = open(check_path, O_RDONLY);
-        T_ASSERT(fd >= 0, "open %s", check_path);
-        uint8_t *cb = abuf(3 * 4096, 0);
-        T_EQ(pread(fd, cb, 3 * 4096, (off_t)off), 3 * 4096);
-        T_CHECK(memcmp(cb, wb, 3 * 4096) == 0, "%s: file content differs", what);
-        free(cb);
-        close(fd);
-    }
+    ec_check_rw(e, q, what, check_path, true);
     /* depth: the 9th queued I/O is refused */
     struct engine_io ios[9];
-    uint8_t *mb = abuf(8 * 4096, 0);
+    uint8_t *mb = ec_abuf(8 * 4096, 0);
     struct iovec miov[8];
     for (unsigned i = 0; i < 8; i++) {
         miov[i] = (struct iovec){ mb + i * 4096, 4096 };
@@ -167,41 +51,11 @@ static void basic(struct engine *e, const char *what, const char *check_path)
     ios[8] = ios[0];
     T_EQ(e->ops->queue_io(q, &ios[8]), -EBUSY);
     T_EQ(e->ops->submit(q), 8);
-    T_EQ(wait_n(e, q, 8), 8);
+    T_EQ(ec_wait_n(e, q, 8), 8);
     for (unsigned i = 0; i < 8; i++)
         T_EQ(ios[i].result, 4096);
-    if (!e->is_blockdev) {                  /* past the end: short, reported as -EIO */
-        struct iovec big = { mb, 8192 };
-        T_EQ(run1(e, q, ENGINE_OP_READ, e->size - 4096, 8192, &big, 1), -EIO);
-    }
-    if (e->caps.discard) {
-        uint64_t d0 = 2 * MiB, dlen = MiB;
-        T_EQ(run1(e, q, ENGINE_OP_DISCARD, d0, dlen, NULL, 0), 0);
-        uint8_t *zb = abuf(dlen, 0xEE);
-        struct iovec ziov = { zb, dlen };
-        T_EQ(run1(e, q, ENGINE_OP_READ, d0, dlen, &ziov, 1), (int64_t)dlen);
-        bool zero = true;
-        for (uint64_t i = 0; i < dlen; i++)
-            zero &= zb[i] == 0;
-        T_CHECK(zero, "%s: discarded range does not read as zeroes", what);
-        free(zb);
-        if (check_path) {
-            int fd = open(check_path, O_RDONLY);
-            off_t h = lseek(fd, (off_t)d0, SEEK_HOLE), d = lseek(fd, (off_t)d0, SEEK_DATA);
-            T_CHECK(h == (off_t)d0, "%s: SEEK_HOLE at %llu gives %lld", what,
-                    (unsigned long long)d0, (long long)h);
-            T_CHECK(d >= (off_t)(d0 + dlen), "%s: SEEK_DATA from the hole gives %lld", what,
-                    (long long)d);
-            close(fd);
-        }
-        if (!e->caps.secure_discard)
-            T_EQ(run1(e, q, ENGINE_OP_SECURE_DISCARD, d0, 4096, NULL, 0), -EOPNOTSUPP);
-    } else {
-        T_LOG("%s: no discard capability", what);
-    }
+    ec_check_eof_discard(e, q, what, check_path);
     e->ops->queue_close(q);
-    free(wb);
-    free(rb);
     free(mb);
 }
 
@@ -223,7 +77,7 @@ static void many(struct engine *e, const char *what, const char *check_path)
     static struct engine_io *pios[NIO];
     static struct iovec iov[NIO][4];
     static uint32_t len[NIO];
-    uint8_t *wb = abuf((size_t)NIO * 65536, 0), *rb = abuf((size_t)NIO * 65536, 0xEE);
+    uint8_t *wb = ec_abuf((size_t)NIO * 65536, 0), *rb = ec_abuf((size_t)NIO * 65536, 0xEE);
     uint64_t x = 12345;
     for (unsigned i = 0; i < NIO; i++) {
         x = x * 6364136223846793005ull + 1442695040888963407ull;
@@ -232,7 +86,7 @@ static void many(struct engine *e, const char *what, const char *check_path)
         if (n > len[i] / 4096)
             n = len[i] / 4096;
         uint8_t *b = wb + (size_t)i * 65536;
-        fill_pattern(b, len[i], 1000 + i);
+        ec_fill_pattern(b, len[i], 1000 + i);
         uint32_t per = len[i] / 4096 / n * 4096, left = len[i];
         for (unsigned k = 0; k < n; k++) {
             uint32_t l = k + 1 == n ? left : per;
@@ -244,10 +98,10 @@ static void many(struct engine *e, const char *what, const char *check_path)
         pios[i] = &ios[i];
         T_EQ(e->ops->queue_io(q, &ios[i]), 0);
     }
-    uint64_t t0 = now_us();
+    uint64_t t0 = ec_now_us();
     T_EQ(e->ops->submit(q), NIO);           /* all NIO in flight at once */
-    T_EQ(wait_n(e, q, NIO), NIO);
-    uint64_t dt = now_us() - t0;
+    T_EQ(ec_wait_n(e, q, NIO), NIO);
+    uint64_t dt = ec_now_us() - t0;
     unsigned bad = 0;
     for (unsigned i = 0; i < NIO; i++)
         bad += ios[i].result != (int64_t)len[i];
@@ -268,7 +122,7 @@ static void many(struct engine *e, const char *what, const char *check_path)
                                      .len = len[i], .iov = &riov[i], .iovcnt = 1 };
         pios[nb++] = &ios[i];
     }
-    T_EQ(run_ios(e, q, pios, nb), 0);
+    T_EQ(ec_run_ios(e, q, pios, nb), 0);
     T_EQ(fl.result, 0);
     if (e->caps.discard)
         T_EQ(ds.result, 0);
@@ -282,7 +136,7 @@ static void many(struct engine *e, const char *what, const char *check_path)
     if (check_path) {
         int fd = open(check_path, O_RDONLY);
         T_ASSERT(fd >= 0);
-        uint8_t *cb = abuf(65536, 0);
+        uint8_t *cb = ec_abuf(65536, 0);
         bad = 0;
         for (unsigned i = 1; i < NIO; i++)
             bad += pread(fd, cb, len[i], (off_t)i * 65536) != (ssize_t)len[i] ||
@@ -313,124 +167,42 @@ static void many(struct engine *e, const char *what, const char *check_path)
 
 static void test_file(const char *dir, const char *what, bool expect_discard)
 {
-    char *path = make_image(dir, "img.raw", IMG_SIZE);
+    char *path = ec_make_image(dir, "img.raw", IMG_SIZE);
     int fds0 = t_count_fds_pid(getpid());
     struct engine *e = open_aio(path, &P);
-    T_EQ(e->size, IMG_SIZE);
-    T_CHECK(!e->is_blockdev, "%s: not a block device", what);
-    T_CHECK(e->logical_block_size >= 512 && e->physical_block_size >= e->logical_block_size,
-            "%s: block sizes %u/%u", what, e->logical_block_size, e->physical_block_size);
-    T_CHECK(e->caps.flush, "%s: flush cap", what);
-    T_CHECK(e->caps.discard == expect_discard, "%s: discard cap %d", what, e->caps.discard);
-    int fd = open(path, O_RDWR | O_DIRECT);
-    bool fs_direct = fd >= 0;
-    if (fd >= 0)
-        close(fd);
-    T_CHECK(e->direct == fs_direct, "%s: direct %d but filesystem O_DIRECT %d", what, e->direct,
-            fs_direct);
-    T_LOG("%s: size %llu lbs %u pbs %u direct %d discard %d (gran %u)", what,
-          (unsigned long long)e->size, e->logical_block_size, e->physical_block_size, e->direct,
-          e->caps.discard, e->caps.discard_granularity);
+    ec_check_file_props(e, path, what, IMG_SIZE, expect_discard);
     basic(e, what, path);
     many(e, what, path);
     e->ops->close(e);
     T_EQ(t_count_fds_pid(getpid()), fds0);
 
     /* read-only: writes fail, reads work, no discard */
-    struct engine_params ro = P;
-    ro.readonly = true;
-    e = open_aio(path, &ro);
-    T_CHECK(e->readonly && !e->caps.discard, "%s: ro caps", what);
-    struct engine_queue *q;
-    T_ASSERT(e->ops->queue_open(e, 2, &q) == 0, "ro queue");
-    uint8_t *b = abuf(4096, 1);
-    struct iovec iov4 = { b, 4096 };
-    T_CHECK(run1(e, q, ENGINE_OP_WRITE, 0, 4096, &iov4, 1) < 0, "%s: write on a ro store succeeded", what);
-    T_EQ(run1(e, q, ENGINE_OP_READ, 0, 4096, &iov4, 1), 4096);
-    e->ops->queue_close(q);
-    e->ops->close(e);
-    free(b);
+    ec_check_readonly(open_aio, path, &P, what);
     unlink(path);
     free(path);
-}
-
-static void umount_dir(void *arg)
-{
-    umount2(arg, MNT_DETACH);
 }
 
 /* ramfs refuses O_DIRECT: reopened buffered (io_submit then does the I/O). */
 static void test_ramfs(void)
 {
-    char dir[256];
-    snprintf(dir, sizeof(dir), "%s/ramfs", t_tmpdir(0));
-    mkdir(dir, 0700);
-    if (mount("none", dir, "ramfs", 0, NULL) != 0) {
-        T_LOG("note: cannot mount ramfs (%s): buffered part skipped", strerror(errno));
+    char *dir, *path = ec_ramfs_image("buffered part", &dir);
+    if (!path)
         return;
-    }
-    t_atexit(umount_dir, strdup(dir));
-    char *path = make_image(dir, "img.raw", 4 * MiB);
-    struct engine *e = open_aio(path, &P);
-    T_CHECK(!e->direct, "ramfs: O_DIRECT reported in effect");
-    struct engine_queue *q;
-    T_ASSERT(e->ops->queue_open(e, 4, &q) == 0, "queue");
-    uint8_t *b = abuf(4096, 0x77), *r = abuf(4096, 0);
-    struct iovec wi = { b, 4096 }, ri = { r, 4096 };
-    T_EQ(run1(e, q, ENGINE_OP_WRITE, 8192, 4096, &wi, 1), 4096);
-    T_EQ(run1(e, q, ENGINE_OP_FLUSH, 0, 0, NULL, 0), 0);
-    T_EQ(run1(e, q, ENGINE_OP_READ, 8192, 4096, &ri, 1), 4096);
-    T_CHECK(!memcmp(b, r, 4096), "ramfs read back");
-    e->ops->queue_close(q);
-    e->ops->close(e);
-    free(b);
-    free(r);
-    unlink(path);
-    free(path);
-    umount2(dir, MNT_DETACH);
-}
-
-static void losetup_detach(void *arg)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "losetup -d %s 2>/dev/null", (char *)arg);
-    if (system(cmd) != 0)
-        fprintf(stderr, "# losetup -d %s failed\n", (char *)arg);
-    free(arg);
+    ec_check_ramfs_engine(open_aio(path, &P), 4, true);
+    ec_ramfs_done(dir, path);
 }
 
 static void test_loop(void)
 {
-    char *img = make_image(t_tmpdir(0), "loop.raw", 32 * MiB);
-    char cmd[512], dev[64] = "";
-    snprintf(cmd, sizeof(cmd), "losetup -f --show '%s' 2>&1", img);
-    FILE *f = popen(cmd, "r");
-    if (!f || !fgets(dev, sizeof(dev), f) || strncmp(dev, "/dev/loop", 9) != 0) {
-        T_LOG("note: losetup does not work here (%s): loop device part skipped", dev[0] ? dev : "no output");
-        if (f)
-            pclose(f);
-        free(img);
+    char dev[64];
+    char *img = ec_loop_image(32 * MiB, dev, sizeof(dev), "loop device part");
+    if (!img)
         return;
-    }
-    pclose(f);
-    dev[strcspn(dev, "\n")] = 0;
-    t_atexit(losetup_detach, strdup(dev));
     struct engine *e = open_aio(dev, &P);
-    T_CHECK(e->is_blockdev, "loop is a block device");
-    T_EQ(e->size, 32 * MiB);
-    T_LOG("%s: size %llu lbs %u pbs %u direct %d discard %d gran %u secure %d", dev,
-          (unsigned long long)e->size, e->logical_block_size, e->physical_block_size, e->direct,
-          e->caps.discard, e->caps.discard_granularity, e->caps.secure_discard);
+    ec_check_blockdev_props(e, dev, 32 * MiB);
     basic(e, dev, NULL);
     /* the data went through the loop device into the image */
-    int fd = open(img, O_RDONLY);
-    uint8_t *b = abuf(4096, 0), *w = abuf(3 * 4096, 0);
-    fill_pattern(w, 3 * 4096, 42);
-    T_EQ(pread(fd, b, 4096, (off_t)(MiB + 4096)), 4096);
-    T_CHECK(!memcmp(b, w, 4096), "loop: image content");
-    close(fd);
-    free(b);
-    free(w);
+    ec_check_loop_image(img);
     many(e, dev, NULL);
     e->ops->close(e);
     free(img);
@@ -503,15 +275,8 @@ static void fallback_child(const char *path, int err, const char *logpath)
         int rc = e->ops->queue_open(e, 4, &q);
         if (expect_aio) {
             T_ASSERT(rc == 0, "aio queue_open %d", rc);
-            uint8_t *b = abuf(4096, 0x3C), *r = abuf(4096, 0);
-            struct iovec wi = { b, 4096 }, ri = { r, 4096 };
-            T_EQ(run1(e, q, ENGINE_OP_WRITE, 4096, 4096, &wi, 1), 4096);
-            T_EQ(run1(e, q, ENGINE_OP_FLUSH, 0, 0, NULL, 0), 0);
-            T_EQ(run1(e, q, ENGINE_OP_READ, 4096, 4096, &ri, 1), 4096);
-            T_CHECK(!memcmp(b, r, 4096), "fallback read back");
+            ec_check_roundtrip(e, q, 4096, 0x3C, true, "fallback");
             e->ops->queue_close(q);
-            free(b);
-            free(r);
         } else {
             T_EQ(rc, -err);                 /* uring kept: the real error at queue_open */
         }
@@ -533,7 +298,7 @@ static void fallback_child(const char *path, int err, const char *logpath)
 
 static void test_fallback(void)
 {
-    char *path = make_image(t_tmpdir(0), "fb.raw", 4 * MiB);
+    char *path = ec_make_image(t_tmpdir(0), "fb.raw", 4 * MiB);
     /* without a seccomp profile: uring wherever io_uring works */
     int probe = uring_probe();
     struct engine *e = NULL;

@@ -1,9 +1,8 @@
 /*
  * store.c - opening a backing store (regular file or block device) for an
  * engine that does its own I/O on the fd: O_DIRECT with a buffered fallback,
- * size, block sizes and discard caps.  Used by the aio engine; the same rules
- * as the uring engine (src/engine/uring.c keeps its own copy for now) and
- * xen-blkbackd-engines(7).
+ * size, block sizes and discard caps.  Used by the uring and aio engines
+ * (src/engine/uring.c, aio.c); rules as in xen-blkbackd-engines(7).
  */
 #include "engine_priv.h"
 #include "log.h"

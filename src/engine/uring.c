@@ -28,7 +28,6 @@
 #include "log.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <liburing.h>
 #include <linux/falloc.h>
@@ -37,8 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 struct uring_engine {
@@ -55,91 +52,8 @@ struct uring_queue {
     bool fixed_file;            /* the store's fd is registered as file 0 */
 };
 
-static uint64_t read_sysfs_u64(const char *dir, const char *leaf, bool *ok)
-{
-    char path[512], buf[64];
-    snprintf(path, sizeof(path), "%s/%s", dir, leaf);
-    FILE *f = fopen(path, "re");
-    *ok = false;
-    if (!f)
-        return 0;
-    unsigned long long v = 0;
-    if (fgets(buf, sizeof(buf), f) && sscanf(buf, "%llu", &v) == 1)
-        *ok = true;
-    fclose(f);
-    return v;
-}
-
-/* Block device properties: size, block sizes, discard caps from sysfs
- * (queue/discard_max_bytes, queue/discard_granularity, discard_alignment).
- * A partition has no queue/ of its own: its parent directory has. */
-static int probe_blockdev(struct uring_engine *u, const struct stat *st)
-{
-    uint64_t size;
-    int lbs = 512;
-    unsigned int pbs = 512;
-
-    if (ioctl(u->fd, BLKGETSIZE64, &size) < 0)
-        return -errno;
-    if (ioctl(u->fd, BLKSSZGET, &lbs) < 0 || lbs < 512)
-        lbs = 512;
-    if (ioctl(u->fd, BLKPBSZGET, &pbs) < 0 || pbs < (unsigned)lbs)
-        pbs = (unsigned)lbs;
-    u->base.size = size;
-    u->base.logical_block_size = (uint32_t)lbs;
-    u->base.physical_block_size = pbs;
-    u->base.is_blockdev = true;
-
-    char dir[128], qdir[160];
-    bool ok;
-    snprintf(dir, sizeof(dir), "/sys/dev/block/%u:%u", major(st->st_rdev), minor(st->st_rdev));
-    snprintf(qdir, sizeof(qdir), "%s/queue", dir);
-    if (access(qdir, F_OK) != 0)
-        snprintf(qdir, sizeof(qdir), "%s/../queue", dir);
-    uint64_t dmax = read_sysfs_u64(qdir, "discard_max_bytes", &ok);
-    uint64_t gran = read_sysfs_u64(qdir, "discard_granularity", &ok);
-    uint64_t align = read_sysfs_u64(dir, "discard_alignment", &ok);
-    if (!u->base.readonly && dmax > 0) {
-        u->base.caps.discard = true;
-        u->base.caps.discard_granularity = gran > UINT32_MAX ? 0 : (uint32_t)gran;
-        u->base.caps.discard_alignment = align > UINT32_MAX ? 0 : (uint32_t)align;
-        /* Since Linux 6.0 BLKSECDISCARD checks support before reading its
-         * argument: EFAULT on a NULL argument means "supported". */
-        if (ioctl(u->fd, BLKSECDISCARD, NULL) < 0 && errno == EFAULT)
-            u->base.caps.secure_discard = true;
-    }
-    return 0;
-}
-
-/* Regular file: logical block 512 (or the O_DIRECT offset alignment the
- * filesystem reports through statx), physical st_blksize; discard when a
- * hole can be punched: probed past EOF with KEEP_SIZE, which touches no data
- * and fails with EOPNOTSUPP where punching is not supported. */
-static int probe_file(struct uring_engine *u, const struct stat *st)
-{
-    u->base.size = (uint64_t)st->st_size;
-    u->base.logical_block_size = 512;
-    u->base.physical_block_size = st->st_blksize >= 512 ? (uint32_t)st->st_blksize : 512;
-#ifdef STATX_DIOALIGN
-    if (u->base.direct) {
-        struct statx sx;
-        if (statx(u->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
-            (sx.stx_mask & STATX_DIOALIGN) && sx.stx_dio_offset_align > 512 &&
-            sx.stx_dio_offset_align <= 4096)
-            u->base.logical_block_size = sx.stx_dio_offset_align;
-    }
-#endif
-    if (!u->base.readonly) {
-        off_t past = (off_t)((u->base.size + 4095) & ~4095ull) + 4096;
-        if (fallocate(u->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, past, 4096) == 0) {
-            u->base.caps.discard = true;
-            u->base.caps.discard_granularity = u->base.physical_block_size;
-            u->base.caps.discard_alignment = 0;
-        }
-    }
-    return 0;
-}
-
+/* The store is opened and probed by eng_store_open (src/engine/store.c):
+ * O_DIRECT with a buffered fallback, size, block sizes, flush/discard caps. */
 static int uring_open(const struct engine_params *p, struct engine **out)
 {
     if (!p || !p->path || !*p->path)
@@ -149,39 +63,11 @@ static int uring_open(const struct engine_params *p, struct engine **out)
         return -ENOMEM;
     snprintf(u->name, sizeof(u->name), "%s", p->name ? p->name : p->path);
     u->base.ops = &engine_uring;
-    u->base.readonly = p->readonly;
-
-    int flags = (p->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
-    u->base.direct = p->direct;
-    u->fd = open(p->path, flags | (p->direct ? O_DIRECT : 0));
-    if (u->fd < 0 && errno == EINVAL && p->direct) {
-        u->fd = open(p->path, flags);
-        if (u->fd >= 0) {
-            u->base.direct = false;
-            log_warn("%s: O_DIRECT refused by %s (EINVAL), using buffered I/O", u->name, p->path);
-        }
-    }
-    if (u->fd < 0) {
-        int e = -errno;
-        free(u);
-        return e;
-    }
-    struct stat st;
-    int rc;
-    if (fstat(u->fd, &st) < 0)
-        rc = -errno;
-    else if (S_ISBLK(st.st_mode))
-        rc = probe_blockdev(u, &st);
-    else if (S_ISREG(st.st_mode))
-        rc = probe_file(u, &st);
-    else
-        rc = -EINVAL;
+    int rc = eng_store_open(p, u->name, &u->base, &u->fd);
     if (rc < 0) {
-        close(u->fd);
         free(u);
         return rc;
     }
-    u->base.caps.flush = true;
     *out = &u->base;
     return 0;
 }

@@ -221,6 +221,24 @@ static void slot_start(struct bb_dev *d, struct bb_slot *sl)
     d->res.requests++;
 }
 
+/* A request's slot, before its segments: no data pages, no grants yet, not
+ * indirect (submit_rw sets page_off, nseg, gen and indirect after this). */
+static void slot_init(struct bb_slot *sl, enum bb_kind kind, uint8_t op, uint64_t sector,
+                      uint64_t nsect, bool forced)
+{
+    sl->kind = kind;
+    sl->op = op;
+    sl->indirect = false;
+    sl->forced = forced;
+    sl->sector = sector;
+    sl->nsect = nsect;
+    sl->page_off = 0;
+    sl->nseg = 0;
+    sl->gen = 0;
+    sl->ngnt = 0;
+    sl->status = 0;
+}
+
 /*
  * READ or WRITE of nsect sectors at `sector`, data starting page_off sectors
  * into the slot's first page.  Writes carry the verify pattern when gen != 0.
@@ -236,15 +254,10 @@ static int submit_rw(struct bb_dev *d, enum bb_kind kind, uint8_t op, uint64_t s
     unsigned nseg = (unsigned)((page_off + nsect + BB_SECTORS_PER_PAGE - 1) / BB_SECTORS_PER_PAGE);
     if (nseg > d->slot_data_pages || nseg == 0)
         return -E2BIG;
-    sl->kind = kind;
-    sl->sector = sector;
-    sl->nsect = nsect;
+    slot_init(sl, kind, op, sector, nsect, false);
     sl->page_off = page_off;
     sl->nseg = nseg;
     sl->gen = gen;
-    sl->forced = false;
-    sl->ngnt = 0;
-    sl->status = 0;
     if (op == BLKIF_OP_WRITE && gen)
         for (uint64_t k = 0; k < nsect; k++)
             bb_pattern_fill(slot_sector(d, sl, k), sector + k, gen, d->o->seed);
@@ -302,14 +315,7 @@ static int submit_flush(struct bb_dev *d, uint8_t op, bool forced)
     struct bb_slot *sl = get_slot(d);
     if (!sl)
         return -EAGAIN;
-    sl->kind = BB_K_FLUSH;
-    sl->op = op;
-    sl->indirect = false;
-    sl->forced = forced;
-    sl->sector = 0;
-    sl->nsect = 0;
-    sl->nseg = 0;
-    sl->ngnt = 0;
+    slot_init(sl, BB_K_FLUSH, op, 0, 0, forced);
     bbr_put_rw(&d->q[sl->queue].ring, op, 0, (uint16_t)d->o->devid, sl->id, 0, NULL);
     slot_start(d, sl);
     return 0;
@@ -320,14 +326,7 @@ static int submit_discard(struct bb_dev *d, uint64_t sector, uint64_t nsect, boo
     struct bb_slot *sl = get_slot(d);
     if (!sl)
         return -EAGAIN;
-    sl->kind = BB_K_DISCARD;
-    sl->op = BLKIF_OP_DISCARD;
-    sl->indirect = false;
-    sl->forced = forced;
-    sl->sector = sector;
-    sl->nsect = nsect;
-    sl->nseg = 0;
-    sl->ngnt = 0;
+    slot_init(sl, BB_K_DISCARD, BLKIF_OP_DISCARD, sector, nsect, forced);
     bbr_put_discard(&d->q[sl->queue].ring, secure ? BLKIF_DISCARD_SECURE : 0, (uint16_t)d->o->devid,
                     sl->id, sector, nsect);
     slot_start(d, sl);
@@ -585,6 +584,19 @@ static void dump_rings(struct bb_dev *d)
  */
 typedef int (*gen_fn)(struct bb_dev *d, void *ctx);
 
+/* A generator's answer for a submit_* result rc of a request covering
+ * sectors [*next, *next + n): 1 and *next advanced, 0 (no slot: later), or
+ * the error. */
+static int gen_submitted(int rc, uint64_t *next, uint64_t n)
+{
+    if (rc == -EAGAIN)
+        return 0;
+    if (rc)
+        return rc;
+    *next += n;
+    return 1;
+}
+
 static int run_phase(struct bb_dev *d, gen_fn gen, void *ctx, bool drain, const char *what)
 {
     bool finished = false;
@@ -650,13 +662,7 @@ static int gen_seq_read(struct bb_dev *d, void *vctx)
     if (c->next >= c->end)
         return 2;
     uint64_t n = c->end - c->next < c->chunk ? c->end - c->next : c->chunk;
-    int rc = submit_rw(d, c->kind, BLKIF_OP_READ, c->next, n, 0, 0);
-    if (rc == -EAGAIN)
-        return 0;
-    if (rc)
-        return rc;
-    c->next += n;
-    return 1;
+    return gen_submitted(submit_rw(d, c->kind, BLKIF_OP_READ, c->next, n, 0, 0), &c->next, n);
 }
 
 static uint64_t pass_chunk(struct bb_dev *d)
@@ -872,13 +878,7 @@ static int gen_discard(struct bb_dev *d, void *vctx)
         n = c->gran_s - mis;
     if (n > c->max_s)
         n = c->max_s;
-    int rc = submit_discard(d, c->next, n, c->secure, c->forced);
-    if (rc == -EAGAIN)
-        return 0;
-    if (rc)
-        return rc;
-    c->next += n;
-    return 1;
+    return gen_submitted(submit_discard(d, c->next, n, c->secure, c->forced), &c->next, n);
 }
 
 int io_discard(struct bb_dev *d)

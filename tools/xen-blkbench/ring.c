@@ -6,25 +6,42 @@
 
 #include <string.h>
 
-/* Run `stmt` with `R` bound to the front ring of the right layout. */
-#define WITH_RING(r, R, stmt) do {                                          \
-    if ((r)->abi == BLKIF_ABI_X86_32) { __auto_type R = &(r)->r32; stmt; }  \
-    else { __auto_type R = &(r)->r64; stmt; }                               \
+/* Run the statement (the variadic argument) with `R` bound to the front
+ * ring of the right layout. */
+#define WITH_RING(r, R, ...) do {                                                   \
+    if ((r)->abi == BLKIF_ABI_X86_32) { __auto_type R = &(r)->r32; __VA_ARGS__; }   \
+    else { __auto_type R = &(r)->r64; __VA_ARGS__; }                                \
 } while (0)
+
+/* The same, with the type name `T` bound to T32 or T64 (a request or response
+ * struct of that layout). */
+#define WITH_RING_T(r, R, T, T32, T64, ...) do {                                    \
+    if ((r)->abi == BLKIF_ABI_X86_32) {                                             \
+        __auto_type R = &(r)->r32; typedef T32 T; __VA_ARGS__;                      \
+    } else {                                                                        \
+        __auto_type R = &(r)->r64; typedef T64 T; __VA_ARGS__;                      \
+    }                                                                               \
+} while (0)
+
+/* Declare `req`: the request at req_prod_pvt as a zeroed T, with the header
+ * fields every request has. */
+#define NEW_REQ(R, T, req, op_, handle_, id_, sector_)                              \
+    T *req = (void *)RING_GET_REQUEST(R, (R)->req_prod_pvt);                          \
+    memset(req, 0, sizeof(*req));                                                   \
+    req->operation = (op_);                                                         \
+    req->handle = (handle_);                                                        \
+    req->id = (id_);                                                                \
+    req->sector_number = (sector_)
 
 void bbr_init(struct bbr *r, enum blkif_abi abi, void *sring, size_t bytes)
 {
     memset(r, 0, sizeof(*r));
     r->abi = abi == BLKIF_ABI_X86_32 ? BLKIF_ABI_X86_32 : BLKIF_ABI_X86_64;
-    if (r->abi == BLKIF_ABI_X86_32) {
-        blkif_x86_32_sring_t *s = sring;
+    WITH_RING(r, R, {
+        __typeof__(R->sring) s = sring;
         SHARED_RING_INIT(s);
-        FRONT_RING_INIT(&r->r32, s, bytes);
-    } else {
-        blkif_x86_64_sring_t *s = sring;
-        SHARED_RING_INIT(s);
-        FRONT_RING_INIT(&r->r64, s, bytes);
-    }
+        FRONT_RING_INIT(R, s, bytes);
+    });
 }
 
 unsigned bbr_size(const struct bbr *r)
@@ -56,61 +73,27 @@ void bbr_put_rw(struct bbr *r, uint8_t op, uint8_t nseg, uint16_t handle, uint64
 void bbr_put_indirect(struct bbr *r, uint8_t indirect_op, uint16_t nseg, uint16_t handle,
                       uint64_t id, uint64_t sector, const grant_ref_t *grefs, unsigned ngrefs)
 {
-    if (r->abi == BLKIF_ABI_X86_32) {
-        __auto_type R = &r->r32;
-        struct blkif_x86_32_request_indirect *req = (void *)RING_GET_REQUEST(R, R->req_prod_pvt);
-        memset(req, 0, sizeof(*req));
-        req->operation = BLKIF_OP_INDIRECT;
+    WITH_RING_T(r, R, req_t, struct blkif_x86_32_request_indirect,
+                struct blkif_x86_64_request_indirect, {
+        NEW_REQ(R, req_t, req, BLKIF_OP_INDIRECT, handle, id, sector);
         req->indirect_op = indirect_op;
         req->nr_segments = nseg;
-        req->id = id;
-        req->sector_number = sector;
-        req->handle = handle;
         for (unsigned i = 0; i < ngrefs && i < BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST; i++)
             req->indirect_grefs[i] = grefs[i];
         R->req_prod_pvt++;
-    } else {
-        __auto_type R = &r->r64;
-        struct blkif_x86_64_request_indirect *req = (void *)RING_GET_REQUEST(R, R->req_prod_pvt);
-        memset(req, 0, sizeof(*req));
-        req->operation = BLKIF_OP_INDIRECT;
-        req->indirect_op = indirect_op;
-        req->nr_segments = nseg;
-        req->id = id;
-        req->sector_number = sector;
-        req->handle = handle;
-        for (unsigned i = 0; i < ngrefs && i < BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST; i++)
-            req->indirect_grefs[i] = grefs[i];
-        R->req_prod_pvt++;
-    }
+    });
 }
 
 void bbr_put_discard(struct bbr *r, uint8_t flag, uint16_t handle, uint64_t id,
                      uint64_t sector, uint64_t nr_sectors)
 {
-    if (r->abi == BLKIF_ABI_X86_32) {
-        __auto_type R = &r->r32;
-        struct blkif_x86_32_request_discard *req = (void *)RING_GET_REQUEST(R, R->req_prod_pvt);
-        memset(req, 0, sizeof(*req));
-        req->operation = BLKIF_OP_DISCARD;
+    WITH_RING_T(r, R, req_t, struct blkif_x86_32_request_discard,
+                struct blkif_x86_64_request_discard, {
+        NEW_REQ(R, req_t, req, BLKIF_OP_DISCARD, handle, id, sector);
         req->flag = flag;
-        req->handle = handle;
-        req->id = id;
-        req->sector_number = sector;
         req->nr_sectors = nr_sectors;
         R->req_prod_pvt++;
-    } else {
-        __auto_type R = &r->r64;
-        struct blkif_x86_64_request_discard *req = (void *)RING_GET_REQUEST(R, R->req_prod_pvt);
-        memset(req, 0, sizeof(*req));
-        req->operation = BLKIF_OP_DISCARD;
-        req->flag = flag;
-        req->handle = handle;
-        req->id = id;
-        req->sector_number = sector;
-        req->nr_sectors = nr_sectors;
-        R->req_prod_pvt++;
-    }
+    });
 }
 
 bool bbr_push(struct bbr *r)
@@ -123,10 +106,7 @@ bool bbr_push(struct bbr *r)
 RING_IDX bbr_rsp_prod(const struct bbr *r)
 {
     RING_IDX rp;
-    if (r->abi == BLKIF_ABI_X86_32)
-        rp = *(volatile RING_IDX *)&r->r32.sring->rsp_prod;
-    else
-        rp = *(volatile RING_IDX *)&r->r64.sring->rsp_prod;
+    WITH_RING(r, R, rp = *(volatile RING_IDX *)&R->sring->rsp_prod);
     xen_rmb();          /* entries after the index (blkif_interrupt) */
     return rp;
 }
@@ -143,27 +123,18 @@ RING_IDX bbr_req_prod_pvt(const struct bbr *r)
 
 void bbr_get_rsp(const struct bbr *r, RING_IDX idx, struct bbr_rsp *out)
 {
-    if (r->abi == BLKIF_ABI_X86_32) {
-        struct blkif_x86_32_response rsp;
-        RING_COPY_RESPONSE(&r->r32, idx, &rsp);
+    WITH_RING_T(r, R, rsp_t, struct blkif_x86_32_response, struct blkif_x86_64_response, {
+        rsp_t rsp;
+        RING_COPY_RESPONSE(R, idx, &rsp);
         out->id = rsp.id;
         out->op = rsp.operation;
         out->status = rsp.status;
-    } else {
-        struct blkif_x86_64_response rsp;
-        RING_COPY_RESPONSE(&r->r64, idx, &rsp);
-        out->id = rsp.id;
-        out->op = rsp.operation;
-        out->status = rsp.status;
-    }
+    });
 }
 
 void bbr_set_rsp_cons(struct bbr *r, RING_IDX idx)
 {
-    if (r->abi == BLKIF_ABI_X86_32)
-        r->r32.rsp_cons = idx;
-    else
-        r->r64.rsp_cons = idx;
+    WITH_RING(r, R, R->rsp_cons = idx);
 }
 
 bool bbr_final_check(struct bbr *r)

@@ -228,18 +228,31 @@ static struct xsd_node *get_node(struct xsd_req *r, const char *path, int *err)
     return n;
 }
 
-/* ---- handlers --------------------------------------------------------- */
-
-static void op_read(struct xsd_req *r)
+/* The node named by a request's one path argument, looked up for reading
+ * (get_node); NULL after replying EINVAL (no or bad path) or the lookup's
+ * error (ENOENT, a transaction's). */
+static struct xsd_node *arg_node(struct xsd_req *r)
 {
     char path[PATH_BUF];
     const char *a = onearg(r);
     int rc;
-    if (!a || (rc = canon_arg(a, path)))
-        return reply_err(r, EINVAL);
+    if (!a || canon_arg(a, path)) {
+        reply_err(r, EINVAL);
+        return NULL;
+    }
     struct xsd_node *n = get_node(r, path, &rc);
     if (!n)
-        return reply_err(r, rc);
+        reply_err(r, rc);
+    return n;
+}
+
+/* ---- handlers --------------------------------------------------------- */
+
+static void op_read(struct xsd_req *r)
+{
+    struct xsd_node *n = arg_node(r);
+    if (!n)
+        return;
     reply(r, n->value, n->vlen);
 }
 
@@ -292,14 +305,9 @@ static void op_rm(struct xsd_req *r)
 
 static void op_directory(struct xsd_req *r)
 {
-    char path[PATH_BUF];
-    const char *a = onearg(r);
-    int rc;
-    if (!a || canon_arg(a, path))
-        return reply_err(r, EINVAL);
-    struct xsd_node *n = get_node(r, path, &rc);
+    struct xsd_node *n = arg_node(r);
     if (!n)
-        return reply_err(r, rc);
+        return;
     size_t total = 0;
     for (unsigned i = 0; i < n->nkids; i++)
         total += strlen(n->kids[i]->name) + 1;
@@ -357,14 +365,9 @@ static void op_directory_part(struct xsd_req *r)
 
 static void op_get_perms(struct xsd_req *r)
 {
-    char path[PATH_BUF];
-    const char *a = onearg(r);
-    int rc;
-    if (!a || canon_arg(a, path))
-        return reply_err(r, EINVAL);
-    struct xsd_node *n = get_node(r, path, &rc);
+    struct xsd_node *n = arg_node(r);
     if (!n)
-        return reply_err(r, rc);
+        return;
     char buf[XENSTORE_PAYLOAD_MAX / 3 * 8 + 16];       /* every perm string fits */
     size_t off = 0;
     for (unsigned i = 0; i < n->nperms; i++)
