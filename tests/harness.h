@@ -46,7 +46,9 @@ const char *t_tmpdir(int shm);
 /* Path of a built program: $XBD_BUILD/<name> (XBD_BUILD set by run-tests.sh). */
 const char *t_prog(const char *name);
 
-/* Count this process's open fds (from /proc/self/fd). */
+/* Entries of a directory other than . and ..; -1 if it cannot be read. */
+int  t_count_dir(const char *path);
+/* Count the open fds of a process (from /proc/<pid>/fd). */
 int  t_count_fds_pid(int pid);
 /* Count mappings in /proc/<pid>/maps whose line contains `needle` (NULL: all). */
 int  t_count_maps_pid(int pid, const char *needle);

@@ -31,15 +31,7 @@ static int count_fifos(const char *dir)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/evq", dir);
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)))
-        n += de->d_name[0] != '.';
-    closedir(d);
-    return n;
+    return t_count_dir(path);
 }
 
 #define ROUNDS 20000

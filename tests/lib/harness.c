@@ -79,20 +79,25 @@ const char *t_prog(const char *name)
     return out;
 }
 
-int t_count_fds_pid(int pid)
+int t_count_dir(const char *path)
 {
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/fd", pid);
     DIR *d = opendir(path);
     if (!d)
         return -1;
     int n = 0;
     struct dirent *de;
     while ((de = readdir(d)))
-        if (de->d_name[0] != '.')
-            n++;
+        n += de->d_name[0] != '.';
     closedir(d);
-    return pid == getpid() ? n - 1 : n;    /* minus the DIR's own fd */
+    return n;
+}
+
+int t_count_fds_pid(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+    int n = t_count_dir(path);
+    return n >= 0 && pid == getpid() ? n - 1 : n;    /* minus the DIR's own fd */
 }
 
 int t_count_maps_pid(int pid, const char *needle)
