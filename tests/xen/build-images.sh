@@ -335,12 +335,24 @@ stage_dom0img() {
     if [ ! -e "$stage/etc/modprobe.d" ] && [ -x "$ROOT/conf/install-extra.sh" ]; then
         DESTDIR="$stage" PREFIX=/usr SYSCONFDIR=/etc "$ROOT/conf/install-extra.sh" >> install.log 2>&1 || true
     fi
+    # Debian 13's libaio1t64 renamed the soname to libaio.so.1t64 (the t64 transition; the
+    # amd64 ABI is unchanged): a daemon built on Debian 12 looks for libaio.so.1.
+    local mad=usr/lib/x86_64-linux-gnu
+    if [ "$DIST" != bookworm ] && [ ! -e "$ROOTFS/$mad/libaio.so.1" ] && [ -e "$ROOTFS/$mad/libaio.so.1t64" ]; then
+        mkdir -p "$stage/$mad"; ln -s libaio.so.1t64 "$stage/$mad/libaio.so.1"
+    fi
     mkdir -p "$stage/opt/xentest"
     cp "$ROOT"/tests/xen/dom0-init.sh "$ROOT"/tests/xen/scenarios.sh "$stage/opt/xentest/"
     chmod 755 "$stage"/opt/xentest/*.sh
     cp guest-vmlinux guest-initrd.img "$stage/opt/xentest/"
     (cd "$stage" && find . ! -type d | sed 's/^\.//') > overlay.list
     (cd "$stage" && tar cf - .) | (cd "$ROOTFS" && tar xf - --keep-directory-symlink)
+    chroot "$ROOTFS" ldconfig
+    if [ -x "$ROOTFS/usr/sbin/xen-blkbackd" ] && ! chroot "$ROOTFS" /usr/sbin/xen-blkbackd --version > /dev/null 2>&1; then
+        echo "build-images: xen-blkbackd does not run in the $DIST dom0:" >&2
+        chroot "$ROOTFS" /usr/sbin/xen-blkbackd --version >&2 || true
+        exit 1
+    fi
     local sum; sum=$( (cd "$stage" && find . -type f -print0 | sort -z | xargs -0 md5sum) | md5sum | cut -c1-12)
     sum="$sum-$(cat stamp.rootfs)"
     if [ -f stamp.dom0img ] && [ "$(cat stamp.dom0img)" = "$sum" ] && [ -s dom0.img ]; then

@@ -3,7 +3,8 @@
 # (oxenstored, xen-init-dom0, xenconsoled), run tests/xen/scenarios.sh with the plan
 # from the kernel command line (xt.plan=...), print "@@XT ..." lines on hvc0 (Xen relays
 # them to the serial port the host reads) and power off. Never exits: PID 1 must not.
-export PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
+XENBIN=$(ls -d /usr/lib/xen-4.*/bin 2>/dev/null | sort -V | tail -1)
+export PATH=$XENBIN:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LC_ALL=C
 exec < /dev/console > /dev/console 2>&1
 say() { echo "@@XT $*"; }
@@ -20,14 +21,17 @@ boot() {
     ln -sf /proc/self/fd /dev/fd; ln -sf /proc/self/fd/0 /dev/stdin
     ln -sf /proc/self/fd/1 /dev/stdout; ln -sf /proc/self/fd/2 /dev/stderr
     hostname dom0
-    mkdir -p /run/xenstored /run/xen /var/run/xen /var/lib/xen /var/log/xen/console /var/lock
+    mkdir -p /run/lock /run/xenstored /run/xen /var/run/xen /var/lib/xen /var/log/xen/console
+    [ -e /var/lock ] || mkdir -p /var/lock
     for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs loop; do
         modprobe $m || say INFO "modprobe $m failed"
     done
     mountpoint -q /proc/xen || mount -t xenfs xenfs /proc/xen
     grep -q control_d /proc/xen/capabilities || { say FATAL "not running as Xen dom0"; return 1; }
-    XENSTORED_ROOTDIR=/run/xenstored oxenstored --pid-file /run/xenstored.pid ||
-        { say FATAL "oxenstored failed"; return 1; }
+    # Debian 12 ships oxenstored in xen-utils; later releases may have only the C xenstored
+    xsd=oxenstored; command -v $xsd > /dev/null || xsd=xenstored
+    XENSTORED_ROOTDIR=/run/xenstored $xsd --pid-file /run/xenstored.pid ||
+        { say FATAL "$xsd failed"; return 1; }
     i=0; until xenstore-read -s / >/dev/null 2>&1; do
         i=$((i+1)); [ $i -gt 300 ] && { say FATAL "xenstored not answering"; return 1; }; sleep 0.1
     done
@@ -40,7 +44,8 @@ boot() {
 plan=all
 if boot; then
     for a in $(cat /proc/cmdline); do case $a in xt.plan=*) plan=${a#xt.plan=} ;; xt.hpn=*) export HPN=${a#xt.hpn=} ;; esac; done
-    say BOOTED uptime=$(cut -d' ' -f1 /proc/uptime)s xen=$(xenstore-read /local/domain/0/name 2>/dev/null) plan=$plan
+    say BOOTED uptime=$(cut -d' ' -f1 /proc/uptime)s xen=$(xenstore-read /local/domain/0/name 2>/dev/null) plan=$plan \
+        xsd=$xsd kernel=$(uname -r)
     (while :; do sleep 60; echo "xentest heartbeat $(cut -d' ' -f1 /proc/uptime)" > /dev/kmsg; done) &
     hb=$!
     /opt/xentest/scenarios.sh "$plan"

@@ -6,9 +6,10 @@
 #   fio@d[:e]  fio --verify (all disks at once)   perf@d   fio IOPS/bandwidth
 #   flush@d    fsync writes must reach the backend as flushes
 #   discard@d  blkdiscard; neighbouring data intact     ro@d   read-only disk
-#   fs@d       ext4 mkfs/write/remount/md5/fsck   hp@d     hotplug cycles driven by dom0
+#   fs@d       ext4 mkfs/write/remount/md5/fsck   hp@d     hotplug cycles driven by dom0,
+#              then 15 s idle (dom0's leak snapshot)
 #   fiolong@d  fio until dom0 destroys us
-#   ctr@d      print /sys/block/d/stat, stay idle 8 s (dom0 compares the daemon's counters)
+#   ctr@d      print /sys/block/d/stat, stay idle 12 s (dom0 compares the daemon's counters)
 #   pat@d      8 MiB random pattern at 128 MiB + fsync, md5 printed (before fiolong)
 #   patv@d     the pattern at 128 MiB must have md5 xt.patmd5 (after destroy + re-create)
 #   swap@d     wait (up to 240 s) for dom0 to hot-attach /dev/d (same-guest comparison)
@@ -123,10 +124,10 @@ st_ctr() {
     sync; blockdev --flushbufs /dev/$d
     a=$(cat /sys/block/$d/stat | tr -s ' ' | sed 's/^ //')
     say CTR $d $a
-    sleep 8
+    sleep 12
     b=$(cat /sys/block/$d/stat | tr -s ' ' | sed 's/^ //')
     say CTR-END $d $b
-    # fields 1-8 only: 9-11 are the in-flight/time counters
+    # fields 1-8 and 12-17: 9-11 are the in-flight/time counters
     if [ "$(echo $a | cut -d' ' -f1-8,12-17)" = "$(echo $b | cut -d' ' -f1-8,12-17)" ]; then
         result ctr@$d PASS "idle for dom0's snapshot"
     else
@@ -252,6 +253,8 @@ st_hp() {   # dom0 attaches/detaches /dev/<d> HPN times; we read it each time
         i=$((i+1))
     done
     [ $ok = $HPN ] && result hp@$d PASS "$ok/$HPN cycles read ok" || result hp@$d FAIL "$ok/$HPN cycles read ok"
+    # stay idle on every disk while dom0 takes the daemon's after-cycles resource snapshot
+    say HP-IDLE; sleep 15; say HP-IDLE-END
 }
 
 st_fiolong() {

@@ -4,11 +4,14 @@
 # <name> :: <detail>" line per scenario (the host's run.sh parses them), then
 # "@@XT TABLE ..." lines for the backend comparison and "@@XT SUMMARY ...".
 # Usage (in dom0): scenarios.sh PLAN   PLAN = all | phase[,phase...]
-#   phases: baseline (kernel blkback + QEMU qdisk, one guest), kernel, qdisk (the same,
-#   one guest each), daemon, destroy, twoguests.  all = baseline,daemon,destroy,twoguests
+#   phases: baseline (kernel blkback, QEMU qdisk and xen-blkbackd in one guest: data
+#   checks + the comparison table), kernel, qdisk (one guest each), daemon, destroy,
+#   twoguests, tap (Xen >= 4.19: backendtype=tap -> backend/vbd3 served by the daemon).
+#   all = baseline,daemon,destroy,twoguests
 # Guest steps are in guest-init.sh; guest consoles are relayed as "[<guest>] ..." lines.
 set -u
-export PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
+XENBIN=$(ls -d /usr/lib/xen-4.*/bin 2>/dev/null | sort -V | tail -1)
+export PATH=$XENBIN:/usr/sbin:/usr/bin:/sbin:/bin
 PLAN=${1:-all}
 [ "$PLAN" = all ] && PLAN=baseline,daemon,destroy,twoguests
 T=/opt/xentest
@@ -34,6 +37,7 @@ spec() {   # backend vdev access target
         kernel) echo "format=raw, vdev=$2, access=$3, backendtype=phy, target=$4" ;;
         qdisk)  echo "format=raw, vdev=$2, access=$3, backendtype=qdisk, target=$4" ;;
         daemon) echo "format=raw, vdev=$2, access=$3, backendtype=phy, script=block-xen-blkbackd, target=$4" ;;
+        tap)    echo "format=raw, vdev=$2, access=$3, backendtype=tap, script=block-xen-blkbackd, target=$4" ;;
     esac
 }
 bekind() { [ "$1" = qdisk ] && echo qdisk || echo vbd; }
@@ -182,10 +186,35 @@ check_negotiation() {   # name backend-kind devid sectors -> prints problems; 0 
     [ -z "$bad" ]
 }
 
-perf_row() {   # backend guest [dev]
-    local l
-    l=$(glog "$2" | grep "@@G PERF ${3:-xvdb} " | tail -1 | sed 's/.*@@G PERF [^ ]* //')
-    [ -n "$l" ] && echo "$1 $l" >> /tmp/perf.rows
+# dom0 CPU per job: a monitor follows the guest console (tail -F, inotify: no polling, no
+# process per sample) and appends "<start|end> <dev> <job> <busy jiffies>" for every
+# "@@G PJ" line, reading dom0's /proc/stat "cpu" line (user+nice+system+irq+softirq)
+# with a shell builtin at that moment.
+pj_monitor_start() {   # guest
+    rm -f /tmp/pj.$1
+    (tail -n +1 -F $CONS/guest-$1.log 2>/dev/null | while IFS= read -r l; do
+        case $l in *"@@G PJ "*)
+            read -r _ u n sy _ _ irq sirq _ < /proc/stat
+            l=${l%$'\r'}; echo "${l##*@@G PJ } $((u + n + sy + irq + sirq))" >> /tmp/pj.$1 ;;
+        esac
+    done) &
+    PJMON=$!
+}
+pj_monitor_stop() { [ -n "${PJMON:-}" ] && { pkill -P $PJMON 2>/dev/null; kill $PJMON 2>/dev/null; }; PJMON=; }
+
+perf_row() {   # backend guest dev: "@@G PERF" figures + dom0 CPU -> /tmp/perf.rows
+    local l hz; hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+    l=$(glog "$2" | grep "@@G PERF $3 " | tail -1 | sed 's/.*@@G PERF [^ ]* //')
+    [ -n "$l" ] || return 0
+    # job=iops/KiB_s/KiB_total -> job=iops/MB_s/cpu_s_per_GB
+    echo "$l" | tr ' ' '\n' | awk -v be="$1" -v dev="$3" -v hz="$hz" -v pj=/tmp/pj.$2 '
+        BEGIN { while ((getline x < pj) > 0) { split(x, f, " "); if (f[2] == dev) j[f[1], f[3]] = f[4] } }
+        /=/ { split($0, kv, "="); split(kv[2], v, "/"); job = kv[1]
+              cpu = (((("end", job) in j) && (("start", job) in j)) ? (j["end", job] - j["start", job]) / hz : -1)
+              gb = v[3] * 1024 / 1e9
+              out = out sprintf(" %s=%d/%.1f/%s", job, v[1], v[2] * 1024 / 1e6,
+                                (cpu >= 0 && gb > 0) ? sprintf("%.0f", cpu / gb) : "-") }
+        END { print be out }' >> /tmp/perf.rows
 }
 
 kernel_log() {   # backend guest
@@ -224,11 +253,13 @@ phase_kernel() {
     modprobe --ignore-install xen-blkback || { report FAIL 0 "kernel: baseline data verify" "cannot load xen-blkback"; return; }
     mkimg $IMG/k1.img $MIB
     if start_guest $g "neg@xvdb+dd@xvdb+fio@xvdb+perf@xvdb" "" "$(spec kernel xvdb rw $IMG/k1.img)"; then
+        pj_monitor_start $g
         wait_marker $g '@@G STEP neg@xvdb' 300 && r=$(check_negotiation $g vbd $XVDB $((MIB * 2048))) ||
             info "kernel negotiation: $r"
         wait_guest $g 400
+        pj_monitor_stop
         combine $g "kernel: baseline data verify" neg@xvdb dd@xvdb fio@xvdb
-        perf_row "kernel-blkback" $g
+        perf_row "kernel-blkback" $g xvdb
         kernel_log kernel $g
     else
         report FAIL $(( $(now) - t0 )) "kernel: baseline data verify" "xl create failed"
@@ -245,9 +276,11 @@ phase_qdisk() {
     fi
     mkimg $IMG/q1.img $MIB
     if start_guest $g "neg@xvdb+fio@xvdb+perf@xvdb" "" "$(spec qdisk xvdb rw $IMG/q1.img)"; then
+        pj_monitor_start $g
         wait_guest $g 400
+        pj_monitor_stop
         combine $g "qdisk: baseline data verify" neg@xvdb fio@xvdb
-        perf_row "qemu-qdisk" $g
+        perf_row "qemu-qdisk" $g xvdb
         kernel_log qdisk $g
     else
         report FAIL $(( $(now) - t0 )) "qdisk: baseline data verify" "xl create failed"
@@ -255,10 +288,28 @@ phase_qdisk() {
     info "phase qdisk: $(( $(now) - t0 ))s"
 }
 
-# baseline: one guest, xvdb on the kernel's xen-blkback (loop), xvdc on QEMU's qdisk.
+# baseline: one guest b1: xvdb on the kernel's xen-blkback (loop), xvdc on QEMU's qdisk;
+# data checks on both, then the comparison jobs on both; then dom0 detaches xvdb, unloads
+# xen-blkback, starts xen-blkbackd and hot-attaches xvdd on it, and the SAME guest runs
+# the same jobs on xvdd: three backends, one guest, one boot (the comparison table).
+swap_to_daemon() {   # guest: xvdb (kernel) out, xen-blkbackd in, xvdd attached; SWAP_WHY: why not
+    SWAP_WHY=""
+    local g=$1 be=/local/domain/0/backend/vbd/${DOMID_OF[$1]}/$XVDB t=0 i
+    timeout -k 5 60 xl block-detach $g xvdb > /tmp/swap.out 2>&1 ||
+        { SWAP_WHY="block-detach xvdb: $(tr '\n' ' ' < /tmp/swap.out | cut -c1-160)"; return 1; }
+    while xenstore-exists $be 2>/dev/null && [ $t -lt 30 ]; do sleep 1; t=$((t+1)); done
+    for i in 1 2 3 4 5; do lsmod | grep -q '^xen_blkback' || break; rmmod xen_blkback 2>/dev/null || sleep 1; done
+    lsmod | grep -q '^xen_blkback' && { SWAP_WHY="xen_blkback still loaded"; return 1; }
+    start_daemon || { SWAP_WHY="xen-blkbackd did not start"; return 1; }
+    timeout -k 5 60 xl block-attach $g "$(spec daemon xvdd rw $IMG/p3.img)" > /tmp/swap.out 2>&1 ||
+        { SWAP_WHY="block-attach xvdd: $(tr '\n' ' ' < /tmp/swap.out | cut -c1-160)"; return 1; }
+    return 0
+}
+
 phase_baseline() {
-    local t0=$(now) g=b1 r steps disks qd=1
+    local t0=$(now) g=b1 r steps disks qd=1 dm=0 why=""
     [ -x /usr/libexec/xen-qemu-system-i386 ] || qd=0
+    daemon_installed && dm=1
     modprobe --ignore-install xen-blkback || { report FAIL 0 "kernel: baseline data verify" "cannot load xen-blkback"; return; }
     mkimg $IMG/k1.img $MIB
     steps="neg@xvdb+dd@xvdb+fio@xvdb+perf@xvdb"
@@ -268,15 +319,39 @@ phase_baseline() {
         steps="neg@xvdb+neg@xvdc+dd@xvdb+fio@xvdb+fio@xvdc+perf@xvdb+perf@xvdc"
         disks+=("$(spec qdisk xvdc rw $IMG/q1.img)")
     fi
+    if [ $dm = 1 ]; then
+        mkimg $IMG/p3.img 64
+        steps="$steps+swap@xvdd+neg@xvdd+perf@xvdd"
+    fi
     if start_guest $g "$steps" "" "${disks[@]}"; then
+        pj_monitor_start $g
         wait_marker $g '@@G STEP neg@xvd[bc]' 300 && r=$(check_negotiation $g vbd $XVDB $((MIB * 2048))) ||
             info "kernel negotiation: $r"
-        wait_guest $g 500
+        if [ $dm = 1 ]; then
+            if wait_marker $g '@@G SWAP-READY' 900; then
+                swap_to_daemon $g || { why=$SWAP_WHY; info "swap to xen-blkbackd failed: $why"; }
+            else
+                why="guest never reached the swap step"
+            fi
+        fi
+        wait_guest $g 600
+        pj_monitor_stop
         combine $g "kernel: baseline data verify" neg@xvdb dd@xvdb fio@xvdb
         perf_row "kernel-blkback" $g xvdb
         if [ $qd = 1 ]; then
             combine $g "qdisk: baseline data verify" neg@xvdc fio@xvdc
             perf_row "qemu-qdisk" $g xvdc
+        fi
+        if [ $dm = 1 ]; then
+            perf_row "xen-blkbackd" $g xvdd
+            r=$(gstep $g perf@xvdd)
+            if [ -z "$why" ] && [ "$(st_status "$r")" = PASS ] && [ "$(st_status "$(gstep $g perf@xvdb)")" = PASS ]; then
+                report PASS "$(st_secs "$r")" "comparison: same guest, three backends" \
+                    "kernel xvdb, $([ $qd = 1 ] && echo "qdisk xvdc, ")xen-blkbackd xvdd hot-attached to b1 after xvdb's detach"
+            else
+                report FAIL "$(st_secs "${r:-FAIL 0s}")" "comparison: same guest, three backends" \
+                    "${why:-perf@xvdd: ${r:-missing}}"
+            fi
         fi
         kernel_log baseline $g
     else
@@ -307,9 +382,79 @@ hotplug_cycles() {   # guest n: attach/read/detach xvdd n times; echoes "ok/n de
     echo "$ok/$n ${why:-all cycles attached, read and detached}"
 }
 
+# ------------------------------------------------------------------ daemon counters
+jnum() {   # json key -> the first "key": N in $JS (no process)
+    [[ $JS =~ \"$1\":\ *([0-9]+) ]] && echo "${BASH_REMATCH[1]}" || echo -
+}
+# check_counters guest dev devid label: the guest's step ctr@dev prints its
+# /sys/block/<dev>/stat ("@@G CTR") and stays idle 12 s; dom0 reads `xen-blkbackctl stats`
+# inside that window. Both count from the connect on, with no other I/O in between, so:
+# sectors read/written must be equal; flush and discard requests equal; reads in
+# [guest, 2 x guest] (blkfront splits a request in two only when it needs more grants than
+# one blkif request carries: never on x86 with 4 KiB pages); writes in [guest - flushes,
+# 2 x guest]: the guest also counts an empty preflush (fsync's blkdev_issue_flush) as a
+# write of 0 sectors once its flush completes, which blkfront sends as a FLUSH only.
+check_counters() {
+    local g=$1 d=$2 dev=$3 label=$4 st=FAIL a late=no t0=$(now) bad=""
+    # poll gently until the step starts, then closely (the idle window is 12 s)
+    if ! wait_marker $g "@@G RUN ctr@$d" 900 || ! wait_marker $g "@@G CTR $d " 60 0.3; then
+        report FAIL 0 "$label: counters match guest" "guest never reached ctr@$d"; return
+    fi
+    JS=$(xen-blkbackctl --json stats ${DOMID_OF[$g]} $dev 2>&1)
+    glog $g | grep -q "@@G CTR-END $d " && late=yes
+    a=$(glog $g | grep "@@G CTR $d " | tail -1 | sed "s/.*@@G CTR $d //")
+    set -- $a
+    local grs=${1:-x} grse=${3:-x} gws=${5:-x} gwse=${7:-x} gds=${12:-x} gf=${16:-x}
+    local rq=$(jnum rd_req) rs=$(jnum rd_sect) wq=$(jnum wr_req) ws=$(jnum wr_sect) fq=$(jnum f_req) dq=$(jnum ds_req)
+    local txt="daemon rd_req=$rq rd_sect=$rs wr_req=$wq wr_sect=$ws f_req=$fq ds_req=$dq; guest reads=$grs rsect=$grse writes=$gws wsect=$gwse flushes=$gf discards=$gds"
+    info "counters $g/$d: $txt"
+    if [ "$rq" = - ] || [ "$grs" = x ]; then bad="no stats (${JS:0:120})"
+    elif [ $late = yes ]; then bad="dom0's snapshot came after the guest's idle window"
+    else
+        [ "$rs" = "$grse" ] || bad="$bad rd_sect $rs != $grse;"
+        [ "$ws" = "$gwse" ] || bad="$bad wr_sect $ws != $gwse;"
+        [ "$rq" -ge "$grs" ] && [ "$rq" -le $((2 * grs)) ] || bad="$bad rd_req $rq not in [$grs, $((2 * grs))];"
+        [ "$wq" -ge $((gws - gf)) ] && [ "$wq" -le $((2 * gws)) ] || bad="$bad wr_req $wq not in [$((gws - gf)), $((2 * gws))];"
+        [ "$fq" = "$gf" ] || bad="$bad f_req $fq != guest flushes $gf;"
+        [ "$dq" = "$gds" ] || bad="$bad ds_req $dq != guest discards $gds;"
+    fi
+    [ -z "$bad" ] && st=PASS
+    report $st $(( $(now) - t0 )) "$label: counters match guest" "${bad:+${bad# } -- }$txt"
+}
+
+# Daemon resources: fds, threads, gntdev mappings (VMAs of /dev/xen/gntdev in its maps),
+# and the sum of the grants_mapped gauges over its devices.
+daemon_res() {
+    local pid fds th vm gm
+    pid=$(cat /run/xen-blkbackd.pid 2>/dev/null) || { echo "no pid"; return; }
+    fds=$(ls /proc/$pid/fd 2>/dev/null | wc -l)
+    th=$(awk '/^Threads:/ {print $2}' /proc/$pid/status 2>/dev/null)
+    vm=$(grep -c gntdev /proc/$pid/maps 2>/dev/null)
+    gm=$(xen-blkbackctl --json stats 2>/dev/null | grep -oE '"grants_mapped": *[0-9]+' | awk -F: '{s += $2} END {print s + 0}')
+    echo "fds=$fds threads=$th gntdev_maps=$vm grants_mapped=$gm"
+}
+# res_leaked before after -> 0 (leak) when fds, threads or the grants_mapped sum grew, or
+# when some gntdev mapping belongs to no live device (more gntdev VMAs than the live
+# devices' grants_mapped pages). The daemon may drop idle persistent grants meanwhile, so
+# "after" can be far lower than "before"; the last test still catches a detached vbd's
+# leftover mapping.
+res_val() { echo " $1" | sed -n "s/.* $2=\([0-9]*\).*/\1/p"; }
+res_leaked() {
+    local b=$1 a=$2 k v w
+    for k in fds threads grants_mapped; do
+        v=$(res_val "$b" $k); w=$(res_val "$a" $k)
+        [ -n "$v" ] && [ -n "$w" ] || return 0
+        [ "$w" -gt "$v" ] && return 0
+    done
+    v=$(res_val "$a" gntdev_maps); w=$(res_val "$a" grants_mapped)
+    [ -n "$v" ] && [ -n "$w" ] || return 0
+    [ "$v" -gt "$w" ] && return 0
+    return 1
+}
+
 phase_daemon() {
     local t0=$(now) g=d1 r hp hpt st romd5 hpmd5 names
-    names="negotiation|fio verify data|flush|discard|read-only|hotplug x$HPN|filesystem"
+    names="negotiation|fio verify data|flush|discard|counters match guest|read-only|hotplug x$HPN|hotplug x$HPN: no leaked fds, threads, grants|filesystem"
     if ! daemon_installed || ! start_daemon; then
         local why="xen-blkbackd not installed in dom0"
         daemon_installed && why="xen-blkbackd did not start"
@@ -320,7 +465,7 @@ phase_daemon() {
     mkimg $IMG/d1.img $MIB
     mkimg $IMG/ro.img 64 16; romd5=$(dd if=$IMG/ro.img bs=1M count=16 2>/dev/null | md5sum | cut -c1-32)
     mkimg $IMG/hp.img 8 8; hpmd5=$(dd if=$IMG/hp.img bs=1M count=1 2>/dev/null | md5sum | cut -c1-32)
-    if ! start_guest $g "neg@xvdb+dd@xvdb+fio@xvdb+flush@xvdb+discard@xvdb+ro@xvdc+perf@xvdb+hp@xvdd+fs@xvdb" \
+    if ! start_guest $g "neg@xvdb+dd@xvdb+fio@xvdb+flush@xvdb+discard@xvdb+ctr@xvdb+ro@xvdc+fs@xvdb+hp@xvdd" \
             "xt.romd5=$romd5 xt.hpmd5=$hpmd5 xt.hpn=$HPN" \
             "$(spec daemon xvdb rw $IMG/d1.img)" "$(spec daemon xvdc ro $IMG/ro.img)"; then
         sed 's/^/[xen-blkbackd] /' $DLOG | tail -30
@@ -335,10 +480,18 @@ phase_daemon() {
     else
         st=1; r="guest never reported neg@xvdb"
     fi
+    check_counters $g xvdb $XVDB daemon
     hp="0/$HPN guest never reached the hotplug step"; hpt=0
+    local rb="" ra="" k
     if wait_marker $g '@@G HP-READY' 900; then
         local th=$(now)
+        rb=$(daemon_res)
         hp=$(hotplug_cycles $g $HPN); hpt=$(( $(now) - th ))
+        # threads and maps go away when the vbd is torn down; allow a few seconds. The
+        # guest stays idle on xvdb/xvdc for 15 s after its last read (HP-IDLE..HP-IDLE-END):
+        # a snapshot taken after that window says nothing.
+        for k in 1 2 3 4 5; do ra=$(daemon_res); res_leaked "$rb" "$ra" || break; sleep 1; done
+        glog $g | grep -q '@@G HP-IDLE-END' && ra="$ra (taken after the guest's idle window)"
     fi
     wait_guest $g 600
     local n=$(gstep $g neg@xvdb)
@@ -364,27 +517,39 @@ phase_daemon() {
     else
         report FAIL $hpt "daemon: hotplug x$HPN" "dom0: $hp; guest: ${r:-no result}"
     fi
+    if [ -z "$rb" ]; then
+        report FAIL 0 "daemon: hotplug x$HPN: no leaked fds, threads, grants" "no hotplug cycles ran"
+    elif res_leaked "$rb" "$ra" || [ "${hp%%/*}" != "$HPN" ] || [ "${ra%(taken after*}" != "$ra" ]; then
+        report FAIL 0 "daemon: hotplug x$HPN: no leaked fds, threads, grants" "before: $rb; after ${hp%% *} cycles: $ra"
+    else
+        report PASS 0 "daemon: hotplug x$HPN: no leaked fds, threads, grants" "before: $rb; after: $ra"
+    fi
     combine $g "daemon: filesystem" fs@xvdb
-    perf_row "xen-blkbackd" $g
     kernel_log daemon $g
     info "phase daemon: $(( $(now) - t0 ))s"
 }
 
-# destroy: xl destroy while fio runs; the daemon must drop the grants (else the domain
-# lingers as dying), answer libxl, and survive; the image is reused by twoguests.
+# destroy: the guest writes an 8 MiB pattern at 128 MiB + fsync, then fio randrw on the
+# first 64 MiB; xl destroy while fio runs. The daemon must drop the grants (else the domain
+# lingers as dying), answer libxl, and survive. Then `xl create` again on the same image:
+# the pattern (flushed before the destroy) must read back intact, in the image file and
+# through the daemon in the new guest. The image is reused by twoguests.
 phase_destroy() {
-    local t0=$(now) g=d2 domid out td i
+    local t0=$(now) g=d2 domid out td i patmd5
     [ "${DAEMON_OK:-}" = "" ] && { daemon_installed && start_daemon && DAEMON_OK=1 || DAEMON_OK=0; }
     if [ "$DAEMON_OK" != 1 ]; then report SKIP 0 "daemon: xl destroy during fio" "daemon not running"; return; fi
     mkimg $IMG/d2.img $MIB
-    if ! start_guest $g "fiolong@xvdb" "" "$(spec daemon xvdb rw $IMG/d2.img)"; then
-        report FAIL $(( $(now) - t0 )) "daemon: xl destroy during fio" "xl create failed"; return
+    if ! start_guest $g "pat@xvdb+fiolong@xvdb" "" "$(spec daemon xvdb rw $IMG/d2.img)"; then
+        report FAIL $(( $(now) - t0 )) "daemon: xl destroy during fio" "xl create failed"
+        report FAIL 0 "daemon: xl create after destroy, data intact" "first xl create failed"; return
     fi
     domid=${DOMID_OF[$g]}
     if ! wait_marker $g '@@G FIO-RUNNING' 300; then
         wait_guest $g 5
-        report FAIL $(( $(now) - t0 )) "daemon: xl destroy during fio" "guest never started fio"; return
+        report FAIL $(( $(now) - t0 )) "daemon: xl destroy during fio" "guest never started fio"
+        report FAIL 0 "daemon: xl create after destroy, data intact" "guest never started fio"; return
     fi
+    patmd5=$(glog $g | grep '@@G PAT xvdb ' | tail -1 | sed 's/.*@@G PAT xvdb //' | cut -c1-32)
     sleep 8
     td=$(now)
     out=$(timeout -k 5 60 xl destroy $g 2>&1); local rc=$?
@@ -401,7 +566,61 @@ phase_destroy() {
         report FAIL $(( $(now) - t0 )) "daemon: xl destroy during fio" \
             "xl destroy rc=$rc ${td}s; domain gone: $gone; backend left: $left; daemon alive: $(daemon_alive && echo yes || echo no)"
     fi
+    # the same image again, right away
+    local t1=$(now) img r k why=""
+    img=$(dd if=$IMG/d2.img bs=1M skip=128 count=8 2>/dev/null | md5sum | cut -c1-32)
+    [ -n "$patmd5" ] || why="no pattern md5 from $g;"
+    [ "$img" = "$patmd5" ] || why="$why image md5 at 128 MiB $img != $patmd5;"
+    if start_guest d2v "neg@xvdb+patv@xvdb" "xt.patmd5=${patmd5:-none}" "$(spec daemon xvdb rw $IMG/d2.img)"; then
+        wait_guest d2v 300
+        r=$(gstep d2v patv@xvdb); k=$(gstep d2v kernel-log)
+        [ "$(st_status "$r")" = PASS ] || why="$why guest: ${r:-no patv result};"
+        [ "$(st_status "$k")" = PASS ] || why="$why guest kernel log: ${k:-missing};"
+    else
+        why="$why xl create on the same image failed;"
+    fi
+    if [ -z "$why" ]; then
+        report PASS $(( $(now) - t1 )) "daemon: xl create after destroy, data intact" \
+            "image md5 ok; new guest: $(st_detail "$r")"
+    else
+        report FAIL $(( $(now) - t1 )) "daemon: xl create after destroy, data intact" "${why# }"
+    fi
     info "phase destroy: $(( $(now) - t0 ))s"
+}
+
+# tap (Xen >= 4.19): backendtype=tap puts the device under backend/vbd3 with params
+# "<fmt>:<path>"; the daemon serves it with --backend-types=vbd,vbd3 (our script instead
+# of block-tap/tapback). Negotiation, data, counters.
+phase_tap() {
+    local t0=$(now) g=t1 r n st=0
+    DAEMON_ARGS="--backend-types=vbd,vbd3 ${DAEMON_ARGS:-}"
+    if ! daemon_installed || ! start_daemon; then
+        report SKIP 0 "tap: negotiation (backend/vbd3)" "xen-blkbackd not available"; return
+    fi
+    DAEMON_OK=1
+    mkimg $IMG/t1.img $MIB
+    if ! start_guest $g "neg@xvdb+dd@xvdb+fio@xvdb+ctr@xvdb" "" "$(spec tap xvdb rw $IMG/t1.img)"; then
+        xenstore-ls -f /local/domain/0/backend 2>/dev/null | head -40 | sed 's/^/[xenstore] /'
+        sed 's/^/[xen-blkbackd] /' $DLOG | tail -30
+        report FAIL $(( $(now) - t0 )) "tap: negotiation (backend/vbd3)" "xl create failed"; return
+    fi
+    if wait_marker $g '@@G STEP neg@xvdb' 300; then
+        r=$(check_negotiation $g vbd3 $XVDB $((MIB * 2048))) || st=1
+        info "vbd3 params: $(xenstore-read /local/domain/0/backend/vbd3/${DOMID_OF[$g]}/$XVDB/params 2>&1)"
+    else
+        st=1; r="guest never reported neg@xvdb"
+    fi
+    check_counters $g xvdb $XVDB tap
+    wait_guest $g 400
+    n=$(gstep $g neg@xvdb)
+    if [ $st = 0 ] && [ "$(st_status "$n")" = PASS ]; then
+        report PASS "$(st_secs "$n")" "tap: negotiation (backend/vbd3)" "$(st_detail "$n"); backend/vbd3 keys ok"
+    else
+        report FAIL "$(st_secs "${n:-FAIL 0s}")" "tap: negotiation (backend/vbd3)" "${n:-no guest result}; ${r:-ok}"
+    fi
+    combine $g "tap: fio verify data" dd@xvdb fio@xvdb
+    kernel_log tap $g
+    info "phase tap: $(( $(now) - t0 ))s"
 }
 
 phase_twoguests() {
@@ -450,8 +669,8 @@ final_checks() {
         info "xen-blkbackd log (last 40 lines):"
         tail -40 $DLOG 2>/dev/null | sed 's/^/[xen-blkbackd] /'
     fi
+    # "<backend> <job>=<IOPS>/<MB/s>/<dom0 CPU s per GB> ..."
     if [ -s /tmp/perf.rows ]; then
-        say TABLE "backend randread4k_iops randwrite4k_iops seqread1m_mibs"
         while read -r be rest; do say TABLE "$be $rest"; done < /tmp/perf.rows
     fi
 }
@@ -461,7 +680,7 @@ rm -f /tmp/perf.rows
 info "xl: $(xl info 2>/dev/null | grep -E '^(xen_version|free_memory|nr_cpus)' | tr -s ' ' | tr '\n' ' ')"
 for p in $(echo "$PLAN" | tr ',+' '  '); do
     case $p in
-        baseline|kernel|qdisk|daemon|destroy|twoguests) say PHASE $p; phase_$p ;;
+        baseline|kernel|qdisk|daemon|destroy|twoguests|tap) say PHASE $p; phase_$p ;;
         *) report FAIL 0 "plan: $p" "unknown phase" ;;
     esac
 done
