@@ -71,6 +71,7 @@ void xbd_config_free(struct xbd_config *c)
     free(c->xen);
     free(c->log_path);
     free(c->control_path);
+    free(c->state_dir);
     memset(c, 0, sizeof(*c));
 }
 
@@ -351,6 +352,14 @@ int xbd_config_set(struct xbd_config *c, const char *key, const char *v,
         c->stop_timeout_ms = (unsigned)n;
         return 0;
     }
+    if (!strcmp(key, "state-dir")) {
+        NEEDV();
+        if (v[0] != '/')
+            BAD("state-dir: expected an absolute directory path, got '%s'", v);
+        if (strlen(v) >= 200)
+            BAD("state-dir: path too long (max 199 bytes)");
+        return set_str(&c->state_dir, v);
+    }
     if (!strcmp(key, "on-exit")) {
         NEEDV();
         if (!strcmp(v, "leave")) c->on_exit = XBD_ON_EXIT_LEAVE;
@@ -455,6 +464,7 @@ static const struct option long_opts[] = {
     { "direct-io",              optional_argument, NULL, OPT_BASE + 21 },
     { "stop-timeout",           required_argument, NULL, OPT_BASE + 22 },
     { "on-exit",                required_argument, NULL, OPT_BASE + 23 },
+    { "state-dir",              required_argument, NULL, OPT_BASE + 24 },
     { NULL, 0, NULL, 0 },
 };
 
@@ -488,6 +498,7 @@ void xbd_config_usage(FILE *out, const char *prog)
 "      --direct-io[=yes|no]     O_DIRECT on the backing store (default yes)\n"
 "      --stop-timeout=MS        drain budget when a device closes (default 3000)\n"
 "      --on-exit=leave|close    device state left on SIGTERM (default leave)\n"
+"      --state-dir=DIR          owner locks and restart state (default " XBD_DEFAULT_STATE_DIR ")\n"
 "  -h, --help                   this text\n"
 "  -V, --version                print the version\n",
             prog, XBD_MAX_RING_ORDER, XBD_MAX_QUEUES, XBD_CFG_MAX_INDIRECT_SEGS);
@@ -604,4 +615,16 @@ unsigned xbd_config_max_queues(const struct xbd_config *c)
     if (n < 1)
         n = 1;
     return n > XBD_MAX_QUEUES ? XBD_MAX_QUEUES : (unsigned)n;
+}
+
+const char *xbd_config_state_dir(const struct xbd_config *c, char *buf, size_t len)
+{
+    const char *a = xbd_config_sim_arg(c);
+    if (c->state_dir)
+        snprintf(buf, len, "%s", c->state_dir);
+    else if (a)
+        snprintf(buf, len, "%.*s/run", (int)strcspn(a, ","), a);
+    else
+        snprintf(buf, len, "%s", XBD_DEFAULT_STATE_DIR);
+    return buf;
 }

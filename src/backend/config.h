@@ -16,6 +16,7 @@
 #define XBD_VERSION             "0.1.0"
 #define XBD_DEFAULT_CONFIG      "/etc/xen/xen-blkbackd.conf"
 #define XBD_DEFAULT_CONTROL     "/run/xen-blkbackd/control.sock"
+#define XBD_DEFAULT_STATE_DIR   "/run/xen-blkbackd"     /* tmpfs: locks, restart state */
 /* Most INDIRECT segments the data plane takes (one engine I/O holds at most
  * UIO_MAXIOV = 1024 iovecs: src/ring/queue.h DPQ_MAX_SEGS; dp_create refuses
  * more).  The protocol allows 8 x 512 = 4096 (blkif.h). */
@@ -49,6 +50,7 @@ struct xbd_config {
     bool direct_io;                 /* O_DIRECT on the backing store */
     unsigned stop_timeout_ms;       /* dp_stop drain budget */
     enum xbd_on_exit on_exit;
+    char *state_dir;            /* NULL: XBD_DEFAULT_STATE_DIR, or <sim dir>/run under sim */
 };
 
 /* Fill in the built-in defaults (no allocation failure possible: strings are
@@ -91,6 +93,14 @@ const char *xbd_config_sim_arg(const struct xbd_config *c);
 int xbd_config_sim_domid(const struct xbd_config *c);
 bool xbd_config_wait_hotplug(const struct xbd_config *c);
 unsigned xbd_config_max_queues(const struct xbd_config *c);
+/*
+ * The directory of the owner locks and the per-vbd restart state (a tmpfs:
+ * it must outlive the daemon, not the host): --state-dir, else
+ * XBD_DEFAULT_STATE_DIR, else under the simulated host "<sim dir>/run" so
+ * that tests on separate simulated hosts never share it.  Written into buf
+ * (len bytes); returns buf.
+ */
+const char *xbd_config_state_dir(const struct xbd_config *c, char *buf, size_t len);
 
 /* Print the usage text. */
 void xbd_config_usage(FILE *out, const char *prog);
