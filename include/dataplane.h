@@ -55,7 +55,10 @@ struct dp_config {
     unsigned persistent_cap;        /* per queue, pages; 0 = auto: ring slots x (segments +
                                        indirect pages), 1056..8192 (src/ring/grant.h) */
     unsigned poll_us;               /* spin on the ring this long before sleeping; 0 = off */
-    bool reattach;                  /* daemon restart: attach at the shared rsp_prod */
+    bool reattach;                  /* daemon restart: take over the rings as they are
+                                       (restart state, else at the published rsp_prod) */
+    const char *state_path;         /* restart state file (src/ring/rstate.h; a tmpfs);
+                                       NULL: kept in anonymous memory only */
     unsigned persistent_idle_ms;    /* release persistent grants unused this long;
                                        0 = 60000 (Linux persistent_grant_unused_seconds) */
 };
@@ -83,8 +86,16 @@ int  dp_start(struct dp *dp);
  */
 void dp_stop(struct dp *dp, unsigned timeout_ms);
 
-/* Free the dp (calls dp_stop if needed). */
+/* Free the dp (calls dp_stop if needed).  The restart state file is removed
+ * unless dp_keep_state was called. */
 void dp_destroy(struct dp *dp);
+
+/*
+ * Keep the restart state file when the dp is destroyed: the daemon is
+ * exiting with the devices left Connected (on-exit=leave), and the next one
+ * re-issues what dp_stop abandoned unanswered.  Call before dp_destroy.
+ */
+void dp_keep_state(struct dp *dp);
 
 /* Counters summed over queues; safe from any thread while running. */
 void dp_get_stats(struct dp *dp, struct vbd_stats *out);

@@ -107,7 +107,7 @@ extern const struct engine_ops engine_null;
  * Filter engines wrap another engine when allow_filters (test builds and
  * --allow-test-engines only):
  *   "error:<start>-<end>[,r|w|rw]:<inner>"  fail I/O touching bytes [start,end) with -EIO
- *   "delay:<usec>:<inner>"                   delay every I/O completion
+ *   "delay:[w]<usec>:<inner>"                delay every I/O completion (w: writes only)
  * Errors: -EINVAL (syntax), those of the engine's open.
  */
 int engine_open_params(const char *params, const struct engine_params *p,

@@ -281,6 +281,8 @@ void vbd_changed(struct vbd *v)
 
 void vbd_shutdown(struct vbd *v, bool close)
 {
+    if (!close && v->dp)
+        dp_keep_state(v->dp);   /* for the next daemon: xen-blkbackd(8) RESTART */
     vbd_disconnect(v);
     if (close && v->be_state >= 0 && v->be_state != XenbusStateClosed)
         set_state(v, XenbusStateClosed);

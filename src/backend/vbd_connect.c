@@ -386,6 +386,12 @@ int vbd_connect(struct vbd *v)
     dc->persistent_cap = cfg->persistent_cap;
     dc->poll_us = cfg->poll_us;
     dc->reattach = reattach;
+    char sdir[256], spath[320];
+    xbd_config_state_dir(cfg, sdir, sizeof(sdir));
+    if (mkdir(sdir, 0700) < 0 && errno != EEXIST)
+        VLOG(v, LOG_WARNING, "state directory %s: %s", sdir, strerror(errno));
+    snprintf(spath, sizeof(spath), "%s/%s-%u-%u.state", sdir, v->kind, v->fe_domid, v->devid);
+    dc->state_path = spath;
 
     rc = dp_create(b->ops, b->host, dc, &v->dp);
     if (rc) {

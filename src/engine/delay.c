@@ -1,8 +1,10 @@
 /*
- * delay.c - filter engine "delay:<usec>:<inner>": every I/O completion of the
- * inner engine is held back `usec` microseconds before it is reported (cf.
- * nbdkit filters/delay).  Used to test timeouts, dp_stop with I/O in flight
- * and queue depth.  Test builds and --allow-test-engines only.
+ * delay.c - filter engine "delay:[w]<usec>:<inner>": every I/O completion of
+ * the inner engine (with `w`: of every WRITE only, so reads overtake older
+ * writes, as with a dm-delay target that delays writes) is held back `usec`
+ * microseconds before it is reported (cf. nbdkit filters/delay).  Used to
+ * test timeouts, dp_stop with I/O in flight, queue depth and out-of-order
+ * completions.  Test builds and --allow-test-engines only.
  */
 #include "engine.h"
 #include "engine_priv.h"
@@ -18,6 +20,7 @@ struct delay_engine {
     struct engine base;
     struct engine *inner;
     uint64_t usec;
+    bool writes_only;
 };
 
 struct delay_queue {
@@ -27,6 +30,9 @@ struct delay_queue {
     struct engine_io **io;
     uint64_t *due_ns;               /* CLOCK_MONOTONIC */
     int tfd, epfd;
+    engine_done_fn done;            /* of the reap in progress: undelayed completions */
+    void *done_arg;
+    int passed;                     /* completions reported at once in that reap */
 };
 
 static const struct engine_ops engine_delay;
@@ -38,7 +44,7 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-int engine_delay_open(struct engine *inner, uint64_t usec, struct engine **out)
+int engine_delay_open(struct engine *inner, uint64_t usec, bool writes_only, struct engine **out)
 {
     struct delay_engine *f = calloc(1, sizeof(*f));
     if (!f) {
@@ -49,6 +55,7 @@ int engine_delay_open(struct engine *inner, uint64_t usec, struct engine **out)
     f->base.ops = &engine_delay;
     f->inner = inner;
     f->usec = usec;
+    f->writes_only = writes_only;
     *out = &f->base;
     return 0;
 }
@@ -139,6 +146,11 @@ static int delay_completion_fd(struct engine_queue *eq)
 static void delay_hold(struct engine_io *io, void *arg)
 {
     struct delay_queue *q = arg;
+    if (q->e->writes_only && io->op != ENGINE_OP_WRITE) {
+        q->passed++;
+        q->done(io, q->done_arg);
+        return;
+    }
     unsigned i = (q->head + q->n) % q->cap;
     if (q->n == q->cap)
         return;                     /* cannot happen: inner depth == cap */
@@ -154,10 +166,13 @@ static int delay_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
     if (read(q->tfd, &v, sizeof(v)) < 0) {
         /* EAGAIN: timer did not fire */
     }
+    q->done = done;
+    q->done_arg = arg;
+    q->passed = 0;
     int rc = q->e->inner->ops->reap(q->inner, delay_hold, q);
     if (rc < 0)
         return rc;
-    int total = 0;
+    int total = q->passed;
     uint64_t now = now_ns();
     unsigned n = q->n;              /* ios held from done() wait for next time */
     while (n && q->due_ns[q->head] <= now) {

@@ -46,7 +46,7 @@ static inline bool eng_io_overlaps(const struct engine_io *io, uint64_t start, u
  * filter from then on (closed with it, also on failure). */
 int engine_error_open(struct engine *inner, uint64_t start, uint64_t end,
                       bool on_read, bool on_write, struct engine **out);
-int engine_delay_open(struct engine *inner, uint64_t usec, struct engine **out);
+int engine_delay_open(struct engine *inner, uint64_t usec, bool writes_only, struct engine **out);
 /* The null engine of a given size (bytes). */
 int engine_null_open_size(uint64_t size, const struct engine_params *p, struct engine **out);
 

@@ -7,7 +7,7 @@
  *   aio:path                           libaio on a file or block device
  *   null:<bytes>                       zeroes, writes dropped
  *   error:<start>-<end>[,r|w|rw]:<inner>   filter (allow_filters only)
- *   delay:<usec>:<inner>                   filter (allow_filters only)
+ *   delay:[w]<usec>:<inner>                filter (allow_filters only; w: writes only)
  * Sizes accept k/M/G/T suffixes (powers of 1024).  A prefix that is not an
  * engine name is part of the path ("/srv/a:b.img" is a file).
  */
@@ -56,9 +56,11 @@ static int open_error(const char *spec, const struct engine_params *p, struct en
     return engine_error_open(inner, start, end, r, w, out);
 }
 
-/* "<usec>:<inner>" */
+/* "[w]<usec>:<inner>" */
 static int open_delay(const char *spec, const struct engine_params *p, struct engine **out)
 {
+    bool writes_only = *spec == 'w';
+    spec += writes_only;
     const char *colon = strchr(spec, ':');
     uint64_t usec;
     if (!colon || eng_parse_size(spec, colon, &usec) < 0 || usec > 60ull * 1000 * 1000)
@@ -67,7 +69,7 @@ static int open_delay(const char *spec, const struct engine_params *p, struct en
     int rc = engine_open_params(colon + 1, p, true, &inner);
     if (rc < 0)
         return rc;
-    return engine_delay_open(inner, usec, out);
+    return engine_delay_open(inner, usec, writes_only, out);
 }
 
 int engine_open_params(const char *params, const struct engine_params *p,

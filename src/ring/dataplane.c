@@ -5,6 +5,7 @@
  */
 #include "dataplane.h"
 #include "queue.h"
+#include "rstate.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +23,8 @@ struct dp {
     char name[64];
     unsigned nq;
     struct dpq *q[XBD_MAX_QUEUES];
+    struct rstate rs;           /* restart state (rstate.h) */
+    RING_IDX attach_req[XBD_MAX_QUEUES], attach_rsp[XBD_MAX_QUEUES];   /* shared, at attach */
     pthread_mutex_t lock;       /* dp_stop vs dp_stop */
     bool started, stopped;
 };
@@ -158,6 +161,8 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
             return -EIO;
         }
         start = rsp;
+        dp->attach_req[idx] = req;
+        dp->attach_rsp[idx] = rsp;
     }
     if (cfg->abi == BLKIF_ABI_X86_32)
         BACK_RING_ATTACH(&q->br.r32, (struct blkif_x86_32_sring *)addr, start, bytes);
@@ -187,7 +192,57 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
                 dpg_mode_name(mode), strerror(-rc));
         return rc;
     }
-    return dpq_alloc_slots(q, nr_slots, max_segs);
+    q->max_segs = max_segs;
+    q->nr_slots = nr_slots;
+    return 0;
+}
+
+/*
+ * The request slots of every queue, their records in the restart state, and
+ * after a restart what the previous daemon left in flight (rstate.h).  A
+ * queue whose state cannot be used resumes at the published rsp_prod.
+ */
+static int slots_setup(struct dp *dp)
+{
+    unsigned nr_slots[XBD_MAX_QUEUES];
+    uint16_t *redo = NULL;
+    for (unsigned i = 0; i < dp->nq; i++)
+        nr_slots[i] = dp->q[i]->nr_slots;
+    int rc = rs_open(&dp->rs, dp->cfg.state_path, &dp->cfg, nr_slots, dp->name);
+    if (rc < 0)
+        return rc;
+    for (unsigned i = 0; i < dp->nq && rc == 0; i++) {
+        struct dpq *q = dp->q[i];
+        blkif_x86_64_back_ring_t *r = &q->br.r64;
+        struct rs_rec *recs = rs_recs(&dp->rs, i);
+        unsigned n = 0;
+        uint32_t req_cons = r->req_cons;
+        if (dp->rs.recovered) {
+            if (!redo && !(redo = malloc(65536 * sizeof(*redo)))) {
+                rc = -ENOMEM;
+                break;
+            }
+            if (rs_recover(&dp->rs, i, dp->attach_req[i], dp->attach_rsp[i], q->nr_slots,
+                           redo, &n, &req_cons, dp->name) < 0) {
+                memset(recs, 0, q->nr_slots * sizeof(*recs));
+                n = 0;
+                req_cons = r->req_cons;
+            }
+        }
+        dp->rs.hdr->q[i].req_cons = req_cons;
+        q->rs_req_cons = &dp->rs.hdr->q[i].req_cons;
+        r->req_cons = req_cons;
+        q->notified_upto = r->rsp_prod_pvt;
+        rc = dpq_alloc_slots(q, q->nr_slots, q->max_segs, recs);
+        if (rc == 0 && n) {
+            dpq_set_redo(q, redo, n);
+            log_notice("%s queue %u: restart state: %u request(s) to re-issue, resuming at "
+                       "req_cons %u (rsp_prod %u, req_prod %u)", dp->name, i, n, req_cons,
+                       dp->attach_rsp[i], dp->attach_req[i]);
+        }
+    }
+    free(redo);
+    return rc;
 }
 
 static void dp_free(struct dp *dp)
@@ -229,9 +284,13 @@ int dp_create(const struct xen_ops *ops, struct xen_host *host,
         if (rc < 0)
             break;
     }
+    if (rc == 0)
+        rc = slots_setup(dp);
     if (rc < 0) {
         for (unsigned i = 0; i < dp->nq; i++)
             queue_teardown(dp, dp->q[i]);
+        dp->rs.keep = dp->rs.recovered;     /* not ours to drop: the next try reads it */
+        rs_close(&dp->rs);
         dp_free(dp);
         return rc;
     }
@@ -350,7 +409,20 @@ void dp_destroy(struct dp *dp)
     if (!dp)
         return;
     dp_stop(dp, 5000);
+    /* A leaked queue's thread may still write its records: leave the file
+     * mapped (and in place) rather than have it fault. */
+    bool leaked = false;
+    for (unsigned i = 0; i < dp->nq; i++)
+        leaked |= dp->q[i]->leaked;
+    if (!leaked)
+        rs_close(&dp->rs);
     dp_free(dp);
+}
+
+void dp_keep_state(struct dp *dp)
+{
+    if (dp)
+        dp->rs.keep = true;
 }
 
 void dp_get_stats(struct dp *dp, struct vbd_stats *out)

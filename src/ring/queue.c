@@ -40,7 +40,7 @@ uint64_t dpq_now_ns(void)
 
 /* ---- slots ------------------------------------------------------------- */
 
-int dpq_alloc_slots(struct dpq *q, unsigned nr_slots, unsigned max_segs)
+int dpq_alloc_slots(struct dpq *q, unsigned nr_slots, unsigned max_segs, struct rs_rec *recs)
 {
     size_t per = (size_t)max_segs * (sizeof(struct blkif_request_segment) + sizeof(uint32_t) +
                                      sizeof(struct iovec));
@@ -49,11 +49,14 @@ int dpq_alloc_slots(struct dpq *q, unsigned nr_slots, unsigned max_segs)
     q->free_stack = calloc(nr_slots, sizeof(*q->free_stack));
     q->copy_list = calloc(nr_slots, sizeof(*q->copy_list));
     q->copy_work = calloc(nr_slots, sizeof(*q->copy_work));
+    q->answered = calloc(nr_slots, sizeof(*q->answered));
+    q->redo = calloc(nr_slots, sizeof(*q->redo));
     /* One arena for every per-segment array; big arenas come from mmap and
      * only the pages of segments actually used get touched. */
     q->arena_len = per * nr_slots;
     q->arena = calloc(1, q->arena_len);
-    if (!q->slots || !q->free_stack || !q->arena || !q->copy_list || !q->copy_work) {
+    if (!q->slots || !q->free_stack || !q->arena || !q->copy_list || !q->copy_work ||
+        !q->answered || !q->redo) {
         dpq_free_slots(q);
         return -ENOMEM;
     }
@@ -65,6 +68,8 @@ int dpq_alloc_slots(struct dpq *q, unsigned nr_slots, unsigned max_segs)
         s->iseg = (struct blkif_request_segment *)p0; p0 += max_segs * sizeof(*s->iseg);
         s->ent = (uint32_t *)p0;
         s->io.cookie = s;
+        s->rec = &recs[i];
+        s->req = &recs[i].req;
         dpg_map_init(&q->g, &s->map, i, s->ent);
         q->free_stack[i] = (uint16_t)(nr_slots - 1 - i);
     }
@@ -72,7 +77,24 @@ int dpq_alloc_slots(struct dpq *q, unsigned nr_slots, unsigned max_segs)
     q->nfree = nr_slots;
     q->max_segs = max_segs;
     q->ncopy = 0;
+    q->nanswered = 0;
+    q->nredo = 0;
     return 0;
+}
+
+void dpq_set_redo(struct dpq *q, const uint16_t *redo, unsigned n)
+{
+    /* The free stack without them (same order as dpq_alloc_slots): after
+     * rs_recover exactly the records to re-issue are in flight. */
+    unsigned nf = 0;
+    for (unsigned i = q->nr_slots; i-- > 0;)
+        if (q->slots[i].rec->state != RS_INFLIGHT)
+            q->free_stack[nf++] = (uint16_t)i;
+    memcpy(q->redo, redo, n * sizeof(*redo));
+    q->nfree = nf;
+    q->nredo = n;
+    q->inflight = n;
+    ST_ADD(&q->st, inflight, n);
 }
 
 void dpq_free_slots(struct dpq *q)
@@ -82,6 +104,9 @@ void dpq_free_slots(struct dpq *q)
     free(q->arena);
     free(q->copy_list);
     free(q->copy_work);
+    free(q->answered);
+    free(q->redo);
+    q->answered = q->redo = NULL;
     q->slots = NULL;
     q->free_stack = NULL;
     q->arena = NULL;
@@ -89,11 +114,17 @@ void dpq_free_slots(struct dpq *q)
     q->nr_slots = q->nfree = 0;
 }
 
+static void publish(struct dpq *q);
+
 static struct dp_slot *slot_get(struct dpq *q)
 {
     if (!q->nfree)
         return NULL;
     struct dp_slot *s = &q->slots[q->free_stack[--q->nfree]];
+    /* Its last response must be visible before its record is reused, or a
+     * crash right after would lose that request (rstate.h). */
+    if (s->rec->state == RS_ANSWERED)
+        publish(q);
     q->inflight++;
     ST_ADD(&q->st, inflight, 1);
     return s;
@@ -120,10 +151,13 @@ static void start_barrier(struct dpq *q, struct dp_slot *s);
 /* Write the response of slot s, release its grants and the slot. */
 static void finish(struct dpq *q, struct dp_slot *s, int16_t status)
 {
+    RING_IDX r = RING(q)->rsp_prod_pvt;
     dpg_put(&q->g, &s->map);
-    blkif_abi_put_rsp(q->abi, ring_entry(q, RING(q)->rsp_prod_pvt), s->req.id,
-                      s->chk.rsp_op, status);
-    RING(q)->rsp_prod_pvt++;
+    blkif_abi_put_rsp(q->abi, ring_entry(q, r), s->req->id, s->chk.rsp_op, status);
+    s->rec->rsp_idx = r;
+    __atomic_store_n(&s->rec->state, RS_ANSWERED, __ATOMIC_RELEASE);   /* after the response */
+    q->answered[q->nanswered++] = (uint16_t)(s - q->slots);
+    RING(q)->rsp_prod_pvt = r + 1;
     q->need_push = true;
     if (status == BLKIF_RSP_ERROR)
         ST_ADD(&q->st, errors, 1);
@@ -137,15 +171,35 @@ static void finish(struct dpq *q, struct dp_slot *s, int16_t status)
         start_barrier(q, q->barrier);
 }
 
-/* Publish written responses; notify the frontend once per batch. */
+/* Make the written responses visible (rsp_prod), then free their records:
+ * RING_PUSH_RESPONSES of xen/io/ring.h, without the notify decision. */
+static void publish(struct dpq *q)
+{
+    if (!q->nanswered)
+        return;
+    xen_wmb();                  /* responses before rsp_prod */
+    RING(q)->sring->rsp_prod = RING(q)->rsp_prod_pvt;
+    __asm__ __volatile__("" ::: "memory");      /* rsp_prod before the records are freed */
+    for (unsigned i = 0; i < q->nanswered; i++)
+        __atomic_store_n(&q->slots[q->answered[i]].rec->state, RS_FREE, __ATOMIC_RELAXED);
+    q->nanswered = 0;
+}
+
+/*
+ * Publish written responses; notify the frontend once per batch: the check of
+ * RING_PUSH_RESPONSES_AND_CHECK_NOTIFY (xen/io/ring.h), over everything
+ * published since the last decision (publish() may have run in between).
+ */
 static void push_responses(struct dpq *q)
 {
-    int notify;
     if (!q->need_push)
         return;
     q->need_push = false;
-    RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(RING(q), notify);
-    if (notify) {
+    publish(q);
+    xen_mb();                   /* rsp_prod before reading rsp_event */
+    RING_IDX new = RING(q)->rsp_prod_pvt, old = q->notified_upto;
+    q->notified_upto = new;
+    if ((RING_IDX)(new - RING(q)->sring->rsp_event) < (RING_IDX)(new - old)) {
         ST_ADD(&q->st, notify, 1);
         q->ops->evtchn_notify(q->evt, q->port);
     }
@@ -170,8 +224,8 @@ static void refuse(struct dpq *q, struct dp_slot *s, int16_t status)
     ST_ADD(&q->st, bad_req, 1);
     log_rl(&q->rl[DPQ_RL_REQ], LOG_WARNING,
            "%s queue %u: %s request id %" PRIu64 " (op %u, nr_segments %u, sector %" PRIu64
-           ") refused: %s", q->name, q->idx, op_name(s->req.operation), s->req.id,
-           s->req.operation, s->req.nr_segments, s->req.sector_number,
+           ") refused: %s", q->name, q->idx, op_name(s->req->operation), s->req->id,
+           s->req->operation, s->req->nr_segments, s->req->sector_number,
            s->chk.why ? s->chk.why : "invalid");
     finish(q, s, status);
 }
@@ -192,7 +246,7 @@ static void queue_io(struct dpq *q, struct dp_slot *s)
 
 static const struct blkif_request_segment *segs_of(const struct dp_slot *s)
 {
-    return s->chk.indirect ? s->iseg : s->req.seg;
+    return s->chk.indirect ? s->iseg : s->req->seg;
 }
 
 static void copy_flush(struct dpq *q);
@@ -209,12 +263,12 @@ static void grant_fault(struct dpq *q, struct dp_slot *s, unsigned n, int rc)
     if (rc == -EBUSY)
         log_rl(&q->rl[DPQ_RL_MAP], LOG_WARNING,
                "%s queue %u: %s request id %" PRIu64 ": persistent grant %u already in use "
-               "by another request", q->name, q->idx, op_name(s->req.operation), s->req.id,
+               "by another request", q->name, q->idx, op_name(s->req->operation), s->req->id,
                q->g.busy_gref);
     else
         log_rl(&q->rl[DPQ_RL_MAP], LOG_WARNING,
                "%s queue %u: %s request id %" PRIu64 ": cannot %s %u grant(s): %s",
-               q->name, q->idx, op_name(s->req.operation), s->req.id,
+               q->name, q->idx, op_name(s->req->operation), s->req->id,
                q->g.mode == GRANT_MODE_COPY ? "copy" : "map", n, strerror(-rc));
 }
 
@@ -235,7 +289,7 @@ static void start_data(struct dpq *q, struct dp_slot *s)
     }
     s->niov = (uint16_t)niov;
     s->io.op = s->chk.to_guest ? ENGINE_OP_READ : ENGINE_OP_WRITE;
-    s->io.offset = s->req.sector_number << 9;
+    s->io.offset = s->req->sector_number << 9;
     s->io.len = s->chk.nr_sectors << 9;
     s->io.iov = s->iov;
     s->io.iovcnt = niov;
@@ -331,7 +385,7 @@ static void io_done(struct engine_io *io, void *arg)
         ST_ADD(&q->st, io_errors, 1);
         log_rl(&q->rl[DPQ_RL_IO], LOG_ERR,
                "%s queue %u: %s request id %" PRIu64 " (bytes %" PRIu64 "+%" PRIu64 "): I/O error: %s",
-               q->name, q->idx, op_name(s->req.operation), s->req.id, io->offset, io->len,
+               q->name, q->idx, op_name(s->req->operation), s->req->id, io->offset, io->len,
                strerror((int)-io->result));
         finish(q, s, BLKIF_RSP_ERROR);
         return;
@@ -370,7 +424,7 @@ static void io_done(struct engine_io *io, void *arg)
 static void dispatch(struct dpq *q, struct dp_slot *s)
 {
     struct blkif_checked *c = &s->chk;
-    int st = blkif_check_req(&q->lim, &s->req, c);
+    int st = blkif_check_req(&q->lim, s->req, c);
 
     s->map.count = 0;
     if (st != BLKIF_RSP_OKAY) {
@@ -385,7 +439,7 @@ static void dispatch(struct dpq *q, struct dp_slot *s)
         else
             ST_ADD(&q->st, wr_req, 1);
         if (c->indirect) {
-            int rc = dpg_read_indirect(&q->g, s->req.indirect_grefs, c->nr_indirect_pages,
+            int rc = dpg_read_indirect(&q->g, s->req->indirect_grefs, c->nr_indirect_pages,
                                        s->iseg, c->nr_segs);
             if (rc < 0) {
                 grant_fault(q, s, c->nr_indirect_pages, rc);
@@ -393,7 +447,7 @@ static void dispatch(struct dpq *q, struct dp_slot *s)
                 return;
             }
         }
-        st = blkif_check_segs(&q->lim, &s->req, c->indirect ? s->iseg : s->req.seg, c);
+        st = blkif_check_segs(&q->lim, s->req, c->indirect ? s->iseg : s->req->seg, c);
         if (st != BLKIF_RSP_OKAY) {
             refuse(q, s, (int16_t)st);
             return;
@@ -407,7 +461,7 @@ static void dispatch(struct dpq *q, struct dp_slot *s)
     case BLKIF_KIND_FLUSH:
     case BLKIF_KIND_BARRIER:
         ST_ADD(&q->st, f_req, 1);
-        st = blkif_check_segs(&q->lim, &s->req, s->req.seg, c);
+        st = blkif_check_segs(&q->lim, s->req, s->req->seg, c);
         if (st != BLKIF_RSP_OKAY) {
             refuse(q, s, (int16_t)st);
             return;
@@ -430,7 +484,7 @@ static void dispatch(struct dpq *q, struct dp_slot *s)
             finish(q, s, BLKIF_RSP_OKAY);
             return;
         }
-        s->disc_off = s->req.sector_number << 9;
+        s->disc_off = s->req->sector_number << 9;
         s->disc_left = c->nr_sectors << 9;
         next_discard(q, s);
         return;
@@ -438,6 +492,20 @@ static void dispatch(struct dpq *q, struct dp_slot *s)
 }
 
 /* ---- the ring ------------------------------------------------------------ */
+
+/* Restart: re-issue the requests the previous daemon consumed and did not
+ * answer (rstate.h), in ring order, before anything new is consumed. */
+static void replay(struct dpq *q)
+{
+    if (!q->nredo)
+        return;
+    log_notice("%s queue %u: re-issuing %u request(s) left in flight by the previous daemon",
+               q->name, q->idx, q->nredo);
+    ST_ADD(&q->st, replayed, q->nredo);
+    for (unsigned i = 0; i < q->nredo; i++)
+        dispatch(q, &q->slots[q->redo[i]]);
+    q->nredo = 0;
+}
 
 static void submit(struct dpq *q)
 {
@@ -495,8 +563,12 @@ static void sweep(struct dpq *q, bool arm)
                 q->oo = true;
                 break;
             }
-            blkif_abi_get_req(q->abi, &s->req, ring_entry(q, rc));
+            blkif_abi_get_req(q->abi, s->req, ring_entry(q, rc));
+            /* restart state (rstate.h): the copy, then the record, then req_cons */
+            s->rec->ring_idx = rc;
+            __atomic_store_n(&s->rec->state, RS_INFLIGHT, __ATOMIC_RELEASE);
             r->req_cons = ++rc;
+            __atomic_store_n(q->rs_req_cons, rc, __ATOMIC_RELEASE);
             __asm__ __volatile__("" ::: "memory");   /* copy before use (bb/blkback.c:1140) */
             dispatch(q, s);
         }
@@ -648,6 +720,7 @@ void *dpq_thread(void *arg)
 
     kick(q);
     dpg_tick(&q->g, dpq_now_ns());
+    replay(q);
     service(q, true);           /* requests queued before we bound, or reattach */
     while (!q->stopping) {
         int timeout = -1;

@@ -22,6 +22,7 @@
 #include "dataplane.h"
 #include "grant.h"
 #include "log.h"
+#include "rstate.h"
 #include "validate.h"
 
 #define DPQ_DISCARD_CHUNK (1ull << 30)      /* bytes per engine DISCARD */
@@ -47,7 +48,8 @@ enum dpq_fault {        /* one rate limiter per fault site */
 
 struct dp_slot {
     struct engine_io io;            /* the slot's one engine I/O */
-    struct blkif_req req;           /* private copy of the request */
+    struct blkif_req *req;          /* = &rec->req: the private copy of the request */
+    struct rs_rec *rec;             /* its record in the restart state (rstate.h) */
     struct blkif_checked chk;
     struct dpg_map map;
     uint8_t stage;
@@ -94,6 +96,12 @@ struct dpq {
     unsigned inflight;              /* slots not free */
     unsigned queued;                /* engine I/Os queued since the last submit */
     struct dp_slot *barrier;        /* BARRIER parked or running: consume nothing */
+    uint16_t *answered;             /* slots answered since the last publish [nr_slots] */
+    unsigned nanswered;
+    RING_IDX notified_upto;         /* rsp_prod at the last notify decision */
+    uint16_t *redo;                 /* restart: slots to re-issue first, ring order [nr_slots] */
+    unsigned nredo;
+    uint32_t *rs_req_cons;          /* the restart state's req_cons of this queue */
     uint16_t *copy_list, *copy_work;    /* COPY: slots in the copy batch [nr_slots] */
     unsigned ncopy;
     bool in_copy_flush;
@@ -118,8 +126,14 @@ struct dpq {
 };
 
 /* Allocate the slots of a queue: nr_slots = ring size, max_segs segment
- * arrays each; q->g must be set up (dpg_setup) first.  0 or -ENOMEM. */
-int  dpq_alloc_slots(struct dpq *q, unsigned nr_slots, unsigned max_segs);
+ * arrays each, slot i's request kept in recs[i] (the restart state); q->g
+ * must be set up (dpg_setup) first.  0 or -ENOMEM. */
+int  dpq_alloc_slots(struct dpq *q, unsigned nr_slots, unsigned max_segs, struct rs_rec *recs);
+
+/* Restart: take slots redo[0..n) (ring order) out of the free list; the
+ * queue thread re-issues them before it consumes anything (and counts them
+ * in `replayed`). */
+void dpq_set_redo(struct dpq *q, const uint16_t *redo, unsigned n);
 void dpq_free_slots(struct dpq *q);
 
 /* The queue thread (arg: struct dpq *).  Returns when q->stop_efd fires,

@@ -173,9 +173,14 @@ int t_daemon_start(struct t_daemon *d, const char *dir, const char *const *args,
 
 int t_daemon_stop(struct t_daemon *d, unsigned timeout_ms)
 {
+    return t_daemon_signal(d, SIGTERM, timeout_ms);
+}
+
+int t_daemon_signal(struct t_daemon *d, int sig, unsigned timeout_ms)
+{
     if (d->pid <= 0)
         return -ECHILD;
-    kill(d->pid, SIGTERM);
+    kill(d->pid, sig);
     long long end = now_ms() + timeout_ms;
     int st;
     for (;;) {

@@ -39,6 +39,9 @@ bool t_daemon_alive(struct t_daemon *d);
  */
 int  t_daemon_stop(struct t_daemon *d, unsigned timeout_ms);
 
+/* As t_daemon_stop with signal `sig` (SIGKILL: a crash). */
+int  t_daemon_signal(struct t_daemon *d, int sig, unsigned timeout_ms);
+
 /* Counter `name` of device domid/devid from `stats domid devid`; -1 on error. */
 long long t_daemon_stat(const struct t_daemon *d, unsigned domid, unsigned devid,
                         const char *name);
