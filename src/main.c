@@ -3,7 +3,8 @@
  * (blocked here, before any thread exists, and read through a signalfd by the
  * event loop), pidfile, then the control plane's event loop.  Always runs in
  * the foreground (systemd Type=simple).  Exit: 0 after SIGTERM/SIGINT,
- * 1 on a runtime error, 2 on a usage or config error.  See xen-blkbackd(8).
+ * 1 on a runtime error (another daemon owns a backend kind included), 2 on a
+ * usage or config error.  See xen-blkbackd(8).
  */
 #include "backend/backend.h"
 #include "backend/config.h"
@@ -61,19 +62,20 @@ int main(int argc, char **argv)
     }
     if (cfg.config_path)
         log_info("config %s", cfg.config_path);
-    if (cfg.pidfile && (rc = write_pidfile(cfg.pidfile))) {
-        log_err("pidfile %s: %s", cfg.pidfile, strerror(-rc));
-        xbd_config_free(&cfg);
-        return 1;
-    }
 
+    /* The pidfile only once we own our backend kinds: a second daemon must
+     * not overwrite (or, exiting, remove) the first one's. */
     struct backend *b = NULL;
+    bool pidfile = false;
     rc = backend_create(&cfg, &b);
-    if (rc == 0) {
+    if (rc == 0 && cfg.pidfile && (rc = write_pidfile(cfg.pidfile)))
+        log_err("pidfile %s: %s", cfg.pidfile, strerror(-rc));
+    else if (rc == 0)
+        pidfile = cfg.pidfile != NULL;
+    if (rc == 0)
         rc = backend_run(b);
-        backend_destroy(b);
-    }
-    if (cfg.pidfile)
+    backend_destroy(b);
+    if (pidfile)
         unlink(cfg.pidfile);
     log_notice("exit %d", rc ? 1 : 0);
     xbd_config_free(&cfg);

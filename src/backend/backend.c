@@ -227,8 +227,18 @@ int backend_create(const struct xbd_config *cfg, struct backend **out)
         return -ENOMEM;
     b->cfg = cfg;
     b->sig_fd = -1;
+    for (unsigned i = 0; i < OWNER_MAX_KINDS; i++)
+        b->lock_fd[i] = -1;
     const char *impl = xbd_config_is_sim(cfg) ? "sim" : "libxen";
     int rc;
+    /* Owner first: a daemon that loses touches neither xenstore nor the
+     * control socket of the one that serves the kind. */
+    const char *mine[OWNER_MAX_KINDS];
+    for (size_t i = 0; i < OWNER_MAX_KINDS; i++)
+        mine[i] = kind_enabled(b, kinds[i]) ? kinds[i] : NULL;
+    rc = owner_acquire(b, mine, OWNER_MAX_KINDS);
+    if (rc)
+        goto fail;
     b->ops = xen_ops_find(impl);
     if (!b->ops) {
         log_err("no Xen implementation '%s' in this build", impl);
@@ -391,5 +401,6 @@ void backend_destroy(struct backend *b)
         b->ops->xs_close(b->xs);
     if (b->host)
         b->ops->host_close(b->host);
+    owner_release(b);
     free(b);
 }

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include "config.h"
 #include "dataplane.h"
 #include "engine.h"
@@ -18,6 +19,8 @@
 #include "xen_ops.h"
 
 struct control;
+
+#define OWNER_MAX_KINDS 2           /* vbd, vbd3 */
 
 struct backend {
     const struct xbd_config *cfg;
@@ -33,6 +36,7 @@ struct backend {
     int sig_fd;                     /* signalfd: SIGTERM SIGINT SIGHUP */
     struct control *ctl;            /* NULL when --control=none */
     bool stopping;
+    int lock_fd[OWNER_MAX_KINDS];   /* owner locks, by index in backend.c kinds[]; -1 */
 };
 
 /* The negotiated connection of a vbd (valid while v->dp != NULL). */
@@ -84,10 +88,12 @@ struct vbd {
 };
 
 /* ---- backend.c ------------------------------------------------------------ */
-/* Open the Xen services, resolve our domid, set up watches, signalfd and the
- * control socket.  Signals SIGTERM/SIGINT/SIGHUP must already be blocked in
- * every thread (main() does it before anything starts a thread).
- * 0, or -errno (message logged). */
+/* Take the owner locks (owner.c) first, then open the Xen services, resolve
+ * our domid, set up signalfd, the control socket and the watches.  Signals
+ * SIGTERM/SIGINT/SIGHUP must already be blocked in every thread (main() does
+ * it before anything starts a thread).
+ * 0, -EBUSY (another daemon or the kernel's xen-blkback serves one of our
+ * kinds: nothing was touched), or -errno (message logged). */
 int  backend_create(const struct xbd_config *cfg, struct backend **out);
 /* Run the event loop until SIGTERM/SIGINT; then shut devices down per
  * cfg->on_exit.  0, or -errno on a fatal xenstore error. */
@@ -160,5 +166,29 @@ unsigned control_fds(struct control *c, int *fds, unsigned max);
 void control_handle(struct control *c, int fd);
 /* Answer one request line (no newline); returns a malloc'd JSON text or NULL. */
 char *control_request(struct backend *b, const char *line);
+
+/* ---- owner.c ---------------------------------------------------------------- */
+/* sysfs as the kernel mounts it; owner_kernel_blkback() takes a root so the
+ * tests can point it at a fake tree. */
+#define OWNER_SYSFS_ROOT "/sys"
+/* mkdir -p: missing parents 0755, the last component `mode` (as coreutils
+ * mkdir -p -m); an existing directory is fine.  0, -ENOTDIR, -errno. */
+int  owner_mkdir_p(const char *dir, mode_t mode);
+/* flock(LOCK_EX|LOCK_NB) <state_dir>/<kind>.lock (created 0600) and write our
+ * pid into it ("<pid>\n").  0 (*fd_out holds the lock until closed), -EBUSY
+ * (held by another process: *owner_pid is the pid it wrote, or -1), -errno. */
+int  owner_lock(const char *state_dir, const char *kind, int *fd_out, long *owner_pid);
+/* Is the kernel's xen-blkback registered as the xenbus backend driver "vbd"
+ * (Linux drivers/xen/xenbus/xenbus_probe.c names a driver after its first
+ * device type; xen-blkback/xenbus.c: { "vbd" })?  Checks that
+ * <sysfs_root>/bus/xen-backend/drivers/vbd exists; *bound = its vbd-<domid>-
+ * <devid> entries (devices it serves).  1 (registered), 0 (not), -errno. */
+int  owner_kernel_blkback(const char *sysfs_root, unsigned *bound);
+/* Create the state directory (0700) and take the lock of every non-NULL
+ * kinds[i] (index i of lock_fd); for "vbd" under libxen first refuse when
+ * owner_kernel_blkback().  0, -EBUSY, -errno (one message logged). */
+int  owner_acquire(struct backend *b, const char *const *kinds, unsigned nkinds);
+/* Close the lock fds (the files stay; a stale pid in them is harmless). */
+void owner_release(struct backend *b);
 
 #endif

@@ -48,17 +48,7 @@ static int mkdir_parent(const char *path)
     if (!slash || slash == tmp)
         return 0;
     *slash = 0;
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(tmp, 0755) && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) && errno != EEXIST)
-        return -errno;
-    return 0;
+    return owner_mkdir_p(tmp, 0755);
 }
 
 int control_open(struct backend *b, const char *path, struct control **out)

@@ -240,3 +240,34 @@ long hx_log_count(const struct t_daemon *d, const char *needle, const char *need
     fclose(f);
     return n;
 }
+
+void hx_connect(const struct t_daemon *d, struct hvbd *v, struct guest *g, const char *hostdir,
+                unsigned domid, unsigned devid, const char *params)
+{
+    hx_add(v, domid, devid, params, NULL);
+    T_ASSERT(hx_wait_be(d, v, XenbusStateInitWait, 10000), "vbd %u/%u: InitWait", domid, devid);
+    guest_init(g, hostdir, (xen_domid_t)domid, BLKIF_ABI_X86_64, 1, 1, 512);
+    hx_publish(v, g, "x86_64-abi", false);
+    hx_fe_state(v, XenbusStateInitialised);
+    T_ASSERT(hx_wait_be(d, v, XenbusStateConnected, 10000), "vbd %u/%u: Connected", domid, devid);
+    hx_fe_state(v, XenbusStateConnected);
+}
+
+void hx_close(const struct t_daemon *d, const struct hvbd *v)
+{
+    hx_fe_state(v, XenbusStateClosing);
+    T_ASSERT(hx_wait_be(d, v, XenbusStateClosing, 10000), "Closing");
+    hx_fe_state(v, XenbusStateClosed);
+    T_ASSERT(hx_wait_be(d, v, XenbusStateClosed, 10000), "Closed");
+}
+
+void hx_rw_check(struct guest *g, unsigned round)
+{
+    struct treq w, r;
+    guest_rw_req(g, &w, BLKIF_OP_WRITE, 10 + round, 8 * round, 1, round + 1);
+    T_CHECK(guest_do_req(g, 0, &w, BLKIF_RSP_OKAY, "WRITE") == BLKIF_RSP_OKAY);
+    guest_rw_req(g, &r, BLKIF_OP_READ, 20 + round, 8 * round, 1, 0);
+    T_CHECK(guest_do_req(g, 0, &r, BLKIF_RSP_OKAY, "READ") == BLKIF_RSP_OKAY);
+    T_CHECK(!memcmp(sim_dom_page(g->dom, w.pfn[0]), sim_dom_page(g->dom, r.pfn[0]), GUEST_PG),
+            "round %u: data read back differs", round);
+}

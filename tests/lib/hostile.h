@@ -67,4 +67,17 @@ bool hx_wait_forgotten(const struct t_daemon *d, unsigned domid, unsigned devid,
 /* Lines of the daemon's log containing `needle` (and `needle2` if not NULL). */
 long hx_log_count(const struct t_daemon *d, const char *needle, const char *needle2);
 
+/*
+ * A vbd the daemon d connects, with a 1-queue, 1-page x86_64 guest on the
+ * host dir: hx_add (no extra keys), InitWait, publish, Initialised,
+ * Connected, frontend Connected.  Fails the test on a timeout (10 s each).
+ */
+void hx_connect(const struct t_daemon *d, struct hvbd *v, struct guest *g, const char *hostdir,
+                unsigned domid, unsigned devid, const char *params);
+/* Frontend Closing then Closed, waiting for the backend to follow. */
+void hx_close(const struct t_daemon *d, const struct hvbd *v);
+/* WRITE one page at sector 8*round, READ it back on queue 0, compare in the
+ * guest (one wr_req and one rd_req of 8 sectors). */
+void hx_rw_check(struct guest *g, unsigned round);
+
 #endif
