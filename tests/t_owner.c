@@ -1,4 +1,4 @@
-/* One owner per backend kind: a second daemon on the same host exits 1 naming the owner's pid and touches neither xenstore, the guest's I/O nor the first daemon's control socket; the lock is free again after the owner exits (SIGTERM or SIGKILL); the kernel-blkback check and the lock, unit-tested on fake directories. */
+/* One owner per backend kind: a second daemon on the same host exits 1 naming the owner's pid and touches neither xenstore, the guest's I/O nor the first daemon's control socket; a regular file or a live socket given as --control is never removed; the lock is free again after the owner exits (SIGTERM or SIGKILL); the kernel-blkback check and the lock, unit-tested on fake directories. */
 #include "harness.h"
 #include "lib/e2e.h"
 #include "lib/hostile.h"
@@ -138,6 +138,33 @@ int main(void)
     char *lk = slurp(lockp);
     T_CHECK(lk && atol(lk) == e.d.pid, "lock file rewritten: '%s'", lk ? lk : "(null)");
     free(lk);
+
+    /* 2. vbd3 is free, but the control socket is live: refused, not replaced. */
+    T_LOG("2. --control = the owner's live socket");
+    snprintf(args, sizeof(args), "--backend-types=vbd3 --control=%s", e.d.sock);
+    rc = run_daemon(&e, &out, args);
+    T_LOG("exit %d: %s", rc, out ? out : "");
+    T_EQ(rc, 1);
+    T_CHECK(out && strstr(out, "another process answers on it"), "no clear message");
+    free(out);
+    T_CHECK(answers(&e.d), "the owner's control socket was replaced");
+
+    /* 3. --control = a regular file: refused, file intact. */
+    T_LOG("3. --control = a regular file");
+    char reg[600];
+    snprintf(reg, sizeof(reg), "%s/precious.txt", e.work);
+    T_EQ(e2e_sh(NULL, "printf 'keep me\\n' > '%s'", reg), 0);
+    snprintf(args, sizeof(args), "--backend-types=vbd3 --control=%s", reg);
+    rc = run_daemon(&e, &out, args);
+    T_LOG("exit %d: %s", rc, out ? out : "");
+    T_EQ(rc, 1);
+    snprintf(want, sizeof(want), "control socket %s: exists and is not a socket", reg);
+    T_CHECK(out && strstr(out, want), "no '%s'", want);
+    free(out);
+    char *txt = slurp(reg);
+    T_CHECK(txt && !strcmp(txt, "keep me\n"), "file changed: '%s'", txt ? txt : "(gone)");
+    free(txt);
+    hx_rw_check(&g, 2);
 
     /* 4. The owner exits (SIGTERM, devices left): a new daemon takes the lock
      *    and the device. */

@@ -279,7 +279,7 @@ int backend_create(const struct xbd_config *cfg, struct backend **out)
     if (*cp) {
         rc = control_open(b, cp, &b->ctl);
         if (rc) {
-            log_err("control socket %s: %s", cp, strerror(-rc));
+            log_err("control socket %s: %s", cp, control_strerror(rc));
             goto fail;
         }
     }

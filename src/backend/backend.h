@@ -156,9 +156,15 @@ void xs_kv_rm(struct xs_kv *kv, const char *key);
 void xs_kv_str(struct xs_kv *kv, const char *key, const char *val);
 
 /* ---- control.c -------------------------------------------------------------- */
-/* Listen on `path` (unlinking a stale socket; mode 0600, parent dir created
- * 0755).  0 or -errno. */
+/* Listen on `path` (mode 0600, parent dir created 0755).  An existing path is
+ * replaced only if it is a socket nobody listens on (lstat, then connect()
+ * fails with ECONNREFUSED).  0, -EEXIST (exists and is not a socket),
+ * -EADDRINUSE (someone answers on it), or -errno; control_strerror() says
+ * which in words.  At close the socket is unlinked only if the path is still
+ * the one we bound (same inode). */
 int  control_open(struct backend *b, const char *path, struct control **out);
+/* The reason for a control_open() error, for the log line. */
+const char *control_strerror(int rc);
 void control_close(struct control *c);
 /* Fill `fds` (up to max) with the fds to poll for reading; returns how many. */
 unsigned control_fds(struct control *c, int *fds, unsigned max);

@@ -36,6 +36,8 @@ struct control {
     struct backend *b;
     int lfd;
     char path[108];
+    dev_t dev;                  /* the socket file we bound (control_close) */
+    ino_t ino;
     struct ctl_client cl[CTL_MAX_CLIENTS];
 };
 
@@ -49,6 +51,33 @@ static int mkdir_parent(const char *path)
         return 0;
     *slash = 0;
     return owner_mkdir_p(tmp, 0755);
+}
+
+/* May we bind `sa`?  Nothing there, or a socket nobody answers on (removed). */
+static int claim_path(const struct sockaddr_un *sa)
+{
+    struct stat st;
+    if (lstat(sa->sun_path, &st))
+        return errno == ENOENT ? 0 : -errno;
+    if (!S_ISSOCK(st.st_mode))
+        return -EEXIST;
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0)
+        return -errno;
+    int rc = connect(probe, (const struct sockaddr *)sa, sizeof(*sa)) ? -errno : -EADDRINUSE;
+    close(probe);
+    if (rc != -ECONNREFUSED)
+        return rc;                      /* answered, or we cannot tell: not ours to remove */
+    return unlink(sa->sun_path) && errno != ENOENT ? -errno : 0;
+}
+
+const char *control_strerror(int rc)
+{
+    switch (rc) {
+    case -EEXIST: return "exists and is not a socket; refusing to remove it";
+    case -EADDRINUSE: return "another process answers on it (another xen-blkbackd?); refusing to replace it";
+    default: return strerror(-rc);
+    }
 }
 
 int control_open(struct backend *b, const char *path, struct control **out)
@@ -73,21 +102,19 @@ int control_open(struct backend *b, const char *path, struct control **out)
         free(c);
         return rc;
     }
-    /* A stale socket from a dead daemon is replaced; a live one is not. */
-    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (probe >= 0) {
-        if (connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-            close(probe);
-            close(c->lfd);
-            free(c);
-            return -EADDRINUSE;
-        }
-        close(probe);
+    /* A stale socket from a dead daemon is replaced; a live one or anything
+     * that is not a socket is not. */
+    rc = claim_path(&sa);
+    if (!rc) {
+        mode_t old = umask(0077);
+        rc = bind(c->lfd, (struct sockaddr *)&sa, sizeof(sa)) ? -errno : 0;
+        umask(old);
     }
-    unlink(path);
-    mode_t old = umask(0077);
-    rc = bind(c->lfd, (struct sockaddr *)&sa, sizeof(sa)) ? -errno : 0;
-    umask(old);
+    struct stat st;
+    if (!rc && lstat(path, &st) == 0) {
+        c->dev = st.st_dev;
+        c->ino = st.st_ino;
+    }
     if (!rc && listen(c->lfd, 16))
         rc = -errno;
     if (rc) {
@@ -106,7 +133,9 @@ void control_close(struct control *c)
         if (c->cl[i].fd >= 0)
             close(c->cl[i].fd);
     close(c->lfd);
-    unlink(c->path);
+    struct stat st;
+    if (lstat(c->path, &st) == 0 && st.st_dev == c->dev && st.st_ino == c->ino)
+        unlink(c->path);        /* still ours */
     free(c);
 }
 
