@@ -34,10 +34,7 @@ static int write_pidfile(const char *path)
 int main(int argc, char **argv)
 {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
+    backend_sigset(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);     /* inherited by every thread */
     signal(SIGPIPE, SIG_IGN);
 

@@ -1,8 +1,9 @@
 /*
  * backend.c - the control plane's main thread: open the Xen services, watch
  * /local/domain/<self>/backend/<kind> for devices, dispatch watch events to
- * the vbds, serve the control socket, handle SIGTERM/SIGINT/SIGHUP through a
- * signalfd.  One poll loop; no other thread touches xenstore.
+ * the vbds, serve the control socket, handle SIGTERM/SIGINT/SIGHUP/SIGUSR1/
+ * SIGUSR2 through a signalfd.  One poll loop; no other thread touches
+ * xenstore.
  */
 #include "backend.h"
 #include "log.h"
@@ -220,6 +221,16 @@ static int resolve_domid(struct backend *b)
     return 0;
 }
 
+void backend_sigset(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1);
+    sigaddset(set, SIGUSR2);
+}
+
 int backend_create(const struct xbd_config *cfg, struct backend **out)
 {
     struct backend *b = calloc(1, sizeof(*b));
@@ -229,6 +240,7 @@ int backend_create(const struct xbd_config *cfg, struct backend **out)
     b->sig_fd = -1;
     for (unsigned i = 0; i < OWNER_MAX_KINDS; i++)
         b->lock_fd[i] = -1;
+    b->base_log_level = log_get_level();
     const char *impl = xbd_config_is_sim(cfg) ? "sim" : "libxen";
     int rc;
     /* Owner first: a daemon that loses touches neither xenstore nor the
@@ -265,10 +277,7 @@ int backend_create(const struct xbd_config *cfg, struct backend **out)
     b->max_queues = xbd_config_max_queues(cfg);
 
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
+    backend_sigset(&set);
     b->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (b->sig_fd < 0) {
         rc = -errno;
@@ -314,6 +323,15 @@ static void handle_signals(struct backend *b)
         if (si.ssi_signo == SIGHUP) {
             int rc = log_reopen();
             log_notice("SIGHUP: log reopened%s%s", rc ? ": " : "", rc ? strerror(-rc) : "");
+        } else if (si.ssi_signo == SIGUSR1) {
+            control_log_devices(b);
+        } else if (si.ssi_signo == SIGUSR2) {
+            /* debug <-> the configured level (info if that is debug) */
+            int quiet = b->base_log_level < LOG_DEBUG ? b->base_log_level : LOG_INFO;
+            int lvl = log_get_level() == LOG_DEBUG ? quiet : LOG_DEBUG;
+            log_set_level(LOG_NOTICE > lvl ? LOG_NOTICE : lvl);     /* say it, then apply */
+            log_notice("SIGUSR2: log level %s", lvl == LOG_DEBUG ? "debug" : "back to the quiet one");
+            log_set_level(lvl);
         } else {
             log_notice("%s: shutting down", strsignal((int)si.ssi_signo));
             b->stopping = true;

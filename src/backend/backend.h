@@ -10,6 +10,7 @@
 #define XBD_BACKEND_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include "config.h"
@@ -33,10 +34,11 @@ struct backend {
     unsigned max_queues;            /* resolved --max-queues (1..XBD_MAX_QUEUES) */
     struct vbd *vbds;               /* every device we track */
     unsigned next_serial;           /* watch tokens: "xbd:vbd:<serial>" */
-    int sig_fd;                     /* signalfd: SIGTERM SIGINT SIGHUP */
+    int sig_fd;                     /* signalfd: backend_sigset() */
     struct control *ctl;            /* NULL when --control=none */
     bool stopping;
     int lock_fd[OWNER_MAX_KINDS];   /* owner locks, by index in backend.c kinds[]; -1 */
+    int base_log_level;             /* SIGUSR2 toggles between this and LOG_DEBUG */
 };
 
 /* The negotiated connection of a vbd (valid while v->dp != NULL). */
@@ -88,10 +90,13 @@ struct vbd {
 };
 
 /* ---- backend.c ------------------------------------------------------------ */
+/* The signals the event loop reads through its signalfd: SIGTERM SIGINT
+ * SIGHUP SIGUSR1 SIGUSR2 (xen-blkbackd(8) SIGNALS).  main() blocks them
+ * before any thread starts. */
+void backend_sigset(sigset_t *set);
 /* Take the owner locks (owner.c) first, then open the Xen services, resolve
- * our domid, set up signalfd, the control socket and the watches.  Signals
- * SIGTERM/SIGINT/SIGHUP must already be blocked in every thread (main() does
- * it before anything starts a thread).
+ * our domid, set up signalfd, the control socket and the watches.  The
+ * signals of backend_sigset() must already be blocked in every thread.
  * 0, -EBUSY (another daemon or the kernel's xen-blkback serves one of our
  * kinds: nothing was touched), or -errno (message logged). */
 int  backend_create(const struct xbd_config *cfg, struct backend **out);
@@ -165,6 +170,9 @@ void xs_kv_str(struct xs_kv *kv, const char *key, const char *val);
 int  control_open(struct backend *b, const char *path, struct control **out);
 /* The reason for a control_open() error, for the log line. */
 const char *control_strerror(int rc);
+/* SIGUSR1: one log line per device with the fields of `list` and the key
+ * counters of `stats` (the same JSON builders as the control socket). */
+void control_log_devices(struct backend *b);
 void control_close(struct control *c);
 /* Fill `fds` (up to max) with the fds to poll for reading; returns how many. */
 unsigned control_fds(struct control *c, int *fds, unsigned max);

@@ -312,6 +312,58 @@ char *control_request(struct backend *b, const char *line)
     return out;
 }
 
+/* ---- SIGUSR1: the device table in the log ------------------------------------ */
+
+/* What a dump line shows: label=value for each JSON field of `list` (device_json)
+ * plus "stats" (stats_json); missing fields (features while not connected) are
+ * left out. */
+static const struct { const char *label, *obj, *key; } dump_fields[] = {
+    { "state", NULL, "state" },               { "frontend", NULL, "frontend_state" },
+    { "online", NULL, "online" },             { "connected", NULL, "connected" },
+    { "halted", NULL, "halted" },             { "connects", NULL, "connects" },
+    { "params", NULL, "params" },             { "mode", NULL, "mode" },
+    { "protocol", "features", "protocol" },   { "queues", "features", "queues" },
+    { "ring-order", "features", "ring_page_order" },
+    { "grant-mode", "features", "grant_mode" },
+    { "persistent", "features", "persistent" },
+    { "rd_req", "stats", "rd_req" },          { "wr_req", "stats", "wr_req" },
+    { "f_req", "stats", "f_req" },            { "ds_req", "stats", "ds_req" },
+    { "oo_req", "stats", "oo_req" },          { "errors", "stats", "errors" },
+    { "inflight", "stats", "inflight" },      { "grants_mapped", "stats", "grants_mapped" },
+    { "error", NULL, "error" },
+};
+
+void control_log_devices(struct backend *b)
+{
+    unsigned n = 0;
+    for (struct vbd *v = b->vbds; v; v = v->next)
+        n++;
+    log_notice("SIGUSR1: %u device(s)", n);
+    for (struct vbd *v = b->vbds; v; v = v->next) {
+        json_object *o = device_json(v);
+        struct vbd_stats st;
+        vbd_get_stats(v, &st);
+        json_object_object_add(o, "stats", stats_json(&st));
+        char line[1024];
+        size_t len = 0;
+        line[0] = 0;
+        for (size_t i = 0; i < sizeof(dump_fields) / sizeof(dump_fields[0]); i++) {
+            json_object *from = o, *x = NULL;
+            if (dump_fields[i].obj && !json_object_object_get_ex(o, dump_fields[i].obj, &from))
+                continue;
+            if (!json_object_object_get_ex(from, dump_fields[i].key, &x) || !x)
+                continue;
+            int w = snprintf(line + len, sizeof(line) - len, " %s=%s", dump_fields[i].label,
+                             json_object_get_string(x));
+            if (w < 0 || (size_t)w >= sizeof(line) - len)
+                break;
+            len += (size_t)w;
+        }
+        log_notice("%s:%s", v->name, line);
+        json_object_put(o);
+    }
+}
+
 /* ---- connections ----------------------------------------------------------- */
 
 static void client_close(struct ctl_client *cl)
