@@ -2,9 +2,9 @@
  * main.c - xen-blkbackd entry: options and config file, logging, signals
  * (blocked here, before any thread exists, and read through a signalfd by the
  * event loop), pidfile, then the control plane's event loop.  Always runs in
- * the foreground (systemd Type=simple).  Exit: 0 after SIGTERM/SIGINT,
- * 1 on a runtime error (another daemon owns a backend kind included), 2 on a
- * usage or config error.  See xen-blkbackd(8).
+ * the foreground (systemd Type=notify: backend.c).  Exit: 0 after SIGTERM/
+ * SIGINT, 1 on a runtime error (another daemon owns a backend kind
+ * included), 2 on a usage or config error.  See xen-blkbackd(8).
  */
 #include "backend/backend.h"
 #include "backend/config.h"

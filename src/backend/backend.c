@@ -2,8 +2,8 @@
  * backend.c - the control plane's main thread: open the Xen services, watch
  * /local/domain/<self>/backend/<kind> for devices, dispatch watch events to
  * the vbds, serve the control socket, handle SIGTERM/SIGINT/SIGHUP/SIGUSR1/
- * SIGUSR2 through a signalfd.  One poll loop; no other thread touches
- * xenstore.
+ * SIGUSR2 through a signalfd, talk to systemd (notify.c).  One poll loop; no
+ * other thread touches xenstore.
  */
 #include "backend.h"
 #include "log.h"
@@ -309,6 +309,7 @@ int backend_create(const struct xbd_config *cfg, struct backend **out)
                "max-ring-page-order %u, max-queues %u, max-indirect-segments %u, persistent %s",
                impl, b->self, b->wait_hotplug ? "on" : "off", cfg->max_ring_page_order,
                b->max_queues, cfg->max_indirect_segs, cfg->persistent ? "yes" : "no");
+    notify_init(b);
     *out = b;
     return 0;
 fail:
@@ -334,6 +335,7 @@ static void handle_signals(struct backend *b)
             log_set_level(lvl);
         } else {
             log_notice("%s: shutting down", strsignal((int)si.ssi_signo));
+            notify_stopping(b);
             b->stopping = true;
         }
     }
@@ -350,6 +352,7 @@ int backend_run(struct backend *b)
         if (kind_enabled(b, kinds[i]))
             scan_kind(b, kinds[i]);
     reap(b);
+    notify_ready(b);            /* watches armed, existing devices reattached */
 
     while (!b->stopping) {
         struct pollfd pfd[MAX_POLL];
@@ -362,7 +365,7 @@ int backend_run(struct backend *b)
             for (unsigned i = 0; i < nc; i++)
                 pfd[n++] = (struct pollfd){ .fd = cfds[i], .events = POLLIN };
         }
-        if (poll(pfd, n, -1) < 0) {
+        if (poll(pfd, n, notify_tick(b)) < 0) {
             if (errno == EINTR)
                 continue;
             rc = -errno;

@@ -23,6 +23,13 @@ struct control;
 
 #define OWNER_MAX_KINDS 2           /* vbd, vbd3 */
 
+/* systemd notification state (notify.c). */
+struct xbd_notify {
+    uint64_t wd_interval_us;        /* WATCHDOG=1 every this long; 0: no watchdog */
+    uint64_t next_ping_us;          /* CLOCK_MONOTONIC */
+    unsigned ndev, nconn;           /* last STATUS= sent */
+};
+
 struct backend {
     const struct xbd_config *cfg;
     const struct xen_ops *ops;
@@ -39,6 +46,7 @@ struct backend {
     bool stopping;
     int lock_fd[OWNER_MAX_KINDS];   /* owner locks, by index in backend.c kinds[]; -1 */
     int base_log_level;             /* SIGUSR2 toggles between this and LOG_DEBUG */
+    struct xbd_notify notify;
 };
 
 /* The negotiated connection of a vbd (valid while v->dp != NULL). */
@@ -204,5 +212,16 @@ int  owner_kernel_blkback(const char *sysfs_root, unsigned *bound);
 int  owner_acquire(struct backend *b, const char *const *kinds, unsigned nkinds);
 /* Close the lock fds (the files stay; a stale pid in them is harmless). */
 void owner_release(struct backend *b);
+
+/* ---- notify.c --------------------------------------------------------------- */
+/* Read sd_watchdog_enabled(3) (WATCHDOG_USEC, WATCHDOG_PID).  No-op without. */
+void notify_init(struct backend *b);
+/* READY=1 with STATUS=serving N device(s), M connected (after the first scan). */
+void notify_ready(struct backend *b);
+/* STOPPING=1 (SIGTERM/SIGINT). */
+void notify_stopping(struct backend *b);
+/* Each loop turn: STATUS= when the counts changed, WATCHDOG=1 when due.
+ * Returns the poll timeout in ms until the next ping, -1 without watchdog. */
+int  notify_tick(struct backend *b);
 
 #endif

@@ -217,7 +217,7 @@ int xbd_config_set(struct xbd_config *c, const char *key, const char *v,
             BAD("foreground: expected yes or no, got '%s'", v);
         if (!b)
             BAD("foreground: xen-blkbackd always runs in the foreground "
-                "(use systemd Type=simple or --pidfile)");
+                "(use systemd Type=notify or --pidfile)");
         return 0;
     }
     if (!strcmp(key, "pidfile")) {

@@ -111,6 +111,12 @@ bool t_daemon_alive(struct t_daemon *d)
 int t_daemon_start(struct t_daemon *d, const char *dir, const char *const *args,
                    unsigned timeout_ms)
 {
+    return t_daemon_start_fn(d, dir, args, timeout_ms, NULL, NULL);
+}
+
+int t_daemon_start_fn(struct t_daemon *d, const char *dir, const char *const *args,
+                      unsigned timeout_ms, void (*setup)(void *), void *arg)
+{
     memset(d, 0, sizeof(*d));
     if (strlen(dir) + sizeof("/blkbackd.sock") > sizeof(d->sock))
         return -ENAMETOOLONG;
@@ -144,6 +150,8 @@ int t_daemon_start(struct t_daemon *d, const char *dir, const char *const *args,
         int nul = open("/dev/null", O_RDWR);
         if (nul >= 0)
             dup2(nul, 0);
+        if (setup)
+            setup(arg);
         execv(argv[0], (char *const *)argv);
         fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);

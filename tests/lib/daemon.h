@@ -26,6 +26,10 @@ struct t_daemon {
  */
 int  t_daemon_start(struct t_daemon *d, const char *dir, const char *const *args,
                     unsigned timeout_ms);
+/* As t_daemon_start; setup(arg) (may be NULL) runs in the child between fork
+ * and exec, e.g. to set WATCHDOG_PID to the daemon's own pid as systemd does. */
+int  t_daemon_start_fn(struct t_daemon *d, const char *dir, const char *const *args,
+                       unsigned timeout_ms, void (*setup)(void *), void *arg);
 
 /* One request line (without newline); malloc'd reply or NULL. */
 char *t_daemon_request(const struct t_daemon *d, const char *req);
