@@ -49,13 +49,9 @@ static void set_wd_pid(void *arg)
 int main(void)
 {
     struct e2e e;
-    e2e_start(&e, NULL);
-    hx_open();
-    const char *img = e2e_make_image(&e, "notify.img", 8);
     struct hvbd v;
     struct guest g;
-    hx_connect(&e.d, &v, &g, e.sim, 3, DEVID, img);
-    hx_rw_check(&g, 0);
+    hx_e2e_connected(&e, NULL, &v, &g, 3, DEVID);
     T_EQ(e2e_stop(&e), 0);                  /* on-exit=leave: stays Connected */
 
     struct sockaddr_un sa = { .sun_family = AF_UNIX };

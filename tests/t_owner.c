@@ -94,13 +94,9 @@ int main(void)
     unit(t_tmpdir(0));
 
     struct e2e e;
-    e2e_start(&e, NULL);
-    hx_open();
-    const char *img = e2e_make_image(&e, "own.img", 8);
     struct hvbd v;
     struct guest g;
-    hx_connect(&e.d, &v, &g, e.sim, 3, DEVID, img);
-    hx_rw_check(&g, 0);
+    hx_e2e_connected(&e, NULL, &v, &g, 3, DEVID);
 
     char lockp[600];
     snprintf(lockp, sizeof(lockp), "%s/run/vbd.lock", e.sim);

@@ -41,13 +41,9 @@ int main(void)
 {
     struct e2e e;
     const char *dargs[] = { "--log-level=info", NULL };   /* after the harness's debug */
-    e2e_start(&e, dargs);
-    hx_open();
-    const char *img = e2e_make_image(&e, "usr.img", 8);
     struct hvbd v;
     struct guest g;
-    hx_connect(&e.d, &v, &g, e.sim, 3, DEVID, img);
-    hx_rw_check(&g, 0);
+    const char *img = hx_e2e_connected(&e, dargs, &v, &g, 3, DEVID);
 
     /* SIGUSR1: the table. */
     char want[700];

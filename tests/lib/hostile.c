@@ -253,6 +253,19 @@ void hx_connect(const struct t_daemon *d, struct hvbd *v, struct guest *g, const
     hx_fe_state(v, XenbusStateConnected);
 }
 
+const char *hx_e2e_connected(struct e2e *e, const char *const *daemon_args, struct hvbd *v,
+                             struct guest *g, unsigned domid, unsigned devid)
+{
+    e2e_start(e, daemon_args);
+    hx_open();
+    char name[32];
+    snprintf(name, sizeof(name), "vbd-%u-%u.img", domid, devid);
+    const char *img = e2e_make_image(e, name, 8);
+    hx_connect(&e->d, v, g, e->sim, domid, devid, img);
+    hx_rw_check(g, 0);
+    return img;
+}
+
 void hx_close(const struct t_daemon *d, const struct hvbd *v)
 {
     hx_fe_state(v, XenbusStateClosing);

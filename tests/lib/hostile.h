@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "daemon.h"
+#include "e2e.h"
 #include "guest.h"
 
 struct hvbd {
@@ -74,6 +75,11 @@ long hx_log_count(const struct t_daemon *d, const char *needle, const char *need
  */
 void hx_connect(const struct t_daemon *d, struct hvbd *v, struct guest *g, const char *hostdir,
                 unsigned domid, unsigned devid, const char *params);
+/* The common start of an end-to-end test: e2e_start(e, daemon_args),
+ * hx_open, an 8 MiB image (returned), hx_connect of vbd domid/devid with
+ * guest g, one hx_rw_check. */
+const char *hx_e2e_connected(struct e2e *e, const char *const *daemon_args, struct hvbd *v,
+                             struct guest *g, unsigned domid, unsigned devid);
 /* Frontend Closing then Closed, waiting for the backend to follow. */
 void hx_close(const struct t_daemon *d, const struct hvbd *v);
 /* WRITE one page at sector 8*round, READ it back on queue 0, compare in the
