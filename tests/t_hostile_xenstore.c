@@ -34,7 +34,7 @@ struct xcase {
     unsigned nq, npages;
 };
 
-static const char *img, *workdir;
+static const char *img, *good_img, *workdir;
 static struct e2e E;
 static struct guest good_g;
 static struct hvbd good_v;
@@ -353,9 +353,12 @@ int main(void)
     e2e_start(&E, dargs);
     workdir = E.work;
     img = e2e_make_image(&E, "img.raw", IMG_MIB);
+    /* the neighbour writes its own image: img.raw is the bogus devices' one,
+     * and one image has one writer at a time */
+    good_img = e2e_make_image(&E, "good.raw", IMG_MIB);
     hx_open();
 
-    connect_guest(&good_g, &good_v, GOOD_DOM, img);
+    connect_guest(&good_g, &good_v, GOOD_DOM, good_img);
     good_io("connect");
     int fds0 = t_count_fds_pid(E.d.pid), thr0 = t_count_threads_pid(E.d.pid);
 

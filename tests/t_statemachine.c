@@ -28,6 +28,7 @@ static struct sim_host *host;
 static struct t_daemon daemon_;
 static const char *workdir;
 static char img_path[512];
+static char img2_path[512];     /* the same content, for a second writer at the same time */
 
 static long long now_ms(void)
 {
@@ -327,10 +328,10 @@ static bool wait_forgotten(const struct fe *f, unsigned timeout_ms)
     return true;
 }
 
-static void make_image(void)
+static void make_image(char *path, size_t len, const char *name)
 {
-    snprintf(img_path, sizeof(img_path), "%s/img.raw", workdir);
-    int fd = open(img_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    snprintf(path, len, "%s/%s", workdir, name);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
     T_ASSERT(fd >= 0, "image");
     uint32_t *buf = malloc(IMG_BYTES);
     for (unsigned i = 0; i < IMG_BYTES / 4; i++)
@@ -345,7 +346,8 @@ int main(void)
     int rc;
     workdir = t_tmpdir(0);
     const char *hostdir = t_tmpdir(1);
-    make_image();
+    make_image(img_path, sizeof(img_path), "img.raw");
+    make_image(img2_path, sizeof(img2_path), "img2.raw");
     char xs_sock[108];
     pid_t xsd_pid;
     rc = t_xsd_start(workdir, xs_sock, sizeof(xs_sock), &xsd_pid);
@@ -391,10 +393,11 @@ int main(void)
     T_EQ(t_daemon_dev_int(&daemon_, 5, 51712, "connects"), 2);
     T_EQ(t_daemon_stat(&daemon_, 5, 51712, "rd_req"), 2);   /* counters survive a reconnect */
 
-    /* 3. Bogus req_prod on one device halts only that device. */
+    /* 3. Bogus req_prod on one device halts only that device.  Device b
+     *    has an image of its own: a writes to img.raw, which is locked. */
     T_LOG("3. bogus req_prod");
     struct fe b;
-    toolstack_add(&b, 6, 51728, "xvdb");
+    toolstack_add_kind(&b, "vbd", 6, 51728, "xvdb", img2_path);
     be_write(&b, "hotplug-status", "connected");
     connect_and_check(&b, false);
     a.ring.sring->req_prod = a.ring.sring->rsp_prod + 1000;
