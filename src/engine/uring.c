@@ -162,6 +162,14 @@ static void uring_queue_close(struct engine_queue *eq)
         if (q->busy)
             log_warn("%s: %u I/O still in flight at queue close", q->e->name, q->busy);
     }
+    /* The registered file is a reference to the store's open file
+     * description, and so keeps its lock (src/engine/lock.c).  The ring is
+     * torn down asynchronously (a kernel work item) after the ring fd is
+     * closed, which would keep the store locked for a while after the
+     * device is gone; unregistering drops that reference now (once no
+     * request uses it: I/O still in flight keeps it, as it must). */
+    if (q->fixed_file)
+        io_uring_unregister_files(&q->ring);
     io_uring_queue_exit(&q->ring);
     free(q);
 }
