@@ -14,7 +14,9 @@
 #define XBD_ENGINE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #define ENGINE_OPS_VERSION 1
@@ -52,6 +54,8 @@ struct engine_params {
     bool readonly;              /* open O_RDONLY; writes are refused by the data plane */
     bool direct;                /* O_DIRECT wanted (default); fallback logged by the engine */
     const char *name;           /* device name for log lines, e.g. "vbd 5/51712" */
+    bool shared_write;          /* mode "w!": read-write, shared on purpose: no
+                                 * exclusive claim (see engine_store_holder) */
 };
 
 struct engine;
@@ -112,5 +116,37 @@ extern const struct engine_ops engine_null;
  */
 int engine_open_params(const char *params, const struct engine_params *p,
                        bool allow_filters, struct engine **out);
+
+/*
+ * One writer per backing store (src/engine/lock.c; xen-blkbackd-engines(7)
+ * SHARING).  The file and block-device engines claim the store when they
+ * open it: a regular file gets an open-file-description lock on the whole
+ * file (F_OFD_SETLK; F_WRLCK read-write, F_RDLCK read-only or
+ * shared_write) and is refused read-write while it backs a loop device; a
+ * block device opened read-write (not shared_write) is opened O_EXCL.  A
+ * store someone else holds makes open fail with -EBUSY.  The claim lives as
+ * long as the open file description, i.e. until the engine is closed AND
+ * its last in-flight I/O has completed (which may be after the process that
+ * submitted it died).
+ */
+
+/* Which store a params value names, for comparing two of them: regular
+ * file: st_dev and st_ino; block device: its st_rdev (ino 0).  0, -errno of
+ * stat(2), -EINVAL (no path, e.g. null:, or neither file nor device). */
+struct engine_store_id { dev_t dev; ino_t ino; bool blockdev; };
+int engine_store_id(const char *params, struct engine_store_id *id);
+
+/*
+ * Who holds the store named by params (after an open failed with -EBUSY),
+ * as one line of text in buf (len bytes, always terminated): for a file the
+ * loop device it backs ("loop device /dev/loop0"), for a block device its
+ * mount points ("mounted on /mnt") and kernel holders ("claimed by dm-0"
+ * from /sys/dev/block/M:m/holders), then every process with it open ("pid
+ * 123 (qemu)", scanning /proc/<pid>/fd for the same st_dev/st_ino or
+ * st_rdev); the first three, then "and N more".  Costs a walk of /proc:
+ * for log lines, not for a retry loop.
+ * 0, -ENOENT (nobody found; buf says so), -EINVAL, -errno of stat(2).
+ */
+int engine_store_holder(const char *params, char *buf, size_t len);
 
 #endif

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include "engine.h"
 
+struct stat;
+
 struct eng_done {
     struct engine_io **v;
     unsigned cap, head, n;
@@ -54,10 +56,26 @@ int engine_null_open_size(uint64_t size, const struct engine_params *p, struct e
  * I/O on the fd (src/engine/store.c): O_DIRECT if p->direct, reopened
  * buffered with one warning where refused (EINVAL); fills e->size (bytes),
  * logical/physical_block_size (bytes), readonly, is_blockdev, direct, caps
- * (flush; discard probed).  e->ops is kept.  0 and *fd_out, or -errno of
- * open/fstat/ioctl, -EINVAL (empty path, neither file nor block device);
+ * (flush; discard probed).  e->ops is kept.  The store is claimed on that
+ * fd (eng_store_claim below).  0 and *fd_out, or -EBUSY (held by someone
+ * else), -errno of open/fstat/ioctl, -EINVAL (empty path, neither file nor
+ * block device);
  * *e is left alone on failure.  `name` is for log lines. */
 int eng_store_open(const struct engine_params *p, const char *name, struct engine *e, int *fd_out);
+
+/* The claim on a store (src/engine/lock.c, rules there): the open(2) flags
+ * to add (O_EXCL for an exclusive claim: block devices), and, once fd is
+ * open and fstat'ed into st, the rest (regular files: the F_OFD_SETLK lock,
+ * the loop-device check).  eng_store_claim: 0, -EBUSY (held by someone
+ * else, or read-write on a file backing a loop device), -errno of fcntl
+ * (ENOLCK is logged and accepted).  `name` is for log lines. */
+int eng_store_open_flags(const struct engine_params *p);
+int eng_store_claim(int fd, const struct stat *st, const struct engine_params *p, const char *name);
+
+/* The path of the backing store inside a params value (engine.h syntax:
+ * after uring:/aio:, through the filters); NULL for null: and syntax errors
+ * (src/engine/params.c). */
+const char *eng_params_path(const char *params);
 
 /* The engine of an unprefixed params value (src/engine/default.c): uring,
  * or aio when an io_uring probe ring fails with ENOSYS/EPERM (logged, the

@@ -104,3 +104,21 @@ int engine_open_params(const char *params, const struct engine_params *p,
         ops = eng_default_ops(q.name ? q.name : rest);
     return ops->open(&q, out);
 }
+
+const char *eng_params_path(const char *params)
+{
+    const char *rest;
+    while (params && *params) {
+        if (has_prefix(params, "error:", &rest) || has_prefix(params, "delay:", &rest)) {
+            const char *colon = strchr(rest, ':');
+            params = colon ? colon + 1 : NULL;
+        } else if (has_prefix(params, "null:", &rest)) {
+            return NULL;
+        } else if (has_prefix(params, "uring:", &rest) || has_prefix(params, "aio:", &rest)) {
+            return *rest ? rest : NULL;
+        } else {
+            return params;
+        }
+    }
+    return NULL;
+}

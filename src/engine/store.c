@@ -2,7 +2,9 @@
  * store.c - opening a backing store (regular file or block device) for an
  * engine that does its own I/O on the fd: O_DIRECT with a buffered fallback,
  * size, block sizes and discard caps.  Used by the uring and aio engines
- * (src/engine/uring.c, aio.c); rules as in xen-blkbackd-engines(7).
+ * (src/engine/uring.c, aio.c); rules as in xen-blkbackd-engines(7).  The
+ * store is claimed (lock or O_EXCL, src/engine/lock.c) on the very fd the
+ * engine does its I/O on, before anything else touches it.
  */
 #include "engine_priv.h"
 #include "log.h"
@@ -105,7 +107,7 @@ int eng_store_open(const struct engine_params *p, const char *name, struct engin
     if (!p || !p->path || !*p->path)
         return -EINVAL;
     struct engine tmp = { .ops = e->ops, .readonly = p->readonly, .direct = p->direct };
-    int flags = (p->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+    int flags = (p->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | eng_store_open_flags(p);
     int fd = open(p->path, flags | (p->direct ? O_DIRECT : 0));
     if (fd < 0 && errno == EINVAL && p->direct) {
         fd = open(p->path, flags);
@@ -120,12 +122,12 @@ int eng_store_open(const struct engine_params *p, const char *name, struct engin
     int rc;
     if (fstat(fd, &st) < 0)
         rc = -errno;
-    else if (S_ISBLK(st.st_mode))
-        rc = probe_blockdev(fd, &st, &tmp);
-    else if (S_ISREG(st.st_mode))
-        rc = probe_file(fd, &st, &tmp);
-    else
+    else if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode))
         rc = -EINVAL;
+    else
+        rc = eng_store_claim(fd, &st, p, name);     /* before anything touches it */
+    if (rc == 0)
+        rc = S_ISBLK(st.st_mode) ? probe_blockdev(fd, &st, &tmp) : probe_file(fd, &st, &tmp);
     if (rc < 0) {
         close(fd);
         return rc;
