@@ -365,7 +365,9 @@ int backend_run(struct backend *b)
             for (unsigned i = 0; i < nc; i++)
                 pfd[n++] = (struct pollfd){ .fd = cfds[i], .events = POLLIN };
         }
-        if (poll(pfd, n, notify_tick(b)) < 0) {
+        int t_wd = notify_tick(b), t_vbd = vbd_poll_timeout(b);
+        int timeout = t_wd < 0 ? t_vbd : t_vbd < 0 ? t_wd : (t_wd < t_vbd ? t_wd : t_vbd);
+        if (poll(pfd, n, timeout) < 0) {
             if (errno == EINTR)
                 continue;
             rc = -errno;
@@ -397,6 +399,8 @@ int backend_run(struct backend *b)
         for (unsigned i = 0; i < nc; i++)
             if (pfd[2 + i].revents)
                 control_handle(b->ctl, cfds[i]);
+        vbd_run_timers(b);
+        reap(b);
     }
 
     bool close = b->cfg->on_exit == XBD_ON_EXIT_CLOSE;

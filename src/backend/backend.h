@@ -86,11 +86,16 @@ struct vbd {
     bool error_written;             /* the Linux-style error node is ours to remove */
     bool finished;                  /* to be freed by the loop */
     bool fatal;                     /* vbd_fatal() ran; waits for the frontend to close */
-    char last_error[192];
+    char last_error[320];
     char *params;                   /* last params connected with */
     char mode[4];
 
     struct engine *engine;
+    struct engine_store_id store_id;    /* of engine's store, if store_id_ok */
+    bool store_id_ok;
+    /* A reattach waiting for its store to be released (vbd_connect.c):
+     * monotonic ms, 0 = not waiting. */
+    uint64_t busy_since_ms, busy_retry_ms, busy_logged_ms;
     struct dp *dp;
     struct vbd_conn conn;
     struct vbd_stats stats_base;    /* counters of earlier connections */
@@ -128,12 +133,24 @@ void vbd_free(struct vbd *v);
 /* Counters: earlier connections + the live data plane. */
 void vbd_get_stats(struct vbd *v, struct vbd_stats *out);
 const char *xenbus_state_name(int state);
+/* CLOCK_MONOTONIC in ms. */
+uint64_t vbd_now_ms(void);
+/* Timeout for the main loop's poll(2): ms until the earliest vbd retry
+ * (v->busy_retry_ms) is due, 0 if one is overdue, -1 if none. */
+int  vbd_poll_timeout(struct backend *b);
+/* Run the state machine of every vbd whose retry is due (a reattach waiting
+ * for its store, vbd_connect.c); may set v->finished. */
+void vbd_run_timers(struct backend *b);
 
 /* ---- vbd_connect.c ---------------------------------------------------------- */
 /* Frontend 3/4: read the frontend's and our keys, open the engine, create and
  * start the data plane, advertise the device in one transaction and switch
  * to Connected (protocol.md §1.2, §2; Linux connect_ring()+connect()).
- * On failure calls vbd_fatal().  0 or -errno. */
+ * On failure calls vbd_fatal().  0 or -errno.  A store held by someone else
+ * (-EBUSY, src/engine/lock.c) is fatal on a fresh connect; on a reattach
+ * (backend already Connected: a restarted daemon) it returns -EBUSY without
+ * vbd_fatal and sets v->busy_retry_ms, until the store is free or 60 s
+ * have passed. */
 int  vbd_connect(struct vbd *v);
 /* Stop and free the data plane and the engine (idempotent). */
 void vbd_disconnect(struct vbd *v);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <xen/io/xenbus.h>
 
 #define VLOG(v, lvl, fmt, ...) log_msg(lvl, "%s: " fmt, (v)->name, ##__VA_ARGS__)
@@ -191,6 +192,7 @@ static bool refresh(struct vbd *v)
 static void close_device(struct vbd *v)
 {
     vbd_disconnect(v);
+    v->busy_since_ms = v->busy_retry_ms = 0;       /* a reattach wait ends here too */
     if (v->be_state != XenbusStateClosed)
         set_state(v, XenbusStateClosed);
     v->fatal = false;
@@ -286,4 +288,33 @@ void vbd_shutdown(struct vbd *v, bool close)
     vbd_disconnect(v);
     if (close && v->be_state >= 0 && v->be_state != XenbusStateClosed)
         set_state(v, XenbusStateClosed);
+}
+
+uint64_t vbd_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int vbd_poll_timeout(struct backend *b)
+{
+    uint64_t next = 0;
+    for (struct vbd *v = b->vbds; v; v = v->next)
+        if (v->busy_retry_ms && (!next || v->busy_retry_ms < next))
+            next = v->busy_retry_ms;
+    if (!next)
+        return -1;
+    uint64_t now = vbd_now_ms();
+    return next <= now ? 0 : (int)(next - now);
+}
+
+void vbd_run_timers(struct backend *b)
+{
+    uint64_t now = vbd_now_ms();
+    for (struct vbd *v = b->vbds; v; v = v->next)
+        if (v->busy_retry_ms && v->busy_retry_ms <= now) {
+            v->busy_retry_ms = 0;
+            vbd_changed(v);     /* level triggered: connects again if still wanted */
+        }
 }

@@ -58,6 +58,7 @@ int vbd_init_wait(struct vbd *v)
 
 void vbd_disconnect(struct vbd *v)
 {
+    v->store_id_ok = false;
     if (v->dp) {
         dp_stop(v->dp, v->be->cfg->stop_timeout_ms);
         struct vbd_stats s;
@@ -78,14 +79,15 @@ void vbd_disconnect(struct vbd *v)
 void vbd_fatal(struct vbd *v, int err, const char *fmt, ...)
 {
     struct backend *b = v->be;
-    char msg[128], val[160], p[512];
+    char msg[256], val[300], p[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     VLOG(v, LOG_ERR, "%s: %s", msg, strerror(err));
-    snprintf(v->last_error, sizeof(v->last_error), "%s: %s", msg, strerror(err));
+    snprintf(v->last_error, sizeof(v->last_error), "%.255s: %.60s", msg, strerror(err));
     vbd_disconnect(v);
+    v->busy_since_ms = v->busy_retry_ms = 0;
 
     snprintf(val, sizeof(val), "%d %s", err, msg);
     /* Linux: <home>/error/backend/<kind>/<fe>/<devid>/error (xenbus_client.c:281-346) */
@@ -220,8 +222,65 @@ static int read_frontend(struct vbd *v, struct dp_config *dc, bool *fe_persisten
 
 /* ---- the backing store ------------------------------------------------------------- */
 
-/* params -> engine; vbd3 params are "<fmt>:<path>" with fmt raw or aio. */
-static int open_engine(struct vbd *v, const char *params, bool readonly)
+/* ---- a store held by someone else ---------------------------------------------- */
+
+/* Reattach wait (the rule is in src/engine/lock.c): the lock or O_EXCL claim
+ * of a store is released only when its last in-flight I/O completes, so a
+ * restarted daemon that finds it held assumes the previous daemon's I/O is
+ * still draining in the kernel and retries, without blocking the main loop
+ * (vbd_poll_timeout/vbd_run_timers in vbd.c), before it maps the ring. */
+#define BUSY_RETRY_MS 25
+#define BUSY_LOG_MS 5000
+#define BUSY_GIVE_UP_MS 60000
+
+/* Who holds `spec`: another vbd of this daemon, else engine_store_holder. */
+static void store_holder(struct vbd *v, const char *spec, char *buf, size_t len)
+{
+    struct engine_store_id id;
+    if (engine_store_id(spec, &id) == 0)
+        for (struct vbd *o = v->be->vbds; o; o = o->next)
+            if (o != v && o->engine && o->store_id_ok && o->store_id.dev == id.dev &&
+                o->store_id.ino == id.ino && o->store_id.blockdev == id.blockdev) {
+                snprintf(buf, len, "%s of this daemon (mode %s)", o->name, o->mode);
+                return;
+            }
+    engine_store_holder(spec, buf, len);
+}
+
+/* The store could not be claimed (-EBUSY): vbd_fatal on a fresh connect or
+ * after BUSY_GIVE_UP_MS, else schedule the next try. */
+static void store_busy(struct vbd *v, const char *spec, bool reattach)
+{
+    char who[192];
+    uint64_t now = vbd_now_ms();
+    if (!reattach || (v->busy_since_ms && now - v->busy_since_ms >= BUSY_GIVE_UP_MS)) {
+        store_holder(v, spec, who, sizeof(who));
+        if (reattach)
+            vbd_fatal(v, EBUSY, "reattach gave up after %u s: '%.80s' still in use by %s",
+                      BUSY_GIVE_UP_MS / 1000, spec, who);
+        else
+            vbd_fatal(v, EBUSY, "'%.80s' in use by %s", spec, who);
+        return;
+    }
+    if (!v->busy_since_ms) {
+        v->busy_since_ms = v->busy_logged_ms = now;
+        store_holder(v, spec, who, sizeof(who));
+        VLOG(v, LOG_NOTICE, "reattach: waiting for '%s', in use by %s (the previous daemon's "
+             "I/O may still be in the kernel); retrying every %u ms for up to %u s", spec, who,
+             BUSY_RETRY_MS, BUSY_GIVE_UP_MS / 1000);
+    } else if (now - v->busy_logged_ms >= BUSY_LOG_MS) {
+        v->busy_logged_ms = now;
+        store_holder(v, spec, who, sizeof(who));
+        VLOG(v, LOG_NOTICE, "reattach: still waiting for '%s' after %llu s, in use by %s", spec,
+             (unsigned long long)(now - v->busy_since_ms) / 1000, who);
+    }
+    v->busy_retry_ms = now + BUSY_RETRY_MS;
+}
+
+/* params -> engine; vbd3 params are "<fmt>:<path>" with fmt raw or aio.
+ * -EBUSY: the store is held (store_busy ran: fatal, or a reattach retry). */
+static int open_engine(struct vbd *v, const char *params, bool readonly, bool shared,
+                       bool reattach)
 {
     struct backend *b = v->be;
     const char *spec = params;
@@ -251,14 +310,27 @@ static int open_engine(struct vbd *v, const char *params, bool readonly)
         .readonly = readonly,
         .direct = b->cfg->direct_io,
         .name = v->name,
+        .shared_write = shared,
     };
     struct engine *e = NULL;
     int rc = engine_open_params(spec, &ep, b->cfg->allow_test_engines, &e);
+    if (rc == -EBUSY) {
+        store_busy(v, spec, reattach);
+        return rc;
+    }
     if (rc) {
         vbd_fatal(v, -rc, "opening '%.64s'", spec);
         return rc;
     }
+    if (v->busy_since_ms)
+        VLOG(v, LOG_NOTICE, "reattach: '%s' free after %llu ms", spec,
+             (unsigned long long)(vbd_now_ms() - v->busy_since_ms));
+    v->busy_since_ms = 0;
+    if (shared)
+        VLOG(v, LOG_NOTICE, "mode w!: '%s' read-write and shared on purpose: no exclusive "
+             "claim, other writers allowed (cluster filesystems only)", spec);
     v->engine = e;
+    v->store_id_ok = engine_store_id(spec, &v->store_id) == 0;
     return 0;
 }
 
@@ -332,9 +404,13 @@ int vbd_connect(struct vbd *v)
         vbd_fatal(v, -rc, "reading %s/%s", v->be_path, XSK_PARAMS);
         goto out;
     }
-    if (xs_read_str(b, v->be_path, XSK_MODE, &mode))
+    if (xs_read_str(b, v->be_path, XSK_MODE, &mode) && !v->busy_since_ms)
         VLOG(v, LOG_WARNING, "no `mode`: read-only");
+    /* As Xen's canonicalise_mode (xen-project/xen:tools/hotplug/Linux/
+     * block-common.sh): no 'w' is read-only, 'w' with '!' ("w!") is
+     * read-write without the sharing check. */
     bool readonly = !mode || !strchr(mode, 'w');
+    bool shared = !readonly && strchr(mode, '!');
     unsigned info = 0;
     if (!xs_read_str(b, v->be_path, XSK_DEVICE_TYPE, &devtype) && !strcmp(devtype, "cdrom"))
         info |= XSK_VDISK_CDROM;
@@ -342,7 +418,7 @@ int vbd_connect(struct vbd *v)
         info |= XSK_VDISK_REMOVABLE;
     bool discard_enable = xs_read_int(b, v->be_path, XSK_DISCARD_ENABLE, &x) || x != 0;
 
-    rc = open_engine(v, params, readonly);
+    rc = open_engine(v, params, readonly, shared, reattach);
     if (rc)
         goto out;
     struct engine *e = v->engine;
@@ -417,7 +493,7 @@ int vbd_connect(struct vbd *v)
     free(v->params);
     v->params = params;
     params = NULL;
-    snprintf(v->mode, sizeof(v->mode), "%s", readonly ? "r" : "w");
+    snprintf(v->mode, sizeof(v->mode), "%s", readonly ? "r" : shared ? "w!" : "w");
     v->connects++;
     if (!reattach) {
         VLOG(v, LOG_INFO, "backend %s -> Connected (frontend %s)", xenbus_state_name(v->be_state),
