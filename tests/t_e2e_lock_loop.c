@@ -10,29 +10,13 @@
 
 static struct e2e E;
 
-static void detach_loop(void *arg)
-{
-    if (e2e_sh(NULL, "losetup -d %s", (char *)arg) != 0)
-        T_LOG("losetup -d %s failed", (char *)arg);
-    free(arg);
-}
-
 int main(void)
 {
-    T_SKIP_IF(geteuid() != 0, "loop devices need root");
-    char *out = NULL;
-    T_SKIP_IF(e2e_sh(&out, "losetup -f") != 0, "no free loop device: %s", out ? out : "");
-    free(out);
-
+    e2e_need_loop();
     e2e_start(&E, NULL);
     hx_open();
     const char *img = e2e_make_image(&E, "loop.img", 8);
-    out = NULL;
-    int rc = e2e_sh(&out, "losetup -f --show %s", img);
-    T_SKIP_IF(rc != 0 || !out, "losetup failed: %s", out ? out : "");
-    out[strcspn(out, "\n")] = 0;
-    const char *dev = out;
-    t_atexit(detach_loop, strdup(dev));
+    const char *dev = e2e_losetup(img);
     T_LOG("loop device %s on %s", dev, img);
 
     /* 1. the device read-write twice: the second open O_EXCL gets EBUSY */
@@ -78,6 +62,5 @@ int main(void)
     T_EQ(e2e_stop(&E), 0);
     if (t_failures)
         t_daemon_dump_log(&E.d, 60);
-    free(out);
     return t_done();
 }

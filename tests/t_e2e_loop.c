@@ -5,20 +5,9 @@
 #include <stdio.h>
 #include <unistd.h>
 
-static void detach_loop(void *arg)
-{
-    if (e2e_sh(NULL, "losetup -d %s", (char *)arg) != 0)
-        T_LOG("losetup -d %s failed", (char *)arg);
-    free(arg);
-}
-
 int main(void)
 {
-    T_SKIP_IF(geteuid() != 0, "loop devices need root");
-    char *out = NULL;
-    T_SKIP_IF(e2e_sh(&out, "losetup -f") != 0, "no free loop device: %s", out ? out : "");
-    free(out);
-
+    e2e_need_loop();
     struct e2e e;
     e2e_start(&e, NULL);
     const char *abis[] = { "x86_64", "x86_32" };
@@ -27,12 +16,7 @@ int main(void)
         snprintf(name, sizeof(name), "loop-%s.img", abis[i]);
         const char *img = e2e_make_image(&e, name, 32);
         T_ASSERT(e2e_sha256_file(img, sha) == 0);
-        out = NULL;
-        int rc = e2e_sh(&out, "losetup -f --show %s", img);
-        T_SKIP_IF(rc != 0 || !out, "losetup failed: %s", out ? out : "");
-        out[strcspn(out, "\n")] = 0;
-        char *dev = out;
-        t_atexit(detach_loop, strdup(dev));
+        const char *dev = e2e_losetup(img);
         T_LOG("---- %s on %s (backing %s) ----", abis[i], dev, img);
 
         snprintf(disc, sizeof(disc), "%u:%u", 28u << 20, 4u << 20);
@@ -42,7 +26,7 @@ int main(void)
             "--offset", "0", "--length", "25165824",
             "--flush", "--discard", disc, NULL };
         char *bout = NULL;
-        rc = e2e_bench(&e, 1 + i, dev, args, &bout);
+        int rc = e2e_bench(&e, 1 + i, dev, args, &bout);
         T_CHECK(rc == 0, "xen-blkbench exit %d", rc);
         T_ASSERT(bout);
         char *p = strstr(bout, "\nsha256 ");
@@ -57,7 +41,6 @@ int main(void)
         e2e_sh(NULL, "sync");
         T_CHECK(e2e_is_hole(img, 28u << 20, 4u << 20), "discard did not reach the backing file");
         free(bout);
-        free(dev);
     }
     T_EQ(e2e_stop(&e), 0);
     return t_done();

@@ -195,3 +195,29 @@ int e2e_sh(char **out, const char *fmt, ...)
     free(cmd);
     return rc;
 }
+
+void e2e_need_loop(void)
+{
+    T_SKIP_IF(geteuid() != 0, "loop devices need root");
+    char *out = NULL;
+    int rc = e2e_sh(&out, "losetup -f");
+    T_SKIP_IF(rc != 0, "no free loop device: %s", out ? out : "");
+    free(out);
+}
+
+static void detach_loop(void *arg)
+{
+    if (e2e_sh(NULL, "losetup -d %s", (char *)arg) != 0)
+        T_LOG("losetup -d %s failed", (char *)arg);
+    free(arg);
+}
+
+const char *e2e_losetup(const char *img)
+{
+    char *out = NULL;
+    int rc = e2e_sh(&out, "losetup -f --show %s", img);
+    T_SKIP_IF(rc != 0 || !out, "losetup failed: %s", out ? out : "");
+    out[strcspn(out, "\n")] = 0;
+    t_atexit(detach_loop, out);
+    return out;
+}

@@ -51,6 +51,14 @@ int  e2e_sha256_file(const char *path, char hex[65]);
 /* Is [off, off+len) of `path` entirely a hole (SEEK_HOLE/SEEK_DATA)? */
 bool e2e_is_hole(const char *path, uint64_t off, uint64_t len);
 
+/* Skip the test (exit 77) unless loop devices can be set up: root and a
+ * free one (losetup -f). */
+void e2e_need_loop(void);
+/* losetup -f --show `img`: the loop device's path ("/dev/loopN"), valid
+ * until it is detached (losetup -d) at test exit; skips the test if losetup
+ * fails. */
+const char *e2e_losetup(const char *img);
+
 /* Run a shell command, output into *out (malloc'd, may be NULL); exit status. */
 int  e2e_sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
