@@ -46,6 +46,16 @@ struct engine_caps {
     bool fua;
     uint32_t discard_granularity;  /* bytes, 0 = unknown */
     uint32_t discard_alignment;    /* bytes */
+    /* When the process dies, the kernel waits for this engine's in-flight
+     * I/O before it tears the process's memory down (libaio: fs/aio.c
+     * exit_aio runs before exit_mmap; io_uring does not wait for ordinary
+     * requests: io_uring/io_uring.c io_uring_cancel_generic).  Only then is
+     * I/O straight into gntdev-mapped guest pages (grant modes map and
+     * persistent) safe across a crash on a PV dom0: otherwise the kernel
+     * cannot unmap the still-pinned pages ("BUG: Bad page map ... gntdev",
+     * grants leaked for good; tests/xen/README.md, rootcause).  Filters
+     * inherit it from their inner engine. */
+    bool exit_drains_io;
 };
 
 /* What the control plane hands to open (from xenstore params/mode). */

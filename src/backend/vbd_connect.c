@@ -338,11 +338,17 @@ static int open_engine(struct vbd *v, const char *params, bool readonly, bool sh
 
 /* Advertise the device in one transaction, with state 4 unless already 4. */
 /* We offer feature-persistent when configured (`persistent`) and the device's
- * grant mode can use it (auto or persistent); map and copy never keep grants. */
+ * grant mode can use it: persistent, or auto when the engine's I/O is drained
+ * by the kernel when the daemon dies (engine.h exit_drains_io: aio), so that
+ * auto is always crash-safe; with io_uring auto is grant copy.  Map and copy
+ * never keep grants. */
 static bool vbd_offers_persistent(const struct vbd *v)
 {
     enum grant_mode m = v->conn.grant_mode;
-    return v->be->cfg->persistent && (m == GRANT_MODE_AUTO || m == GRANT_MODE_PERSISTENT);
+    if (!v->be->cfg->persistent)
+        return false;
+    return m == GRANT_MODE_PERSISTENT ||
+           (m == GRANT_MODE_AUTO && v->engine && v->engine->caps.exit_drains_io);
 }
 
 static int advertise(struct vbd *v)
@@ -446,6 +452,13 @@ int vbd_connect(struct vbd *v)
              v->be_path, XSK_GRANT_MODE, gm);
     free(gm);
     c->persistent = vbd_offers_persistent(v) && fe_persistent;
+    if ((c->grant_mode == GRANT_MODE_MAP || c->grant_mode == GRANT_MODE_PERSISTENT) &&
+        !e->caps.exit_drains_io)
+        VLOG(v, LOG_WARNING, "grant mode %s with the %s engine is not crash-safe: if the daemon "
+             "dies with I/O in flight, a PV dom0 kernel cannot unmap the guest pages under that "
+             "I/O (BUG: Bad page map, grants leaked); grant mode auto or copy, or the aio "
+             "engine, are (xen-blkbackd(8) RESTART)",
+             c->grant_mode == GRANT_MODE_MAP ? "map" : "persistent", e->ops->name);
 
     dc->name = v->name;
     dc->fe_domid = v->fe_domid;

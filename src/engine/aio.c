@@ -89,6 +89,7 @@ static int aio_open(const struct engine_params *p, struct engine **out)
         free(a);
         return rc;
     }
+    a->base.caps.exit_drains_io = true;     /* fs/aio.c exit_aio (engine.h) */
     *out = &a->base;
     return 0;
 }

@@ -28,6 +28,7 @@ int engine_null_open_size(uint64_t size, const struct engine_params *p, struct e
     e->physical_block_size = 4096;
     e->readonly = p ? p->readonly : false;
     e->caps.flush = true;
+    e->caps.exit_drains_io = true;     /* no I/O touches guest memory */
     e->caps.discard = true;
     e->caps.discard_granularity = 4096;
     *out = e;
