@@ -1,10 +1,10 @@
 /* t_sim_evtchn: simulated event channels across processes: bind rules, notify both ways with poll(), masking, close/unbind, dead peers; event-channel tables stay mapped only while used. */
 #include "harness.h"
 #include "lib/peer.h"
+#include "lib/simevt.h"
 #include "sim.h"
 
 #include <dirent.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/wait.h>
@@ -13,19 +13,6 @@
 
 #define BACK 0
 #define GUEST 5
-
-
-/* Wait up to ms for the handle's fd; then one pending() result (or -EAGAIN). */
-static int wait_port(struct sim_evtchn *e, int ms, xen_port_t *port)
-{
-    struct pollfd pfd = { .fd = sim_evtchn_fd(e), .events = POLLIN };
-    int n = poll(&pfd, 1, ms);
-    if (n < 0)
-        return -errno;
-    if (n == 0)
-        return -ETIMEDOUT;
-    return sim_evtchn_pending(e, port);
-}
 
 static int count_fifos(const char *dir)
 {
@@ -56,21 +43,21 @@ static void guest(struct peer *p, void *arg)
     /* Bound by the backend: it notifies, we poll. */
     T_ASSERT(peer_get_u32(p) == 1, "sync");
     T_EQ(sim_evtchn_port_state(h, GUEST, gp), 2);
-    T_EQ(wait_port(e, 5000, &got), 0);
+    T_EQ(sim_wait_port(e, 5000, &got), 0);
     T_EQ(got, gp);
     T_EQ(sim_evtchn_pending(e, &got), -EAGAIN);
     T_EQ(sim_evtchn_notify(e, gp), 0);                     /* -> backend */
 
     /* Masked: the backend notifies 3 times while we have not unmasked. */
     T_ASSERT(peer_get_u32(p) == 2, "sync");
-    T_EQ(wait_port(e, 100, &got), -ETIMEDOUT);
+    T_EQ(sim_wait_port(e, 100, &got), -ETIMEDOUT);
     T_EQ(sim_evtchn_pending(e, &got), -EAGAIN);
     T_EQ(sim_evtchn_unmask(e, gp), 0);                     /* redelivers once */
-    T_EQ(wait_port(e, 1000, &got), 0);
+    T_EQ(sim_wait_port(e, 1000, &got), 0);
     T_EQ(got, gp);
     T_EQ(sim_evtchn_pending(e, &got), -EAGAIN);
     T_EQ(sim_evtchn_unmask(e, gp), 0);                     /* nothing new: no event */
-    T_EQ(wait_port(e, 100, &got), -ETIMEDOUT);
+    T_EQ(sim_wait_port(e, 100, &got), -ETIMEDOUT);
     T_EQ(sim_evtchn_unmask(e, gp), 0);                     /* idempotent */
     T_EQ(sim_evtchn_notify(e, other), 0);                  /* unbound: dropped */
     T_EQ(sim_evtchn_notify(e, 4000), -ENOTCONN);
@@ -81,7 +68,7 @@ static void guest(struct peer *p, void *arg)
 
     /* Ping-pong. */
     for (int i = 0; i < ROUNDS; i++) {
-        if (wait_port(e, 5000, &got) != 0 || got != gp) {
+        if (sim_wait_port(e, 5000, &got) != 0 || got != gp) {
             T_CHECK(0, "round %d: no event", i);
             break;
         }
@@ -102,27 +89,14 @@ static void guest(struct peer *p, void *arg)
     peer_put_u32(p, gp);
     T_ASSERT(peer_get_u32(p) == 6, "sync");                      /* backend closed */
     T_EQ(sim_evtchn_port_state(h, GUEST, gp), 1);
-    T_EQ(wait_port(e, 100, &got), -ETIMEDOUT);
+    T_EQ(sim_wait_port(e, 100, &got), -ETIMEDOUT);
     peer_put_u32(p, 7);
     T_ASSERT(peer_get_u32(p) == 8, "sync");                      /* rebound + notified */
-    T_EQ(wait_port(e, 5000, &got), 0);
+    T_EQ(sim_wait_port(e, 5000, &got), 0);
     T_EQ(got, gp);
     sim_evtchn_close(e);
     sim_host_close(h);
     peer_put_u32(p, 9);
-}
-
-/* A guest that allocates a port and is then killed. */
-static void doomed(struct peer *p, void *arg)
-{
-    struct sim_host *h = NULL;
-    struct sim_evtchn *e = NULL;
-    xen_port_t gp;
-    T_ASSERT(sim_host_open(arg, &h) == 0, "host");
-    T_ASSERT(sim_evtchn_open(h, GUEST + 1, &e) == 0, "open");
-    T_ASSERT(sim_evtchn_alloc_unbound(e, BACK, &gp) == 0, "alloc");
-    peer_put_u32(p, gp);
-    pause();
 }
 
 /* Event-channel tables are mapped only while used: a backend that served
@@ -147,7 +121,7 @@ static void tables_released(const char *dir, struct sim_host *h)
             T_EQ(sim_evtchn_bind_interdomain(ge, BACK, bp, &gp), 0);
         }
         T_EQ(sim_evtchn_notify(be, bp), 0);     /* the first notify takes the peer's table */
-        T_EQ(wait_port(ge, 1000, &got), 0);
+        T_EQ(sim_wait_port(ge, 1000, &got), 0);
         T_EQ(sim_evtchn_notify(ge, gp), 0);
         /* while bound: this process maps dom<d>.evtchn twice (guest, backend) */
         char name[32];
@@ -195,12 +169,12 @@ int main(void)
     T_EQ(sim_evtchn_bind_interdomain(e, GUEST, gp, &x), -EINVAL);         /* already bound */
     T_EQ(sim_evtchn_port_state(h, BACK, bp), 2);
     /* Xen leaves an event pending on a freshly bound port. */
-    T_EQ(wait_port(e, 1000, &got), 0);
+    T_EQ(sim_wait_port(e, 1000, &got), 0);
     T_EQ(got, bp);
     T_EQ(sim_evtchn_unmask(e, bp), 0);
     T_EQ(sim_evtchn_notify(e, bp), 0);
     peer_put_u32(&p, 1);
-    T_EQ(wait_port(e, 5000, &got), 0);                     /* guest -> backend */
+    T_EQ(sim_wait_port(e, 5000, &got), 0);                     /* guest -> backend */
     T_EQ(got, bp);
     T_EQ(sim_evtchn_unmask(e, bp), 0);
 
@@ -213,7 +187,7 @@ int main(void)
     int i;
     for (i = 0; i < ROUNDS; i++) {
         sim_evtchn_notify(e, bp);
-        if (wait_port(e, 5000, &got) != 0 || got != bp)
+        if (sim_wait_port(e, 5000, &got) != 0 || got != bp)
             break;
         sim_evtchn_unmask(e, bp);
     }
@@ -251,10 +225,11 @@ int main(void)
     T_EQ(count_fifos(dir), 1);                             /* only ours is left */
 
     /* A guest killed without closing: notifying it is harmless. */
-    peer_fork(&p, doomed, (void *)dir);
+    struct hold_arg doomed = { dir, GUEST + 1, BACK };    /* a guest, killed below */
+    peer_fork(&p, peer_hold_unbound, &doomed);
     gp = peer_get_u32(&p);
     T_EQ(sim_evtchn_bind_interdomain(e, GUEST + 1, gp, &bp), 0);
-    T_EQ(wait_port(e, 1000, &got), 0);
+    T_EQ(sim_wait_port(e, 1000, &got), 0);
     kill(p.pid, SIGKILL);
     T_EQ(peer_wait(&p), 128 + SIGKILL);
     for (int k = 0; k < 100; k++) {
