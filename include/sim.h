@@ -12,6 +12,7 @@
  *   dom<N>.evtchn   domain N's event-channel table (any domain, incl. backend)
  *   host.ctl        host lock (robust process-shared mutex) and id counters
  *   evq/<id>        per-handle notification FIFOs (the handle's pollable fd)
+ *   gown.*          per grant handle: the map counts it holds (for its death)
  * Details of the layouts and the lock-free notify protocol: src/sim/sim_priv.h.
  *
  * Semantics follow the real hypervisor where a backend can observe them:
@@ -24,7 +25,11 @@
  *    stays masked until unmasked; notifications while masked are delivered at
  *    unmask; a freshly bound interdomain port has one event pending (Xen's
  *    evtchn_bind_interdomain sets it), so expect an event right after bind;
- *    closing one end puts the other back to unbound (it can be rebound).
+ *    closing one end puts the other back to unbound (it can be rebound);
+ *  - a process that dies, even by SIGKILL, releases what its handles held,
+ *    as the kernel does at exit: its ports are closed (the remote end goes
+ *    back to unbound) and its grant mappings dropped, so a restarted backend
+ *    can bind and map again and the guest can end access (sim_priv.h).
  *
  * Errors: 0 or a negative errno, as in xen_ops.h.
  */
@@ -61,9 +66,11 @@ void *sim_dom_page(struct sim_dom *d, uint32_t pfn);
 /* gnttab_grant_foreign_access: grant page `pfn` to domain `to`.  *ref gets a
  * free grant ref.  -ENOSPC when the table is full, -EINVAL bad pfn. */
 int  sim_gnt_grant(struct sim_dom *d, xen_domid_t to, uint32_t pfn, bool readonly, uint32_t *ref);
-/* gnttab_end_foreign_access_ref: revoke.  -EBUSY while the backend maps it. */
+/* gnttab_end_foreign_access_ref: revoke.  -EBUSY while a live backend maps
+ * it (a dead process's mappings are reclaimed first); -EINVAL not granted. */
 int  sim_gnt_end(struct sim_dom *d, uint32_t ref);
-/* Number of foreign mappings currently held of this domain's grants. */
+/* Number of foreign mappings currently held of this domain's grants (by live
+ * processes: a dead one's are reclaimed first, as for sim_gnt_end). */
 uint64_t sim_gnt_mapped_count(struct sim_dom *d);
 /* Mappings of one ref. */
 uint32_t sim_gnt_ref_mapped(struct sim_dom *d, uint32_t ref);
@@ -86,7 +93,8 @@ int  sim_evtchn_notify(struct sim_evtchn *e, xen_port_t local);
 /* 0 and *port when one fired (left masked); -EAGAIN when none. */
 int  sim_evtchn_pending(struct sim_evtchn *e, xen_port_t *port);
 int  sim_evtchn_unmask(struct sim_evtchn *e, xen_port_t local);
-/* State of a port of domain `domid`: 0 free, 1 unbound, 2 interdomain; -ENOENT. */
+/* State of a port of domain `domid`: 0 free, 1 unbound, 2 interdomain; -ENOENT.
+ * This and the counts below first reclaim what dead processes held. */
 int  sim_evtchn_port_state(struct sim_host *h, xen_domid_t domid, xen_port_t port);
 /* Number of ports of `domid` that are not free. */
 int  sim_evtchn_ports_in_use(struct sim_host *h, xen_domid_t domid);

@@ -236,8 +236,13 @@ int main(void)
         T_EQ(sim_evtchn_notify(e, bp), 0);
         sim_evtchn_unmask(e, bp);
     }
+    /* Its exit closed its handle (evtchn_release): its port is free, ours
+     * is back to unbound for its domain. */
+    T_EQ(sim_evtchn_port_state(h, BACK, bp), 1);
+    T_EQ(sim_evtchn_port_state(h, GUEST + 1, gp), 0);
+    T_EQ(sim_evtchn_notify(e, bp), 0);                  /* unbound: dropped */
     sim_evtchn_close(e);
-    T_EQ(sim_evtchn_port_state(h, GUEST + 1, gp), 1);
+    T_EQ(sim_evtchn_port_state(h, GUEST + 1, gp), 0);
     T_EQ(sim_evtchn_ports_in_use(h, BACK), 0);
     T_EQ(t_count_maps_pid(getpid(), ".evtchn"), 0);           /* no handle left: none mapped */
     tables_released(dir, h);

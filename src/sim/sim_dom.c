@@ -194,10 +194,9 @@ void *sim_dom_page(struct sim_dom *d, uint32_t pfn)
     return pfn < d->nr_pages ? d->mem + (size_t)pfn * SIM_PAGE : NULL;
 }
 
-int sim_gnt_grant(struct sim_dom *d, xen_domid_t to, uint32_t pfn, bool readonly, uint32_t *ref)
+static int gnt_grant_once(struct sim_dom *d, xen_domid_t to, uint32_t pfn, bool readonly,
+                          uint32_t *ref)
 {
-    if (pfn >= d->nr_pages)
-        return -EINVAL;
     uint32_t n = d->nr_grefs - SIM_GNT_FIRST_REF;
     uint32_t start = SIM_RELAXED(&d->hdr->alloc_hint);
     if (start < SIM_GNT_FIRST_REF || start >= d->nr_grefs)
@@ -206,8 +205,9 @@ int sim_gnt_grant(struct sim_dom *d, xen_domid_t to, uint32_t pfn, bool readonly
         uint32_t r = SIM_GNT_FIRST_REF + (start - SIM_GNT_FIRST_REF + k) % n;
         struct sim_gnt_entry *e = &d->ent[r];
         uint64_t s = SIM_LOAD(&e->state);
-        /* Free: no flags and no mapping left over from a revoked grant. */
-        if (s & (SIM_GS_FLAGS | SIM_GS_COUNT_MASK))
+        /* Free: no flags, no mapping left over from a revoked grant, and no
+         * backend in the middle of changing its count (sim_gntmap.c). */
+        if (s & (SIM_GS_FLAGS | SIM_GS_COUNT_MASK | SIM_GS_BUSY_MASK))
             continue;
         uint64_t seq = (s & ~(SIM_GS_SEQ_ONE - 1)) + SIM_GS_SEQ_ONE;
         if (!SIM_CAS(&e->state, &s, seq | SIM_GS_RESERVED))
@@ -222,11 +222,19 @@ int sim_gnt_grant(struct sim_dom *d, xen_domid_t to, uint32_t pfn, bool readonly
     return -ENOSPC;
 }
 
-int sim_gnt_end(struct sim_dom *d, uint32_t ref)
+/* A full table may hold entries a dead process left mapped or busy. */
+int sim_gnt_grant(struct sim_dom *d, xen_domid_t to, uint32_t pfn, bool readonly, uint32_t *ref)
 {
-    if (ref < SIM_GNT_FIRST_REF || ref >= d->nr_grefs)
+    if (pfn >= d->nr_pages)
         return -EINVAL;
-    struct sim_gnt_entry *e = &d->ent[ref];
+    int rc = gnt_grant_once(d, to, pfn, readonly, ref);
+    if (rc == -ENOSPC && sim_reclaim_dead(d->h) > 0)
+        rc = gnt_grant_once(d, to, pfn, readonly, ref);
+    return rc;
+}
+
+static int gnt_end_once(struct sim_gnt_entry *e)
+{
     uint64_t s = SIM_LOAD(&e->state);
     for (;;) {
         if (!(s & SIM_GS_PERMIT))
@@ -238,7 +246,19 @@ int sim_gnt_end(struct sim_dom *d, uint32_t ref)
     }
 }
 
-uint64_t sim_gnt_mapped_count(struct sim_dom *d)
+/* A count may belong to a process that died: its exit would have unmapped
+ * it on a real host (gntdev), so reclaim dead owners and look again. */
+int sim_gnt_end(struct sim_dom *d, uint32_t ref)
+{
+    if (ref < SIM_GNT_FIRST_REF || ref >= d->nr_grefs)
+        return -EINVAL;
+    int rc = gnt_end_once(&d->ent[ref]);
+    if (rc == -EBUSY && sim_reclaim_dead(d->h) > 0)
+        rc = gnt_end_once(&d->ent[ref]);
+    return rc;
+}
+
+static uint64_t mapped_sum(struct sim_dom *d)
 {
     uint64_t sum = 0;
     for (uint32_t i = 0; i < d->nr_grefs; i++)
@@ -246,9 +266,20 @@ uint64_t sim_gnt_mapped_count(struct sim_dom *d)
     return sum;
 }
 
+uint64_t sim_gnt_mapped_count(struct sim_dom *d)
+{
+    uint64_t sum = mapped_sum(d);
+    if (sum && sim_reclaim_dead(d->h) > 0)
+        sum = mapped_sum(d);
+    return sum;
+}
+
 uint32_t sim_gnt_ref_mapped(struct sim_dom *d, uint32_t ref)
 {
     if (ref >= d->nr_grefs)
         return 0;
-    return (uint32_t)(SIM_LOAD(&d->ent[ref].state) & SIM_GS_COUNT_MASK);
+    uint32_t n = (uint32_t)(SIM_LOAD(&d->ent[ref].state) & SIM_GS_COUNT_MASK);
+    if (n && sim_reclaim_dead(d->h) > 0)
+        n = (uint32_t)(SIM_LOAD(&d->ent[ref].state) & SIM_GS_COUNT_MASK);
+    return n;
 }

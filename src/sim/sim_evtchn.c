@@ -16,10 +16,14 @@
  *  - a port that fired stays masked until unmask; a notification while
  *    masked is delivered at unmask.
  * Linux evtchn device semantics: ports not bound by this handle give
- * -ENOTCONN on notify/unbind/unmask; ports out of range -EINVAL.
+ * -ENOTCONN on notify/unbind/unmask; ports out of range -EINVAL; when the
+ * process that holds a handle dies, its ports are closed as above
+ * (drivers/xen/evtchn.c evtchn_release), here by whoever next finds it dead
+ * (sim_owner.c; when, in sim_priv.h).
  */
 #include "sim_priv.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -40,6 +44,7 @@ struct sim_evtchn {
     struct sim_host *h;
     xen_domid_t self;
     uint32_t id;
+    uint32_t slot;                      /* owner slot in host.ctl */
     int fd;
     char fifo[32];                      /* "evq/<id>" relative to the host dir */
     struct sim_evt_port *tbl;           /* our domain's ports (a reference held) */
@@ -90,6 +95,7 @@ static void port_close_locked(struct sim_host *h, xen_domid_t domid, struct sim_
     }
     SIM_STORE(&e->state, SIM_ECS_FREE);
     SIM_STORE(&e->owner, 0);
+    SIM_STORE(&e->owner_slot, 0);
     SIM_STORE(&e->remote_dom, 0);
     SIM_STORE(&e->remote_port, 0);
     SIM_STORE(&e->pm, 0);
@@ -105,14 +111,44 @@ void sim_evt_reset_dom_locked(struct sim_host *h, xen_domid_t domid)
     sim_evt_table_put(h, tbl);
 }
 
-/* A free port of our table, claimed for this handle (state set by caller). */
+void sim_evt_reclaim_locked(struct sim_host *h, uint32_t slot, uint32_t handle_id)
+{
+    DIR *dir = sim_host_opendir(h);
+    if (!dir)
+        return;
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+        unsigned domid;
+        char tail;
+        if (sscanf(de->d_name, "dom%u.evtchn%c", &domid, &tail) != 1 || domid > 0xffff)
+            continue;
+        struct sim_evt_port *tbl;
+        if (sim_evt_table(h, (xen_domid_t)domid, false, &tbl) < 0)
+            continue;
+        for (xen_port_t p = 1; p < SIM_EVT_NR_PORTS; p++)
+            if (SIM_RELAXED(&tbl[p].owner_slot) == slot)
+                port_close_locked(h, (xen_domid_t)domid, tbl, p, handle_id);
+        sim_evt_table_put(h, tbl);
+    }
+    closedir(dir);
+    char name[32];
+    snprintf(name, sizeof(name), "evq/%u", handle_id);
+    unlinkat(h->dirfd, name, 0);
+}
+
+/* A free port of our table, claimed for this handle (state set by caller).
+ * A full table is swept for ports of dead processes once. */
 static int port_alloc_locked(struct sim_evtchn *e, xen_port_t *port)
 {
-    for (xen_port_t p = 1; p < SIM_EVT_NR_PORTS; p++) {
-        if (SIM_LOAD(&e->tbl[p].state) == SIM_ECS_FREE) {
-            *port = p;
-            return 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (xen_port_t p = 1; p < SIM_EVT_NR_PORTS; p++) {
+            if (SIM_LOAD(&e->tbl[p].state) == SIM_ECS_FREE) {
+                *port = p;
+                return 0;
+            }
         }
+        if (pass == 0 && sim_reclaim_dead_locked(e->h) == 0)
+            break;
     }
     return -ENOSPC;
 }
@@ -125,14 +161,21 @@ int sim_evtchn_open(struct sim_host *h, xen_domid_t self, struct sim_evtchn **ou
     e->h = h;
     e->self = self;
     e->fd = -1;
+    e->id = __atomic_fetch_add(&h->ctl->next_handle_id, 1, __ATOMIC_RELAXED);
     int rc = sim_host_lock(h);
     if (rc < 0)
         goto fail;
     rc = sim_evt_table(h, self, true, &e->tbl);
+    if (rc == 0) {
+        rc = sim_owner_claim_locked(h, SIM_OWN_EVTCHN, e->id, &e->slot);
+        if (rc < 0) {
+            sim_evt_table_put(h, e->tbl);
+            e->tbl = NULL;
+        }
+    }
     sim_host_unlock(h);
     if (rc < 0)
         goto fail;
-    e->id = __atomic_fetch_add(&h->ctl->next_handle_id, 1, __ATOMIC_RELAXED);
     snprintf(e->fifo, sizeof(e->fifo), "evq/%u", e->id);
     unlinkat(h->dirfd, e->fifo, 0);     /* stale from an older host.ctl */
     if (mkfifoat(h->dirfd, e->fifo, 0600) < 0) {
@@ -148,6 +191,10 @@ int sim_evtchn_open(struct sim_host *h, xen_domid_t self, struct sim_evtchn **ou
     *out = e;
     return 0;
 fail_tbl:
+    if (sim_host_lock(h) == 0) {
+        sim_owner_release_locked(h, e->slot);
+        sim_host_unlock(h);
+    }
     sim_evt_table_put(h, e->tbl);
 fail:
     free(e);
@@ -167,8 +214,10 @@ void sim_evtchn_close(struct sim_evtchn *e)
         lport_free(e->h, e->lp[p]);
         e->lp[p] = NULL;
     }
-    if (locked)
+    if (locked) {
+        sim_owner_release_locked(e->h, e->slot);
         sim_host_unlock(e->h);
+    }
     sim_evt_table_put(e->h, e->tbl);
     close(e->fd);
     unlinkat(e->h->dirfd, e->fifo, 0);
@@ -197,6 +246,7 @@ int sim_evtchn_alloc_unbound(struct sim_evtchn *e, xen_domid_t remote, xen_port_
         SIM_STORE(&pe->remote_dom, remote);
         SIM_STORE(&pe->remote_port, 0);
         SIM_STORE(&pe->owner, e->id);
+        SIM_STORE(&pe->owner_slot, e->slot);
         SIM_STORE(&pe->pm, 0);
         SIM_STORE(&pe->state, SIM_ECS_UNBOUND);
     }
@@ -232,6 +282,10 @@ int sim_evtchn_bind_interdomain(struct sim_evtchn *e, xen_domid_t remote,
     }
     struct sim_evt_port *re = &rtbl[remote_port];
     xen_port_t p = 0;
+    /* Bound to a process that died (its handle not yet reclaimed): reclaim,
+     * as its exit would have closed the port on a real host. */
+    if (SIM_LOAD(&re->state) == SIM_ECS_INTERDOMAIN && SIM_RELAXED(&re->remote_dom) == e->self)
+        sim_reclaim_dead_locked(e->h);
     if (SIM_LOAD(&re->state) != SIM_ECS_UNBOUND || SIM_RELAXED(&re->remote_dom) != e->self)
         rc = -EINVAL;
     else
@@ -241,6 +295,7 @@ int sim_evtchn_bind_interdomain(struct sim_evtchn *e, xen_domid_t remote,
         SIM_STORE(&pe->remote_dom, remote);
         SIM_STORE(&pe->remote_port, remote_port);
         SIM_STORE(&pe->owner, e->id);
+        SIM_STORE(&pe->owner_slot, e->slot);
         /* Xen sets the new local port pending: the event is delivered now. */
         SIM_STORE(&pe->pm, SIM_PM_PENDING | SIM_PM_MASKED | SIM_PM_QUEUED);
         SIM_STORE(&pe->state, SIM_ECS_INTERDOMAIN);
@@ -406,6 +461,8 @@ int sim_evtchn_port_state(struct sim_host *h, xen_domid_t domid, xen_port_t port
     if (rc < 0)
         return rc;
     rc = port < SIM_EVT_NR_PORTS ? (int)SIM_LOAD(&tbl[port].state) : -ENOENT;
+    if (rc > SIM_ECS_FREE && sim_reclaim_dead(h) > 0)   /* what a dead process held is gone */
+        rc = (int)SIM_LOAD(&tbl[port].state);
     sim_evt_table_put(h, tbl);
     return rc;
 }
@@ -419,8 +476,13 @@ int sim_evtchn_ports_in_use(struct sim_host *h, xen_domid_t domid)
     if (rc < 0)
         return rc;
     int n = 0;
-    for (xen_port_t p = 1; p < SIM_EVT_NR_PORTS; p++)
-        n += SIM_LOAD(&tbl[p].state) != SIM_ECS_FREE;
+    for (int pass = 0; pass < 2; pass++) {
+        n = 0;
+        for (xen_port_t p = 1; p < SIM_EVT_NR_PORTS; p++)
+            n += SIM_LOAD(&tbl[p].state) != SIM_ECS_FREE;
+        if (n == 0 || pass || sim_reclaim_dead(h) == 0)
+            break;
+    }
     sim_evt_table_put(h, tbl);
     return n;
 }

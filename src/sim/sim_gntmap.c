@@ -9,16 +9,20 @@
  * holds a reference on its domain's cache entry until it is unmapped, so the
  * map counts of a zombie domain are still dropped correctly.
  *
- * gnt_map: each ref is checked and its map count raised in one CAS
- * (sim_priv.h); the pages are mmap'ed MAP_SHARED from dom<N>.mem with the
- * requested prot: one mmap when the frames are consecutive, else a
- * PROT_NONE reservation filled with MAP_FIXED runs.  All or nothing.
+ * gnt_map: each ref is checked and its map count raised by CAS, recorded in
+ * the handle's gown.* file so that the counts of a dead handle can be
+ * dropped exactly (sim_owner.c, "Death" in sim_priv.h); the pages are
+ * mmap'ed MAP_SHARED from dom<N>.mem with the requested prot: one mmap
+ * when the frames are consecutive, else a PROT_NONE reservation filled with
+ * MAP_FIXED runs.  All or nothing.
  * Handles are used by one thread at a time (like xengnttab handles).
  */
 #include "sim_priv.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +42,10 @@ struct sim_gdom {
     struct sim_gnt_entry *ent;
     uint8_t *mem;                       /* whole memory, for grant copy (lazy) */
     size_t mem_len;
+    struct sim_gown_hdr *own_hdr;       /* gown.<slot>.<domid>.<gen>: our counts per ref */
+    size_t own_len;
+    uint32_t *own;                      /* own[0..nr_grefs) */
+    char own_name[48];
 };
 
 struct sim_gmap {
@@ -51,6 +59,7 @@ struct sim_gmap {
 struct sim_bgnt {
     struct sim_host *h;
     xen_domid_t self;
+    uint32_t slot;                      /* owner slot in host.ctl */
     struct sim_gdom *doms;
     struct sim_gmap **bucket;
     size_t nbucket, nmap;
@@ -58,15 +67,47 @@ struct sim_bgnt {
 
 /* ---- domain cache ------------------------------------------------------ */
 
-static void gdom_put(struct sim_gdom *d)
+static void gdom_put(struct sim_bgnt *g, struct sim_gdom *d)
 {
     if (--d->refs)
         return;
+    /* No mapping or copy left: every count in the record is 0. */
+    munmap(d->own_hdr, d->own_len);
+    unlinkat(g->h->dirfd, d->own_name, 0);
     if (d->mem)
         munmap(d->mem, d->mem_len);
     munmap(d->hdr, d->gnt_len);
     close(d->mem_fd);
     free(d);
+}
+
+static int gown_init(void *base, void *arg)
+{
+    memcpy(base, arg, sizeof(struct sim_gown_hdr));
+    return 0;
+}
+
+/* Create and map this handle's record of its counts on `d`'s refs. */
+static int gown_create(struct sim_bgnt *g, struct sim_gdom *d, uint32_t generation)
+{
+    struct sim_gown_hdr hdr = {
+        .magic = SIM_GOWN_MAGIC, .version = SIM_LAYOUT_VERSION, .slot = g->slot,
+        .domid = d->domid, .generation = generation, .nr_grefs = d->nr_grefs,
+    };
+    snprintf(d->own_name, sizeof(d->own_name), "gown.%u.%u.%u", g->slot, d->domid, generation);
+    size_t len = sizeof(hdr) + (size_t)d->nr_grefs * sizeof(uint32_t);
+    int rc = sim_file_create(g->h, d->own_name, len, false, gown_init, &hdr);
+    if (rc < 0)
+        return rc;
+    void *base;
+    rc = sim_file_map(g->h, d->own_name, len, &base, &d->own_len, NULL);
+    if (rc < 0) {
+        unlinkat(g->h->dirfd, d->own_name, 0);
+        return rc;
+    }
+    d->own_hdr = base;
+    d->own = (uint32_t *)(d->own_hdr + 1);
+    return 0;
 }
 
 static int gdom_open(struct sim_bgnt *g, xen_domid_t domid, struct sim_gdom **out)
@@ -79,7 +120,7 @@ static int gdom_open(struct sim_bgnt *g, xen_domid_t domid, struct sim_gdom **ou
     if (rc < 0)
         return rc;
     struct sim_gnt_hdr *hdr = base;
-    uint32_t nr_pages = hdr->nr_pages, nr_grefs = hdr->nr_grefs;
+    uint32_t nr_pages = hdr->nr_pages, nr_grefs = hdr->nr_grefs, generation = hdr->generation;
     uint64_t mem_dev = hdr->mem_dev, mem_ino = hdr->mem_ino;
     if (hdr->magic != SIM_GNT_MAGIC || hdr->version != SIM_LAYOUT_VERSION ||
         hdr->domid != domid || nr_pages == 0 || nr_pages > SIM_MAX_PAGES ||
@@ -117,6 +158,13 @@ static int gdom_open(struct sim_bgnt *g, xen_domid_t domid, struct sim_gdom **ou
     d->hdr = hdr;
     d->gnt_len = len;
     d->ent = (struct sim_gnt_entry *)(hdr + 1);
+    rc = gown_create(g, d, generation);
+    if (rc < 0) {
+        close(fd);
+        munmap(base, len);
+        free(d);
+        return rc;
+    }
     *out = d;
     return 0;
 }
@@ -133,7 +181,7 @@ static int gdom_get(struct sim_bgnt *g, xen_domid_t domid, struct sim_gdom **out
             return 0;
         }
         *pp = d->next;                  /* destroyed: forget, maybe recreated */
-        gdom_put(d);
+        gdom_put(g, d);
         break;
     }
     struct sim_gdom *d = NULL;
@@ -146,7 +194,60 @@ static int gdom_get(struct sim_bgnt *g, xen_domid_t domid, struct sim_gdom **out
     return 0;
 }
 
-/* ---- grant acquisition (one CAS per ref) ------------------------------- */
+/* ---- grant acquisition (journaled per handle) --------------------------- */
+/*
+ * A count change of ref r by this handle (owner slot S) takes four steps, so
+ * that whoever reclaims S after its process died knows exactly how many
+ * counts S held (sim_gnt_reclaim_locked):
+ *   1. CAS the entry: busy 0 -> S (counts unchanged; permissions checked);
+ *   2. own[r] = new count | PEND_INC (or PEND_DEC);
+ *   3. CAS the entry: count +-1 and busy S -> 0 in one step;
+ *   4. own[r] = new count.
+ * Busy == S with PEND set means step 3 has not happened.  Busy is held for a
+ * few instructions; others wait for it (and reclaim S if its process died).
+ */
+
+/* Wait while another owner is between steps 1 and 3 on this entry. */
+static void busy_wait(struct sim_bgnt *g, uint64_t s, unsigned *spins)
+{
+    if (++*spins < 64)
+        return;
+    sched_yield();
+    if (*spins % 4096 == 0)
+        sim_reclaim_slot(g->h, SIM_GS_BUSY(s));
+}
+
+/* Step 1 for `ref`: checks as a map by domain g->self (writable when
+ * `write`); returns GNTST_okay with the entry busy for us (*s its value). */
+static int gref_lock(struct sim_bgnt *g, struct sim_gdom *d, uint32_t ref, bool write,
+                     bool acquire, uint64_t *s, uint32_t *frame)
+{
+    struct sim_gnt_entry *e = &d->ent[ref];
+    uint64_t busy = (uint64_t)g->slot << SIM_GS_BUSY_SHIFT;
+    unsigned spins = 0;
+    uint64_t v = SIM_LOAD(&e->state);
+    for (;;) {
+        if (acquire) {
+            if (!(v & SIM_GS_PERMIT) || (write && (v & SIM_GS_READONLY)))
+                return GNTST_general_error;     /* grant_table.c: bad flags / r/o */
+            uint32_t dom = SIM_RELAXED(&e->domid), f = SIM_RELAXED(&e->frame);
+            if (dom != g->self || f >= d->nr_pages)
+                return GNTST_general_error;
+            if ((v & SIM_GS_COUNT_MASK) == SIM_GS_COUNT_MASK)
+                return GNTST_no_space;
+            *frame = f;
+        }
+        if (v & SIM_GS_BUSY_MASK) {
+            busy_wait(g, v, &spins);
+            v = SIM_LOAD(&e->state);
+            continue;
+        }
+        if (SIM_CAS(&e->state, &v, v | busy)) {
+            *s = v | busy;
+            return GNTST_okay;
+        }
+    }
+}
 
 /* Raise the map count of `ref` if domain g->self may use it (writable when
  * `write`).  Returns GNTST_okay or the GNTST_* Xen gives for the fault. */
@@ -155,26 +256,100 @@ static int gref_acquire(struct sim_bgnt *g, struct sim_gdom *d, uint32_t ref, bo
 {
     if (ref >= d->nr_grefs)
         return GNTST_bad_gntref;
+    uint64_t s;
+    int st = gref_lock(g, d, ref, write, true, &s, frame);
+    if (st != GNTST_okay)
+        return st;
     struct sim_gnt_entry *e = &d->ent[ref];
-    uint64_t s = SIM_LOAD(&e->state);
-    for (;;) {
-        if (!(s & SIM_GS_PERMIT) || (write && (s & SIM_GS_READONLY)))
-            return GNTST_general_error;     /* grant_table.c: bad flags / r/o */
-        uint32_t dom = SIM_RELAXED(&e->domid), f = SIM_RELAXED(&e->frame);
-        if (dom != g->self || f >= d->nr_pages)
-            return GNTST_general_error;
-        if ((s & SIM_GS_COUNT_MASK) == SIM_GS_COUNT_MASK)
-            return GNTST_no_space;
-        if (SIM_CAS(&e->state, &s, s + 1)) {
-            *frame = f;
+    uint64_t busy = (uint64_t)g->slot << SIM_GS_BUSY_SHIFT;
+    uint32_t c = SIM_RELAXED(&d->own[ref]);
+    SIM_STORE(&d->own[ref], (c + 1) | SIM_OWN_PEND_INC);
+    /* Only end access or domain destroy (revoking) can change it meanwhile. */
+    while (s & SIM_GS_PERMIT) {
+        if (SIM_CAS(&e->state, &s, (s + 1) & ~busy)) {
+            SIM_STORE(&d->own[ref], c + 1);
             return GNTST_okay;
         }
     }
+    SIM_STORE(&d->own[ref], c);                 /* before busy is dropped */
+    __atomic_fetch_and(&e->state, ~busy, __ATOMIC_ACQ_REL);
+    return GNTST_general_error;
 }
 
-static void gref_release(struct sim_gdom *d, uint32_t ref)
+static void gref_release(struct sim_bgnt *g, struct sim_gdom *d, uint32_t ref)
 {
-    __atomic_fetch_sub(&d->ent[ref].state, 1, __ATOMIC_ACQ_REL);
+    uint64_t s;
+    uint32_t unused;
+    gref_lock(g, d, ref, false, false, &s, &unused);
+    uint32_t c = SIM_RELAXED(&d->own[ref]);
+    SIM_STORE(&d->own[ref], (c - 1) | SIM_OWN_PEND_DEC);
+    __atomic_fetch_sub(&d->ent[ref].state, 1 + ((uint64_t)g->slot << SIM_GS_BUSY_SHIFT),
+                       __ATOMIC_ACQ_REL);
+    SIM_STORE(&d->own[ref], c - 1);
+}
+
+/* ---- reclaiming a dead handle's counts ---------------------------------- */
+
+/* Drop the counts recorded in one gown file of dead slot `slot`. */
+static void gown_reclaim(struct sim_host *h, uint32_t slot, const char *name)
+{
+    void *obase, *gbase;
+    size_t olen, glen;
+    if (sim_file_map(h, name, sizeof(struct sim_gown_hdr), &obase, &olen, NULL) < 0)
+        return;
+    struct sim_gown_hdr *oh = obase;
+    char gname[32];
+    snprintf(gname, sizeof(gname), "dom%u.gnttab", oh->domid);
+    if (oh->magic != SIM_GOWN_MAGIC || oh->version != SIM_LAYOUT_VERSION || oh->slot != slot ||
+        olen < sizeof(*oh) + (size_t)oh->nr_grefs * sizeof(uint32_t) ||
+        sim_file_map(h, gname, sizeof(struct sim_gnt_hdr), &gbase, &glen, NULL) < 0)
+        goto out;                       /* domain gone: nobody can end access */
+    struct sim_gnt_hdr *gh = gbase;
+    uint32_t n = oh->nr_grefs < gh->nr_grefs ? oh->nr_grefs : gh->nr_grefs;
+    if (gh->magic == SIM_GNT_MAGIC && gh->version == SIM_LAYOUT_VERSION &&
+        gh->generation == oh->generation &&
+        glen >= sizeof(*gh) + (size_t)n * sizeof(struct sim_gnt_entry)) {
+        struct sim_gnt_entry *ent = (struct sim_gnt_entry *)(gh + 1);
+        uint32_t *own = (uint32_t *)(oh + 1);
+        for (uint32_t r = 0; r < n; r++) {
+            uint64_t s = SIM_LOAD(&ent[r].state);
+            uint32_t v = SIM_LOAD(&own[r]);
+            bool busy = SIM_GS_BUSY(s) == slot;
+            if (v == 0 && !busy)
+                continue;
+            uint64_t held = v & SIM_OWN_COUNT_MASK;
+            if (busy && (v & SIM_OWN_PEND_INC))
+                held--;                 /* step 3 of the raise not done */
+            if (busy && (v & SIM_OWN_PEND_DEC))
+                held++;                 /* step 3 of the drop not done */
+            uint64_t nv;
+            do {
+                uint64_t cnt = s & SIM_GS_COUNT_MASK;
+                nv = s - (held < cnt ? held : cnt);
+                if (SIM_GS_BUSY(nv) == slot)
+                    nv &= ~SIM_GS_BUSY_MASK;
+            } while (!SIM_CAS(&ent[r].state, &s, nv));
+            SIM_STORE(&own[r], 0);
+        }
+    }
+    munmap(gbase, glen);
+out:
+    munmap(obase, olen);
+    unlinkat(h->dirfd, name, 0);
+}
+
+void sim_gnt_reclaim_locked(struct sim_host *h, uint32_t slot)
+{
+    DIR *dir = sim_host_opendir(h);
+    if (!dir)
+        return;
+    char prefix[24];
+    int plen = snprintf(prefix, sizeof(prefix), "gown.%u.", slot);
+    struct dirent *de;
+    while ((de = readdir(dir)))
+        if (strncmp(de->d_name, prefix, (size_t)plen) == 0)
+            gown_reclaim(h, slot, de->d_name);
+    closedir(dir);
 }
 
 /* ---- mapping table (addr -> domain, refs) ------------------------------ */
@@ -228,12 +403,12 @@ static struct sim_gmap *map_remove(struct sim_bgnt *g, uintptr_t addr)
     return NULL;
 }
 
-static void map_release(struct sim_gmap *m)
+static void map_release(struct sim_bgnt *g, struct sim_gmap *m)
 {
     munmap((void *)m->addr, (size_t)m->count * SIM_PAGE);
     for (uint32_t i = 0; i < m->count; i++)
-        gref_release(m->d, m->refs[i]);
-    gdom_put(m->d);
+        gref_release(g, m->d, m->refs[i]);
+    gdom_put(g, m->d);
     free(m);
 }
 
@@ -246,6 +421,15 @@ int sim_bgnt_open(struct sim_host *h, xen_domid_t self, struct sim_bgnt **out)
         return -ENOMEM;
     g->h = h;
     g->self = self;
+    int rc = sim_host_lock(h);
+    if (rc == 0) {
+        rc = sim_owner_claim_locked(h, SIM_OWN_GNTTAB, 0, &g->slot);
+        sim_host_unlock(h);
+    }
+    if (rc < 0) {
+        free(g);
+        return rc;
+    }
     *out = g;
     return 0;
 }
@@ -259,14 +443,18 @@ void sim_bgnt_close(struct sim_bgnt *g)
         while (g->bucket[i]) {
             struct sim_gmap *m = g->bucket[i];
             g->bucket[i] = m->next;
-            map_release(m);
+            map_release(g, m);
         }
     }
     free(g->bucket);
     while (g->doms) {
         struct sim_gdom *d = g->doms;
         g->doms = d->next;
-        gdom_put(d);
+        gdom_put(g, d);
+    }
+    if (sim_host_lock(g->h) == 0) {
+        sim_owner_release_locked(g->h, g->slot);
+        sim_host_unlock(g->h);
     }
     free(g);
 }
@@ -347,7 +535,7 @@ int sim_bgnt_map(struct sim_bgnt *g, xen_domid_t domid, uint32_t count, const ui
 
 fail_release:
     while (got > 0)
-        gref_release(d, refs[--got]);
+        gref_release(g, d, refs[--got]);
 fail_free:
     if (frames != &frame1)
         free(frames);
@@ -364,7 +552,7 @@ int sim_bgnt_unmap(struct sim_bgnt *g, void *addr, uint32_t count)
         map_insert(g, m);               /* cannot fail: nmap < nbucket again */
         return -EINVAL;
     }
-    map_release(m);
+    map_release(g, m);
     return 0;
 }
 
@@ -397,10 +585,10 @@ static int copy_side(struct sim_bgnt *g, const xengnttab_grant_copy_segment_t *s
     return GNTST_okay;
 }
 
-static void copy_release(struct sim_gdom *d, uint32_t ref)
+static void copy_release(struct sim_bgnt *g, struct sim_gdom *d, uint32_t ref)
 {
-    gref_release(d, ref);
-    gdom_put(d);
+    gref_release(g, d, ref);
+    gdom_put(g, d);
 }
 
 int sim_bgnt_copy(struct sim_bgnt *g, uint32_t count, xengnttab_grant_copy_segment_t *segs)
@@ -421,9 +609,9 @@ int sim_bgnt_copy(struct sim_bgnt *g, uint32_t count, xengnttab_grant_copy_segme
         if (st == GNTST_okay && s->len)
             memmove(dst, src, s->len);
         if (sd)
-            copy_release(sd, s->source.foreign.ref);
+            copy_release(g, sd, s->source.foreign.ref);
         if (dd)
-            copy_release(dd, s->dest.foreign.ref);
+            copy_release(g, dd, s->dest.foreign.ref);
         s->status = (int16_t)st;
     }
     return 0;

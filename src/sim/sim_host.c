@@ -3,10 +3,12 @@
  * id counters), atomic creation and mapping of host files, the reference-
  * counted mappings of event-channel tables (a table stays mapped while a
  * handle or a port of this process uses it, then is unmapped, so a daemon
- * does not keep one mapping per guest domain ever seen).  Layouts: sim_priv.h.
+ * does not keep one mapping per guest domain ever seen).  Layouts: sim_priv.h;
+ * the owner slots in host.ctl: sim_owner.c.
  */
 #include "sim_priv.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -142,11 +144,12 @@ static int ctl_open(struct sim_host *h)
                 return -EPROTO;
             }
             h->ctl = c;
+            h->ctl_len = len;
             return 0;
         }
         if (rc != -ENOENT)
             return rc;
-        rc = sim_file_create(h, "host.ctl", SIM_PAGE, true, ctl_init, NULL);
+        rc = sim_file_create(h, "host.ctl", sizeof(struct sim_ctl), true, ctl_init, NULL);
         if (rc < 0 && rc != -EEXIST)
             return rc;
     }
@@ -203,10 +206,21 @@ void sim_host_close(struct sim_host *h)
         free(m);
     }
     pthread_mutex_destroy(&h->evt_lock);
-    munmap(h->ctl, SIM_PAGE);
+    munmap(h->ctl, h->ctl_len);
     close(h->dirfd);
     free(h->dir);
     free(h);
+}
+
+DIR *sim_host_opendir(struct sim_host *h)
+{
+    int fd = openat(h->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    DIR *dir = fdopendir(fd);
+    if (!dir)
+        close(fd);
+    return dir;
 }
 
 const char *sim_host_dir(const struct sim_host *h)
