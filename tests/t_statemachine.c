@@ -1,4 +1,4 @@
-/* t_statemachine: xen-blkbackd (child process, simulated host, test xenstored) follows the xenbus state machine of protocol.md §2 for connect, reconnect, online=0 unplug and a vanishing frontend, releases every grant and port, and a bogus req_prod halts only that device. */
+/* t_statemachine: xen-blkbackd (child process, simulated host, test xenstored) follows the xenbus state machine of protocol.md §2 for connect, reconnect, online=0 unplug and a vanishing frontend, releases every grant and port, and a bogus req_prod halts only that device; a daemon killed with SIGKILL is replaced by one that reattaches. */
 #include "harness.h"
 #include "lib/daemon.h"
 #include "lib/xsd.h"
@@ -328,6 +328,16 @@ static bool wait_forgotten(const struct fe *f, unsigned timeout_ms)
     return true;
 }
 
+/* The daemon reports the device connected within timeout_ms: its
+ * "connected" field (1), or what it last was. */
+static long long wait_reattached(const struct fe *f, unsigned timeout_ms)
+{
+    long long end = now_ms() + timeout_ms, v;
+    while ((v = t_daemon_dev_int(&daemon_, f->domid, f->devid, "connected")) != 1 && now_ms() < end)
+        usleep(10000);
+    return v;
+}
+
 static void make_image(char *path, size_t len, const char *name)
 {
     snprintf(path, len, "%s/%s", workdir, name);
@@ -501,15 +511,47 @@ int main(void)
                             "--backend-types=vbd,vbd3", NULL };
     rc = t_daemon_start(&daemon_, workdir, args2, 10000);
     T_ASSERT(rc == 0, "daemon restart: %d", rc);
-    end = now_ms() + 5000;
-    while (t_daemon_dev_int(&daemon_, 8, 51760, "connected") != 1 && now_ms() < end)
-        usleep(10000);
-    T_EQ(t_daemon_dev_int(&daemon_, 8, 51760, "connected"), 1);
+    T_EQ(wait_reattached(&d, 5000), 1);
     T_EQ(xs_get_int("%s", d.bstate), XenbusStateConnected);
     T_EQ(fe_read(&d, 40, 5000), BLKIF_RSP_OKAY);
     T_CHECK(data_matches(&d, 40), "READ after reattach");
     fe_close(&d);
     toolstack_remove(&d);
+
+    /* 7b. kill -9 with a guest connected: the host releases the dead
+     *     daemon's ports and mappings as the kernel does at exit (sim_owner.c),
+     *     so a new daemon rebinds the same port and maps the same ring. */
+    T_LOG("7b. kill -9 and restart");
+    struct fe k;
+    toolstack_add(&k, 12, 51824, "xvdh");
+    be_write(&k, "hotplug-status", "connected");
+    connect_and_check(&k, false);
+    T_EQ(fe_read(&k, 56, 5000), BLKIF_RSP_OKAY);          /* the data page is mapped too */
+    T_CHECK(sim_gnt_mapped_count(k.dom) >= 1, "nothing mapped before the kill");
+    kill(daemon_.pid, SIGKILL);
+    T_EQ(waitpid(daemon_.pid, NULL, 0), daemon_.pid);
+    daemon_.pid = 0;
+    T_EQ(sim_evtchn_port_state(host, k.domid, k.port), 1);  /* unbound for dom0 again */
+    T_EQ(sim_gnt_mapped_count(k.dom), 0);
+    struct stat lst;
+    off_t log_off = stat(daemon_.log, &lst) == 0 ? lst.st_size : 0;
+    rc = t_daemon_start(&daemon_, workdir, args2, 10000);
+    T_ASSERT(rc == 0, "daemon start after kill -9: %d", rc);
+    T_EQ(wait_reattached(&k, 5000), 1);
+    T_EQ(xs_get_int("%s", k.bstate), XenbusStateConnected);
+    T_EQ(sim_evtchn_port_state(host, k.domid, k.port), 2);
+    T_EQ(sim_gnt_ref_mapped(k.dom, k.ring_ref), 1);          /* the new daemon's only */
+    FILE *lf = fopen(daemon_.log, "r");
+    T_ASSERT(lf, "daemon log");
+    fseeko(lf, log_off, SEEK_SET);
+    char line[1024];
+    unsigned bind_errors = 0;
+    while (fgets(line, sizeof(line), lf))
+        bind_errors += strstr(line, "cannot bind event channel") != NULL;
+    fclose(lf);
+    T_EQ(bind_errors, 0);
+    fe_close(&k);
+    toolstack_remove(&k);
 
     /* 8. vbd3 (Xen >= 4.19 tap): "raw:<path>" connects; "qcow2:" is refused
      *    through vbd_fatal: error nodes, Closing, then Closed with no grants. */
