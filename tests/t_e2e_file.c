@@ -1,4 +1,4 @@
-/* End to end on an image file: both guest ABIs, every op (read, write, flush, discard), data verified, discard seen as a hole. */
+/* End to end on an image file: both guest ABIs, every op (read, write, flush, discard), data verified, discard seen as a hole; grant mode auto picks copy on io_uring and persistent on aio. */
 #include "harness.h"
 #include "lib/e2e.h"
 
@@ -62,12 +62,30 @@ static void one_abi(struct e2e *e, const char *abi, unsigned domid)
     free(out);
 }
 
+/* Grant mode auto is the crash-safe choice (xen-blkbackd(8) RESTART): grant
+ * copy with io_uring, persistent grants with libaio when the frontend asks. */
+static void auto_mode(struct e2e *e, const char *prefix, unsigned domid, long long want)
+{
+    char target[600];
+    const char *img = e2e_make_image(e, "auto.img", 8);
+    snprintf(target, sizeof(target), "%s%s", prefix, img);
+    const char *args[] = { "--persistent", "--rw", "randrw", "--size", "2m", "--verify", NULL };
+    char *out = NULL;
+    T_CHECK(e2e_bench(e, domid, target, args, &out) == 0, "%s: xen-blkbench failed", target);
+    T_CHECK(out && e2e_field(out, "device", "persistent") == want,
+            "grant mode auto on '%s': feature-persistent %lld, expected %lld", target,
+            out ? e2e_field(out, "device", "persistent") : -1, want);
+    free(out);
+}
+
 int main(void)
 {
     struct e2e e;
     e2e_start(&e, NULL);
     one_abi(&e, "x86_64", 1);
     one_abi(&e, "x86_32", 2);
+    auto_mode(&e, "", 3, 0);
+    auto_mode(&e, "aio:", 4, 1);
     T_EQ(t_daemon_ndevices(&e.d), 0);
     T_EQ(e2e_stop(&e), 0);
     return t_done();

@@ -10,7 +10,7 @@ int main(void)
     /* 3 ms per unmap: releasing ~900 persistent grants takes ~3 s, past
      * --stop-timeout (300 ms) plus the engine close grace (1 s); the tool may
      * wait up to 60 s for Closed so a loaded machine does not fail the test. */
-    const char *dargs[] = { "--stop-timeout=300", "--persistent=yes", NULL };
+    const char *dargs[] = { "--stop-timeout=300", "--persistent=yes", "--grant-mode=persistent", NULL };
     e2e_start_sim(&e, "unmap_delay_us=3000", dargs);
     const char *img = e2e_make_image(&e, "slow.img", 32);
 

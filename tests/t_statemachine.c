@@ -281,7 +281,8 @@ static void connect_and_check(struct fe *f, bool hotplug_gate)
     T_CHECK(pss >= 512 && (pss & (pss - 1)) == 0, "physical-sector-size %lld", pss);
     T_EQ(xs_get_int("%s/feature-flush-cache", f->be), 1);
     T_EQ(xs_get_int("%s/feature-barrier", f->be), 0);
-    T_EQ(xs_get_int("%s/feature-persistent", f->be), 1);
+    /* grant mode auto with io_uring is grant copy (crash-safe): not offered */
+    T_EQ(xs_get_int("%s/feature-persistent", f->be), 0);
     long long fd = xs_get_int("%s/feature-discard", f->be);
     T_CHECK(fd == -1 || fd == 1, "feature-discard %lld", fd);
     if (fd == 1) {
