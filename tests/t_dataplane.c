@@ -422,7 +422,23 @@ static void scenario_reattach(void)
     T_CHECK(sim_gnt_mapped_count(g.dom) == 0, "failed dp_create left a mapping");
     T_CHECK(sim_evtchn_port_state(g.sh, DOMID, q->port) == 1, "failed dp_create left the port bound");
     q->fr.sring->req_prod = 7;
+    /* the previous daemon died after publishing responses 5..6 and before
+     * notifying (rsp_event armed at 5): the new one must notify once */
+    q->fr.rsp_cons = 5;
+    q->fr.sring->rsp_event = 5;
     dp = dp_up(&cfg, "reattach");
+    bool notified = false;
+    for (uint64_t end = t_now_ms() + 3000; !notified && t_now_ms() < end;) {
+        struct pollfd pfd = { .fd = sim_evtchn_fd(g.ev), .events = POLLIN };
+        poll(&pfd, 1, 50);
+        xen_port_t p;
+        while (sim_evtchn_pending(g.ev, &p) == 0) {
+            notified |= p == q->port;
+            sim_evtchn_unmask(g.ev, p);
+        }
+    }
+    T_CHECK(notified, "no notification after reattach: published responses would go unseen");
+    q->fr.rsp_cons = 7;
     struct treq r;
     guest_rw_req(&g, &r, BLKIF_OP_WRITE, 77, 0, 1, 3);
     guest_do_req(&g, 0, &r, BLKIF_RSP_OKAY, "request after reattach");

@@ -161,6 +161,7 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
             return -EIO;
         }
         start = rsp;
+        q->reattached = true;
         dp->attach_req[idx] = req;
         dp->attach_rsp[idx] = rsp;
     }

@@ -722,6 +722,14 @@ void *dpq_thread(void *arg)
     dpg_tick(&q->g, dpq_now_ns());
     replay(q);
     service(q, true);           /* requests queued before we bound, or reattach */
+    if (q->reattached) {
+        /* The previous daemon may have died between publishing responses
+         * and notifying; an event the frontend did not need is harmless
+         * (blkfront's handler just looks at the ring). */
+        ST_ADD(&q->st, notify, 1);
+        q->ops->evtchn_notify(q->evt, q->port);
+        q->notified_upto = RING(q)->rsp_prod_pvt;
+    }
     while (!q->stopping) {
         int timeout = -1;
         if (q->poll_us && !q->halted) {

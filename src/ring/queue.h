@@ -109,6 +109,7 @@ struct dpq {
     size_t arena_len;
 
     bool halted, stopping, oo, need_push;
+    bool reattached;                /* taken over from a previous daemon: notify once at start */
     unsigned poll_us;
 
     /* thread */
