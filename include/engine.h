@@ -66,6 +66,10 @@ struct engine_params {
     const char *name;           /* device name for log lines, e.g. "vbd 5/51712" */
     bool shared_write;          /* mode "w!": read-write, shared on purpose: no
                                  * exclusive claim (see engine_store_holder) */
+    char *why;                  /* optional (NULL): where open may explain a failure in
+                                 * one line (why_len bytes, terminated), e.g. the NBD
+                                 * server's answer; left alone when open succeeds */
+    size_t why_len;
 };
 
 struct engine;

@@ -305,12 +305,15 @@ static int open_engine(struct vbd *v, const char *params, bool readonly, bool sh
         vbd_fatal(v, EINVAL, "'%.64s' is not a regular file or block device", spec);
         return -EINVAL;
     }
+    char why[160] = "";
     struct engine_params ep = {
         .path = spec,
         .readonly = readonly,
         .direct = b->cfg->direct_io,
         .name = v->name,
         .shared_write = shared,
+        .why = why,
+        .why_len = sizeof(why),
     };
     struct engine *e = NULL;
     int rc = engine_open_params(spec, &ep, b->cfg->allow_test_engines, &e);
@@ -319,7 +322,10 @@ static int open_engine(struct vbd *v, const char *params, bool readonly, bool sh
         return rc;
     }
     if (rc) {
-        vbd_fatal(v, -rc, "opening '%.64s'", spec);
+        if (why[0])     /* the engine's own explanation, e.g. the NBD server's answer */
+            vbd_fatal(v, -rc, "opening '%.64s': %s", spec, why);
+        else
+            vbd_fatal(v, -rc, "opening '%.64s'", spec);
         return rc;
     }
     if (v->busy_since_ms)
