@@ -26,7 +26,7 @@ SANFLAGS =
 OPT      = -O2
 endif
 
-PKGS    := xenstore xengnttab xenevtchn liburing inih json-c libcrypto libsystemd
+PKGS    := xenstore xengnttab xenevtchn liburing inih json-c libcrypto libsystemd libnbd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -115,6 +115,7 @@ struct engine {
 extern const struct engine_ops engine_uring;
 extern const struct engine_ops engine_aio;     /* libaio (src/engine/aio.c) */
 extern const struct engine_ops engine_null;
+extern const struct engine_ops engine_nbd;     /* libnbd client (src/engine/nbd.c) */
 
 /*
  * Open the backing store named by an xenstore `params` value.
@@ -122,6 +123,10 @@ extern const struct engine_ops engine_null;
  *                    is a store of that size that reads zeroes and drops writes.
  *                    Without a prefix, aio is used where io_uring is
  *                    unavailable (ENOSYS/EPERM; src/engine/default.c).
+ *   "nbd://host[:port]/export", "nbd+unix:///export?socket=/path" (and the
+ *                    other NBD URI schemes: nbds, +vsock), or "nbd:<URI>":
+ *                    an NBD export through libnbd; query options timeout=
+ *                    and reconnect= are ours (src/engine/nbd.c).
  * Filter engines wrap another engine when allow_filters (test builds and
  * --allow-test-engines only):
  *   "error:<start>-<end>[,r|w|rw]:<inner>"  fail I/O touching bytes [start,end) with -EIO

@@ -6,6 +6,8 @@
  *                                      (no prefix: aio if io_uring is unavailable)
  *   aio:path                           libaio on a file or block device
  *   null:<bytes>                       zeroes, writes dropped
+ *   nbd[s][+unix|+vsock]://...         an NBD URI (libnbd; src/engine/nbd.c)
+ *   nbd:<URI>                          the same, with an explicit prefix
  *   error:<start>-<end>[,r|w|rw]:<inner>   filter (allow_filters only)
  *   delay:[w]<usec>:<inner>                filter (allow_filters only; w: writes only)
  * Sizes accept k/M/G/T suffixes (powers of 1024).  A prefix that is not an
@@ -72,6 +74,23 @@ static int open_delay(const char *spec, const struct engine_params *p, struct en
     return engine_delay_open(inner, usec, writes_only, out);
 }
 
+/* An NBD URI (libnbd's schemes, docs/libnbd.pod "nbd_connect_uri"), or
+ * "nbd:" followed by one: the URI in *uri. */
+static bool is_nbd(const char *s, const char **uri)
+{
+    static const char *const schemes[] = { "nbd://", "nbds://", "nbd+unix://", "nbds+unix://",
+                                           "nbd+vsock://", "nbds+vsock://" };
+    const char *rest;
+    if (has_prefix(s, "nbd:", &rest) && strncmp(rest, "//", 2) != 0)
+        s = rest;
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+        if (has_prefix(s, schemes[i], &rest)) {
+            *uri = s;
+            return true;
+        }
+    return false;
+}
+
 int engine_open_params(const char *params, const struct engine_params *p,
                        bool allow_filters, struct engine **out)
 {
@@ -89,6 +108,10 @@ int engine_open_params(const char *params, const struct engine_params *p,
     if (has_prefix(params, "null:", &rest)) {
         q.path = rest;
         return engine_null.open(&q, out);
+    }
+    if (is_nbd(params, &rest)) {
+        q.path = rest;
+        return engine_nbd.open(&q, out);
     }
     const struct engine_ops *ops = NULL;
     if (has_prefix(params, "uring:", &rest))
@@ -112,7 +135,7 @@ const char *eng_params_path(const char *params)
         if (has_prefix(params, "error:", &rest) || has_prefix(params, "delay:", &rest)) {
             const char *colon = strchr(rest, ':');
             params = colon ? colon + 1 : NULL;
-        } else if (has_prefix(params, "null:", &rest)) {
+        } else if (has_prefix(params, "null:", &rest) || is_nbd(params, &rest)) {
             return NULL;
         } else if (has_prefix(params, "uring:", &rest) || has_prefix(params, "aio:", &rest)) {
             return *rest ? rest : NULL;
