@@ -108,6 +108,7 @@ demo: all
 bench: all
 	bench/bench.sh $(O)
 	bench/matrix.sh $(O)
+	bench/nbd.sh $(O)
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/xen $(DESTDIR)$(LIBEXECDIR)

@@ -31,6 +31,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 child_ticks() { local -a a; read -r -a a < "/proc/$BASHPID/stat"; printf -v "$1" '%d' $((a[15] + a[16])); }
 
 # raw_fio TARGET RW BS QD [fio args...] -> "iops= mbps= p50= p99= cpu_us= "
+# TARGET: a file, "null", or an NBD URI (fio --ioengine=nbd --uri=...).
 # cpu_us is the whole fio process's CPU per I/O, its io_uring worker threads
 # (iou-wrk) included, as the daemon's is: fio's own usr_cpu/sys_cpu counts only
 # the job thread (getrusage RUSAGE_THREAD), and on tmpfs, where io_uring hands
@@ -39,12 +40,17 @@ child_ticks() { local -a a; read -r -a a < "/proc/$BASHPID/stat"; printf -v "$1"
 raw_fio() {
   local target=$1 rw=$2 bs=$3 qd=$4; shift 4
   local eng=io_uring direct=1 t0 t1 js=$dir/fio.json
-  case "$target" in null) eng=null; direct=0; target=$dir/null.dummy;; esac
+  local -a where=(--filename="$target")
+  case "$target" in
+    null) eng=null; direct=0; where=(--filename="$dir/null.dummy");;
+    nbd*://*) eng=nbd; direct=0; where=(--uri="$target");;     # fio's libnbd engine (after --ioengine)
+  esac
   child_ticks t0
-  fio --name=raw --filename="$target" --size="${size_mib}M" --ioengine=$eng --direct=$direct \
+  fio --name=raw --ioengine=$eng "${where[@]}" --size="${size_mib}M" --direct=$direct \
       --rw="$rw" --bs="$bs" --iodepth="$qd" --runtime="$runtime" --time_based \
       --output-format=json "$@" > "$js" 2>/dev/null || true
   child_ticks t1
+  sed -i -n '/^{/,$p' "$js"     # the nbd engine prints "fio: connected to NBD server" first
   jq -r --argjson ticks "$((t1 - t0))" --argjson tck "$tck" '.jobs[0] as $j | ($j.read.total_ios + $j.write.total_ios) as $ios
          | (if $j.read.total_ios > 0 then $j.read else $j.write end) as $d
          | "iops=\($j.read.iops + $j.write.iops | floor) mbps=\(($j.read.bw_bytes + $j.write.bw_bytes) / 1e6 * 10 | floor / 10)"
