@@ -13,19 +13,6 @@
 
 static struct e2e E;
 
-static int count_lines(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    char line[2048];
-    int n = 0;
-    while (fgets(line, sizeof(line), f))
-        n += strstr(line, needle) != NULL;
-    fclose(f);
-    return n;
-}
-
 static void check_run(const char *out, int rc, const char *what)
 {
     T_CHECK(rc == 0, "%s: xen-blkbench exit %d", what, rc);
@@ -55,7 +42,7 @@ static void memory_modes(void)
     };
     for (unsigned i = 0; i < 2; i++) {
         T_LOG("---- nbdkit memory, grant mode %s, ABI %s", runs[i].mode, runs[i].abi);
-        int flushes = count_lines(logf + 8, " Flush id="), trims = count_lines(logf + 8, " Trim id=");
+        int flushes = nbdsrv_log_lines(logf + 8, " Flush id="), trims = nbdsrv_log_lines(logf + 8, " Trim id=");
         const char *a[] = { "--abi", runs[i].abi, "--grant-mode", runs[i].mode,
             runs[i].persistent ? "--persistent" : "--quiet",
             "--rw", "randrw", "--bs-range", "512-1020k", "--indirect-segs", "256",
@@ -66,8 +53,8 @@ static void memory_modes(void)
         int rc = e2e_bench(&E, 10 + i, mem.uri, a, &out);
         check_run(out, rc, runs[i].mode);
         T_CHECK(out && strstr(out, "sectors=131072"), "device size is not 64 MiB");
-        T_CHECK(count_lines(logf + 8, " Flush id=") > flushes, "%s: no Flush reached nbdkit", runs[i].mode);
-        T_CHECK(count_lines(logf + 8, " Trim id=") > trims, "%s: no Trim reached nbdkit", runs[i].mode);
+        T_CHECK(nbdsrv_log_lines(logf + 8, " Flush id=") > flushes, "%s: no Flush reached nbdkit", runs[i].mode);
+        T_CHECK(nbdsrv_log_lines(logf + 8, " Trim id=") > trims, "%s: no Trim reached nbdkit", runs[i].mode);
         free(out);
     }
 }

@@ -80,11 +80,8 @@ static void many(struct engine *e, const char *what, const char *check_path)
     uint8_t *wb = ec_abuf((size_t)NIO * 65536, 0), *rb = ec_abuf((size_t)NIO * 65536, 0xEE);
     uint64_t x = 12345;
     for (unsigned i = 0; i < NIO; i++) {
-        x = x * 6364136223846793005ull + 1442695040888963407ull;
-        len[i] = (uint32_t)(1 + (x >> 33) % 16) * 4096;
-        unsigned n = 1 + (unsigned)(x >> 20) % 4;
-        if (n > len[i] / 4096)
-            n = len[i] / 4096;
+        unsigned n;
+        ec_rand_shape(&x, &len[i], &n);
         uint8_t *b = wb + (size_t)i * 65536;
         ec_fill_pattern(b, len[i], 1000 + i);
         uint32_t per = len[i] / 4096 / n * 4096, left = len[i];

@@ -26,23 +26,20 @@ static struct engine *open_spec(const char *spec, const struct engine_params *p)
     return e;
 }
 
+/* The engine on s's export with our URI options `opts` ("&k=v..."), and a
+ * queue of depth 8. */
+static struct engine *open_q(const struct nbdsrv *s, const char *opts, struct engine_queue **q)
+{
+    char spec[400];
+    snprintf(spec, sizeof(spec), "%s%s", s->uri, opts);
+    struct engine *e = open_spec(spec, NULL);
+    T_ASSERT(e->ops->queue_open(e, 8, q) == 0, "queue");
+    return e;
+}
+
 static struct engine *open_ec(const char *spec, const struct engine_params *p)
 {
     return open_spec(spec, p);
-}
-
-/* Lines of a file containing `needle`. */
-static int count_lines(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    char line[2048];
-    int n = 0;
-    while (fgets(line, sizeof(line), f))
-        n += strstr(line, needle) != NULL;
-    fclose(f);
-    return n;
 }
 
 /* Start n I/Os on q, one submit. */
@@ -80,7 +77,7 @@ static void basic(void)
     ec_check_rw(e, q, "nbd", NULL, true);
     ec_check_roundtrip(e, q, 8192, 0x33, true, "nbd");
     /* FLUSH reached the server (the log filter records it) */
-    T_CHECK(count_lines(logf + 8, " Flush id=") >= 2, "no Flush in the server's log");
+    T_CHECK(nbdsrv_log_lines(logf + 8, " Flush id=") >= 2, "no Flush in the server's log");
 
     /* TRIM: reads back as zeroes, seen by the server */
     uint8_t *b = ec_abuf(MiB, 0x5A);
@@ -93,7 +90,7 @@ static void basic(void)
     for (size_t i = 0; i < MiB; i++)
         zero &= b[i] == 0;
     T_CHECK(zero, "trimmed range does not read as zeroes");
-    T_CHECK(count_lines(logf + 8, " Trim id=") == 1, "no Trim in the server's log");
+    T_CHECK(nbdsrv_log_lines(logf + 8, " Trim id=") == 1, "no Trim in the server's log");
     T_EQ(ec_run1(e, q, ENGINE_OP_SECURE_DISCARD, 0, 4096, NULL, 0), -EOPNOTSUPP);
     /* beyond the end: refused, not a short success */
     struct iovec iov8 = { b, 8192 };
@@ -129,11 +126,8 @@ static void many(void)
     uint8_t *wb = ec_abuf((size_t)NIO * 2 * 65536, 0), *rb = ec_abuf((size_t)NIO * 65536, 0xEE);
     uint64_t x = 777;
     for (unsigned i = 0; i < NIO; i++) {
-        x = x * 6364136223846793005ull + 1442695040888963407ull;
-        len[i] = (uint32_t)(1 + (x >> 33) % 16) * 4096;
-        unsigned n = 1 + (unsigned)(x >> 20) % 4;
-        if (n > len[i] / 4096)
-            n = len[i] / 4096;
+        unsigned n;
+        ec_rand_shape(&x, &len[i], &n);
         /* pieces 4 KiB apart in the buffer: not contiguous */
         uint8_t *base = wb + (size_t)i * 2 * 65536;
         uint32_t per = len[i] / 4096 / n * 4096, left = len[i], boff = 0;
@@ -352,7 +346,7 @@ static void two_queues(const char *what, const char *mode, int want_conns)
         pthread_join(t[i], NULL);
     T_EQ(w[0].errors + w[1].errors, 0);
     /* + 1: nbdsrv's readiness handshake */
-    T_EQ(count_lines(logf + 8, " Connect export="), want_conns + 1);
+    T_EQ(nbdsrv_log_lines(logf + 8, " Connect export="), want_conns + 1);
     for (unsigned i = 0; i < 2; i++)
         e->ops->queue_close(w[i].q);
     e->ops->close(e);
@@ -403,11 +397,8 @@ static void killed(void)
     static struct nbdsrv s;
     const char *args[] = { "--filter=delay", "memory", "8M", "rdelay=5", NULL };
     nbdsrv_nbdkit(&s, "kill", NULL, args);
-    char spec[400];
-    snprintf(spec, sizeof(spec), "%s&reconnect=100&timeout=20", s.uri);
-    struct engine *e = open_spec(spec, NULL);
     struct engine_queue *q;
-    T_ASSERT(e->ops->queue_open(e, 8, &q) == 0, "queue");
+    struct engine *e = open_q(&s, "&reconnect=100&timeout=20", &q);
     uint8_t *b = ec_abuf(4 * 4096, 0);
     struct iovec iov[4];
     struct engine_io ios[4];
@@ -457,11 +448,8 @@ static void hung(void)
     static struct nbdsrv s;
     const char *args[] = { "memory", "8M", NULL };
     nbdsrv_nbdkit(&s, "hung", NULL, args);
-    char spec[400];
-    snprintf(spec, sizeof(spec), "%s&timeout=1&reconnect=50", s.uri);
-    struct engine *e = open_spec(spec, NULL);
     struct engine_queue *q;
-    T_ASSERT(e->ops->queue_open(e, 8, &q) == 0, "queue");
+    struct engine *e = open_q(&s, "&timeout=1&reconnect=50", &q);
     uint8_t *b = ec_abuf(3 * 4096, 3);
     struct iovec iov[3] = { { b, 4096 }, { b + 4096, 4096 }, { b + 8192, 4096 } };
     struct engine_io ios[3] = {

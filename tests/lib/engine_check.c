@@ -64,6 +64,14 @@ int64_t ec_run1(struct engine *e, struct engine_queue *q, enum engine_op op, uin
     return rc < 0 ? rc : io.result;
 }
 
+void ec_rand_shape(uint64_t *x, uint32_t *len, unsigned *nseg)
+{
+    *x = *x * 6364136223846793005ull + 1442695040888963407ull;
+    *len = (uint32_t)(1 + (*x >> 33) % 16) * 4096;
+    unsigned n = 1 + (unsigned)(*x >> 20) % 4;
+    *nseg = n > *len / 4096 ? *len / 4096 : n;
+}
+
 void *ec_abuf(size_t len, int fill)
 {
     void *p = NULL;

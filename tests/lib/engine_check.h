@@ -34,6 +34,10 @@ int ec_run_ios(struct engine *e, struct engine_queue *q, struct engine_io **ios,
 int64_t ec_run1(struct engine *e, struct engine_queue *q, enum engine_op op, uint64_t off,
                 uint64_t len, struct iovec *iov, unsigned iovcnt);
 
+/* The next I/O shape of a pseudo-random sequence (state *x): a length of
+ * 1..16 pages (bytes, 4 KiB each) in 1..4 segments (at most one per page). */
+void ec_rand_shape(uint64_t *x, uint32_t *len, unsigned *nseg);
+
 /* 4 KiB-aligned malloc'd buffer filled with `fill` (asserted). */
 void *ec_abuf(size_t len, int fill);
 

@@ -146,3 +146,16 @@ void nbdsrv_kill(struct nbdsrv *s, int sig)
         s->pid = 0;
     }
 }
+
+int nbdsrv_log_lines(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char line[2048];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}

@@ -37,4 +37,8 @@ void nbdsrv_restart(struct nbdsrv *s);
 /* Send sig to the server; SIGKILL/SIGTERM also reap it (pid 0 after). */
 void nbdsrv_kill(struct nbdsrv *s, int sig);
 
+/* Lines of the text file `path` (e.g. an nbdkit log filter's logfile)
+ * containing `needle`; -1 if it cannot be read. */
+int nbdsrv_log_lines(const char *path, const char *needle);
+
 #endif
