@@ -116,7 +116,6 @@ struct nbd_engine {
     uint32_t reconnect_ms;      /* 0: never reconnect */
     uint32_t max_io;            /* bytes per READ/WRITE command */
     bool multi_conn;
-    bool want_ro;               /* params read-only: refuse writes locally */
     struct conn *conn0;         /* the connection made at open */
     bool conn0_taken;           /* multi-conn: a queue owns it */
 };
@@ -725,7 +724,6 @@ static int nbd_open(const struct engine_params *p, struct engine **out)
     n->base.size = (uint64_t)size;
     n->base.logical_block_size = lbs;
     n->base.physical_block_size = pbs;
-    n->want_ro = p->readonly;
     n->base.readonly = p->readonly || nbd_is_read_only(h) > 0;
     n->base.is_blockdev = false;
     n->base.direct = false;
