@@ -131,6 +131,22 @@ void nbdsrv_kill(struct nbdsrv *s, int sig)
     if (!s->pid)
         return;
     kill(s->pid, sig);
+    if (sig == SIGSTOP) {       /* kill(2) returns before the process is stopped */
+        char path[64], st[512];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)s->pid);
+        for (int i = 0; i < 1000; i++) {
+            FILE *f = fopen(path, "r");
+            size_t n = f ? fread(st, 1, sizeof(st) - 1, f) : 0;
+            if (f)
+                fclose(f);
+            st[n] = 0;
+            char *p = strrchr(st, ')');
+            if (p && p[1] == ' ' && p[2] == 'T')
+                return;
+            usleep(1000);
+        }
+        T_ASSERT(0, "%s (pid %d) not stopped after 1 s", s->argv[0], (int)s->pid);
+    }
     if (sig == SIGKILL || sig == SIGTERM) {
         if (sig == SIGTERM) {
             for (int i = 0; i < 500; i++) {

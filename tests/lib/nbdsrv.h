@@ -34,7 +34,8 @@ void nbdsrv_qsd(struct nbdsrv *s, const char *name, const char *image, const cha
 /* Start the same server again (after nbdsrv_kill). */
 void nbdsrv_restart(struct nbdsrv *s);
 
-/* Send sig to the server; SIGKILL/SIGTERM also reap it (pid 0 after). */
+/* Send sig to the server; SIGKILL/SIGTERM also reap it (pid 0 after),
+ * SIGSTOP returns once /proc says it is stopped. */
 void nbdsrv_kill(struct nbdsrv *s, int sig);
 
 /* Lines of the text file `path` (e.g. an nbdkit log filter's logfile)
