@@ -86,6 +86,14 @@ static long long blocks_of(const char *path)
     return stat(path, &st) == 0 ? (long long)st.st_blocks : -1;
 }
 
+/* At exit: the script's remove (stops a qemu-storage-daemon a failed
+ * check left running; nothing when remove already ran). */
+static void script_remove(void *cmd)
+{
+    if (system(cmd) != 0)
+        fprintf(stderr, "# cleanup failed: %s\n", (char *)cmd);
+}
+
 static void qcow2_script(void)
 {
     T_LOG("---- qcow2: hotplug script + qemu-storage-daemon");
@@ -109,6 +117,10 @@ static void qcow2_script(void)
     hx_open();
     hx_write("/local/domain/0/backend/vbd/30/51712/params", "%s", param0);
     hx_write("/local/domain/0/backend/vbd/30/51712/mode", "w");
+    static char cleanup[1200];
+    snprintf(cleanup, sizeof(cleanup), "XENBUS_PATH=%s XEN_BLKBACKD_RUNDIR=%s %s remove 2>/dev/null",
+             be, run, script);
+    t_atexit(script_remove, cleanup);
     char *out = NULL;
     int rc = e2e_sh(&out, "XENBUS_PATH=%s XEN_BLKBACKD_RUNDIR=%s %s add 2>&1", be, run, script);
     T_ASSERT(rc == 0, "script add: %d: %s", rc, out ? out : "");
