@@ -19,7 +19,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#define ENGINE_OPS_VERSION 1
+#define ENGINE_OPS_VERSION 2      /* 2: get_size */
 
 enum engine_op {
     ENGINE_OP_READ,
@@ -98,12 +98,20 @@ struct engine_ops {
     int  (*completion_fd)(struct engine_queue *q);
     /* Required.  Call done() for each completed I/O; returns how many, or -errno. */
     int  (*reap)(struct engine_queue *q, engine_done_fn done, void *arg);
+
+    /* ---- version 2 ---- */
+    /* Optional (NULL: the size never changes, e.g. null:).  The store's size
+     * now, in bytes (fstat st_size of a file, BLKGETSIZE64 of a block
+     * device), for online resize (xen-blkbackd(8) RESIZE).  Cheap: one
+     * syscall, no I/O; called from the control plane while queues run.
+     * 0 or -errno of fstat/ioctl. */
+    int  (*get_size)(struct engine *e, uint64_t *bytes);
 };
 
 /* The opened store; engines embed this as their first member. */
 struct engine {
     const struct engine_ops *ops;
-    uint64_t size;              /* bytes */
+    uint64_t size;              /* bytes, at open (engine_get_size: now) */
     uint32_t logical_block_size;   /* bytes (512 for files, BLKSSZGET for devices) */
     uint32_t physical_block_size;  /* bytes (BLKPBSZGET; 4096 or st_blksize for files) */
     bool readonly;
@@ -135,6 +143,14 @@ extern const struct engine_ops engine_nbd;     /* libnbd client (src/engine/nbd.
  */
 int engine_open_params(const char *params, const struct engine_params *p,
                        bool allow_filters, struct engine **out);
+
+/*
+ * The current size of e's store in bytes: ops->get_size where the engine has
+ * it (checked against ops->size, as a struct of an older version lacks the
+ * field), else e->size.  0 or -errno of get_size.  *bytes is left alone on
+ * failure.
+ */
+int engine_get_size(struct engine *e, uint64_t *bytes);
 
 /*
  * One writer per backing store (src/engine/lock.c; xen-blkbackd-engines(7)

@@ -98,6 +98,14 @@ static void test_loop(void)
     T_EQ(e->logical_block_size, 512);
     ec_check_blockdev_props(e, dev, 32 * MiB);
     exercise(e, dev, NULL);
+    /* grow the image and tell the loop driver (losetup -c): BLKGETSIZE64 */
+    uint64_t sz = 0;
+    T_ASSERT(truncate(img, (off_t)(48 * MiB)) == 0, "truncate %s", img);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "losetup -c %s", dev);
+    T_ASSERT(system(cmd) == 0, "%s", cmd);
+    T_EQ(engine_get_size(e, &sz), 0);
+    T_EQ(sz, 48 * MiB);
     e->ops->close(e);
     /* the data went through the loop device into the image */
     ec_check_loop_image(img);
@@ -192,6 +200,37 @@ static void test_null_and_filters(void)
     T_CHECK(x == (struct engine *)0x1, "out-param touched on failure");
 }
 
+/* engine_get_size follows the store as it grows, through the filters;
+ * null: keeps its size. */
+static void test_get_size(void)
+{
+    char *path = ec_make_image(t_tmpdir(0), "grow.raw", 1 * MiB);
+    static const char *const fmt[] = { "uring:%s", "aio:%s", "delay:10:error:0-1K:%s" };
+    for (unsigned i = 0; i < sizeof(fmt) / sizeof(fmt[0]); i++) {
+        char params[600];
+        snprintf(params, sizeof(params), fmt[i], path);
+        struct engine *e;
+        T_ASSERT(engine_open_params(params, &P, true, &e) == 0, "open %s", params);
+        uint64_t sz = 0;
+        T_EQ(engine_get_size(e, &sz), 0);
+        T_EQ(sz, 1 * MiB);
+        T_ASSERT(truncate(path, (off_t)(3 * MiB + i * 512)) == 0, "truncate");
+        T_EQ(engine_get_size(e, &sz), 0);
+        T_EQ(sz, 3 * MiB + i * 512);
+        T_EQ(e->size, 1 * MiB);         /* the size at open */
+        e->ops->close(e);
+        T_ASSERT(truncate(path, (off_t)(1 * MiB)) == 0, "truncate back");
+    }
+    struct engine *e;
+    uint64_t sz = 0;
+    T_ASSERT(engine_open_params("null:2M", &P, false, &e) == 0, "null");
+    T_EQ(engine_get_size(e, &sz), 0);
+    T_EQ(sz, 2 * MiB);
+    e->ops->close(e);
+    unlink(path);
+    free(path);
+}
+
 int main(void)
 {
     log_init("t_engine", LOG_TARGET_STDERR, NULL, LOG_DEBUG);
@@ -199,6 +238,7 @@ int main(void)
     test_file(t_tmpdir(1), "file on /dev/shm", true);
     test_odirect_fallback();
     test_null_and_filters();
+    test_get_size();
     test_loop();
     return t_done();
 }

@@ -94,6 +94,11 @@ static int aio_open(const struct engine_params *p, struct engine **out)
     return 0;
 }
 
+static int aio_get_size(struct engine *e, uint64_t *bytes)
+{
+    return eng_store_size(((struct aio_engine *)e)->fd, bytes);
+}
+
 static void aio_close(struct engine *e)
 {
     struct aio_engine *a = (struct aio_engine *)e;
@@ -423,4 +428,5 @@ const struct engine_ops engine_aio = {
     .submit = aio_submit,
     .completion_fd = aio_completion_fd,
     .reap = aio_reap,
+    .get_size = aio_get_size,
 };

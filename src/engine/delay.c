@@ -66,6 +66,12 @@ static int delay_open(const struct engine_params *p, struct engine **out)
     return -EINVAL;                 /* only through engine_open_params */
 }
 
+/* The size is the inner store's. */
+static int delay_get_size(struct engine *e, uint64_t *bytes)
+{
+    return engine_get_size(((struct delay_engine *)e)->inner, bytes);
+}
+
 static void delay_close(struct engine *e)
 {
     struct delay_engine *f = (struct delay_engine *)e;
@@ -207,4 +213,5 @@ static const struct engine_ops engine_delay = {
     .submit = delay_submit,
     .completion_fd = delay_completion_fd,
     .reap = delay_reap,
+    .get_size = delay_get_size,
 };

@@ -63,6 +63,11 @@ int engine_null_open_size(uint64_t size, const struct engine_params *p, struct e
  * *e is left alone on failure.  `name` is for log lines. */
 int eng_store_open(const struct engine_params *p, const char *name, struct engine *e, int *fd_out);
 
+/* The size now of a store opened by eng_store_open, in bytes: BLKGETSIZE64
+ * for a block device, st_size for a file (engine_ops.get_size of the uring
+ * and aio engines).  0 or -errno of fstat/ioctl. */
+int eng_store_size(int fd, uint64_t *bytes);
+
 /* The claim on a store (src/engine/lock.c, rules there): the open(2) flags
  * to add (O_EXCL for an exclusive claim: block devices), and, once fd is
  * open and fstat'ed into st, the rest (regular files: the F_OFD_SETLK lock,

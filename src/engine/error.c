@@ -54,6 +54,12 @@ static int error_open(const struct engine_params *p, struct engine **out)
     return -EINVAL;                 /* only through engine_open_params */
 }
 
+/* The size is the inner store's. */
+static int error_get_size(struct engine *e, uint64_t *bytes)
+{
+    return engine_get_size(((struct error_engine *)e)->inner, bytes);
+}
+
 static void error_close(struct engine *e)
 {
     struct error_engine *f = (struct error_engine *)e;
@@ -165,4 +171,5 @@ static const struct engine_ops engine_error = {
     .submit = error_submit,
     .completion_fd = error_completion_fd,
     .reap = error_reap,
+    .get_size = error_get_size,
 };

@@ -17,6 +17,7 @@
 #include "engine_priv.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 static bool has_prefix(const char *s, const char *pfx, const char **rest)
@@ -144,4 +145,18 @@ const char *eng_params_path(const char *params)
         }
     }
     return NULL;
+}
+
+int engine_get_size(struct engine *e, uint64_t *bytes)
+{
+    const struct engine_ops *o = e->ops;
+    if (o->size < offsetof(struct engine_ops, get_size) + sizeof(o->get_size) || !o->get_size) {
+        *bytes = e->size;
+        return 0;
+    }
+    uint64_t b;
+    int rc = o->get_size(e, &b);
+    if (rc == 0)
+        *bytes = b;
+    return rc;
 }

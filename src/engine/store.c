@@ -137,3 +137,19 @@ int eng_store_open(const struct engine_params *p, const char *name, struct engin
     *fd_out = fd;
     return 0;
 }
+
+int eng_store_size(int fd, uint64_t *bytes)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (S_ISBLK(st.st_mode)) {
+        uint64_t size;
+        if (ioctl(fd, BLKGETSIZE64, &size) < 0)
+            return -errno;
+        *bytes = size;
+    } else {
+        *bytes = (uint64_t)st.st_size;
+    }
+    return 0;
+}

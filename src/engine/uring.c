@@ -72,6 +72,11 @@ static int uring_open(const struct engine_params *p, struct engine **out)
     return 0;
 }
 
+static int uring_get_size(struct engine *e, uint64_t *bytes)
+{
+    return eng_store_size(((struct uring_engine *)e)->fd, bytes);
+}
+
 static void uring_close(struct engine *e)
 {
     struct uring_engine *u = (struct uring_engine *)e;
@@ -316,4 +321,5 @@ const struct engine_ops engine_uring = {
     .submit = uring_submit,
     .completion_fd = uring_completion_fd,
     .reap = uring_reap,
+    .get_size = uring_get_size,
 };
