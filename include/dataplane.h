@@ -100,6 +100,21 @@ void dp_keep_state(struct dp *dp);
 /* Counters summed over queues; safe from any thread while running. */
 void dp_get_stats(struct dp *dp, struct vbd_stats *out);
 
+/*
+ * Online resize: from now on requests may reach `sectors` (512-byte sectors,
+ * the new advertised `sectors`).  Only growth: the range of requests already
+ * accepted must stay valid.  Call it BEFORE the new size is written to
+ * xenstore, so a frontend that saw it is never refused (Linux
+ * bb/blkback.c: xen_vbd_resize sets vbd->size first).  Single writer (the
+ * control plane thread); each queue thread reads the size once per request
+ * (atomic store/load, no lock), so requests in flight keep the size they
+ * were validated against.  0, -EINVAL (dp NULL), -ERANGE (smaller than the
+ * current size: nothing changed).
+ */
+int  dp_set_sectors(struct dp *dp, uint64_t sectors);
+/* The size requests are validated against now (512-byte sectors). */
+uint64_t dp_get_sectors(const struct dp *dp);
+
 /* True once a queue halted on a protocol violation (bogus req_prod). */
 bool dp_halted(struct dp *dp);
 

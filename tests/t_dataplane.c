@@ -559,6 +559,46 @@ static void scenario_readonly(void)
     rig_down(dp, e, &g, "read-only");
 }
 
+/* Online resize: dp_set_sectors grows the limit of every queue while the
+ * threads run; shrinking is refused and changes nothing. */
+static void scenario_resize(void)
+{
+    T_LOG("scenario resize: native, 2 queues");
+    make_image();
+    struct guest g;
+    struct dp_config cfg;
+    struct engine *e = rig_up(&g, &cfg, BLKIF_ABI_NATIVE, 2, 1, imgpath);
+    const uint64_t old = IMG_SECTORS / 2;
+    cfg.sectors = old;
+    struct dp *dp = dp_up(&cfg, "dp_create resize");
+    struct treq r;
+    uint64_t id = 1;
+    for (unsigned qi = 0; qi < 2; qi++) {
+        guest_rw_req(&g, &r, BLKIF_OP_READ, id++, old - 8, 1, 0);
+        guest_do_req(&g, qi, &r, BLKIF_RSP_OKAY, "read the last page before the resize");
+        guest_rw_req(&g, &r, BLKIF_OP_WRITE, id++, old, 1, 5);
+        guest_do_req(&g, qi, &r, BLKIF_RSP_ERROR, "write past the old end");
+    }
+    T_EQ(dp_set_sectors(dp, old - 8), -ERANGE);
+    T_EQ(dp_get_sectors(dp), old);
+    T_EQ(dp_set_sectors(NULL, old), -EINVAL);
+    T_EQ(dp_set_sectors(dp, IMG_SECTORS), 0);
+    T_EQ(dp_get_sectors(dp), IMG_SECTORS);
+    for (unsigned qi = 0; qi < 2; qi++) {
+        guest_rw_req(&g, &r, BLKIF_OP_WRITE, id++, old + 8 * qi, 1, 5 + qi);
+        uint32_t pfn = r.pfn[0];
+        guest_do_req(&g, qi, &r, BLKIF_RSP_OKAY, "write past the old end after the resize");
+        T_CHECK(file_equals((old + 8 * qi) * 512, sim_dom_page(g.dom, pfn), PG),
+                "queue %u: data past the old end not in the image", qi);
+        guest_rw_req(&g, &r, BLKIF_OP_READ, id++, IMG_SECTORS - 8, 2, 0);
+        guest_do_req(&g, qi, &r, BLKIF_RSP_ERROR, "read across the new end");
+        guest_rw_req(&g, &r, BLKIF_OP_READ, id++, IMG_SECTORS - 8, 1, 0);
+        guest_do_req(&g, qi, &r, BLKIF_RSP_OKAY, "read the new last page");
+    }
+    T_EQ(dp_set_sectors(dp, IMG_SECTORS), 0);          /* same size: fine */
+    rig_down(dp, e, &g, "resize");
+}
+
 int main(void)
 {
     log_init("t_dataplane", LOG_TARGET_STDERR, NULL, LOG_INFO);
@@ -579,6 +619,7 @@ int main(void)
     scenario_reattach();
     scenario_barrier();
     scenario_readonly();
+    scenario_resize();
     ops->host_close(xh);
     free(dir);
     return t_done();

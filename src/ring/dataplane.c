@@ -115,6 +115,7 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
         .secure_discard = cfg->discard && cfg->engine->caps.secure_discard,
         .max_indirect_segs = cfg->max_indirect_segs,
     };
+    q->sectors = cfg->sectors;
 
     rc = dpg_init(&q->g, ops, dp->host, cfg->fe_domid, &q->st);
     if (rc < 0) {
@@ -433,6 +434,23 @@ void dp_get_stats(struct dp *dp, struct vbd_stats *out)
     for (unsigned i = 0; dp && i < dp->nq; i++)
         vbd_stats_add(&sum, &dp->q[i]->st);
     *out = sum;
+}
+
+int dp_set_sectors(struct dp *dp, uint64_t sectors)
+{
+    if (!dp)
+        return -EINVAL;
+    if (sectors < dp->cfg.sectors)
+        return -ERANGE;
+    dp->cfg.sectors = sectors;
+    for (unsigned i = 0; i < dp->nq; i++)
+        __atomic_store_n(&dp->q[i]->sectors, sectors, __ATOMIC_RELEASE);
+    return 0;
+}
+
+uint64_t dp_get_sectors(const struct dp *dp)
+{
+    return dp ? dp->cfg.sectors : 0;
 }
 
 bool dp_halted(struct dp *dp)

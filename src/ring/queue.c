@@ -424,6 +424,9 @@ static void io_done(struct engine_io *io, void *arg)
 static void dispatch(struct dpq *q, struct dp_slot *s)
 {
     struct blkif_checked *c = &s->chk;
+    /* Online resize (dp_set_sectors): one load per request, so both
+     * validation steps see the same size. */
+    q->lim.sectors = __atomic_load_n(&q->sectors, __ATOMIC_ACQUIRE);
     int st = blkif_check_req(&q->lim, s->req, c);
 
     s->map.count = 0;

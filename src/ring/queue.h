@@ -84,7 +84,10 @@ struct dpq {
     bool bound;
 
     struct dpg g;
-    struct blkif_limits lim;
+    struct blkif_limits lim;        /* the thread's copy; lim.sectors reloaded per request */
+    uint64_t sectors;               /* device size now, 512-byte sectors: written by
+                                       dp_set_sectors (atomic store), read once per
+                                       request by the thread (atomic load) */
     struct engine *eng;
     struct engine_queue *eq;
 
