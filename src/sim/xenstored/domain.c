@@ -131,8 +131,11 @@ void op_control(struct xsd_req *r)
     } else if (strcmp(cmd, "check") == 0) {
         reply_str(r, "OK");
     } else if (strcmp(cmd, "log") == 0) {
-        if (n >= 2 && strcmp(v[1], "on") == 0)
+        if (n >= 2 && strcmp(v[1], "on") == 0) {
             r->s->verbose = true;
+            if (log_get_level() < LOG_INFO)     /* the trace is logged at info, as --verbose */
+                log_set_level(LOG_INFO);
+        }
         else if (n >= 2 && strcmp(v[1], "off") == 0)
             r->s->verbose = false;
         else if (n >= 2)
