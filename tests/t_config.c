@@ -66,6 +66,7 @@ static void check_same_as_defaults(const struct xbd_config *a, const char *what)
     T_EQ(a->feature_barrier, d.feature_barrier);
     T_EQ(a->direct_io, d.direct_io);
     T_EQ(a->stop_timeout_ms, d.stop_timeout_ms);
+    T_EQ(a->resize_check_ms, d.resize_check_ms);
     T_EQ(a->on_exit, d.on_exit);
     T_CHECK(a->pidfile == NULL, "%s: pidfile %s", what, a->pidfile);
     T_CHECK(!a->xen || !strcmp(a->xen, "libxen"), "%s: xen %s", what, a->xen);
@@ -146,7 +147,7 @@ static void check_binary(void)
         "--backend-types", "--domid", "--wait-hotplug", "--allow-test-engines", "--grant-mode",
         "--max-ring-page-order", "--max-queues", "--max-indirect-segments", "--persistent",
         "--persistent-cap", "--poll-us", "--feature-barrier", "--direct-io", "--stop-timeout",
-        "--on-exit", "--version", "--help",
+        "--resize-check", "--on-exit", "--version", "--help",
     };
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
         T_CHECK(strstr(buf, opts[i]), "--help does not mention %s", opts[i]);
@@ -160,7 +161,7 @@ static void check_manpages(void)
         "foreground", "pidfile", "xen", "log", "log-level", "control", "backend-types", "domid",
         "wait-hotplug", "allow-test-engines", "grant-mode", "max-ring-page-order", "max-queues",
         "max-indirect-segments", "persistent", "persistent-cap", "poll-us", "feature-barrier",
-        "direct-io", "stop-timeout", "on-exit",
+        "direct-io", "stop-timeout", "resize-check", "on-exit",
     };
     const char *pages[] = { "man/xen-blkbackd.8", "man/xen-blkbackd.conf.5" };
     const char *b = getenv("XBD_BUILD");
@@ -202,6 +203,7 @@ int main(void)
         T_EQ(c.max_ring_page_order, 4);
         T_EQ(c.max_indirect_segs, 256);
         T_EQ(c.feature_barrier, 0);
+        T_EQ(c.resize_check_ms, 1000);
         T_CHECK(c.stop_timeout_ms < 10000, "stop timeout must fit libxl's 10 s");
         T_CHECK(xbd_config_wait_hotplug(&c), "hotplug gate defaults on under libxen");
         unsigned q = xbd_config_max_queues(&c);
@@ -219,7 +221,7 @@ int main(void)
             "--domid=7", "--wait-hotplug=yes", "--allow-test-engines", "--grant-mode=copy",
             "--max-ring-page-order=2", "--max-queues=3", "--max-indirect-segments=64",
             "--persistent=no", "--persistent-cap=77", "--poll-us=50", "--feature-barrier",
-            "--direct-io=no", "--stop-timeout=2500", "--on-exit=close", NULL };
+            "--direct-io=no", "--stop-timeout=2500", "--resize-check=250", "--on-exit=close", NULL };
         int rc = parse(&c, args);
         T_ASSERT(rc == 0, "rc %d: %s", rc, err);
         T_CHECK(c.pidfile && strstr(c.pidfile, "/x.pid"), "pidfile");
@@ -245,6 +247,7 @@ int main(void)
         T_EQ(c.feature_barrier, 1);
         T_EQ(c.direct_io, 0);
         T_EQ(c.stop_timeout_ms, 2500);
+        T_EQ(c.resize_check_ms, 250);
         T_EQ(c.on_exit, XBD_ON_EXIT_CLOSE);
         xbd_config_free(&c);
     }
@@ -287,6 +290,8 @@ int main(void)
     refuse("--persistent-cap=65537", "persistent-cap");
     refuse("--stop-timeout=20000", "stop-timeout");
     refuse("--stop-timeout=", "stop-timeout");
+    refuse("--resize-check=50", "resize-check");
+    refuse("--resize-check=soon", "resize-check");
     refuse("--on-exit=explode", "on-exit");
     refuse("--no-such-option", "unknown option");
     refuse("stray-argument", "unexpected argument");

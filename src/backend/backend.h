@@ -47,6 +47,7 @@ struct backend {
     int lock_fd[OWNER_MAX_KINDS];   /* owner locks, by index in backend.c kinds[]; -1 */
     int base_log_level;             /* SIGUSR2 toggles between this and LOG_DEBUG */
     struct xbd_notify notify;
+    uint64_t next_size_check_ms;    /* CLOCK_MONOTONIC; 0: not scheduled (vbd_resize.c) */
 };
 
 /* The negotiated connection of a vbd (valid while v->dp != NULL). */
@@ -100,7 +101,11 @@ struct vbd {
     struct vbd_conn conn;
     struct vbd_stats stats_base;    /* counters of earlier connections */
     unsigned connects;              /* successful connects */
+    uint64_t resize_refused_bytes;  /* store size last refused by a resize (logged once) */
 };
+
+/* A log line about device v: "<v->name>: <message>". */
+#define VLOG(v, lvl, fmt, ...) log_msg(lvl, "%s: " fmt, (v)->name, ##__VA_ARGS__)
 
 /* ---- backend.c ------------------------------------------------------------ */
 /* The signals the event loop reads through its signalfd: SIGTERM SIGINT
@@ -136,10 +141,12 @@ const char *xenbus_state_name(int state);
 /* CLOCK_MONOTONIC in ms. */
 uint64_t vbd_now_ms(void);
 /* Timeout for the main loop's poll(2): ms until the earliest vbd retry
- * (v->busy_retry_ms) is due, 0 if one is overdue, -1 if none. */
+ * (v->busy_retry_ms) or, while a device is connected, the next resize check
+ * (cfg->resize_check_ms) is due, 0 if one is overdue, -1 if none. */
 int  vbd_poll_timeout(struct backend *b);
 /* Run the state machine of every vbd whose retry is due (a reattach waiting
- * for its store, vbd_connect.c); may set v->finished. */
+ * for its store, vbd_connect.c; may set v->finished), and the resize check
+ * (vbd_check_sizes) when due. */
 void vbd_run_timers(struct backend *b);
 
 /* ---- vbd_connect.c ---------------------------------------------------------- */
@@ -159,6 +166,27 @@ void vbd_disconnect(struct vbd *v);
 void vbd_fatal(struct vbd *v, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Write the transport keys advertised before InitWait, then state 2. */
 int  vbd_init_wait(struct vbd *v);
+
+/* ---- vbd_resize.c ------------------------------------------------------------ */
+#define VBD_RESIZE_PERIODIC "store grew"        /* trigger of vbd_check_sizes */
+/*
+ * Online resize (xen-blkbackd(8) RESIZE; Linux xen_vbd_resize in
+ * torvalds/linux:drivers/block/xen-blkback/xenbus.c): read the backing
+ * store's size (engine_get_size); when it grew, let the data plane take the
+ * new range (dp_set_sectors), then write `sectors` (512-byte units) and
+ * `state` = Connected again in one transaction (retried on EAGAIN:
+ * xs_tx_write), so blkfront re-reads the size.  trigger: for the log line
+ * ("control request", VBD_RESIZE_PERIODIC: refusals then logged once per
+ * store size instead of every time).  *old_out and *new_out: sectors before and
+ * after (equal: nothing to do).  why: the reason of a refusal (len bytes).
+ * 0, -ENOTCONN (not connected), -EROFS (read-only device), -EINVAL (size not
+ * a whole number of sector-size sectors), -ERANGE (smaller than advertised:
+ * shrinking is refused), -errno of engine_get_size or xs_tx_write.
+ */
+int  vbd_resize(struct vbd *v, const char *trigger, char *why, size_t len, uint64_t *old_out,
+                uint64_t *new_out);
+/* vbd_resize of every connected read-write vbd (the resize-check timer). */
+void vbd_check_sizes(struct backend *b);
 
 /* ---- xs_tx.c ---------------------------------------------------------------- */
 /* One key to write (sval if not NULL, else val) or remove (rm). */

@@ -61,6 +61,7 @@ void xbd_config_init(struct xbd_config *c)
     c->feature_barrier = false;         /* protocol.md §0.3 */
     c->direct_io = true;
     c->stop_timeout_ms = 3000;          /* libxl waits 10 s for Closed */
+    c->resize_check_ms = 1000;          /* one fstat/ioctl per device per second */
     c->on_exit = XBD_ON_EXIT_LEAVE;
 }
 
@@ -352,6 +353,12 @@ int xbd_config_set(struct xbd_config *c, const char *key, const char *v,
         c->stop_timeout_ms = (unsigned)n;
         return 0;
     }
+    if (!strcmp(key, "resize-check")) {
+        if (parse_uint(v, 0, 3600000, &n) || (n > 0 && n < 100))
+            BAD("resize-check: expected 0 (off) or 100..3600000 ms, got '%s'", v ? v : "");
+        c->resize_check_ms = (unsigned)n;
+        return 0;
+    }
     if (!strcmp(key, "state-dir")) {
         NEEDV();
         if (v[0] != '/')
@@ -465,6 +472,7 @@ static const struct option long_opts[] = {
     { "stop-timeout",           required_argument, NULL, OPT_BASE + 22 },
     { "on-exit",                required_argument, NULL, OPT_BASE + 23 },
     { "state-dir",              required_argument, NULL, OPT_BASE + 24 },
+    { "resize-check",           required_argument, NULL, OPT_BASE + 25 },
     { NULL, 0, NULL, 0 },
 };
 
@@ -499,6 +507,8 @@ void xbd_config_usage(FILE *out, const char *prog)
 "      --stop-timeout=MS        drain budget when a device closes (default 3000)\n"
 "      --on-exit=leave|close    device state left on SIGTERM (default leave)\n"
 "      --state-dir=DIR          owner locks and restart state (default " XBD_DEFAULT_STATE_DIR ")\n"
+"      --resize-check=MS        check the backing stores' sizes this often for online\n"
+"                               resize; 0 = only on request (default 1000)\n"
 "  -h, --help                   this text\n"
 "  -V, --version                print the version\n",
             prog, XBD_MAX_RING_ORDER, XBD_MAX_QUEUES, XBD_CFG_MAX_INDIRECT_SEGS);

@@ -49,6 +49,7 @@ struct xbd_config {
     bool feature_barrier;           /* protocol.md §0.3: default off */
     bool direct_io;                 /* O_DIRECT on the backing store */
     unsigned stop_timeout_ms;       /* dp_stop drain budget */
+    unsigned resize_check_ms;       /* poll the stores' sizes this often; 0 = off */
     enum xbd_on_exit on_exit;
     char *state_dir;            /* NULL: XBD_DEFAULT_STATE_DIR, or <sim dir>/run under sim */
 };

@@ -5,6 +5,8 @@
  *   version                    {"ok":true,"version":..,"xen":..,"domid":..}
  *   list                       {"ok":true,"devices":[{...device...}]}
  *   stats [<domid> <devid>]    {"ok":true,"devices":[{"domid","devid","name","stats":{...}}]}
+ *   resize <domid> <devid>     {"ok":true,"domid","devid","name","old_sectors","sectors","changed"}
+ *                              (online resize to the backing store's size: vbd_resize)
  * Errors: {"ok":false,"error":"..."}.  Counters are struct vbd_stats (stats.h)
  * under blkback's names.  Served on the main thread; clients are non-blocking.
  */
@@ -25,6 +27,7 @@
 
 #define CTL_MAX_CLIENTS 16
 #define CTL_LINE_MAX 512
+#define CTL_TRY "try: version, list, stats [domid devid], resize domid devid"
 
 struct ctl_client {
     int fd;
@@ -240,6 +243,37 @@ static bool parse_num(const char *s, unsigned long max, unsigned long *out)
     return true;
 }
 
+/* resize <domid> <devid>: vbd_resize with the reason of a refusal as the error. */
+static json_object *resize_json(struct backend *b, const char *sfe, const char *sdev)
+{
+    unsigned long fe = 0, devid = 0;
+    if (!parse_num(sfe, 65535, &fe) || !parse_num(sdev, UINT32_MAX, &devid))
+        return error_json("usage: resize domid devid");
+    struct vbd *v = b->vbds;
+    while (v && (v->fe_domid != fe || v->devid != devid))
+        v = v->next;
+    if (!v) {
+        log_notice("control: resize %lu %lu refused: no such device", fe, devid);
+        return error_json("no such device");
+    }
+    char why[256], msg[340];
+    uint64_t old = 0, now = 0;
+    int rc = vbd_resize(v, "control request", why, sizeof(why), &old, &now);
+    if (rc) {
+        snprintf(msg, sizeof(msg), "%s: resize refused: %s", v->name, why);
+        return error_json(msg);
+    }
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "ok", json_object_new_boolean(true));
+    json_object_object_add(o, "domid", json_object_new_int(v->fe_domid));
+    json_object_object_add(o, "devid", json_object_new_int64(v->devid));
+    add_str(o, "name", v->name);
+    json_object_object_add(o, "old_sectors", json_object_new_uint64(old));
+    json_object_object_add(o, "sectors", json_object_new_uint64(now));
+    json_object_object_add(o, "changed", json_object_new_boolean(now != old));
+    return o;
+}
+
 char *control_request(struct backend *b, const char *line)
 {
     char buf[CTL_LINE_MAX], *save = NULL;
@@ -255,7 +289,7 @@ char *control_request(struct backend *b, const char *line)
     }
     json_object *o = NULL;
     if (argc == 0) {
-        o = error_json("empty request; try: version, list, stats [domid devid]");
+        o = error_json("empty request; " CTL_TRY);
     } else if (!strcmp(argv[0], "version") && argc == 1) {
         o = json_object_new_object();
         json_object_object_add(o, "ok", json_object_new_boolean(true));
@@ -299,8 +333,10 @@ char *control_request(struct backend *b, const char *line)
                 json_object_object_add(o, "devices", a);
             }
         }
+    } else if (!strcmp(argv[0], "resize") && argc == 3) {
+        o = resize_json(b, argv[1], argv[2]);
     } else {
-        o = error_json("unknown request; try: version, list, stats [domid devid]");
+        o = error_json("unknown request; " CTL_TRY);
     }
     char *out = NULL;
     if (o) {

@@ -17,7 +17,6 @@
 #include <time.h>
 #include <xen/io/xenbus.h>
 
-#define VLOG(v, lvl, fmt, ...) log_msg(lvl, "%s: " fmt, (v)->name, ##__VA_ARGS__)
 
 const char *xenbus_state_name(int s)
 {
@@ -300,9 +299,21 @@ uint64_t vbd_now_ms(void)
 int vbd_poll_timeout(struct backend *b)
 {
     uint64_t next = 0;
-    for (struct vbd *v = b->vbds; v; v = v->next)
+    bool connected = false;
+    for (struct vbd *v = b->vbds; v; v = v->next) {
         if (v->busy_retry_ms && (!next || v->busy_retry_ms < next))
             next = v->busy_retry_ms;
+        connected |= v->dp != NULL;
+    }
+    /* The resize check runs only while some device is connected. */
+    if (connected && b->cfg->resize_check_ms) {
+        if (!b->next_size_check_ms)
+            b->next_size_check_ms = vbd_now_ms() + b->cfg->resize_check_ms;
+        if (!next || b->next_size_check_ms < next)
+            next = b->next_size_check_ms;
+    } else {
+        b->next_size_check_ms = 0;
+    }
     if (!next)
         return -1;
     uint64_t now = vbd_now_ms();
@@ -317,4 +328,8 @@ void vbd_run_timers(struct backend *b)
             v->busy_retry_ms = 0;
             vbd_changed(v);     /* level triggered: connects again if still wanted */
         }
+    if (b->next_size_check_ms && b->next_size_check_ms <= now) {
+        b->next_size_check_ms = now + b->cfg->resize_check_ms;
+        vbd_check_sizes(b);
+    }
 }

@@ -17,7 +17,6 @@
 #include <sys/stat.h>
 #include <xen/io/xenbus.h>
 
-#define VLOG(v, lvl, fmt, ...) log_msg(lvl, "%s: " fmt, (v)->name, ##__VA_ARGS__)
 
 /* ---- InitWait --------------------------------------------------------------- */
 
@@ -399,6 +398,7 @@ int vbd_connect(struct vbd *v)
 
     vbd_disconnect(v);          /* any old ring (idempotent) */
     memset(&v->conn, 0, sizeof(v->conn));
+    v->resize_refused_bytes = 0;
 
     struct dp_config *dc = calloc(1, sizeof(*dc));
     char *params = NULL, *mode = NULL, *devtype = NULL;

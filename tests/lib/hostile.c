@@ -244,7 +244,14 @@ long hx_log_count(const struct t_daemon *d, const char *needle, const char *need
 void hx_connect(const struct t_daemon *d, struct hvbd *v, struct guest *g, const char *hostdir,
                 unsigned domid, unsigned devid, const char *params)
 {
-    hx_add(v, domid, devid, params, NULL);
+    hx_connect_extra(d, v, g, hostdir, domid, devid, params, NULL);
+}
+
+void hx_connect_extra(const struct t_daemon *d, struct hvbd *v, struct guest *g,
+                      const char *hostdir, unsigned domid, unsigned devid, const char *params,
+                      const char *const *extra)
+{
+    hx_add(v, domid, devid, params, extra);
     T_ASSERT(hx_wait_be(d, v, XenbusStateInitWait, 10000), "vbd %u/%u: InitWait", domid, devid);
     guest_init(g, hostdir, (xen_domid_t)domid, BLKIF_ABI_X86_64, 1, 1, 512);
     hx_publish(v, g, "x86_64-abi", false);

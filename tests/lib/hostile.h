@@ -75,6 +75,10 @@ long hx_log_count(const struct t_daemon *d, const char *needle, const char *need
  */
 void hx_connect(const struct t_daemon *d, struct hvbd *v, struct guest *g, const char *hostdir,
                 unsigned domid, unsigned devid, const char *params);
+/* As hx_connect, with more toolstack keys (hx_add's extra, e.g. mode r). */
+void hx_connect_extra(const struct t_daemon *d, struct hvbd *v, struct guest *g,
+                      const char *hostdir, unsigned domid, unsigned devid, const char *params,
+                      const char *const *extra);
 /* The common start of an end-to-end test: e2e_start(e, daemon_args),
  * hx_open, an 8 MiB image (returned), hx_connect of vbd domid/devid with
  * guest g, one hx_rw_check. */

@@ -1,6 +1,6 @@
 /*
  * xen-blkbackctl - query a running xen-blkbackd through its control socket:
- *   xen-blkbackctl [-s SOCK] [--json] list|stats [DOMID DEVID]|version
+ *   xen-blkbackctl [-s SOCK] [--json] list|stats [DOMID DEVID]|resize DOMID DEVID|version
  * Sends one request line, reads one JSON reply, prints a table (or the raw
  * JSON with --json).  Exit 0 ok, 1 error (daemon unreachable or error reply),
  * 2 usage.  See xen-blkbackctl(8).
@@ -25,6 +25,8 @@ static void usage(FILE *f)
 "Commands:\n"
 "  list                   devices: state, backing store, negotiated features\n"
 "  stats [DOMID DEVID]    counters (blkback names: oo_req rd_req wr_req ...)\n"
+"  resize DOMID DEVID     advertise the backing store's current size to the guest\n"
+"                         (online resize; growing only)\n"
 "  version                daemon version\n"
 "Options:\n"
 "  -s, --socket=SOCK      control socket (default " DEFAULT_SOCK ")\n"
@@ -233,6 +235,12 @@ int main(int argc, char **argv)
             snprintf(req, sizeof(req), "stats %.32s %.32s\n", args[1], args[2]);
         else
             snprintf(req, sizeof(req), "stats\n");
+    } else if (!strcmp(cmd, "resize")) {
+        if (na != 3) {
+            usage(stderr);
+            return 2;
+        }
+        snprintf(req, sizeof(req), "resize %.32s %.32s\n", args[1], args[2]);
     } else {
         fprintf(stderr, "xen-blkbackctl: unknown command '%s'\n", cmd);
         usage(stderr);
@@ -256,6 +264,12 @@ int main(int argc, char **argv)
     } else if (!strcmp(cmd, "version")) {
         printf("xen-blkbackd %s (xen %s, domid %lld)\n", gets(o, "version"), gets(o, "xen"),
                geti(o, "domid"));
+    } else if (!strcmp(cmd, "resize")) {
+        if (getb(o, "changed"))
+            printf("%s: resized from %lld to %lld sectors\n", gets(o, "name"),
+                   geti(o, "old_sectors"), geti(o, "sectors"));
+        else
+            printf("%s: unchanged, %lld sectors\n", gets(o, "name"), geti(o, "sectors"));
     } else if (!strcmp(cmd, "list")) {
         print_list(get(o, "devices"));
     } else {
