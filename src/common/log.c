@@ -1,13 +1,18 @@
 /*
- * log.c - logging to stderr, syslog(3) (collected by journald) or a file that
- * SIGHUP reopens; plus a per-site rate limiter for guest-triggerable faults.
+ * log.c - logging to stderr, syslog(3), a file that SIGHUP reopens, or the
+ * systemd journal (sd_journal_sendv(3) with the device's identity as
+ * fields; stderr when the journal cannot be reached); plus a per-site rate
+ * limiter for guest-triggerable faults.
  */
 #include "log.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-journal.h>
 #include <time.h>
 
 static struct {
@@ -80,12 +85,60 @@ int log_reopen(void)
 void log_set_level(int level) { __atomic_store_n(&L.level, level, __ATOMIC_RELAXED); }
 int  log_get_level(void) { return __atomic_load_n(&L.level, __ATOMIC_RELAXED); }
 
-void log_vmsg(int level, const char *fmt, va_list ap)
+bool log_stderr_is_journal(void)
 {
-    if (level > log_get_level())
-        return;
-    char msg[1024];
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    const char *e = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2 || fstat(2, &st) < 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+/* One iovec "NAME=value" in f->buf[n] (truncated to the buffer). */
+static unsigned field(struct log_fields *f, unsigned n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static unsigned field(struct log_fields *f, unsigned n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->buf[n], sizeof(f->buf[n]), fmt, ap);
+    va_end(ap);
+    f->iov[n].iov_base = f->buf[n];
+    f->iov[n].iov_len = strlen(f->buf[n]);
+    return n + 1;
+}
+
+unsigned log_journal_fields(int level, const char *ident, const struct log_dev *d, int queue,
+                            const char *text, struct log_fields *f)
+{
+    unsigned n = 0;
+    snprintf(f->message, sizeof(f->message), "MESSAGE=%s", text);
+    f->iov[n].iov_base = f->message;
+    f->iov[n++].iov_len = strlen(f->message);
+    n = field(f, n, "PRIORITY=%d", level < LOG_EMERG ? LOG_EMERG : level > LOG_DEBUG ? LOG_DEBUG : level);
+    n = field(f, n, "SYSLOG_IDENTIFIER=%s", ident ? ident : "xen-blkbackd");
+    if (d && d->domid >= 0)
+        n = field(f, n, "DOMID=%d", d->domid);
+    if (d && d->devid >= 0)
+        n = field(f, n, "DEVID=%lld", d->devid);
+    if (d && d->vdev && *d->vdev)
+        n = field(f, n, "VDEV=%s", d->vdev);
+    if (queue >= 0)
+        n = field(f, n, "QUEUE=%d", queue);
+    return n;
+}
+
+/* Write one formatted message (its device prefix already in msg). */
+static void emit(int level, const struct log_dev *d, int queue, const char *msg)
+{
+    if (L.target == LOG_TARGET_JOURNAL) {
+        struct log_fields f;
+        unsigned n = log_journal_fields(level, L.ident, d, queue, msg, &f);
+        if (sd_journal_sendv(f.iov, (int)n) == 0)
+            return;
+        /* no journal (socket gone): stderr, as before the target existed */
+    }
     if (L.target == LOG_TARGET_SYSLOG) {
         syslog(level, "%s", msg);
         return;
@@ -100,6 +153,37 @@ void log_vmsg(int level, const char *fmt, va_list ap)
             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
             ts.tv_nsec / 1000000, L.ident, level_name(level), msg);
     pthread_mutex_unlock(&L.lock);
+}
+
+void log_vmsg(int level, const char *fmt, va_list ap)
+{
+    if (level > log_get_level())
+        return;
+    char msg[1024];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    emit(level, NULL, LOG_NO_QUEUE, msg);
+}
+
+/* "<name>: <fmt>" or "<name> queue <q>: <fmt>", the text every device line
+ * had when the prefix was part of each format string. */
+static void log_vdev(int level, const struct log_dev *d, int queue, const char *fmt, va_list ap)
+{
+    if (level > log_get_level())
+        return;
+    char msg[1024];
+    int n = queue >= 0 ? snprintf(msg, sizeof(msg), "%s queue %d: ", d->name, queue)
+                       : snprintf(msg, sizeof(msg), "%s: ", d->name);
+    if (n >= 0 && (size_t)n < sizeof(msg))
+        vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+    emit(level, d, queue, msg);
+}
+
+void log_dev(int level, const struct log_dev *d, int queue, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vdev(level, d, queue, fmt, ap);
+    va_end(ap);
 }
 
 void log_msg(int level, const char *fmt, ...)
@@ -117,23 +201,47 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-void log_rl(struct log_ratelimit *rl, int level, const char *fmt, ...)
+/* May this message through?  Opens a new window when the old one is over,
+ * saying first how many messages it suppressed (about d, if not NULL). */
+static bool rl_admit(struct log_ratelimit *rl, int level, const struct log_dev *d, int queue)
 {
     uint64_t now = now_ms();
     if (now - rl->window_start_ms >= rl->interval_ms) {
-        if (rl->suppressed)
-            log_msg(level, "(%llu similar messages suppressed)", (unsigned long long)rl->suppressed);
+        if (rl->suppressed && level <= log_get_level()) {
+            char msg[64];
+            snprintf(msg, sizeof(msg), "(%llu similar messages suppressed)",
+                     (unsigned long long)rl->suppressed);
+            emit(level, d, d ? queue : LOG_NO_QUEUE, msg);
+        }
         rl->window_start_ms = now;
         rl->printed = 0;
         rl->suppressed = 0;
     }
     if (rl->printed >= rl->burst) {
         rl->suppressed++;
-        return;
+        return false;
     }
     rl->printed++;
+    return true;
+}
+
+void log_rl(struct log_ratelimit *rl, int level, const char *fmt, ...)
+{
+    if (!rl_admit(rl, level, NULL, LOG_NO_QUEUE))
+        return;
     va_list ap;
     va_start(ap, fmt);
     log_vmsg(level, fmt, ap);
+    va_end(ap);
+}
+
+void log_rl_dev(struct log_ratelimit *rl, int level, const struct log_dev *d, int queue,
+                const char *fmt, ...)
+{
+    if (!rl_admit(rl, level, d, queue))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_vdev(level, d, queue, fmt, ap);
     va_end(ap);
 }
