@@ -39,6 +39,8 @@ struct dp_queue_cfg {
 struct dp_config {
     const char *name;               /* "vbd <domid>/<devid>" for log lines (copied) */
     xen_domid_t fe_domid;
+    long long devid;                /* for the log fields (log.h log_dev); < 0: unknown */
+    const char *vdev;               /* "xvdb" for the log fields (copied); NULL: unknown */
     enum blkif_abi abi;
     unsigned nr_queues;             /* 1..XBD_MAX_QUEUES */
     struct dp_queue_cfg queue[XBD_MAX_QUEUES];

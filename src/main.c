@@ -51,6 +51,10 @@ int main(int argc, char **argv)
         xbd_config_free(&cfg);
         return 2;
     }
+    /* Under systemd (stderr is the journal's stream: JOURNAL_STREAM) log
+     * to the journal with the device fields, unless a target was chosen. */
+    if (!cfg.log_given && log_stderr_is_journal())
+        cfg.log_target = LOG_TARGET_JOURNAL;
     rc = log_init("xen-blkbackd", cfg.log_target, cfg.log_path, cfg.log_level);
     if (rc) {
         fprintf(stderr, "xen-blkbackd: log file %s: %s\n", cfg.log_path, strerror(-rc));

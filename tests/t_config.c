@@ -204,6 +204,12 @@ int main(void)
         T_EQ(c.max_indirect_segs, 256);
         T_EQ(c.feature_barrier, 0);
         T_EQ(c.resize_check_ms, 1000);
+        T_CHECK(!c.log_given, "no log target chosen: main() may pick the journal");
+        xbd_config_free(&c);
+        const char *jargs[] = { "--config=/dev/null", "--log=journal", NULL };
+        T_ASSERT(parse(&c, jargs) == 0, "%s", err);
+        T_EQ(c.log_target, LOG_TARGET_JOURNAL);
+        T_CHECK(c.log_given, "--log=journal given");
         T_CHECK(c.stop_timeout_ms < 10000, "stop timeout must fit libxl's 10 s");
         T_CHECK(xbd_config_wait_hotplug(&c), "hotplug gate defaults on under libxen");
         unsigned q = xbd_config_max_queues(&c);
@@ -276,7 +282,7 @@ int main(void)
     refuse("--xen=sim:", "xen");
     refuse("--xen=sim:/d,domid=x", "xen");
     refuse("--log=file:relative.log", "log");
-    refuse("--log=journal", "log");
+    refuse("--log=journald", "log");
     refuse("--log-level=chatty", "log-level");
     refuse("--control=relative.sock", "control");
     refuse("--backend-types=vbd,qdisk", "backend-types");

@@ -73,7 +73,9 @@ struct vbd {
     xen_domid_t fe_domid;
     unsigned devid;
     unsigned serial;
-    char name[48];                  /* "vbd <domid>/<devid>" (vbd3: "vbd3 ...") */
+    char name[48];                  /* "vbd <domid>/<devid>" */
+    char vdev[16];                  /* the toolstack's `dev` ("xvdb"); "" unknown */
+    struct log_dev log_id;          /* name, domid, devid, vdev: VLOG */
     char token[32];                 /* "xbd:vbd:<serial>" */
     char *be_path;                  /* /local/domain/<self>/backend/<kind>/<fe>/<devid> */
     char *fe_path;                  /* from `frontend`; NULL until known */
@@ -104,8 +106,9 @@ struct vbd {
     uint64_t resize_refused_bytes;  /* store size last refused by a resize (logged once) */
 };
 
-/* A log line about device v: "<v->name>: <message>". */
-#define VLOG(v, lvl, fmt, ...) log_msg(lvl, "%s: " fmt, (v)->name, ##__VA_ARGS__)
+/* A log line about device v: "<v->name>: <message>"; in the journal with
+ * DOMID=, DEVID=, VDEV= (log.h log_dev). */
+#define VLOG(v, lvl, fmt, ...) log_dev(lvl, &(v)->log_id, LOG_NO_QUEUE, fmt, ##__VA_ARGS__)
 
 /* ---- backend.c ------------------------------------------------------------ */
 /* The signals the event loop reads through its signalfd: SIGTERM SIGINT

@@ -233,6 +233,11 @@ int xbd_config_set(struct xbd_config *c, const char *key, const char *v,
     }
     if (!strcmp(key, "log")) {
         NEEDV();
+        c->log_given = true;
+        if (!strcmp(v, "journal")) {
+            c->log_target = LOG_TARGET_JOURNAL;
+            return set_str(&c->log_path, NULL);
+        }
         if (!strcmp(v, "stderr")) {
             c->log_target = LOG_TARGET_STDERR;
             return set_str(&c->log_path, NULL);
@@ -245,7 +250,7 @@ int xbd_config_set(struct xbd_config *c, const char *key, const char *v,
             c->log_target = LOG_TARGET_FILE;
             return set_str(&c->log_path, v + 5);
         }
-        BAD("log: expected stderr, syslog or file:/ABSOLUTE/PATH, got '%s'", v);
+        BAD("log: expected journal, stderr, syslog or file:/ABSOLUTE/PATH, got '%s'", v);
     }
     if (!strcmp(key, "log-level")) {
         NEEDV();
@@ -486,7 +491,8 @@ void xbd_config_usage(FILE *out, const char *prog)
 "  -F, --foreground             accepted for compatibility: always in the foreground\n"
 "      --pidfile=PATH           write the pid to PATH\n"
 "      --xen=libxen|sim:DIR[,domid=N][,unmap_delay_us=N]  Xen services: real or simulated host\n"
-"      --log=stderr|syslog|file:PATH   log target (default stderr)\n"
+"      --log=journal|stderr|syslog|file:PATH  log target (default journal when\n"
+"                               stderr is the journal's stream, else stderr)\n"
 "      --log-level=LEVEL        err, warning, notice, info (default), debug\n"
 "      --control=PATH|none      control socket (default " XBD_DEFAULT_CONTROL ")\n"
 "      --backend-types=vbd[,vbd3]  xenstore backend kinds to serve (default vbd)\n"

@@ -32,6 +32,8 @@ struct xbd_config {
     char *pidfile;              /* NULL: none */
     char *xen;                  /* "libxen" or "sim:DIR[,domid=N]" */
     enum log_target log_target;
+    bool log_given;             /* `log` set by the file or the command line; else
+                                   main() picks journal under systemd */
     char *log_path;             /* LOG_TARGET_FILE only */
     int log_level;              /* LOG_ERR..LOG_DEBUG */
     char *control_path;         /* NULL: XBD_DEFAULT_CONTROL; "": none */

@@ -52,11 +52,16 @@ int vbd_new(struct backend *b, const char *kind, xen_domid_t fe, unsigned devid,
     v->serial = ++b->next_serial;
     snprintf(v->name, sizeof(v->name), "vbd %u/%u", fe, devid);
     snprintf(v->token, sizeof(v->token), "xbd:vbd:%u", v->serial);
+    v->log_id = (struct log_dev){ .name = v->name, .domid = fe, .devid = devid, .vdev = v->vdev };
     v->be_state = v->fe_state = v->online = -1;
     if (asprintf(&v->be_path, "%s/%s/%s/%u/%u", b->home, XSK_BACKEND_DIR, kind, fe, devid) < 0) {
         free(v);
         return -ENOMEM;
     }
+    char *dev = NULL;
+    if (xs_read_str(b, v->be_path, XSK_DEV, &dev) == 0)
+        snprintf(v->vdev, sizeof(v->vdev), "%s", dev);     /* for the log fields only */
+    free(dev);
     v->next = b->vbds;
     b->vbds = v;
     for (size_t i = 0; i < sizeof(be_watch_keys) / sizeof(be_watch_keys[0]); i++) {
@@ -209,7 +214,8 @@ void vbd_changed(struct vbd *v)
     }
     int be = v->be_state, fe = v->fe_state;
     bool online = v->online == 1;
-    log_debug("%s: backend %s, frontend %s, online %d, hotplug %s", v->name,
+    if (log_get_level() >= LOG_DEBUG)
+        VLOG(v, LOG_DEBUG, "backend %s, frontend %s, online %d, hotplug %s",
               xenbus_state_name(be), xenbus_state_name(fe), online,
               v->hotplug_connected ? "connected" : "-");
     if (be < 0)

@@ -468,6 +468,8 @@ int vbd_connect(struct vbd *v)
 
     dc->name = v->name;
     dc->fe_domid = v->fe_domid;
+    dc->devid = v->devid;
+    dc->vdev = v->vdev;
     dc->engine = e;
     dc->sectors = c->sectors;
     dc->sector_size = c->sector_size;

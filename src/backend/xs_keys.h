@@ -21,6 +21,7 @@
 #define XSK_STATE               "state"
 #define XSK_PARAMS              "params"
 #define XSK_MODE                "mode"                      /* "w" or "r" */
+#define XSK_DEV                 "dev"                       /* libxl: the vdev, "xvdb" */
 #define XSK_DEVICE_TYPE         "device-type"               /* "disk" or "cdrom" */
 #define XSK_REMOVABLE           "removable"
 #define XSK_DISCARD_ENABLE      "discard-enable"

@@ -21,6 +21,8 @@ struct dp {
     struct xen_host *host;
     struct dp_config cfg;
     char name[64];
+    char vdev[16];
+    struct log_dev id;          /* name, domid, devid, vdev: every log line */
     unsigned nq;
     struct dpq *q[XBD_MAX_QUEUES];
     struct rstate rs;           /* restart state (rstate.h) */
@@ -97,6 +99,7 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
     q->dp = dp;
     q->idx = idx;
     q->name = dp->name;
+    q->id = &dp->id;
     q->ops = ops;
     q->abi = cfg->abi;
     q->esz = blkif_abi_entry_size(cfg->abi);
@@ -119,17 +122,18 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
 
     rc = dpg_init(&q->g, ops, dp->host, cfg->fe_domid, &q->st);
     if (rc < 0) {
-        log_err("%s queue %u: cannot open grant table: %s", dp->name, idx, strerror(-rc));
+        log_dev(LOG_ERR, &dp->id, (int)idx, "cannot open grant table: %s", strerror(-rc));
         return rc;
     }
     enum grant_mode mode = dpg_resolve_mode(cfg->grant_mode, cfg->persistent);
     if (idx == 0) {
         if (cfg->grant_mode == GRANT_MODE_PERSISTENT && mode != GRANT_MODE_PERSISTENT)
-            log_notice("%s: grant mode persistent: the frontend did not negotiate "
-                       "feature-persistent, mapping grants per request", dp->name);
-        log_info("%s: grant mode %s (asked %s, feature-persistent %s)", dp->name,
-                 dpg_mode_name(mode), dpg_mode_name(cfg->grant_mode),
-                 cfg->persistent ? "negotiated" : "off");
+            log_dev(LOG_NOTICE, &dp->id, LOG_NO_QUEUE,
+                    "grant mode persistent: the frontend did not negotiate "
+                    "feature-persistent, mapping grants per request");
+        log_dev(LOG_INFO, &dp->id, LOG_NO_QUEUE, "grant mode %s (asked %s, feature-persistent %s)",
+                dpg_mode_name(mode), dpg_mode_name(cfg->grant_mode),
+                cfg->persistent ? "negotiated" : "off");
     }
 
     /* The ring: nr_ring_pages refs, one contiguous read-write mapping. */
@@ -138,7 +142,7 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
     rc = ops->gnt_map(q->g.gnt, cfg->fe_domid, qc->nr_ring_pages, qc->ring_ref,
                       PROT_READ | PROT_WRITE, &addr);
     if (rc < 0) {
-        log_err("%s queue %u: cannot map %u ring page(s): %s", dp->name, idx,
+        log_dev(LOG_ERR, &dp->id, (int)idx, "cannot map %u ring page(s): %s",
                 qc->nr_ring_pages, strerror(-rc));
         return rc;
     }
@@ -157,8 +161,8 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
             ? __RING_SIZE((struct blkif_x86_32_sring *)addr, bytes)
             : __RING_SIZE((struct blkif_x86_64_sring *)addr, bytes);
         if (req - rsp > size) {
-            log_err("%s queue %u: cannot reattach: req_prod %u - rsp_prod %u > ring size %u",
-                    dp->name, idx, req, rsp, size);
+            log_dev(LOG_ERR, &dp->id, (int)idx,
+                    "cannot reattach: req_prod %u - rsp_prod %u > ring size %u", req, rsp, size);
             return -EIO;
         }
         start = rsp;
@@ -174,12 +178,12 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
     rc = ops->evtchn_open(dp->host, &q->evt);
     if (rc < 0) {
         q->evt = NULL;
-        log_err("%s queue %u: cannot open event channels: %s", dp->name, idx, strerror(-rc));
+        log_dev(LOG_ERR, &dp->id, (int)idx, "cannot open event channels: %s", strerror(-rc));
         return rc;
     }
     rc = ops->evtchn_bind(q->evt, cfg->fe_domid, qc->evtchn, &q->port);
     if (rc < 0) {
-        log_err("%s queue %u: cannot bind event channel %u of domain %u: %s", dp->name, idx,
+        log_dev(LOG_ERR, &dp->id, (int)idx, "cannot bind event channel %u of domain %u: %s",
                 qc->evtchn, cfg->fe_domid, strerror(-rc));
         return rc;
     }
@@ -190,7 +194,7 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
     unsigned nr_slots = RING_SIZE(&q->br.r64);
     rc = dpg_setup(&q->g, cfg, mode, nr_slots, max_segs);
     if (rc < 0) {
-        log_err("%s queue %u: cannot set up grant mode %s: %s", dp->name, idx,
+        log_dev(LOG_ERR, &dp->id, (int)idx, "cannot set up grant mode %s: %s",
                 dpg_mode_name(mode), strerror(-rc));
         return rc;
     }
@@ -238,9 +242,10 @@ static int slots_setup(struct dp *dp)
         rc = dpq_alloc_slots(q, q->nr_slots, q->max_segs, recs);
         if (rc == 0 && n) {
             dpq_set_redo(q, redo, n);
-            log_notice("%s queue %u: restart state: %u request(s) to re-issue, resuming at "
-                       "req_cons %u (rsp_prod %u, req_prod %u)", dp->name, i, n, req_cons,
-                       dp->attach_rsp[i], dp->attach_req[i]);
+            log_dev(LOG_NOTICE, &dp->id, (int)i,
+                    "restart state: %u request(s) to re-issue, resuming at "
+                    "req_cons %u (rsp_prod %u, req_prod %u)", n, req_cons,
+                    dp->attach_rsp[i], dp->attach_req[i]);
         }
     }
     free(redo);
@@ -274,6 +279,10 @@ int dp_create(const struct xen_ops *ops, struct xen_host *host,
     dp->cfg = *cfg;
     snprintf(dp->name, sizeof(dp->name), "%s", cfg->name ? cfg->name : "vbd");
     dp->cfg.name = dp->name;
+    snprintf(dp->vdev, sizeof(dp->vdev), "%s", cfg->vdev ? cfg->vdev : "");
+    dp->cfg.vdev = dp->vdev;
+    dp->id = (struct log_dev){ .name = dp->name, .domid = cfg->fe_domid, .devid = cfg->devid,
+                               .vdev = dp->vdev };
     pthread_mutex_init(&dp->lock, NULL);
     for (unsigned i = 0; i < cfg->nr_queues; i++) {
         struct dpq *q = calloc(1, sizeof(*q));
@@ -315,7 +324,7 @@ static void stop_threads(struct dp *dp, uint64_t deadline_ns)
         q->deadline_ns = deadline_ns;
         uint64_t one = 1;
         if (write(q->stop_efd, &one, sizeof(one)) < 0)
-            log_err("%s queue %u: cannot signal stop: %s", dp->name, i, strerror(errno));
+            log_dev(LOG_ERR, &dp->id, (int)i, "cannot signal stop: %s", strerror(errno));
     }
     for (unsigned i = 0; i < dp->nq; i++) {
         struct dpq *q = dp->q[i];
@@ -332,13 +341,14 @@ static void stop_threads(struct dp *dp, uint64_t deadline_ns)
         if (rc == ETIMEDOUT && __atomic_load_n(&q->quiesced, __ATOMIC_ACQUIRE)) {
             /* No I/O left: it is unmapping grants (one call per persistent
              * grant, slow under emulation).  Bounded: wait for it, never leak. */
-            log_info("%s queue %u: still releasing grants at the stop deadline; waiting",
-                     dp->name, i);
+            log_dev(LOG_INFO, &dp->id, (int)i,
+                    "still releasing grants at the stop deadline; waiting");
             rc = pthread_join(q->thread, NULL);
         }
         if (rc != 0) {
-            log_err("%s queue %u: I/O still in the kernel after the stop deadline (%s): "
-                    "queue left behind, resources leaked", dp->name, i, strerror(rc));
+            log_dev(LOG_ERR, &dp->id, (int)i,
+                    "I/O still in the kernel after the stop deadline (%s): "
+                    "queue left behind, resources leaked", strerror(rc));
             pthread_detach(q->thread);
             q->leaked = true;
         }
@@ -364,7 +374,7 @@ int dp_start(struct dp *dp)
         rc = q->eng->ops->queue_open(q->eng, q->nr_slots, &q->eq);
         if (rc < 0) {
             q->eq = NULL;
-            log_err("%s queue %u: cannot open engine queue: %s", dp->name, i, strerror(-rc));
+            log_dev(LOG_ERR, &dp->id, (int)i, "cannot open engine queue: %s", strerror(-rc));
             break;
         }
         q->stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -374,7 +384,7 @@ int dp_start(struct dp *dp)
         }
         rc = -pthread_create(&q->thread, NULL, dpq_thread, q);
         if (rc < 0) {
-            log_err("%s queue %u: cannot start thread: %s", dp->name, i, strerror(-rc));
+            log_dev(LOG_ERR, &dp->id, (int)i, "cannot start thread: %s", strerror(-rc));
             break;
         }
         char tname[16];

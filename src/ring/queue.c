@@ -222,11 +222,10 @@ static const char *op_name(uint8_t op)
 static void refuse(struct dpq *q, struct dp_slot *s, int16_t status)
 {
     ST_ADD(&q->st, bad_req, 1);
-    log_rl(&q->rl[DPQ_RL_REQ], LOG_WARNING,
-           "%s queue %u: %s request id %" PRIu64 " (op %u, nr_segments %u, sector %" PRIu64
-           ") refused: %s", q->name, q->idx, op_name(s->req->operation), s->req->id,
-           s->req->operation, s->req->nr_segments, s->req->sector_number,
-           s->chk.why ? s->chk.why : "invalid");
+    log_rl_dev(&q->rl[DPQ_RL_REQ], LOG_WARNING, q->id, (int)q->idx,
+               "%s request id %" PRIu64 " (op %u, nr_segments %u, sector %" PRIu64
+               ") refused: %s", op_name(s->req->operation), s->req->id, s->req->operation,
+               s->req->nr_segments, s->req->sector_number, s->chk.why ? s->chk.why : "invalid");
     finish(q, s, status);
 }
 
@@ -236,8 +235,8 @@ static void queue_io(struct dpq *q, struct dp_slot *s)
 {
     int rc = q->eng->ops->queue_io(q->eq, &s->io);
     if (rc < 0) {
-        log_rl(&q->rl[DPQ_RL_INTERNAL], LOG_ERR, "%s queue %u: engine refused I/O: %s",
-               q->name, q->idx, strerror(-rc));
+        log_rl_dev(&q->rl[DPQ_RL_INTERNAL], LOG_ERR, q->id, (int)q->idx,
+                   "engine refused I/O: %s", strerror(-rc));
         finish(q, s, BLKIF_RSP_ERROR);
         return;
     }
@@ -261,15 +260,15 @@ static void copy_enlist(struct dpq *q, struct dp_slot *s, enum dpq_stage stage)
 static void grant_fault(struct dpq *q, struct dp_slot *s, unsigned n, int rc)
 {
     if (rc == -EBUSY)
-        log_rl(&q->rl[DPQ_RL_MAP], LOG_WARNING,
-               "%s queue %u: %s request id %" PRIu64 ": persistent grant %u already in use "
-               "by another request", q->name, q->idx, op_name(s->req->operation), s->req->id,
-               q->g.busy_gref);
+        log_rl_dev(&q->rl[DPQ_RL_MAP], LOG_WARNING, q->id, (int)q->idx,
+                   "%s request id %" PRIu64 ": persistent grant %u already in use "
+                   "by another request", op_name(s->req->operation), s->req->id,
+                   q->g.busy_gref);
     else
-        log_rl(&q->rl[DPQ_RL_MAP], LOG_WARNING,
-               "%s queue %u: %s request id %" PRIu64 ": cannot %s %u grant(s): %s",
-               q->name, q->idx, op_name(s->req->operation), s->req->id,
-               q->g.mode == GRANT_MODE_COPY ? "copy" : "map", n, strerror(-rc));
+        log_rl_dev(&q->rl[DPQ_RL_MAP], LOG_WARNING, q->id, (int)q->idx,
+                   "%s request id %" PRIu64 ": cannot %s %u grant(s): %s",
+                   op_name(s->req->operation), s->req->id,
+                   q->g.mode == GRANT_MODE_COPY ? "copy" : "map", n, strerror(-rc));
 }
 
 /* Reach the data pages (map, persistent cache or bounce buffer), build the
@@ -383,10 +382,10 @@ static void io_done(struct engine_io *io, void *arg)
 
     if (io->result < 0) {
         ST_ADD(&q->st, io_errors, 1);
-        log_rl(&q->rl[DPQ_RL_IO], LOG_ERR,
-               "%s queue %u: %s request id %" PRIu64 " (bytes %" PRIu64 "+%" PRIu64 "): I/O error: %s",
-               q->name, q->idx, op_name(s->req->operation), s->req->id, io->offset, io->len,
-               strerror((int)-io->result));
+        log_rl_dev(&q->rl[DPQ_RL_IO], LOG_ERR, q->id, (int)q->idx,
+                   "%s request id %" PRIu64 " (bytes %" PRIu64 "+%" PRIu64 "): I/O error: %s",
+                   op_name(s->req->operation), s->req->id, io->offset, io->len,
+                   strerror((int)-io->result));
         finish(q, s, BLKIF_RSP_ERROR);
         return;
     }
@@ -502,8 +501,8 @@ static void replay(struct dpq *q)
 {
     if (!q->nredo)
         return;
-    log_notice("%s queue %u: re-issuing %u request(s) left in flight by the previous daemon",
-               q->name, q->idx, q->nredo);
+    log_dev(LOG_NOTICE, q->id, (int)q->idx,
+            "re-issuing %u request(s) left in flight by the previous daemon", q->nredo);
     ST_ADD(&q->st, replayed, q->nredo);
     for (unsigned i = 0; i < q->nredo; i++)
         dispatch(q, &q->slots[q->redo[i]]);
@@ -517,8 +516,8 @@ static void submit(struct dpq *q)
     ST_ADD(&q->st, submits, 1);
     int rc = q->eng->ops->submit(q->eq);
     if (rc < 0)                 /* the I/Os stay queued; retried next round */
-        log_rl(&q->rl[DPQ_RL_INTERNAL], LOG_ERR, "%s queue %u: engine submit failed: %s",
-               q->name, q->idx, strerror(-rc));
+        log_rl_dev(&q->rl[DPQ_RL_INTERNAL], LOG_ERR, q->id, (int)q->idx,
+                   "engine submit failed: %s", strerror(-rc));
     else
         q->queued = 0;
 }
@@ -527,8 +526,9 @@ static void halt(struct dpq *q, RING_IDX rp)
 {
     q->halted = true;
     ST_ADD(&q->st, halted, 1);
-    log_err("%s queue %u: bogus ring requests (req_prod %u, rsp_prod %u, ring size %u): "
-            "ring halted until disconnect", q->name, q->idx, rp, RING(q)->rsp_prod_pvt,
+    log_dev(LOG_ERR, q->id, (int)q->idx,
+            "bogus ring requests (req_prod %u, rsp_prod %u, ring size %u): "
+            "ring halted until disconnect", rp, RING(q)->rsp_prod_pvt,
             RING_SIZE(RING(q)));
 }
 
@@ -593,8 +593,8 @@ static int reap(struct dpq *q)
 {
     int rc = q->eng->ops->reap(q->eq, io_done, q);
     if (rc < 0)
-        log_rl(&q->rl[DPQ_RL_INTERNAL], LOG_ERR, "%s queue %u: engine reap failed: %s",
-               q->name, q->idx, strerror(-rc));
+        log_rl_dev(&q->rl[DPQ_RL_INTERNAL], LOG_ERR, q->id, (int)q->idx,
+                   "engine reap failed: %s", strerror(-rc));
     copy_flush(q);              /* the completion batch's READ data, one gnt_copy */
     return rc;
 }
@@ -665,8 +665,9 @@ static void drain(struct dpq *q)
     push_responses(q);
     unsigned left = q->inflight;
     if (left)
-        log_warn("%s queue %u: stop: %u request(s) still in flight at the deadline, "
-                 "abandoned unanswered", q->name, q->idx, left);
+        log_dev(LOG_WARNING, q->id, (int)q->idx,
+                "stop: %u request(s) still in flight at the deadline, abandoned unanswered",
+                left);
     q->eng->ops->queue_close(q->eq);
     q->eq = NULL;
     __atomic_store_n(&q->quiesced, true, __ATOMIC_RELEASE);
@@ -754,7 +755,7 @@ void *dpq_thread(void *arg)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            log_err("%s queue %u: poll: %s", q->name, q->idx, strerror(errno));
+            log_dev(LOG_ERR, q->id, (int)q->idx, "poll: %s", strerror(errno));
             break;
         }
         if (pfd[2].revents) {

@@ -66,6 +66,7 @@ struct dpq {
     struct dp *dp;
     unsigned idx;
     const char *name;               /* the vbd's "vbd <domid>/<devid>" */
+    const struct log_dev *id;       /* the vbd's identity for log_dev (the dp's) */
     const struct xen_ops *ops;
     enum blkif_abi abi;
     size_t esz;                     /* ring entry bytes (112 / 108) */
