@@ -5,6 +5,7 @@
 #   make bench      benchmarks (not tests): ratios against raw fio
 #   make check-xen  real Xen under QEMU with the real Linux blkfront
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make deb        Debian packages (debhelper) into build/deb/, lintian-checked
 # V=1 shows full command lines.
 
 CC      ?= gcc
@@ -34,7 +35,7 @@ CFLAGS  ?= $(OPT) -g
 XCFLAGS := -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -D__XEN_TOOLS__ -pthread \
            -Iinclude $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
 LDLIBS  := $(PKG_LIBS) -laio -lpthread -lm
-XLDFLAGS := $(SANFLAGS) -pthread
+XLDFLAGS := $(SANFLAGS) -pthread $(LDFLAGS)
 
 ifeq ($(V),1)
 Q :=
@@ -57,7 +58,7 @@ TEST_SRC := $(sort $(wildcard tests/t_*.c))
 TESTS    := $(TEST_SRC:tests/%.c=$(O)/tests/%)
 PROGS    := $(if $(wildcard src/main.c),$(DAEMON)) $(if $(XSD_SRC),$(XSD)) $(TOOLS)
 
-.PHONY: all tests check check-xen demo bench install clean distclean
+.PHONY: all tests check check-xen demo bench install deb clean distclean
 .SECONDARY:
 all: $(PROGS)
 tests: all $(TESTS)
@@ -65,7 +66,7 @@ tests: all $(TESTS)
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS) $(XCFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(XCFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -119,6 +120,11 @@ install: all
 	    install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 	install -m 644 conf/xen-blkbackd.conf $(DESTDIR)$(SYSCONFDIR)/xen/
 	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)" SBINDIR="$(SBINDIR)" conf/install-extra.sh
+
+# Debian packages from a copy of the tree (dpkg-buildpackage writes next to
+# the source dir): build/deb/*.deb, then lintian (warnings fail).
+deb:
+	scripts/make-deb.sh build/deb
 
 clean:
 	rm -rf build
