@@ -28,6 +28,15 @@ static int ctl_resize(unsigned domid, unsigned devid, char **out)
     return rc;
 }
 
+/* ctl_resize exits `want_exit` and says `needle`. */
+static void expect_resize(unsigned domid, int want_exit, const char *needle)
+{
+    char *out = NULL;
+    T_EQ(ctl_resize(domid, DEVID, &out), want_exit);
+    T_CHECK(out && strstr(out, needle), "resize %u: no '%s' in the output", domid, needle);
+    free(out);
+}
+
 static void grow(const char *img, long long bytes)
 {
     T_ASSERT(truncate(img, bytes) == 0, "truncate %s to %lld", img, bytes);
@@ -138,15 +147,13 @@ int main(void)
     io_at(&g, 16384, BLKIF_RSP_ERROR, "past the end of 8 MiB");
 
     /* grow to 16 MiB and ask: sectors and state in one transaction */
-    char bstate[160], *out = NULL;
+    char bstate[160];
     snprintf(bstate, sizeof(bstate), "%s/state", v.be);
     T_ASSERT(xs_watch(xs, bstate, "t_resize"), "xs_watch");
     saw_watch(xs, bstate, 1000);                   /* the watch's first event */
     free(xs_control_command(xs, "log", "on", 3));
     grow(img, 16 * MiB);
-    T_EQ(ctl_resize(RW_DOM, DEVID, &out), 0);
-    T_CHECK(out && strstr(out, "from 16384 to 32768 sectors"), "resize output");
-    free(out);
+    expect_resize(RW_DOM, 0, "from 16384 to 32768 sectors");
     T_CHECK(saw_watch(xs, bstate, 2000), "no watch event on %s after the resize", bstate);
     free(xs_control_command(xs, "log", "off", 4));
     T_EQ(hx_read_int("%s/sectors", v.be), 32768);
@@ -155,30 +162,20 @@ int main(void)
     io_at(&g, 16384, BLKIF_RSP_OKAY, "first page past the old end");
     io_at(&g, 32768 - 8, BLKIF_RSP_OKAY, "last page of 16 MiB");
     io_at(&g, 32768, BLKIF_RSP_ERROR, "past the new end");
-    T_EQ(ctl_resize(RW_DOM, DEVID, &out), 0);
-    T_CHECK(out && strstr(out, "unchanged, 32768 sectors"), "second resize: unchanged");
-    free(out);
+    expect_resize(RW_DOM, 0, "unchanged, 32768 sectors");
 
     /* refused: shrink, not whole sectors, read-only, unknown device */
     grow(img, 12 * MiB);
-    T_EQ(ctl_resize(RW_DOM, DEVID, &out), 1);
-    T_CHECK(out && strstr(out, "shrinking is not supported"), "shrink: reason");
-    free(out);
+    expect_resize(RW_DOM, 1, "shrinking is not supported");
     T_CHECK(hx_log_count(&E.d, "resize refused", "shrank to 24576 sectors") == 1,
             "shrink: one log line");
     grow(img, 16 * MiB + 100);
-    T_EQ(ctl_resize(RW_DOM, DEVID, &out), 1);
-    T_CHECK(out && strstr(out, "not a whole number of 512-byte sectors"), "odd size: reason");
-    free(out);
+    expect_resize(RW_DOM, 1, "not a whole number of 512-byte sectors");
     grow(roimg, 16 * MiB);
-    T_EQ(ctl_resize(RO_DOM, DEVID, &out), 1);
-    T_CHECK(out && strstr(out, "read-only device"), "read-only: reason");
-    free(out);
+    expect_resize(RO_DOM, 1, "read-only device");
     T_EQ(hx_read_int("%s/sectors", ro.be), 16384);
     grow(roimg, 8 * MiB);                           /* as advertised again */
-    T_EQ(ctl_resize(99, DEVID, &out), 1);
-    T_CHECK(out && strstr(out, "no such device"), "unknown device: reason");
-    free(out);
+    expect_resize(99, 1, "no such device");
     T_EQ(hx_read_int("%s/sectors", v.be), 32768);
     io_at(&g, 32768 - 8, BLKIF_RSP_OKAY, "last page after the refusals");
 
