@@ -124,6 +124,7 @@ extern const struct engine_ops engine_uring;
 extern const struct engine_ops engine_aio;     /* libaio (src/engine/aio.c) */
 extern const struct engine_ops engine_null;
 extern const struct engine_ops engine_nbd;     /* libnbd client (src/engine/nbd.c) */
+extern const struct engine_ops engine_rbd;     /* Ceph RBD via librbd (src/engine/rbd.c) */
 
 /*
  * Open the backing store named by an xenstore `params` value.
@@ -135,6 +136,9 @@ extern const struct engine_ops engine_nbd;     /* libnbd client (src/engine/nbd.
  *                    other NBD URI schemes: nbds, +vsock), or "nbd:<URI>":
  *                    an NBD export through libnbd; query options timeout=
  *                    and reconnect= are ours (src/engine/nbd.c).
+ *   "rbd:<pool>[/<namespace>]/<image>[@<snapshot>][:<key>=<value>]..."
+ *                    a Ceph RBD image (src/engine/rbd.c; keys id, conf,
+ *                    keyring and librados options; backslash escapes).
  * Filter engines wrap another engine when allow_filters (test builds and
  * --allow-test-engines only):
  *   "error:<start>-<end>[,r|w|rw]:<inner>"  fail I/O touching bytes [start,end) with -EIO
