@@ -30,6 +30,11 @@ endif
 PKGS    := xenstore xengnttab xenevtchn liburing inih json-c libcrypto libsystemd libnbd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Ceph's librbd/librados: pkg-config names of upstream's .pc files; Debian 12's
+# librbd-dev/librados-dev ship none, hence the plain -l fallback.
+CEPH_PKGS  := librbd librados
+PKG_CFLAGS += $(shell pkg-config --cflags $(CEPH_PKGS) 2>/dev/null)
+PKG_LIBS   += $(shell pkg-config --libs $(CEPH_PKGS) 2>/dev/null || echo -lrbd -lrados)
 
 CFLAGS  ?= $(OPT) -g
 XCFLAGS := -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -D__XEN_TOOLS__ -pthread \

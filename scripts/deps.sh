@@ -6,7 +6,8 @@ pkgs="build-essential pkg-config libxen-dev liburing-dev libaio-dev libinih-dev 
       xenstore-utils fio e2fsprogs util-linux bc gnuplot-nox jq
       libsystemd-dev systemd man-db
       libnbd-dev libnbd-bin nbdkit qemu-utils qemu-system-common
-      dpkg-dev debhelper lintian"
+      dpkg-dev debhelper lintian
+      librbd-dev librados-dev ceph-mon ceph-osd ceph-common"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

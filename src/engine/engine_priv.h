@@ -87,4 +87,25 @@ const char *eng_params_path(const char *params);
  * first time as a warning).  `name` is for log lines. */
 const struct engine_ops *eng_default_ops(const char *name);
 
+/* An rbd: params value without the prefix (src/engine/rbd.c has the syntax).
+ * Names and values unescaped and NUL-terminated; cluster_key is the option
+ * text after the image spec as written (images with equal text share one
+ * RADOS connection); opts holds every key but id and conf. */
+#define RBD_SPEC_NAME 256
+#define RBD_SPEC_KEY 1024
+#define RBD_SPEC_MAX_OPTS 16
+struct rbd_spec_opt { char key[64], val[RBD_SPEC_NAME]; };
+struct rbd_spec {
+    char pool[RBD_SPEC_NAME], ns[RBD_SPEC_NAME], image[RBD_SPEC_NAME], snap[RBD_SPEC_NAME];
+    char id[RBD_SPEC_NAME], conf[RBD_SPEC_NAME];
+    char cluster_key[RBD_SPEC_KEY];
+    struct rbd_spec_opt opts[RBD_SPEC_MAX_OPTS];
+    unsigned nopts;
+};
+/* 0 or -EINVAL (syntax, a name longer than 255 bytes, more than 16 options);
+ * *out is left alone on failure. */
+int rbd_spec_parse(const char *spec, struct rbd_spec *out);
+/* How many RADOS connections the rbd engine holds (for tests and logs). */
+unsigned rbd_cluster_count(void);
+
 #endif

@@ -8,6 +8,7 @@
  *   null:<bytes>                       zeroes, writes dropped
  *   nbd[s][+unix|+vsock]://...         an NBD URI (libnbd; src/engine/nbd.c)
  *   nbd:<URI>                          the same, with an explicit prefix
+ *   rbd:<pool>[/<ns>]/<image>[@<snap>][:<key>=<value>]...   Ceph RBD (rbd.c)
  *   error:<start>-<end>[,r|w|rw]:<inner>   filter (allow_filters only)
  *   delay:[w]<usec>:<inner>                filter (allow_filters only; w: writes only)
  * Sizes accept k/M/G/T suffixes (powers of 1024).  A prefix that is not an
@@ -114,6 +115,10 @@ int engine_open_params(const char *params, const struct engine_params *p,
         q.path = rest;
         return engine_nbd.open(&q, out);
     }
+    if (has_prefix(params, "rbd:", &rest)) {
+        q.path = rest;
+        return engine_rbd.open(&q, out);
+    }
     const struct engine_ops *ops = NULL;
     if (has_prefix(params, "uring:", &rest))
         ops = &engine_uring;
@@ -136,7 +141,8 @@ const char *eng_params_path(const char *params)
         if (has_prefix(params, "error:", &rest) || has_prefix(params, "delay:", &rest)) {
             const char *colon = strchr(rest, ':');
             params = colon ? colon + 1 : NULL;
-        } else if (has_prefix(params, "null:", &rest) || is_nbd(params, &rest)) {
+        } else if (has_prefix(params, "null:", &rest) || is_nbd(params, &rest) ||
+                   has_prefix(params, "rbd:", &rest)) {
             return NULL;
         } else if (has_prefix(params, "uring:", &rest) || has_prefix(params, "aio:", &rest)) {
             return *rest ? rest : NULL;
