@@ -53,8 +53,11 @@ struct engine_caps {
      * I/O straight into gntdev-mapped guest pages (grant modes map and
      * persistent) safe across a crash on a PV dom0: otherwise the kernel
      * cannot unmap the still-pinned pages ("BUG: Bad page map ... gntdev",
-     * grants leaked for good; tests/xen/README.md, rootcause).  Filters
-     * inherit it from their inner engine. */
+     * grants leaked for good; tests/xen/README.md, rootcause).  Also true
+     * of an engine whose I/O never involves the kernel touching our pages
+     * asynchronously (rbd: librbd memcpys and uses socket calls in its own
+     * threads, src/engine/rbd.c).  Filters inherit it from their inner
+     * engine. */
     bool exit_drains_io;
 };
 
