@@ -115,6 +115,7 @@ bench: all
 	bench/bench.sh $(O)
 	bench/matrix.sh $(O)
 	bench/nbd.sh $(O)
+	bench/rbd.sh $(O)
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/xen $(DESTDIR)$(LIBEXECDIR)
