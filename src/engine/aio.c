@@ -108,21 +108,13 @@ static void aio_close(struct engine *e)
     free(a);
 }
 
-static void signal_efd(int efd)
-{
-    uint64_t one = 1;
-    if (write(efd, &one, sizeof(one)) < 0) {
-        /* counter saturated: readable anyway */
-    }
-}
-
 /* Completed outside the kernel (worker, or at once): report through fin. */
 static void finish(struct aio_queue *q, struct engine_io *io)
 {
     pthread_mutex_lock(&q->mu);
     q->fin[q->nfin++] = io;             /* nfin <= busy <= depth */
     pthread_mutex_unlock(&q->mu);
-    signal_efd(q->efd);
+    eng_efd_signal(q->efd);
 }
 
 static void run_job(struct aio_queue *q, struct engine_io *io)

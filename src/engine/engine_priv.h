@@ -32,6 +32,8 @@ int  eng_done_push(struct eng_done *d, struct engine_io *io);
 int  eng_done_reap(struct eng_done *d, engine_done_fn done, void *arg);
 /* Read the eventfd counter to zero (non-blocking). */
 void eng_efd_drain(int efd);
+/* Add 1 to the eventfd counter (non-blocking; efd < 0: nothing). */
+void eng_efd_signal(int efd);
 
 /* Parse an unsigned byte count with optional suffix k/K, m/M, g/G, t/T
  * (powers of 1024).  Parses up to `end` (NULL: whole string).

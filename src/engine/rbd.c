@@ -453,14 +453,6 @@ static int rbd_queue_open(struct engine *eb, unsigned depth, struct engine_queue
     return 0;
 }
 
-static void signal_efd(int efd)
-{
-    uint64_t one = 1;
-    if (write(efd, &one, sizeof(one)) < 0) {
-        /* counter saturated: readable anyway */
-    }
-}
-
 /* A request is done (result set): onto fin; from_lib: it was in librbd. */
 static void finish(struct rbd_req *rq, bool from_lib)
 {
@@ -472,7 +464,7 @@ static void finish(struct rbd_req *rq, bool from_lib)
         pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->mu);
     if (wake)
-        signal_efd(q->efd);
+        eng_efd_signal(q->efd);
 }
 
 /* librbd's callback, in one of its threads. */

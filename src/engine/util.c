@@ -46,17 +46,21 @@ void eng_efd_drain(int efd)
     }
 }
 
+void eng_efd_signal(int efd)
+{
+    uint64_t one = 1;
+    if (efd >= 0 && write(efd, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the counter is saturated, so it is readable anyway */
+    }
+}
+
 int eng_done_push(struct eng_done *d, struct engine_io *io)
 {
     if (d->n >= d->cap)
         return -EBUSY;
     d->v[(d->head + d->n) % d->cap] = io;
-    if (d->n++ == 0 && d->efd >= 0) {
-        uint64_t one = 1;
-        if (write(d->efd, &one, sizeof(one)) < 0) {
-            /* counter saturated: it is readable anyway */
-        }
-    }
+    if (d->n++ == 0)
+        eng_efd_signal(d->efd);
     return 0;
 }
 
@@ -74,12 +78,8 @@ int eng_done_reap(struct eng_done *d, engine_done_fn done, void *arg)
         done(io, arg);
     }
     /* ios pushed by done() keep the eventfd signalled for the next round */
-    if (d->n && d->efd >= 0) {
-        uint64_t one = 1;
-        if (write(d->efd, &one, sizeof(one)) < 0) {
-            /* saturated: readable anyway */
-        }
-    }
+    if (d->n)
+        eng_efd_signal(d->efd);
     return (int)n;
 }
 
