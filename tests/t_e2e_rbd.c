@@ -95,14 +95,35 @@ static void open_fault(const char *params, unsigned domid, const char *expect)
     free(log);
 }
 
-struct bg { const char *params; int rc; char *out; };
+struct bg { const char *params; unsigned domid, runtime; int rc; char *out; };
 static void *bg_bench(void *arg)
 {
     struct bg *b = arg;
+    char rt[16];
+    snprintf(rt, sizeof(rt), "%u", b->runtime);
     const char *args[] = { "--rw", "randrw", "--bs-range", "4k-128k", "--iodepth", "16",
-        "--runtime", "12", "--verify", "--flush", "--timeout", "60", NULL };
-    b->rc = e2e_bench(&E, 20, b->params, args, &b->out);
+        "--runtime", rt, "--verify", "--flush", "--timeout", "60", NULL };
+    b->rc = e2e_bench(&E, b->domid, b->params, args, &b->out);
     return NULL;
+}
+
+/* Wait until device domid/51712 has served requests (10 s at most). */
+static bool wait_io(unsigned domid)
+{
+    for (int i = 0; i < 200; i++) {
+        if (t_daemon_stat(&E.d, domid, 51712, "wr_req") > 0)
+            return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+static void bg_check(struct bg *b, const char *what)
+{
+    T_CHECK(b->rc == 0, "%s: exit %d:\n%s", what, b->rc, b->out ? b->out : "");
+    T_EQ(b->out ? e2e_field(b->out, "verify", "mismatches") : -1, 0);
+    T_EQ(b->out ? e2e_field(b->out, "status", "error") : -1, 0);
+    T_CHECK(b->out && e2e_field(b->out, "verify", "sectors") > 0, "%s: nothing verified", what);
 }
 
 int main(void)
@@ -117,28 +138,32 @@ int main(void)
 
     /* faults: each device fails alone while device B is served */
     T_ASSERT(t_ceph_image(&C, "b", 16, 0) == 0, "rbd create b");
-    struct bg b = { 0 };
     char pb[600], p[1200];
     t_ceph_params(&C, "b", "", pb, sizeof(pb));
-    b.params = pb;
+    struct bg b = { .params = pb, .domid = 20, .runtime = 4 };
     pthread_t th;
     T_ASSERT(pthread_create(&th, NULL, bg_bench, &b) == 0);
+    T_CHECK(wait_io(20), "device B serves no writes");
     snprintf(p, sizeof(p), "rbd:nopool/b:conf=%s", C.conf);
     open_fault(p, 11, "pool 'nopool'");
     t_ceph_params(&C, "noimage", "", p, sizeof(p));
     open_fault(p, 12, "image 'noimage'");
     t_ceph_params(&C, "b", ":mon_host=127.0.0.1\\:1:client_mount_timeout=2", p, sizeof(p));
     open_fault(p, 13, "client_mount_timeout=2");
+    T_CHECK(t_daemon_dev_int(&E.d, 20, 51712, "connected") == 1, "device B not connected");
+    pthread_join(th, NULL);
+    bg_check(&b, "device B beside the failed devices");
+    free(b.out);
 
     /* the OSD stops under device B's verified workload and comes back */
-    sleep(1);
+    b = (struct bg){ .params = pb, .domid = 21, .runtime = 10 };
+    T_ASSERT(pthread_create(&th, NULL, bg_bench, &b) == 0);
+    T_CHECK(wait_io(21), "device B serves no writes");
     T_ASSERT(t_ceph_osd_stop(&C) == 0, "osd stop");
     sleep(3);
     T_ASSERT(t_ceph_osd_start(&C) == 0, "osd start");
     pthread_join(th, NULL);
-    T_CHECK(b.rc == 0, "device B across the OSD restart: exit %d:\n%s", b.rc, b.out ? b.out : "");
-    T_EQ(b.out ? e2e_field(b.out, "verify", "mismatches") : -1, 0);
-    T_EQ(b.out ? e2e_field(b.out, "status", "error") : -1, 0);
+    bg_check(&b, "device B across the OSD restart");
     /* some request waited for the OSD: at least the 3 s it was down */
     const char *lat = b.out ? strstr(b.out, "latency-us ") : NULL;
     const char *mx = lat ? strstr(lat, "max=") : NULL;
