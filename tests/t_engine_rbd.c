@@ -1,4 +1,4 @@
-/* t_engine_rbd: the rbd engine on a real single-node Ceph cluster (mon + memstore osd started here) parses QEMU-style rbd: params, reads, writes, flushes (a FLUSH answered means a second client sees the data) and discards with many I/Os in flight, each queue reaping only its own completions; a snapshot is read-only and keeps its data; two images share one RADOS connection; unknown pool/image, wrong key and an unreachable cluster fail open in bounded time; an I/O to a stopped OSD completes when it comes back, or is -ETIMEDOUT after rados_osd_op_timeout. */
+/* t_engine_rbd: the rbd engine on a real single-node Ceph cluster (mon + memstore osd started here) parses QEMU-style rbd: params, reads, writes, flushes (a FLUSH answered means a second client sees the data) and discards with many I/Os in flight, each queue reaping only its own completions; a snapshot is read-only and keeps its data; two images share one RADOS connection; `rbd resize` shows in engine_get_size; unknown pool/image, wrong key and an unreachable cluster fail open in bounded time; an I/O to a stopped OSD completes when it comes back, or is -ETIMEDOUT after rados_osd_op_timeout. */
 #include "harness.h"
 #include "engine.h"
 #include "../src/engine/engine_priv.h"
@@ -275,6 +275,24 @@ static void sharing(struct engine *e1)
     (void)e1;
 }
 
+/* `rbd resize` while the image is open: engine_get_size follows (librbd
+ * refreshes its header on the resize notification). */
+static void resize(struct engine *e)
+{
+    char *out = NULL;
+    T_ASSERT(e2e_sh(&out, "timeout 60 rbd -c %s resize --size %uM %s/img1 2>&1", C.conf,
+                    IMG_MIB * 2, C.pool) == 0, "rbd resize: %s", out ? out : "");
+    free(out);
+    uint64_t sz = 0;
+    for (int i = 0; i < 100; i++) {
+        T_EQ(engine_get_size(e, &sz), 0);
+        if (sz == IMG_MIB * 2 * MiB)
+            break;
+        usleep(50000);
+    }
+    T_EQ(sz, IMG_MIB * 2 * MiB);
+}
+
 /* Open failures: the errno, the detail for the log line, the time taken. */
 static void open_faults(void)
 {
@@ -421,6 +439,7 @@ int main(void)
     flush_reaches_osds();
     snapshot(e);
     sharing(e);
+    resize(e);
     open_faults();
     osd_restart(e);
     osd_outage();

@@ -410,6 +410,21 @@ static void rbd_engine_close(struct engine *eb)
     free(e);
 }
 
+/* The image's size now: rbd_get_size, which reads librbd's copy of the
+ * header; only after a header-update notification (e.g. `rbd resize`) does
+ * it refresh the header from the OSDs first (bounded by
+ * rados_osd_op_timeout).  0 or -errno of librbd. */
+static int rbd_engine_get_size(struct engine *eb, uint64_t *bytes)
+{
+    struct rbd_engine *e = (struct rbd_engine *)eb;
+    uint64_t sz;
+    int rc = rbd_get_size(e->image, &sz);
+    if (rc < 0)
+        return rc;
+    *bytes = sz;
+    return 0;
+}
+
 static void queue_free(struct rbd_queue *q)
 {
     free(q->pend);
@@ -604,4 +619,5 @@ const struct engine_ops engine_rbd = {
     .submit = rbd_submit,
     .completion_fd = rbd_completion_fd,
     .reap = rbd_reap,
+    .get_size = rbd_engine_get_size,
 };
