@@ -13,19 +13,6 @@
 
 static struct e2e E;
 
-static void check_run(const char *out, int rc, const char *what)
-{
-    T_CHECK(rc == 0, "%s: xen-blkbench exit %d", what, rc);
-    T_ASSERT(out, "%s: no output", what);
-    T_EQ(e2e_field(out, "verify", "mismatches"), 0);
-    T_CHECK(e2e_field(out, "verify", "sectors") > 0, "%s: nothing verified", what);
-    T_EQ(e2e_field(out, "status", "error"), 0);
-    T_EQ(e2e_field(out, "status", "unexpected"), 0);
-    T_CHECK(strstr(out, "flush op=flush-cache status=okay") != NULL, "%s: flush not OKAY", what);
-    T_EQ(e2e_field(out, "discard", "failed"), 0);
-    T_EQ(e2e_field(out, "detach", "grants-leaked"), 0);
-}
-
 /* ---- nbdkit memory, two grant modes ----------------------------------------- */
 
 static struct nbdsrv mem;
@@ -51,7 +38,7 @@ static void memory_modes(void)
             NULL };
         char *out = NULL;
         int rc = e2e_bench(&E, 10 + i, mem.uri, a, &out);
-        check_run(out, rc, runs[i].mode);
+        e2e_check_run(out, rc, runs[i].mode);
         T_CHECK(out && strstr(out, "sectors=131072"), "device size is not 64 MiB");
         T_CHECK(nbdsrv_log_lines(logf + 8, " Flush id=") > flushes, "%s: no Flush reached nbdkit", runs[i].mode);
         T_CHECK(nbdsrv_log_lines(logf + 8, " Trim id=") > trims, "%s: no Trim reached nbdkit", runs[i].mode);
@@ -152,7 +139,7 @@ static void qcow2_script(void)
         "--size", "16m", "--verify", "--offset", "0", "--length", "25165824", "--flush",
         "--discard", "25165824:8388608", NULL };
     rc = e2e_bench(&E, 32, uri, work, &out);
-    check_run(out, rc, "qcow2");
+    e2e_check_run(out, rc, "qcow2");
     free(out);
     long long b1 = blocks_of(img);
     T_CHECK(b1 >= 0 && b0 - b1 >= (7ll << 20) / 512, "qcow2 file: %lld -> %lld blocks after an 8 MiB discard",

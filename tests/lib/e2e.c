@@ -181,6 +181,19 @@ bool e2e_is_hole(const char *path, uint64_t off, uint64_t len)
     return h == (off_t)off && (d < 0 || (uint64_t)d >= off + len);
 }
 
+void e2e_check_run(const char *out, int rc, const char *what)
+{
+    T_CHECK(rc == 0, "%s: xen-blkbench exit %d", what, rc);
+    T_ASSERT(out, "%s: no output", what);
+    T_EQ(e2e_field(out, "verify", "mismatches"), 0);
+    T_CHECK(e2e_field(out, "verify", "sectors") > 0, "%s: nothing verified", what);
+    T_EQ(e2e_field(out, "status", "error"), 0);
+    T_EQ(e2e_field(out, "status", "unexpected"), 0);
+    T_CHECK(strstr(out, "flush op=flush-cache status=okay") != NULL, "%s: flush not OKAY", what);
+    T_EQ(e2e_field(out, "discard", "failed"), 0);
+    T_EQ(e2e_field(out, "detach", "grants-leaked"), 0);
+}
+
 int e2e_sh(char **out, const char *fmt, ...)
 {
     char *cmd = NULL;

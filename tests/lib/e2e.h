@@ -42,6 +42,12 @@ int  e2e_bench(struct e2e *e, unsigned domid, const char *target, const char *co
  * "verify", "mismatches"), as an integer; -1 if absent. */
 long long e2e_field(const char *out, const char *section, const char *key);
 
+/* The checks of a successful verified xen-blkbench run (exit status rc,
+ * output out): exit 0, no mismatch and something verified, no ERROR or
+ * unexpected status, flush OKAY, no failed discard, no grant leaked at
+ * detach.  `what` names the run in messages. */
+void e2e_check_run(const char *out, int rc, const char *what);
+
 /* Create a file of `mib` MiB filled with a pseudo-random pattern; returns path. */
 const char *e2e_make_image(struct e2e *e, const char *name, unsigned mib);
 
