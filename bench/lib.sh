@@ -81,5 +81,10 @@ ours() {
                  (c[1] + c[2]) / ops, c[3] / ops, c[4] / ops, c[5] / ops }'
 }
 
+# median < numbers (one a line) -> the middle one (of an even count, the lower middle)
+median() { sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : 0 }'; }
+# med KEY "k=v ..." "k=v ..." ... -> the median of KEY's values over the result lines
+med() { local k=$1; shift; for x in "$@"; do field "$k" "$x"; done | median; }
+
 # field KEY "k=v k=v ..." -> v
 field() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }

@@ -32,7 +32,6 @@ echo "# $(date -u +%FT%TZ), $(uname -r), $(nproc) CPUs, nbdkit $(nbdkit --versio
 echo "# ${runtime}s per run, median of $reps"
 printf '\n%-22s %9s %8s %9s | %9s %8s %9s %8s\n' workload raw-IOPS raw-MB/s raw-us/io IOPS MB/s us/io ours/raw
 domid=1
-median() { sort -n | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : 0 }'; }
 row() { # label rw bs qd [xen-blkbench args]
   local label=$1 rw=$2 bs=$3 qd=$4; shift 4
   local -a r=() o=()
@@ -40,7 +39,6 @@ row() { # label rw bs qd [xen-blkbench args]
     r+=("$(raw_fio "$uri" "$rw" "$bs" "$qd")")
     o+=("$(ours $domid "$uri" "$rw" "$bs" "$qd" "$@")"); domid=$((domid + 1))
   done
-  med() { local k=$1; shift; for x in "$@"; do field "$k" "$x"; done | median; }
   local ri rm rc oi om oc
   ri=$(med iops "${r[@]}"); rm=$(med mbps "${r[@]}"); rc=$(med cpu_us "${r[@]}")
   oi=$(med iops "${o[@]}"); om=$(med mbps "${o[@]}"); oc=$(med cpu_us "${o[@]}")

@@ -84,27 +84,21 @@ raw_rbd() {
      | "iops=\($j.read.iops + $j.write.iops | floor) mbps=\(($j.read.bw_bytes + $j.write.bw_bytes) / 1e6 * 10 | floor / 10)"
      + " cpu_us=\(if $ios > 0 then $ticks / $tck / $ios * 1e6 * 100 | floor / 100 else 0 end)"' "$js"
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
 printf '\n%-20s %9s %8s %9s | %9s %8s %11s %8s %8s\n' workload raw-IOPS raw-MB/s raw-us/io IOPS MB/s daemon-us/io ours/raw cpu-ratio
 domid=1
 row() { # label rw bs qd [xen-blkbench args]
   local label=$1 rw=$2 bs=$3 qd=$4; shift 4
-  local -a ri rm rc oi om oc
+  local -a r=() o=()
   for _ in $(seq "$runs"); do
-    local r o
-    r=$(raw_rbd "$rw" "$bs" "$qd")
-    o=$(ours $domid "$params" "$rw" "$bs" "$qd" --size "${size_mib}m" "$@"); domid=$((domid + 1))
-    ri+=("$(field iops "$r")"); rm+=("$(field mbps "$r")"); rc+=("$(field cpu_us "$r")")
-    oi+=("$(field iops "$o")"); om+=("$(field mbps "$o")"); oc+=("$(field cpu_us "$o")")
+    r+=("$(raw_rbd "$rw" "$bs" "$qd")")
+    o+=("$(ours $domid "$params" "$rw" "$bs" "$qd" --size "${size_mib}m" "$@")"); domid=$((domid + 1))
   done
-  local mri mrm mrc moi mom moc
-  mri=$(printf '%s\n' "${ri[@]}" | median); mrm=$(printf '%s\n' "${rm[@]}" | median)
-  mrc=$(printf '%s\n' "${rc[@]}" | median); moi=$(printf '%s\n' "${oi[@]}" | median)
-  mom=$(printf '%s\n' "${om[@]}" | median); moc=$(printf '%s\n' "${oc[@]}" | median)
-  printf '%-20s %9s %8s %9s | %9s %8s %11s %8s %8s\n' "$label" "$mri" "$mrm" "$mrc" "$moi" "$mom" "$moc" \
-    "$(awk -v a="$moi" -v b="$mri" 'BEGIN { printf "%.2f", b ? a / b : 0 }')" \
-    "$(awk -v a="$moc" -v b="$mrc" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
+  local ri rm rc oi om oc
+  ri=$(med iops "${r[@]}"); rm=$(med mbps "${r[@]}"); rc=$(med cpu_us "${r[@]}")
+  oi=$(med iops "${o[@]}"); om=$(med mbps "${o[@]}"); oc=$(med cpu_us "${o[@]}")
+  printf '%-20s %9s %8s %9s | %9s %8s %11s %8s %8s\n' "$label" "$ri" "$rm" "$rc" "$oi" "$om" "$oc" \
+    "$(awk -v a="$oi" -v b="$ri" 'BEGIN { printf "%.2f", b ? a / b : 0 }')" \
+    "$(awk -v a="$oc" -v b="$rc" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
 }
 row "4k randread QD32" randread 4k 32
 row "4k randwrite QD32" randwrite 4k 32
