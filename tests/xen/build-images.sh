@@ -34,7 +34,7 @@ case $DIST in
         # qemu-system-xen gives the qdisk backend for the comparison table; the lib*
         # packages are the daemon's run-time libraries.
         DOM0_PKGS="linux-image-amd64 xen-utils-4.17 xen-utils-common xenstore-utils kmod udev
-  util-linux e2fsprogs procps iproute2 busybox-static fio qemu-system-xen
+  util-linux e2fsprogs procps iproute2 busybox-static fio qemu-system-xen dmsetup
   liburing2 libaio1 libinih1 libjson-c5 libxenstore4 libxengnttab1 libxenevtchn1" ;;
     trixie)
         XEN_DIR=${XEN_DIR:-$ROOT/build/xen-trixie}; XENV=4.20

@@ -13,6 +13,13 @@
 #   pat@d      8 MiB random pattern at 128 MiB + fsync, md5 printed (before fiolong)
 #   patv@d     the pattern at 128 MiB must have md5 xt.patmd5 (after destroy + re-create)
 #   swap@d     wait (up to 240 s) for dom0 to hot-attach /dev/d (same-guest comparison)
+#   rterm@d rkill@d rooo@d rmulti@d rsecond@d   restart cases: fio --verify while dom0
+#              restarts the daemon; "@@G RST-RUNNING <case>" when fio starts; fio ends
+#              (--trigger-file) xt.rstt= s after dom0's token "XT-GO <case>" appears at
+#              250 MiB of xvdb;
+#              prints the pause (fio's max latency) and any new blkfront/kernel messages;
+#              rooo adds a randread job (the disk is dm-delay: writes +100 ms, reads not)
+#   patc@d     the pattern written by pat@d in this guest must still read back
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs dev /dev 2>/dev/null
 mount -t tmpfs tmp /tmp; mkdir -p /mnt/t
@@ -23,6 +30,7 @@ arg() { for a in $(cat /proc/cmdline); do case $a in "$1"=*) echo "${a#*=}"; ret
 STEPS=$(arg xt.steps); BF=$(arg xt.bf); ROMD5=$(arg xt.romd5); HPMD5=$(arg xt.hpmd5)
 PATMD5=$(arg xt.patmd5); PERFT=$(arg xt.perft); PERFT=${PERFT:-10}
 HPN=$(arg xt.hpn); HPN=${HPN:-20}
+RSTT=$(arg xt.rstt); RSTT=${RSTT:-15}
 say BOOT steps=$STEPS bf=$BF
 
 for pass in 1 2; do for m in $(cat /lib/modules/load-order); do
@@ -142,6 +150,7 @@ st_pat() {
     m=$(md5sum < /tmp/pat | cut -c1-32)
     dd if=/tmp/pat of=/dev/$d bs=1M seek=128 conv=fsync 2>/dev/null || { result pat@$d FAIL "write failed"; return; }
     rm -f /tmp/pat
+    echo $m > /tmp/patmd5
     say PAT $d $m
     result pat@$d PASS "8MiB at 128MiB, md5 $m, fsync done"
 }
@@ -266,12 +275,84 @@ st_fiolong() {
     result fiolong@$d FAIL "fio ended (guest was not destroyed)"
 }
 
+st_patc() {
+    d=$1
+    waitdev $d || { result patc@$d FAIL "no /dev/$d"; return; }
+    want=$(cat /tmp/patmd5 2>/dev/null)
+    blockdev --flushbufs /dev/$d; echo 3 > /proc/sys/vm/drop_caches
+    got=$(dd if=/dev/$d bs=1M skip=128 count=8 2>/dev/null | md5sum | cut -c1-32)
+    [ -n "$want" ] && [ "$got" = "$want" ] && result patc@$d PASS "pattern intact (md5 $got)" ||
+        result patc@$d FAIL "pattern md5 $got != ${want:-? (no pat step)}"
+}
+
+# Restart cases. fio runs O_DIRECT libaio with --verify=crc32c --verify_fatal=1 and
+# --verify_backlog (written blocks are read back and checked while the job runs, so the
+# check does not depend on a final verify pass). dom0 is much slower than the guest under
+# TCG, so fio is not time-bounded: a gate loop polls a token dom0 writes at 250 MiB of
+# xvdb after its action ("XT-GO <case>", O_DIRECT reads, so they also wait for the
+# daemon), lets the I/O run RSTT more seconds on the new daemon, then creates fio's
+# --trigger-file, which ends the run like a runtime would (rc 0, full stats; an exec
+# job with --exitall does not: with time_based it runs to the runtime). The pause the
+# guest saw = fio's largest total latency (submit to completion) over reads and writes
+# (terse v3 fields 39 and 80, usec).
+TOKBLK=$((250 * 256))         # 4 KiB block of the dom0 -> guest token on xvdb
+kmsg_bad() {   # new kernel messages since line $1 that mean a blkfront problem
+    dmesg | tail -n +$(( $1 + 1 )) | grep -E 'response references no pending request|I/O error|failed|blkfront|vbd vbd-|WARNING:|BUG:|Oops|Call Trace|blocked for more' |
+        grep -vE 'blkfront: xvd[a-z]+: (flush diskcache|barrier or flush): '
+}
+st_rst() {   # case dev
+    c=$1 d=$2
+    waitdev $d || { result r$c@$d FAIL "no /dev/$d"; return; }
+    n0=$(dmesg | wc -l)
+    rm -f /tmp/stop-$c
+    (while :; do
+        t=$(dd if=/dev/xvdb bs=4096 skip=$TOKBLK count=1 iflag=direct 2>/dev/null | head -c 40 | tr -d '\000')
+        case "$t" in "XT-GO $c "*) break ;; esac
+        sleep 1
+    done
+    say RST-GO $c; sleep $RSTT; : > /tmp/stop-$c) &
+    gate=$!
+    common="--direct=1 --ioengine=libaio --time_based --runtime=900 --filename=/dev/$d"
+    if [ $c = ooo ]; then
+        jobs="--name=w --rw=randwrite --bs=4k --iodepth=16 --offset=0 --size=16M --verify=crc32c --verify_fatal=1 --verify_backlog=64
+              --name=r --rw=randread --bs=4k --iodepth=8 --offset=32M --size=16M"
+    else
+        jobs="--name=w --rw=randwrite --bsrange=4k-64k --iodepth=32 --offset=0 --size=32M --verify=crc32c --verify_fatal=1 --verify_backlog=64"
+    fi
+    # progress monitor (diagnosis of a stuck case): in-flight and completed I/Os of the disk
+    (while :; do set -- $(cat /sys/block/$d/stat); say RST-MON $c $(up)s inflight=$(cat /sys/block/$d/inflight | tr -s ' ' | sed 's/^ //; s/ /+/') done_r=$1 done_w=$5; sleep 10; done) &
+    mon=$!
+    say RST-RUNNING $c
+    t0=$(up)
+    out=$(cd /tmp && fio --trigger-file=/tmp/stop-$c $common --output-format=terse --terse-version=3 $jobs 2>&1)
+    rc=$?
+    kill $mon $gate 2>/dev/null
+    say RST-FIO-END $c
+    lines=$(echo "$out" | grep '^3;')
+    # error, max latency (usec), write mean latency, KiB written
+    stats=$(echo "$lines" | awk -F';' '{ if ($39 > m) m = $39; if ($80 > m) m = $80; e += $5; kb += $47
+            if ($81 > wm) wm = $81 } END { printf "%d %d %d %d", m / 1000, e, wm / 1000, kb / 1024 }')
+    set -- $stats; pause=${1:-?} ferr=${2:-?} wmean=${3:-?} mb=${4:-?}
+    bad=$(kmsg_bad $n0)
+    detail="pause ${pause} ms (fio max latency; write mean ${wmean} ms), ${mb} MiB written in $(( $(up) - t0 ))s"
+    if [ $rc != 0 ] || [ -z "$lines" ] || [ "$ferr" != 0 ]; then
+        echo "$out" | grep -v '^3;' | head -20
+        result r$c@$d FAIL "fio rc=$rc error=$ferr; $detail"
+    elif [ -n "$bad" ]; then
+        echo "$bad" | head -20
+        result r$c@$d FAIL "$(echo "$bad" | wc -l) new blkfront/kernel messages, e.g. $(echo "$bad" | head -1 | cut -c1-100); $detail"
+    else
+        result r$c@$d PASS "fio verify ok, no blkfront messages; $detail"
+    fi
+}
+
 for s in $(echo "$STEPS" | tr '+' ' '); do
     name=${s%%@*}; dev=${s#*@}
     say RUN $s
     T_STEP=$(up)
     case $name in
-        neg|dd|fio|perf|flush|discard|ro|fs|hp|fiolong|ctr|pat|patv|swap) st_$name $dev ;;
+        neg|dd|fio|perf|flush|discard|ro|fs|hp|fiolong|ctr|pat|patv|patc|swap) st_$name $dev ;;
+        rterm|rkill|rooo|rmulti|rsecond) st_rst ${name#r} $dev ;;
         *) result $s FAIL "unknown step" ;;
     esac
 done

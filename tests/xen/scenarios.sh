@@ -6,14 +6,15 @@
 # Usage (in dom0): scenarios.sh PLAN   PLAN = all | phase[,phase...]
 #   phases: baseline (kernel blkback, QEMU qdisk and xen-blkbackd in one guest: data
 #   checks + the comparison table), kernel, qdisk (one guest each), daemon, destroy,
-#   twoguests, tap (Xen >= 4.19: backendtype=tap -> backend/vbd3 served by the daemon).
-#   all = baseline,daemon,destroy,twoguests
+#   twoguests, tap (Xen >= 4.19: backendtype=tap -> backend/vbd3 served by the daemon),
+#   restart (SIGTERM/kill -9 + start under fio verify).
+#   all = baseline,daemon,destroy,twoguests,restart
 # Guest steps are in guest-init.sh; guest consoles are relayed as "[<guest>] ..." lines.
 set -u
 XENBIN=$(ls -d /usr/lib/xen-4.*/bin 2>/dev/null | sort -V | tail -1)
 export PATH=$XENBIN:/usr/sbin:/usr/bin:/sbin:/bin
 PLAN=${1:-all}
-[ "$PLAN" = all ] && PLAN=baseline,daemon,destroy,twoguests
+[ "$PLAN" = all ] && PLAN=baseline,daemon,destroy,twoguests,restart
 T=/opt/xentest
 CONS=/var/log/xen/console
 IMG=/img
@@ -646,6 +647,220 @@ phase_twoguests() {
     info "phase twoguests: $(( $(now) - t0 ))s"
 }
 
+# ------------------------------------------------------------------ restart (issue 7)
+# The daemon must survive restarts under running guests (SIGTERM + start = upgrade,
+# kill -9 + start = crash). One guest r<N> with xvdb (file image, default engine and grant
+# mode) and xvdc (dm-delay: writes +100 ms, reads 0 ms, so reads complete before older
+# writes; params aio:<dev> = libaio, whose in-flight I/O the kernel drains at exit, so
+# grant mode auto gives persistent grants there) writes a pattern
+# (pat@xvdb, fsync), then runs one fio --verify per case (rterm, rkill, rooo, rmulti,
+# rsecond; guest-init.sh st_rst) while dom0 acts on the daemon, then checks the pattern
+# (patc@xvdb). After its action dom0 writes the token "XT-GO <case>" at 250 MiB of the
+# image of xvdb; the guest's fio runs RSTT more seconds, then ends. A case whose fio is
+# not done RSTT + 90 s after the token (guest I/O stuck) fails; the guest is destroyed
+# and the remaining cases run in a new guest.
+RSTT=${RSTT:-15}              # seconds of guest I/O after the action
+rst_token() { printf 'XT-GO %s \n' "$1" | dd of=$IMG/r.img bs=4096 seek=$((250 * 256)) conv=notrunc,sync oflag=direct 2>/dev/null; }
+dpid() { cat /run/xen-blkbackd.pid 2>/dev/null; }
+pid_gone() { [ ! -d /proc/$1 ] || grep -q '^State:[[:space:]]*Z' /proc/$1/status 2>/dev/null; }
+ms() { date +%s%3N; }
+# daemon_stop SIG [seconds]: signal the daemon and wait until it has exited. On a timeout
+# DSTOP_WHY tells the state of its threads (a kill -9 can take seconds to tear down the
+# gntdev mappings under TCG; a thread stuck in the kernel shows here).
+daemon_stop() {
+    local pid i=0 n=$(( ${2:-120} * 10 )) t
+    DSTOP_WHY=""
+    pid=$(dpid); [ -n "$pid" ] || { DSTOP_WHY="no pid in /run/xen-blkbackd.pid"; return 1; }
+    kill -$1 "$pid" 2>/dev/null
+    while ! pid_gone "$pid" && [ $i -lt $n ]; do sleep 0.1; i=$((i+1)); done
+    if ! pid_gone "$pid"; then
+        for t in /proc/$pid/task/*; do
+            DSTOP_WHY="$DSTOP_WHY $(cat $t/comm 2>/dev/null):$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' $t/status 2>/dev/null):$(cat $t/wchan 2>/dev/null)"
+        done
+        DSTOP_WHY="pid $pid threads (comm:state:wchan):$DSTOP_WHY"
+        return 1
+    fi
+    wait "$pid" 2>/dev/null     # reap (it is our child: start_daemon ran it with &)
+    rm -f /run/xen-blkbackd.pid # left behind by kill -9
+    return 0
+}
+# rst_cycle SIG gap: stop the daemon with SIG, wait gap seconds, start it the way
+# start_daemon always does. Appends to RST_TXT; 1 on failure (RST_ERR says why).
+rst_cycle() {
+    local t0 t1 t2
+    t0=$(ms)
+    daemon_stop $1 120 || { RST_ERR="$RST_ERR daemon did not exit within 120 s of SIG$1 ($DSTOP_WHY);"; return 1; }
+    t1=$(ms)
+    sleep $2
+    start_daemon > /dev/null || { RST_ERR="$RST_ERR daemon did not start again;"; return 1; }
+    t2=$(ms)
+    RST_TXT="$RST_TXT SIG$1 exit $((t1 - t0)) ms + gap ${2}s, restarted after $((t2 - t0)) ms;"
+    info "restart: SIG$1, exited in $((t1 - t0)) ms, gap ${2}s, new daemon pid $(dpid) after $((t2 - t0)) ms"
+    return 0
+}
+# second_daemon: another xen-blkbackd (own --control, --pidfile, log) while the first one
+# serves the guest; it must exit non-zero by itself and leave the devices alone.
+second_daemon() {
+    local p2 i=0 rc2
+    rm -f /tmp/xt2.log
+    /usr/sbin/xen-blkbackd --log=file:/tmp/xt2.log --pidfile=/run/xt2.pid --control=/run/xt2.sock \
+        ${DAEMON_ARGS:-} > /tmp/xt2.out 2>&1 &
+    p2=$!
+    while kill -0 $p2 2>/dev/null && ! pid_gone $p2 && [ $i -lt 150 ]; do sleep 0.1; i=$((i+1)); done
+    if pid_gone $p2; then
+        wait $p2; rc2=$?
+        RST_TXT="$RST_TXT second daemon exited rc=$rc2 after $((i * 100)) ms;"
+        [ $rc2 != 0 ] || RST_ERR="$RST_ERR second daemon exited 0;"
+    else
+        RST_ERR="$RST_ERR second daemon still running after 15 s (killed -9);"
+        kill -9 $p2; wait $p2 2>/dev/null
+    fi
+    sed 's/^/[xen-blkbackd#2] /' /tmp/xt2.out /tmp/xt2.log 2>/dev/null | tail -15
+    rm -f /run/xt2.pid
+}
+rdev() { [ "$1" = ooo ] && echo xvdc || echo xvdb; }
+rname() {
+    case $1 in
+        term) echo "restart: SIGTERM + start" ;;
+        kill) echo "restart: kill -9 + start" ;;
+        ooo) echo "restart: kill -9 with out-of-order completions" ;;
+        multi) echo "restart: 5 restarts, gaps 0.5-10 s" ;;
+        second) echo "restart: second daemon refused" ;;
+    esac
+}
+dmesg_new() {   # line count before -> new dom0 kernel lines that mean trouble
+    dmesg | tail -n +$(( $1 + 1 )) | grep -E 'Bad page map|gntdev|WARNING|BUG|Call Trace|Oops|general protection|blocked for more'
+}
+# rst_case guest case: 0 when the guest finished the case (pass or fail), 1 when stuck
+rst_case() {
+    local g=$1 c=$2 dev domid t0 n0 r st=PASS why="" bad be s k wt
+    dev=$(rdev $c); domid=${DOMID_OF[$g]}; t0=$(now)
+    be=/local/domain/0/backend/vbd/$domid/$([ $dev = xvdc ] && echo $XVDC || echo $XVDB)
+    RST_TXT="" RST_ERR=""
+    if ! wait_marker $g "@@G RST-RUNNING $c" 400 1; then
+        report FAIL $(( $(now) - t0 )) "$(rname $c)" "guest never started fio (died or stuck before)"
+        return 1
+    fi
+    sleep 6                     # fio in full flight: persistent grants mapped, I/O in flight
+    n0=$(dmesg | wc -l)
+    case $c in
+        term) rst_cycle TERM 2 ;;
+        kill|ooo) rst_cycle KILL 2 ;;
+        multi)
+            k=0
+            for s in TERM:0.5 KILL:10 TERM:2 KILL:5 KILL:1; do
+                rst_cycle ${s%%:*} ${s#*:} || break
+                k=$((k + 1))
+                sleep 4         # let I/O run on the new daemon before the next one
+            done
+            RST_TXT=" $k/5 restarts;$RST_TXT" ;;
+        second)
+            second_daemon
+            s=$(xenstore-read $be/state 2>/dev/null)
+            [ "$s" = 4 ] || RST_ERR="$RST_ERR backend state $s after the second daemon;"
+            if xenstore-exists $be/error 2>/dev/null || xenstore-exists /local/domain/0/error/backend/vbd/$domid 2>/dev/null; then
+                RST_ERR="$RST_ERR error node written: $(xenstore-read $be/error 2>/dev/null);"
+            fi
+            daemon_alive || RST_ERR="$RST_ERR first daemon died;" ;;
+    esac
+    rst_token $c                # the guest's fio ends RSTT s after it sees this
+    wt=$(( RSTT + 90 ))
+    if ! wait_marker $g "@@G STEP r$c@$dev " $wt 2; then
+        bad=$(dmesg_new $n0 | head -5)
+        glog $g | grep -E 'blkfront|vbd vbd-|I/O error|response references|RST-MON' | tail -8 | sed 's/^/[guest] /'
+        timeout 20 xen-blkbackctl --json stats 2>&1 | tr -d ' \n' | cut -c1-1500 | sed 's/^/[xen-blkbackctl stats] /'; echo
+        sed 's/^/[xen-blkbackd] /' $DLOG | tail -25
+        report FAIL $(( $(now) - t0 )) "$(rname $c)" \
+            "guest I/O never resumed (fio not done ${wt}s after the action and the token; guest destroyed); be.state=$(xenstore-read $be/state 2>/dev/null);${RST_TXT}${RST_ERR}${bad:+ dom0 dmesg: $(echo "$bad" | head -2 | cut -c1-120)}"
+        return 1
+    fi
+    r=$(gstep $g r$c@$dev)
+    [ "$(st_status "$r")" = PASS ] || { st=FAIL; why="guest: $(st_detail "$r");"; }
+    bad=$(dmesg_new $n0)
+    if [ -n "$bad" ]; then
+        st=FAIL; echo "$bad" | head -30 | sed "s/^/[dom0 dmesg $c] /"
+        why="$why dom0 dmesg: $(echo "$bad" | wc -l) lines ($(echo "$bad" | grep -c 'Bad page map') Bad page map), e.g. $(echo "$bad" | head -1 | cut -c1-120);"
+    fi
+    [ -n "$RST_ERR" ] && st=FAIL
+    daemon_alive || { st=FAIL; why="$why daemon not running after the case;"; }
+    grep -E 'reattach|already in use|Cannot allocate|cannot reattach|\[error\]' $DLOG 2>/dev/null | tail -6 | sed "s/^/[xen-blkbackd $c] /"
+    report $st $(( $(now) - t0 )) "$(rname $c)" \
+        "${why:+$why }$(st_detail "$r" | sed 's/^fio verify ok, no blkfront messages; //');${RST_TXT}${RST_ERR}"
+    return 0
+}
+
+# dm-delay over a loop device: delay <dev> 0 0 <dev> 0 100 = reads 0 ms, writes 100 ms
+dm_delay_up() {   # image MiB -> echoes the device path
+    local img=$1 lo sec
+    modprobe dm_delay 2>/dev/null || modprobe dm-delay 2>/dev/null
+    mkimg $img $2
+    lo=$(losetup -f --show $img) || return 1
+    sec=$(blockdev --getsz $lo)
+    dmsetup remove xtdelay > /dev/null 2>&1
+    dmsetup create xtdelay --noudevsync --table "0 $sec delay $lo 0 0 $lo 0 100" >&2 || { losetup -d $lo; return 1; }
+    [ -b /dev/mapper/xtdelay ] || dmsetup mknodes xtdelay > /dev/null 2>&1
+    [ -b /dev/mapper/xtdelay ] || { dmsetup remove xtdelay; losetup -d $lo; return 1; }
+    info "dm-delay: $(dmsetup table xtdelay) on $img" >&2
+    echo /dev/mapper/xtdelay
+}
+dm_delay_down() {
+    local lo; lo=$(dmsetup deps -o devname xtdelay 2>/dev/null | sed -n 's/.*(\(loop[0-9]*\)).*/\1/p' | head -1)
+    dmsetup remove xtdelay > /dev/null 2>&1
+    [ -n "$lo" ] && losetup -d /dev/$lo 2>/dev/null
+    return 0
+}
+
+phase_restart() {
+    local t0=$(now) left="term kill ooo multi second" c n=0 g dm hung specs r k img why
+    [ "${DAEMON_OK:-}" = "" ] && { daemon_installed && start_daemon && DAEMON_OK=1 || DAEMON_OK=0; }
+    if [ "$DAEMON_OK" != 1 ]; then
+        for c in $left; do report SKIP 0 "$(rname $c)" "daemon not running"; done; return
+    fi
+    daemon_alive || start_daemon
+    mkimg $IMG/r.img $MIB
+    dm=$(dm_delay_up $IMG/ooo.img 128)
+    if [ -z "$dm" ]; then
+        report FAIL 0 "$(rname ooo)" "cannot set up dm-delay (modprobe dm_delay, dmsetup)"
+        left="term kill multi second"
+    fi
+    while [ -n "$left" ]; do
+        n=$((n + 1)); g=r$n
+        specs=("$(spec daemon xvdb rw $IMG/r.img)"); [ -n "$dm" ] && specs+=("$(spec daemon xvdc rw aio:$dm)")
+        local steps="neg@xvdb+pat@xvdb"
+        for c in $left; do steps="$steps+r$c@$(rdev $c)"; done
+        steps="$steps+patc@xvdb"
+        daemon_alive || start_daemon
+        if ! start_guest $g "$steps" "xt.rstt=$RSTT" "${specs[@]}"; then
+            sed 's/^/[xen-blkbackd] /' $DLOG | tail -20
+            for c in $left; do report FAIL 0 "$(rname $c)" "xl create $g failed"; done
+            break
+        fi
+        hung=0
+        for c in $left; do
+            left=${left#$c}; left=${left# }
+            rst_case $g $c || { hung=1; break; }
+        done
+        if [ $hung = 1 ]; then
+            info "restart: guest $g stuck: destroying it; remaining cases in a new guest: ${left:-none}"
+            timeout -k 5 60 xl destroy $g
+            wait_guest $g 5
+            continue
+        fi
+        wait_guest $g 300
+        # the pattern written before the restarts (fsync'd): in the guest and in the image
+        r=$(gstep $g patc@xvdb); why=""
+        [ "$(st_status "$r")" = PASS ] || why="guest: ${r:-no patc result};"
+        img=$(dd if=$IMG/r.img bs=1M skip=128 count=8 2>/dev/null | md5sum | cut -c1-32)
+        k=$(glog $g | grep '@@G PAT xvdb ' | tail -1 | sed 's/.*@@G PAT xvdb //' | cut -c1-32)
+        [ -n "$k" ] && [ "$img" = "$k" ] || why="$why image md5 at 128 MiB $img != ${k:-?};"
+        if [ -z "$why" ]; then report PASS 0 "restart: pattern intact after the restarts" "guest $g and image: md5 $img"
+        else report FAIL 0 "restart: pattern intact after the restarts" "${why# }"; fi
+        kernel_log restart $g
+    done
+    [ -n "$dm" ] && dm_delay_down
+    info "phase restart: $(( $(now) - t0 ))s"
+}
+
 final_checks() {
     local bad
     bad=$(dmesg | grep -iE 'segfault|general protection|Oops|BUG:|WARNING:|Call Trace|blocked for more' | head -20)
@@ -680,7 +895,7 @@ rm -f /tmp/perf.rows
 info "xl: $(xl info 2>/dev/null | grep -E '^(xen_version|free_memory|nr_cpus)' | tr -s ' ' | tr '\n' ' ')"
 for p in $(echo "$PLAN" | tr ',+' '  '); do
     case $p in
-        baseline|kernel|qdisk|daemon|destroy|twoguests|tap) say PHASE $p; phase_$p ;;
+        baseline|kernel|qdisk|daemon|destroy|twoguests|tap|restart) say PHASE $p; phase_$p ;;
         *) report FAIL 0 "plan: $p" "unknown phase" ;;
     esac
 done
