@@ -20,6 +20,7 @@
 #              prints the pause (fio's max latency) and any new blkfront/kernel messages;
 #              rooo adds a randread job (the disk is dm-delay: writes +100 ms, reads not)
 #   patc@d     the pattern written by pat@d in this guest must still read back
+#   fiorc@d    root-cause load: 4k randwrite qd16 (verify) + 4k randread qd8 until destroyed
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs dev /dev 2>/dev/null
 mount -t tmpfs tmp /tmp; mkdir -p /mnt/t
@@ -346,12 +347,22 @@ st_rst() {   # case dev
     fi
 }
 
+st_fiorc() {
+    d=$1
+    waitdev $d || { result fiorc@$d FAIL "no /dev/$d"; return; }
+    say FIO-RUNNING
+    fio --direct=1 --ioengine=libaio --filename=/dev/$d --time_based --runtime=600 \
+        --name=w --rw=randwrite --bs=4k --iodepth=16 --offset=0 --size=16M --verify=crc32c --verify_fatal=1 --verify_backlog=64 \
+        --name=r --rw=randread --bs=4k --iodepth=8 --offset=32M --size=16M > /dev/null 2>&1
+    result fiorc@$d FAIL "fio ended (guest was not destroyed)"
+}
+
 for s in $(echo "$STEPS" | tr '+' ' '); do
     name=${s%%@*}; dev=${s#*@}
     say RUN $s
     T_STEP=$(up)
     case $name in
-        neg|dd|fio|perf|flush|discard|ro|fs|hp|fiolong|ctr|pat|patv|patc|swap) st_$name $dev ;;
+        neg|dd|fio|perf|flush|discard|ro|fs|hp|fiolong|ctr|pat|patv|patc|swap|fiorc) st_$name $dev ;;
         rterm|rkill|rooo|rmulti|rsecond) st_rst ${name#r} $dev ;;
         *) result $s FAIL "unknown step" ;;
     esac

@@ -6,15 +6,16 @@
 #
 # Usage: tests/xen/run.sh [--plan=all|baseline,kernel,qdisk,daemon,destroy,twoguests,restart,tap]
 #                         [--dist=bookworm|trixie] [--timeout=SEC] [--no-build]
-#                         [--accel=tcg|kvm] [--hotplug=N] [--restart-secs=S]
+#                         [--accel=tcg|kvm] [--hotplug=N] [--restart-secs=S] [--rc=CFG+...]
 #   --restart-secs=S  fio seconds per restart case (default 30)
+#   --rc=CFG+...      configs of the diagnostic phase rootcause (copy+aio+persistent+map)
 #   --dist=trixie  Debian 13 dom0 with Xen 4.20 (opt-in; default plan there: tap)
 #   XEN_DIR  cache dir (default build/xen, build/xen-trixie); logs in $XEN_DIR/logs/ (run.log)
 # Needs root (debootstrap, chroot) and the host packages in tests/xen/deps.sh.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PLAN="" TIMEOUT=2400 BUILD=1 ACCEL=tcg HPN=20 DIST=bookworm RSTT=""
+PLAN="" TIMEOUT=2400 BUILD=1 ACCEL=tcg HPN=20 DIST=bookworm RC="" RSTT=""
 for a in "$@"; do
     case $a in
         --plan=*) PLAN=${a#*=} ;;
@@ -23,6 +24,7 @@ for a in "$@"; do
         --no-build) BUILD=0 ;;
         --accel=*) ACCEL=${a#*=} ;;
         --hotplug=*) HPN=${a#*=} ;;
+        --rc=*) RC=${a#*=} ;;
         --restart-secs=*) RSTT=${a#*=} ;;
         -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $a" >&2; exit 2 ;;
@@ -67,7 +69,7 @@ case $ACCEL in
     kvm) accel="-accel kvm -cpu host" ;;
     *) echo "run.sh: --accel=tcg|kvm" >&2; exit 2 ;;
 esac
-dom0_args="root=/dev/vda rw console=hvc0 init=/opt/xentest/dom0-init.sh xt.plan=$(echo "$PLAN" | tr ',' '+') xt.hpn=$HPN${RSTT:+ xt.rstt=$RSTT}"
+dom0_args="root=/dev/vda rw console=hvc0 init=/opt/xentest/dom0-init.sh xt.plan=$(echo "$PLAN" | tr ',' '+') xt.hpn=$HPN${RC:+ xt.rc=$RC}${RSTT:+ xt.rstt=$RSTT}"
 xen_args="console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=1024M,max:1024M dom0_max_vcpus=2"
 
 echo "check-xen: booting ${HV##*/} ($ACCEL, $DIST dom0) plan=$PLAN timeout=${TIMEOUT}s; log: $TLOG"

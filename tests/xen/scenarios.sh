@@ -7,7 +7,8 @@
 #   phases: baseline (kernel blkback, QEMU qdisk and xen-blkbackd in one guest: data
 #   checks + the comparison table), kernel, qdisk (one guest each), daemon, destroy,
 #   twoguests, tap (Xen >= 4.19: backendtype=tap -> backend/vbd3 served by the daemon),
-#   restart (SIGTERM/kill -9 + start under fio verify).
+#   restart (SIGTERM/kill -9 + start under fio verify), rootcause (diagnostic: dom0
+#   kernel after kill -9 per grant mode/engine; not in all).
 #   all = baseline,daemon,destroy,twoguests,restart
 # Guest steps are in guest-init.sh; guest consoles are relayed as "[<guest>] ..." lines.
 set -u
@@ -861,6 +862,78 @@ phase_restart() {
     info "phase restart: $(( $(now) - t0 ))s"
 }
 
+# rootcause (diagnostic, not in plan all): dom0 kernel BUG after kill -9 under load?
+# For each config in RC (default copy+aio+persistent+map): start the daemon with it,
+# a guest runs fiorc@xvdb (4k randwrite qd16 verify + randread qd8) on the dm-delay
+# device, kill -9 of the daemon 10 s into the run (no restart), xl destroy, then a
+# fresh default daemon and a new guest must still map grants (dd@xvdb on a file).
+# Reports the new dom0 kernel lines of each step.
+phase_rootcause() {
+    local cfg dm t0 n0 n1 n2 n3 g target domid gone new bad r chk
+    dm=$(dm_delay_up $IMG/rc.img 128)
+    [ -n "$dm" ] || { report FAIL 0 "rootcause: set-up" "no dm-delay"; return; }
+    for cfg in $(echo "${RC:-copy+aio+persistent+map}" | tr '+,' '  '); do
+        t0=$(now); g=rc-$cfg
+        daemon_alive && daemon_stop TERM 30
+        case $cfg in
+            copy) DAEMON_ARGS="--grant-mode=copy"; target=$dm ;;
+            map) DAEMON_ARGS="--grant-mode=map"; target=$dm ;;
+            aio) DAEMON_ARGS=""; target=aio:$dm ;;
+            persistent) DAEMON_ARGS="--grant-mode=persistent"; target=$dm ;;
+            *) report FAIL 0 "rootcause: $cfg" "unknown config"; continue ;;
+        esac
+        start_daemon || { report FAIL 0 "rootcause: $cfg" "daemon did not start"; continue; }
+        if ! start_guest $g "fiorc@xvdb" "" "$(spec daemon xvdb rw $target)"; then
+            sed 's/^/[xen-blkbackd] /' $DLOG | tail -10
+            report FAIL 0 "rootcause: $cfg kill -9 under load" "xl create failed"; continue
+        fi
+        domid=${DOMID_OF[$g]}
+        wait_marker $g '@@G FIO-RUNNING' 300 1 || info "rootcause $cfg: no FIO-RUNNING"
+        sleep 10
+        info "rootcause $cfg: params=$(xenstore-read /local/domain/0/backend/vbd/$domid/$XVDB/params) be.persistent=$(xenstore-read /local/domain/0/backend/vbd/$domid/$XVDB/feature-persistent) fe.persistent=$(xenstore-read /local/domain/$domid/device/vbd/$XVDB/feature-persistent) queues=$(xenstore-read /local/domain/$domid/device/vbd/$XVDB/multi-queue-num-queues) gntdev_maps=$(grep -c gntdev /proc/$(dpid)/maps)"
+        grep -E 'connected|reattached' $DLOG | tail -2 | sed "s/^/[xen-blkbackd $cfg] /"
+        n0=$(dmesg | wc -l)
+        daemon_stop KILL 30 || info "rootcause $cfg: daemon did not die"
+        sleep 5
+        n1=$(dmesg | wc -l)
+        timeout -k 5 60 xl destroy $g > /dev/null 2>&1
+        local i=0; while xl list $domid > /dev/null 2>&1 && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done
+        gone=yes; xl list $domid > /dev/null 2>&1 && gone=no
+        [ -n "${RELAY_OF[$g]:-}" ] && { pkill -P ${RELAY_OF[$g]} 2>/dev/null; kill ${RELAY_OF[$g]} 2>/dev/null; }
+        n2=$(dmesg | wc -l)
+        # can dom0 still map grants? default daemon, new guest, file image
+        DAEMON_ARGS=""
+        mkimg $IMG/rcchk.img 64
+        chk="daemon did not start"
+        if start_daemon; then
+            if start_guest rcchk-$cfg "dd@xvdb" "" "$(spec daemon xvdb rw $IMG/rcchk.img)"; then
+                wait_guest rcchk-$cfg 200
+                r=$(gstep rcchk-$cfg dd@xvdb); chk="new guest dd: ${r:-no result}"
+            else
+                chk="new guest: xl create failed"
+                sed 's/^/[xen-blkbackd] /' $DLOG | tail -10
+            fi
+            grep -E 'Cannot allocate|already in use|\[error\]' $DLOG | tail -3 | sed "s/^/[xen-blkbackd chk $cfg] /"
+        fi
+        n3=$(dmesg | wc -l)
+        new=$(dmesg | tail -n +$((n0 + 1)))
+        echo "$new" | grep -vE 'xentest heartbeat' | head -60 | sed "s/^/[dom0 dmesg rootcause $cfg] /"
+        bad=$(echo "$new" | grep -E 'Bad page map|gntdev|WARNING|BUG|Call Trace')
+        r="kill: $(dmesg | sed -n "$((n0 + 1)),${n1}p" | grep -c 'Bad page map') Bad page map, $(dmesg | sed -n "$((n0 + 1)),${n1}p" | grep -c 'WARNING') WARNING;"
+        r="$r destroy: $(dmesg | sed -n "$((n1 + 1)),${n2}p" | grep -cE 'Bad page map|WARNING|BUG') lines; domain gone: $gone;"
+        r="$r check: $(dmesg | sed -n "$((n2 + 1)),${n3}p" | grep -cE 'Bad page map|WARNING|BUG') lines; $chk"
+        [ -n "$bad" ] && r="$r; first: $(echo "$bad" | head -1 | cut -c1-140)"
+        if [ -z "$bad" ] && [ "${chk#new guest dd: PASS}" != "$chk" ] && [ $gone = yes ]; then
+            report PASS $(( $(now) - t0 )) "rootcause: $cfg kill -9 under load" "$r"
+        else
+            report FAIL $(( $(now) - t0 )) "rootcause: $cfg kill -9 under load" "$r"
+        fi
+    done
+    daemon_alive && daemon_stop TERM 30
+    DAEMON_ARGS=""
+    dm_delay_down
+}
+
 final_checks() {
     local bad
     bad=$(dmesg | grep -iE 'segfault|general protection|Oops|BUG:|WARNING:|Call Trace|blocked for more' | head -20)
@@ -895,7 +968,7 @@ rm -f /tmp/perf.rows
 info "xl: $(xl info 2>/dev/null | grep -E '^(xen_version|free_memory|nr_cpus)' | tr -s ' ' | tr '\n' ' ')"
 for p in $(echo "$PLAN" | tr ',+' '  '); do
     case $p in
-        baseline|kernel|qdisk|daemon|destroy|twoguests|tap|restart) say PHASE $p; phase_$p ;;
+        baseline|kernel|qdisk|daemon|destroy|twoguests|tap|restart|rootcause) say PHASE $p; phase_$p ;;
         *) report FAIL 0 "plan: $p" "unknown phase" ;;
     esac
 done
