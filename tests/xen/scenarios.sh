@@ -238,8 +238,10 @@ start_daemon() {
     fi
     /usr/sbin/xen-blkbackd --log=file:$DLOG --pidfile=/run/xen-blkbackd.pid ${DAEMON_ARGS:-} \
         > /tmp/xen-blkbackd.out 2>&1 &
+    # The pidfile appears once the daemon owns backend/vbd (after its start-up and, on a
+    # restart, its reattach work): allow 30 s on a loaded TCG host.
     local i=0
-    while [ $i -lt 50 ]; do
+    while [ $i -lt 150 ]; do
         daemon_alive && { info "xen-blkbackd running, pid $(cat /run/xen-blkbackd.pid)"; return 0; }
         kill -0 $! 2>/dev/null || break
         sleep 0.2; i=$((i+1))
