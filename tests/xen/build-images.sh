@@ -40,7 +40,7 @@ case $DIST in
         XEN_DIR=${XEN_DIR:-$ROOT/build/xen-trixie}; XENV=4.20
         # The hypervisor comes from the chroot's apt (the host is bookworm).
         DOM0_PKGS="linux-image-amd64 xen-utils-4.20 xen-utils-common xenstore-utils kmod udev
-  util-linux e2fsprogs procps iproute2 busybox-static
+  util-linux e2fsprogs procps iproute2 busybox-static dmsetup
   liburing2 libaio1t64 libinih1 libjson-c5 libxenstore4 libxengnttab1 libxenevtchn1" ;;
     *) echo "build-images: --dist=bookworm|trixie" >&2; exit 2 ;;
 esac
