@@ -665,7 +665,13 @@ phase_twoguests() {
 RSTT=${RSTT:-15}              # seconds of guest I/O after the action
 rst_token() { printf 'XT-GO %s \n' "$1" | dd of=$IMG/r.img bs=4096 seek=$((250 * 256)) conv=notrunc,sync oflag=direct 2>/dev/null; }
 dpid() { cat /run/xen-blkbackd.pid 2>/dev/null; }
-pid_gone() { [ ! -d /proc/$1 ] || grep -q '^State:[[:space:]]*Z' /proc/$1/status 2>/dev/null; }
+# gone = no such pid, a zombie, or the pid now names something else (pids wrap at 32768
+# in dom0 during a full run, and /proc/<tid> of another process's thread is reachable)
+pid_gone() {
+    [ -d /proc/$1 ] || return 0
+    grep -q '^State:[[:space:]]*Z' /proc/$1/status 2>/dev/null && return 0
+    [ "$(cat /proc/$1/comm 2>/dev/null)" != "${2:-xen-blkbackd}" ]
+}
 ms() { date +%s%3N; }
 # daemon_stop SIG [seconds]: signal the daemon and wait until it has exited. On a timeout
 # DSTOP_WHY tells the state of its threads (a kill -9 can take seconds to tear down the
@@ -680,7 +686,7 @@ daemon_stop() {
         for t in /proc/$pid/task/*; do
             DSTOP_WHY="$DSTOP_WHY $(cat $t/comm 2>/dev/null):$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' $t/status 2>/dev/null):$(cat $t/wchan 2>/dev/null)"
         done
-        DSTOP_WHY="pid $pid threads (comm:state:wchan):$DSTOP_WHY"
+        DSTOP_WHY="pid $pid ($(cat /proc/$pid/comm 2>/dev/null) $(grep -E '^(State|Tgid|PPid)' /proc/$pid/status 2>/dev/null | tr -s '\t\n' '  ')) threads (comm:state:wchan):$DSTOP_WHY"
         return 1
     fi
     wait "$pid" 2>/dev/null     # reap (it is our child: start_daemon ran it with &)
