@@ -484,9 +484,7 @@ int vbd_connect(struct vbd *v)
     dc->poll_us = cfg->poll_us;
     dc->reattach = reattach;
     char sdir[256], spath[320];
-    xbd_config_state_dir(cfg, sdir, sizeof(sdir));
-    if (mkdir(sdir, 0700) < 0 && errno != EEXIST)
-        VLOG(v, LOG_WARNING, "state directory %s: %s", sdir, strerror(errno));
+    xbd_config_state_dir(cfg, sdir, sizeof(sdir));   /* made by owner_acquire at start-up */
     snprintf(spath, sizeof(spath), "%s/%s-%u-%u.state", sdir, v->kind, v->fe_domid, v->devid);
     dc->state_path = spath;
 
