@@ -85,6 +85,17 @@ ours() {
 median() { sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : 0 }'; }
 # med KEY "k=v ..." "k=v ..." ... -> the median of KEY's values over the result lines
 med() { local k=$1; shift; for x in "$@"; do field "$k" "$x"; done | median; }
+# med_summary RAW OURS: names of two arrays of result lines (raw fio, xen-blkbench) ->
+# "raw-IOPS raw-MB/s raw-us/io IOPS MB/s us/io ours/raw cpu-ours/raw", medians
+med_summary() {
+  local -n _r=$1 _o=$2
+  local ri rm rc oi om oc
+  ri=$(med iops "${_r[@]}"); rm=$(med mbps "${_r[@]}"); rc=$(med cpu_us "${_r[@]}")
+  oi=$(med iops "${_o[@]}"); om=$(med mbps "${_o[@]}"); oc=$(med cpu_us "${_o[@]}")
+  echo "$ri $rm $rc $oi $om $oc" \
+    "$(awk -v a="$oi" -v b="$ri" 'BEGIN { printf "%.2f", b ? a / b : 0 }')" \
+    "$(awk -v a="$oc" -v b="$rc" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
+}
 
 # field KEY "k=v k=v ..." -> v
 field() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }

@@ -39,11 +39,9 @@ row() { # label rw bs qd [xen-blkbench args]
     r+=("$(raw_fio "$uri" "$rw" "$bs" "$qd")")
     o+=("$(ours $domid "$uri" "$rw" "$bs" "$qd" "$@")"); domid=$((domid + 1))
   done
-  local ri rm rc oi om oc
-  ri=$(med iops "${r[@]}"); rm=$(med mbps "${r[@]}"); rc=$(med cpu_us "${r[@]}")
-  oi=$(med iops "${o[@]}"); om=$(med mbps "${o[@]}"); oc=$(med cpu_us "${o[@]}")
-  printf '%-22s %9s %8s %9s | %9s %8s %9s %8s\n' "$label" "$ri" "$rm" "$rc" "$oi" "$om" "$oc" \
-    "$(awk -v a="$oi" -v b="$ri" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
+  # shellcheck disable=SC2046
+  set -- $(med_summary r o)
+  printf '%-22s %9s %8s %9s | %9s %8s %9s %8s\n' "$label" "$1" "$2" "$3" "$4" "$5" "$6" "$7"
 }
 row "4k randread QD32" randread 4k 32
 row "4k randwrite QD32" randwrite 4k 32

@@ -97,12 +97,9 @@ row() { # label rw bs qd [xen-blkbench args]
     o+=("$(ours $domid "$params" "$rw" "$bs" "$qd" --size "${size_mib}m" "$@")"); domid=$((domid + 1))
     [ $((i % 2)) = 0 ] && r+=("$(raw_rbd "$rw" "$bs" "$qd")")
   done
-  local ri rm rc oi om oc
-  ri=$(med iops "${r[@]}"); rm=$(med mbps "${r[@]}"); rc=$(med cpu_us "${r[@]}")
-  oi=$(med iops "${o[@]}"); om=$(med mbps "${o[@]}"); oc=$(med cpu_us "${o[@]}")
-  printf '%-20s %9s %8s %9s | %9s %8s %11s %8s %8s\n' "$label" "$ri" "$rm" "$rc" "$oi" "$om" "$oc" \
-    "$(awk -v a="$oi" -v b="$ri" 'BEGIN { printf "%.2f", b ? a / b : 0 }')" \
-    "$(awk -v a="$oc" -v b="$rc" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
+  # shellcheck disable=SC2046
+  set -- $(med_summary r o)
+  printf '%-20s %9s %8s %9s | %9s %8s %11s %8s %8s\n' "$label" "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$8"
 }
 row "4k randread QD32" randread 4k 32
 row "4k randwrite QD32" randwrite 4k 32
