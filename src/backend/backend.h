@@ -132,7 +132,7 @@ struct vbd *backend_find_vbd(struct backend *b, const char *kind, xen_domid_t fe
  * (each fires once at once, which runs the state machine).  0 or -errno. */
 int  vbd_new(struct backend *b, const char *kind, xen_domid_t fe, unsigned devid, struct vbd **out);
 /* Run the state machine from the current xenstore values (level triggered,
- * idempotent; protocol.md §2).  May set v->finished. */
+ * idempotent; docs/protocol.md §2).  May set v->finished. */
 void vbd_changed(struct vbd *v);
 /* Daemon exit: stop the data plane; close=true also writes Closed. */
 void vbd_shutdown(struct vbd *v, bool close);
@@ -155,7 +155,8 @@ void vbd_run_timers(struct backend *b);
 /* ---- vbd_connect.c ---------------------------------------------------------- */
 /* Frontend 3/4: read the frontend's and our keys, open the engine, create and
  * start the data plane, advertise the device in one transaction and switch
- * to Connected (protocol.md §1.2, §2; Linux connect_ring()+connect()).
+ * to Connected (docs/protocol.md §1.2, §2; connect_ring() and connect() of
+ * torvalds/linux:drivers/block/xen-blkback/xenbus.c@v6.1).
  * On failure calls vbd_fatal().  0 or -errno.  A store held by someone else
  * (-EBUSY, src/engine/lock.c) is fatal on a fresh connect; on a reattach
  * (backend already Connected: a restarted daemon) it returns -EBUSY without
@@ -201,8 +202,9 @@ struct xs_kv {
 };
 /*
  * In ONE transaction (retried on -EAGAIN, up to 16 times): check `<dir>/state`
- * still exists (never resurrect a deleted directory: Linux
- * xenbus_client.c:202-256), write or remove each kv under dir, then write
+ * still exists (never resurrect a deleted directory: torvalds/linux:
+ * drivers/xen/xenbus/xenbus_client.c@v6.1 __xenbus_switch_state), write or
+ * remove each kv under dir, then write
  * `state` = new_state unless new_state < 0.
  * 0, -ENOENT (directory gone), other -errno of the ops.
  */

@@ -52,13 +52,15 @@ void xbd_config_init(struct xbd_config *c)
     c->domid = -1;
     c->wait_hotplug = -1;
     c->grant_mode = GRANT_MODE_AUTO;
-    c->max_ring_page_order = 4;         /* Linux include/xen/xenbus.h:52 */
-    c->max_queues = 0;                  /* online CPUs, as Linux bb/xenbus.c:680 */
-    c->max_indirect_segs = 256;         /* Linux bb/common.h:53 */
+    c->max_ring_page_order = 4;         /* XENBUS_MAX_RING_GRANT_ORDER of
+                                           torvalds/linux:include/xen/xenbus.h@v6.1 */
+    c->max_queues = 0;                  /* online CPUs, as Linux (docs/protocol.md §1.2) */
+    c->max_indirect_segs = 256;         /* Linux MAX_INDIRECT_SEGMENTS
+                                           (docs/protocol.md §1.2) */
     c->persistent = true;               /* Linux default feature_persistent=1 */
     c->persistent_cap = 0;                      /* auto: sized from the ring */
     c->poll_us = 0;
-    c->feature_barrier = false;         /* protocol.md §0.3 */
+    c->feature_barrier = false;         /* docs/protocol.md §0.3 (decision-flush) */
     c->direct_io = true;
     c->stop_timeout_ms = 3000;          /* libxl waits 10 s for Closed */
     c->resize_check_ms = 1000;          /* one fstat/ioctl per device per second */

@@ -48,7 +48,7 @@ struct xbd_config {
     bool persistent;                /* advertise feature-persistent */
     unsigned persistent_cap;        /* pages per queue; 0 = auto (dataplane.h) */
     unsigned poll_us;               /* data plane ring polling before sleeping */
-    bool feature_barrier;           /* protocol.md §0.3: default off */
+    bool feature_barrier;           /* docs/protocol.md §0.3: default off */
     bool direct_io;                 /* O_DIRECT on the backing store */
     unsigned stop_timeout_ms;       /* dp_stop drain budget */
     unsigned resize_check_ms;       /* poll the stores' sizes this often; 0 = off */

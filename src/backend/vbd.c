@@ -1,6 +1,7 @@
 /*
  * vbd.c - one device's lifecycle and the XenBus state machine of the backend
- * (protocol.md §2; Linux bb/xenbus.c frontend_changed; QEMU
+ * (docs/protocol.md §2 (states); torvalds/linux:drivers/block/xen-blkback/xenbus.c@v6.1
+ * frontend_changed; qemu/qemu:hw/xen/xen-bus.c@v7.2.0
  * xen_device_backend_changed).  Level triggered: every watch event of the
  * device re-reads backend state, online, hotplug-status and the frontend state
  * and does what the current values call for, so merged or skipped events and

@@ -1,8 +1,9 @@
 /*
  * vbd_connect.c - the connect and disconnect halves of a vbd: what we
  * advertise before InitWait, reading the frontend's ring keys, opening the
- * backing store, starting the data plane, advertising the device (protocol.md
- * §1.2, §1.3; Linux bb/xenbus.c connect_ring(), connect()), and the one fatal
+ * backing store, starting the data plane, advertising the device
+ * (docs/protocol.md §1.2, §1.3; connect_ring() and connect() of
+ * torvalds/linux:drivers/block/xen-blkback/xenbus.c@v6.1), and the one fatal
  * error path (Linux xenbus_dev_fatal).
  */
 #include "backend.h"
@@ -27,7 +28,7 @@ int vbd_init_wait(struct vbd *v)
     struct xs_kv kv[3];
 
     /* Only what the data plane supports and the admin configured
-     * (protocol.md §1.2; blkif.h:178, :604). */
+     * (docs/protocol.md §1.2; blkif.h max-ring-page-order, BLKIF_OP_INDIRECT). */
     if (c->max_ring_page_order > 0)
         xs_kv_set(&kv[0], XSK_MAX_RING_PAGE_ORDER, c->max_ring_page_order);
     else
@@ -89,7 +90,8 @@ void vbd_fatal(struct vbd *v, int err, const char *fmt, ...)
     v->busy_since_ms = v->busy_retry_ms = 0;
 
     snprintf(val, sizeof(val), "%d %s", err, msg);
-    /* Linux: <home>/error/backend/<kind>/<fe>/<devid>/error (xenbus_client.c:281-346) */
+    /* Linux: <home>/error/backend/<kind>/<fe>/<devid>/error (docs/protocol.md §1.1;
+     * torvalds/linux:drivers/xen/xenbus/xenbus_client.c@v6.1 xenbus_va_dev_error) */
     snprintf(p, sizeof(p), "%s/%s/%s/%s/%u/%u/%s", b->home, XSK_ERROR_DIR, XSK_BACKEND_DIR,
              v->kind, v->fe_domid, v->devid, XSK_ERROR);
     if (b->ops->xs_write(b->xs, XEN_XS_NO_TX, p, val) == 0)
@@ -152,7 +154,7 @@ static int read_queue(struct vbd *v, const char *dir, bool has_order, unsigned o
     return 0;
 }
 
-/* Frontend keys into dc (protocol.md §1.3).  On error vbd_fatal has run. */
+/* Frontend keys into dc (docs/protocol.md §1.3).  On error vbd_fatal has run. */
 static int read_frontend(struct vbd *v, struct dp_config *dc, bool *fe_persistent)
 {
     struct backend *b = v->be;
@@ -207,7 +209,7 @@ static int read_frontend(struct vbd *v, struct dp_config *dc, bool *fe_persisten
         vbd_fatal(v, -rc, "reading %s/%s", fe, XSK_PROTOCOL);
         return rc;
     }
-    rc = blkif_abi_parse(proto, &dc->abi);     /* missing: native (blkif.h:289) */
+    rc = blkif_abi_parse(proto, &dc->abi);     /* missing: native (docs/protocol.md §1.3) */
     if (rc) {
         vbd_fatal(v, EINVAL, "unsupported protocol '%.32s'", proto ? proto : "");
         free(proto);
@@ -376,13 +378,15 @@ static int advertise(struct vbd *v)
         xs_kv_set(&kv[n++], XSK_DISCARD_ALIGNMENT, caps->discard_alignment);
         xs_kv_set(&kv[n++], XSK_DISCARD_SECURE, caps->secure_discard);
     } else {
-        /* discard-enable=0: write none of them (Linux bb/xenbus.c:592) */
+        /* discard-enable=0: write none of them (Linux xen_blkbk_discard,
+         * docs/protocol.md §1.2) */
         xs_kv_rm(&kv[n++], XSK_FEATURE_DISCARD);
         xs_kv_rm(&kv[n++], XSK_DISCARD_GRANULARITY);
         xs_kv_rm(&kv[n++], XSK_DISCARD_ALIGNMENT);
         xs_kv_rm(&kv[n++], XSK_DISCARD_SECURE);
     }
-    /* Our own setting; the result is the AND with the frontend's (bb/xenbus.c:925) */
+    /* Our own setting; the result is the AND with the frontend's
+     * (docs/protocol.md §1.2; torvalds/linux:drivers/block/xen-blkback/xenbus.c@v6.1 connect) */
     xs_kv_set(&kv[n++], XSK_FEATURE_PERSISTENT, vbd_offers_persistent(v));
     int to = v->be_state == XenbusStateConnected ? -1 : XenbusStateConnected;
     return xs_tx_write(v->be, v->be_path, kv, n, to);

@@ -1,12 +1,14 @@
 /*
  * xs_keys.h - every xenstore key name the control plane reads or writes, in
- * one place (protocol.md §1; blkif.h; Linux bb/xenbus.c).  Paths are built as
+ * one place (docs/protocol.md §1; blkif.h;
+ * torvalds/linux:drivers/block/xen-blkback/xenbus.c@v6.1).
+ * Paths are built as
  * "<dir>/<key>"; nothing outside src/backend/ should need these.
  */
 #ifndef XBD_XS_KEYS_H
 #define XBD_XS_KEYS_H
 
-/* ---- layout (protocol.md §1: libxl_device.c:21-76) ------------------------ */
+/* ---- layout (docs/protocol.md §1 (xenstore)) ----------------------------- */
 #define XSK_DOMAIN_FMT          "/local/domain/%u"          /* home of a domain */
 #define XSK_BACKEND_DIR         "backend"                   /* <home>/backend/<kind> */
 #define XSK_KIND_VBD            "vbd"                       /* backendtype=phy */
@@ -14,7 +16,7 @@
 #define XSK_SELF_DOMID          "domid"                     /* relative: our own domid */
 #define XSK_ERROR_DIR           "error"                     /* <home>/error/<be-rel>/error (Linux) */
 
-/* ---- written by the toolstack in the backend dir (protocol.md §1.1) ------- */
+/* ---- written by the toolstack in the backend dir (docs/protocol.md §1.1) -- */
 #define XSK_FRONTEND            "frontend"
 #define XSK_FRONTEND_ID         "frontend-id"
 #define XSK_ONLINE              "online"
@@ -27,16 +29,16 @@
 #define XSK_DISCARD_ENABLE      "discard-enable"
 #define XSK_TYPE                "type"
 
-/* ---- written by hotplug scripts (protocol.md §1.1, §6) -------------------- */
+/* ---- written by hotplug scripts (docs/protocol.md §1.1, §6.5) ------------ */
 #define XSK_HOTPLUG_STATUS      "hotplug-status"
 #define XSK_HOTPLUG_CONNECTED   "connected"
 
-/* ---- we advertise before InitWait (protocol.md §1.2) ---------------------- */
+/* ---- we advertise before InitWait (docs/protocol.md §1.2) ----------------- */
 #define XSK_MAX_RING_PAGE_ORDER "max-ring-page-order"
 #define XSK_MQ_MAX_QUEUES       "multi-queue-max-queues"
 #define XSK_MAX_INDIRECT_SEGS   "feature-max-indirect-segments"
 
-/* ---- we advertise at connect (protocol.md §1.2; Linux connect()) ---------- */
+/* ---- we advertise at connect (docs/protocol.md §1.2; Linux connect()) ----- */
 #define XSK_SECTORS             "sectors"                   /* 512-byte units */
 #define XSK_INFO                "info"                      /* VDISK_* bitmap */
 #define XSK_SECTOR_SIZE         "sector-size"               /* bytes */
@@ -51,7 +53,7 @@
 #define XSK_GRANT_MODE          "grant-mode"                /* ours, optional: per-device grant mode */
 #define XSK_ERROR               "error"                     /* <backend>/error */
 
-/* ---- written by the frontend (protocol.md §1.3) --------------------------- */
+/* ---- written by the frontend (docs/protocol.md §1.3) ---------------------- */
 #define XSK_RING_REF            "ring-ref"                  /* one page */
 #define XSK_RING_REF_N_FMT      "ring-ref%u"                /* with ring-page-order */
 #define XSK_RING_PAGE_ORDER     "ring-page-order"
@@ -60,7 +62,8 @@
 #define XSK_QUEUE_FMT           "queue-%u"
 #define XSK_PROTOCOL            "protocol"
 
-/* blkif.h:699-701 `info` bits. */
+/* `info` bits: blkif.h VDISK_CDROM, VDISK_REMOVABLE, VDISK_READONLY
+ * (docs/protocol.md §1.2). */
 #define XSK_VDISK_CDROM         1u
 #define XSK_VDISK_REMOVABLE     2u
 #define XSK_VDISK_READONLY      4u

@@ -1,7 +1,7 @@
 /*
  * xs_tx.c - small xenstore helpers of the control plane: typed reads and the
- * one transactional writer used for every state change (protocol.md §2
- * "Writing state").
+ * one transactional writer used for every state change (docs/protocol.md §2
+ * (states), "Writing `state`").
  */
 #include "backend.h"
 #include "xs_keys.h"

@@ -24,7 +24,8 @@
  * one the physical block size and the discard granularity.
  *
  * Connections: with can_multi_conn (the server promises that a FLUSH on
- * one connection covers writes completed on all of them, NBD protocol.md
+ * one connection covers writes completed on all of them,
+ * NetworkBlockDevice/nbd:doc/proto.md@014ba1aa6c0feed233b3f218b9b8451276b84ba5
  * "NBD_FLAG_CAN_MULTI_CONN") every engine queue gets its own connection;
  * without it all queues share ONE connection, so that a FLUSH covers every
  * write.  A connection (struct conn) has one mutex held around every libnbd
@@ -714,8 +715,9 @@ static int nbd_open(const struct engine_params *p, struct engine **out)
         rc = nbd_err();
         goto fail;
     }
-    /* NBD protocol.md "Block size constraints": min a power of 2 <= 64 KiB,
-     * preferred >= min, max a multiple of min; 0 = not advertised. */
+    /* NetworkBlockDevice/nbd:doc/proto.md (ref at the top) "Block size
+     * constraints": min a power of 2 <= 64 KiB, preferred >= min, max a
+     * multiple of min; 0 = not advertised. */
     uint32_t lbs = bmin > 512 && bmin <= 65536 ? (uint32_t)bmin : 512;
     uint32_t pbs = bpref > lbs ? (bpref > 65536 ? 65536 : (uint32_t)bpref) : lbs;
     uint64_t mx = bmax > 0 && (uint64_t)bmax < NBD_MAX_IO ? (uint64_t)bmax : NBD_MAX_IO;

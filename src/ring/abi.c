@@ -1,8 +1,9 @@
 /*
  * abi.c - blkif wire ABI translation: one request copied out of a shared
  * ring slot into struct blkif_req (each shared byte read once), one response
- * written in the frontend's layout.  Mirrors Linux bb/common.h
- * blkif_get_x86_{32,64}_req; layouts in protocol.md §3.
+ * written in the frontend's layout.  Mirrors blkif_get_x86_{32,64}_req of
+ * torvalds/linux:drivers/block/xen-blkback/common.h@v6.1; layouts in
+ * docs/protocol.md §3.3 (layouts).
  */
 #include "blkif_abi.h"
 
@@ -14,7 +15,7 @@ int blkif_abi_parse(const char *protocol, enum blkif_abi *abi)
     enum blkif_abi a;
 
     if (!protocol || !*protocol)
-        a = BLKIF_ABI_NATIVE;                   /* blkif.h:289 */
+        a = BLKIF_ABI_NATIVE;                   /* blkif.h `protocol` */
     else if (!strcmp(protocol, XEN_IO_PROTO_ABI_X86_32))
         a = BLKIF_ABI_X86_32;
     else if (!strcmp(protocol, XEN_IO_PROTO_ABI_X86_64))
@@ -72,7 +73,7 @@ size_t blkif_abi_entry_size(enum blkif_abi abi)
         (dst)->id = r_->id;                                                     \
         (dst)->sector_number = r_->sector_number;                               \
         if (n_ > BLKIF_MAX_SEGMENTS_PER_REQUEST)                                \
-            n_ = BLKIF_MAX_SEGMENTS_PER_REQUEST;    /* bb/common.h:407 */       \
+            n_ = BLKIF_MAX_SEGMENTS_PER_REQUEST;    /* docs/protocol.md §4.5 */ \
         for (unsigned k_ = 0; k_ < n_; k_++) {                                  \
             (dst)->seg[k_].gref = r_->seg[k_].gref;                             \
             (dst)->seg[k_].first_sect = r_->seg[k_].first_sect;                 \
@@ -86,8 +87,8 @@ size_t blkif_abi_entry_size(enum blkif_abi abi)
  * are filled; the others are zeroed except seg[] (left as is: only the first
  * min(nr_segments, 11) entries are meaningful) so the hot path does not clear
  * 88 bytes per request.  nr_segments keeps the frontend's raw count (so the
- * validator can refuse > 11, Linux bb/blkback.c:1205); only the segment copy
- * loop is clamped (bb/common.h:407).
+ * validator can refuse > 11, Linux dispatch_rw_block_io); only the segment copy
+ * loop is clamped (Linux blkif_get_x86_*_req; docs/protocol.md §4.5, §4.6).
  */
 void blkif_abi_get_req(enum blkif_abi abi, struct blkif_req *dst, const volatile void *slot)
 {

@@ -154,7 +154,8 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
     RING_IDX start = 0;
     if (cfg->reattach) {
         /* Daemon restart: resume at the shared rsp_prod; consumed but
-         * unanswered requests are redone (bb/xenbus.c:201-262). */
+         * unanswered requests are redone (docs/protocol.md §2, "Daemon restart";
+         * torvalds/linux:drivers/block/xen-blkback/xenbus.c@v6.1 xen_blkif_map). */
         volatile struct blkif_x86_64_sring *s = addr;
         RING_IDX rsp = s->rsp_prod, req = s->req_prod;
         unsigned size = cfg->abi == BLKIF_ABI_X86_32

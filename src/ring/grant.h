@@ -9,8 +9,8 @@
  *   GRANT_MODE_MAP         one gnt_map of all data pages of a request
  *                          (read-only for WRITE, read-write for READ), one
  *                          gnt_unmap at completion (grant.c).
- *   GRANT_MODE_PERSISTENT  blkif.h feature-persistent (Linux bb/blkback.c
- *                          persistent_gnt): data and indirect pages are
+ *   GRANT_MODE_PERSISTENT  blkif.h feature-persistent (Linux blkback.c
+ *                          persistent_gnt, docs/protocol.md §1.2): data and indirect pages are
  *                          mapped read-write once and kept in a per-queue
  *                          cache keyed by gref (grant_persist.c), at most
  *                          persistent_cap pages; beyond the cap the extra
@@ -162,8 +162,8 @@ void dpg_fini(struct dpg *g);
  * Make the n data segments of one request accessible and describe them as
  * iovecs (iov: room for n entries; adjacent pieces are merged).  segs is the
  * private copy.  to_guest: data moves into guest memory (READ).
- * MAP: read-only mapping for WRITE, read-write for READ (protocol.md §4
- * "Grant access").  COPY: for a WRITE m->copy_pending is set: the data is in
+ * MAP: read-only mapping for WRITE, read-write for READ (docs/protocol.md
+ * §4.7 (grant-access)).  COPY: for a WRITE m->copy_pending is set: the data is in
  * the iovecs only after dpg_copy_flush (then check m->copy_err); the caller
  * must have checked dpg_copy_room first.
  * 0, or -errno: -EINVAL bad/revoked/read-only ref, -EBUSY a persistent gref
@@ -192,7 +192,8 @@ void dpg_copy_flush(struct dpg *g);
 
 /*
  * INDIRECT: read nsegs segment descriptors from the npages indirect pages
- * (refs) into the private array dst, each byte once (bb/blkback.c:929-950).
+ * (refs) into the private array dst, each byte once (docs/protocol.md §4.5;
+ * torvalds/linux:drivers/block/xen-blkback/blkback.c@v6.1 xen_blkbk_parse_indirect).
  * MAP: the pages are mapped read-only and unmapped before returning;
  * PERSISTENT: through the cache; COPY: one gnt_copy straight into dst.
  * 0 or -errno (as dpg_get).

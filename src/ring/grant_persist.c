@@ -1,7 +1,7 @@
 /*
  * grant_persist.c - GRANT_MODE_PERSISTENT: the per-queue cache of persistent
- * grants (blkif.h feature-persistent; Linux bb/blkback.c get/add/put/
- * purge_persistent_gnt), used by dpg_get / dpg_read_indirect (grant.c).
+ * grants (blkif.h feature-persistent; torvalds/linux:drivers/block/xen-blkback/blkback.c@v6.1
+ * get/add/put/purge_persistent_gnt), used by dpg_get / dpg_read_indirect (grant.c).
  *
  * - A gref seen for the first time is mapped read-write (a persistent gref
  *   may carry data both ways) and kept, keyed by gref in a hash table of

@@ -1,9 +1,10 @@
 /*
  * queue.c - the queue thread: consume requests from a shared ring, validate
  * the private copies, map their grants, drive the engine, answer.
- * Loop shape follows Linux bb/blkback.c __do_block_io_op (protocol.md §4
- * "Loop"); one poll() over the event channel, the engine queue's completion
- * fd and a stop eventfd.  No locks: everything here belongs to this thread.
+ * Loop shape follows __do_block_io_op of
+ * torvalds/linux:drivers/block/xen-blkback/blkback.c@v6.1 (docs/protocol.md
+ * §4.4 (ring-loop)); one poll() over the event channel, the engine queue's
+ * completion fd and a stop eventfd.  No locks: everything here belongs to this thread.
  *
  * One round (service): drain the ring in one sweep, one gnt_copy for the
  * sweep's WRITE data and the completed READs (COPY mode), ONE engine submit,
@@ -470,7 +471,7 @@ static void dispatch(struct dpq *q, struct dp_slot *s)
         }
         ST_ADD(&q->st, wr_sect, c->nr_sectors);
         if (c->kind == BLKIF_KIND_BARRIER) {
-            /* Drain first (bb/blkback.c:1223); nothing is consumed until
+            /* Drain first (docs/protocol.md §3.5); nothing is consumed until
              * the barrier is answered. */
             q->barrier = s;
             if (q->inflight > 1) {
@@ -572,7 +573,7 @@ static void sweep(struct dpq *q, bool arm)
             __atomic_store_n(&s->rec->state, RS_INFLIGHT, __ATOMIC_RELEASE);
             r->req_cons = ++rc;
             __atomic_store_n(q->rs_req_cons, rc, __ATOMIC_RELEASE);
-            __asm__ __volatile__("" ::: "memory");   /* copy before use (bb/blkback.c:1140) */
+            __asm__ __volatile__("" ::: "memory");   /* copy before use (docs/protocol.md §4.4) */
             dispatch(q, s);
         }
         if (q->oo || q->barrier || RING_REQUEST_CONS_OVERFLOW(r, rc))
@@ -740,7 +741,7 @@ void *dpq_thread(void *arg)
             if (spin(q, pfd)) {
                 timeout = 0;
             } else {
-                int more;       /* re-arm before sleeping (blkif.h:17-27) */
+                int more;       /* re-arm before sleeping (docs/protocol.md §4.2) */
                 RING_FINAL_CHECK_FOR_REQUESTS(RING(q), more);
                 if (more && can_consume(q))
                     timeout = 0;

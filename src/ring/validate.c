@@ -1,5 +1,5 @@
 /*
- * validate.c - the hostile-frontend table of protocol.md §4 applied to the
+ * validate.c - the hostile-frontend table of docs/protocol.md §4.6 applied to the
  * private copy of a request (see validate.h for the order of checks).
  */
 #include "validate.h"
@@ -8,7 +8,7 @@
 #define REFUSE(c, st, w)  ((c)->why = (w), (st))
 
 /* Sector range [start, start + n) must not wrap nor pass the end of the
- * device (bb/blkback.c:444-468). */
+ * device (torvalds/linux:drivers/block/xen-blkback/blkback.c@v6.1 xen_vbd_translate). */
 static bool range_ok(const struct blkif_limits *lim, uint64_t start, uint64_t n)
 {
     uint64_t end = start + n;
@@ -57,8 +57,8 @@ int blkif_check_req(const struct blkif_limits *lim, const struct blkif_req *req,
             return REFUSE(c, BLKIF_RSP_ERROR, "bad nr_segments");
         c->nr_segs = req->nr_segments;
         /* Linux refuses write, flush or discard on a read-only vbd with
-         * -EACCES -> ERROR, a flush without data included (protocol.md §4;
-         * bb/blkback.c dispatch_rw_block_io: operation != REQ_OP_READ). */
+         * -EACCES -> ERROR, a flush without data included (docs/protocol.md §4.6;
+         * Linux xen_vbd_translate, dispatch_rw_block_io: operation != REQ_OP_READ). */
         if (lim->readonly)
             return REFUSE(c, BLKIF_RSP_ERROR, c->nr_segs ? "write to read-only vbd"
                                                         : "flush on read-only vbd");
@@ -79,8 +79,10 @@ int blkif_check_req(const struct blkif_limits *lim, const struct blkif_req *req,
         c->nr_sectors = req->nr_sectors;
         return OK(c);
     case BLKIF_OP_INDIRECT: {
-        /* Linux answers ERROR when it does not advertise INDIRECT; blkif.h:604
-         * says a backend that does not recognize it answers EOPNOTSUPP. */
+        /* Linux answers ERROR when it does not advertise INDIRECT.  blkif.h
+         * (at BLKIF_OP_INDIRECT) only says such a backend must not write
+         * feature-max-indirect-segments; we answer EOPNOTSUPP as for any
+         * operation not advertised. */
         unsigned max = lim->max_indirect_segs;
         if (max > BLKIF_MAX_INDIRECT_SEGS_PROTO)
             max = BLKIF_MAX_INDIRECT_SEGS_PROTO;
@@ -99,7 +101,7 @@ int blkif_check_req(const struct blkif_limits *lim, const struct blkif_req *req,
         break;
     }
     default:
-        /* Unknown (incl. RESERVED_1): echo op and id (bb/blkback.c:1010). */
+        /* Unknown (incl. RESERVED_1): echo op and id (Linux dispatch_other_io). */
         return REFUSE(c, BLKIF_RSP_EOPNOTSUPP, "unknown operation");
     }
     /* READ / WRITE / INDIRECT */

@@ -1,7 +1,8 @@
 /*
  * validate.h - request validation of the data plane (private to src/ring/,
  * used by tests/t_validate.c without a ring).  The hostile-frontend table of
- * protocol.md §4, answered as Linux 6.1 blkback does (bb/blkback.c) or
+ * docs/protocol.md §4.6, answered as Linux 6.1 blkback does
+ * (torvalds/linux:drivers/block/xen-blkback/blkback.c@v6.1) or
  * stricter where noted.
  *
  * Validation runs on the private copy (struct blkif_req) only, in two steps
@@ -43,7 +44,8 @@ enum blkif_kind {
 
 struct blkif_checked {
     enum blkif_kind kind;
-    uint8_t rsp_op;             /* operation to echo: indirect_op for INDIRECT (bf:1530) */
+    uint8_t rsp_op;             /* operation to echo: indirect_op for INDIRECT
+                                   (docs/protocol.md §4.7) */
     bool indirect;
     bool secure;                /* DISCARD with BLKIF_DISCARD_SECURE */
     bool to_guest;              /* data moves storage -> guest memory (READ): map RW */
@@ -61,7 +63,7 @@ static inline uint8_t blkif_rsp_op(const struct blkif_req *req)
 
 /*
  * Step 1, the header: opcode and features, segment count, read-only, and for
- * DISCARD the alignment and sector range (protocol.md §4 table).
+ * DISCARD the alignment and sector range (docs/protocol.md §4.6 table).
  * Order of checks: unknown op (EOPNOTSUPP), op not advertised (EOPNOTSUPP;
  * INDIRECT when max_indirect_segs == 0 too, where Linux answers ERROR),
  * segment count (ERROR), read-only (ERROR), alignment/range (ERROR).
@@ -71,10 +73,12 @@ int blkif_check_req(const struct blkif_limits *lim, const struct blkif_req *req,
 
 /*
  * Step 2, the segments (n = out->nr_segs entries of a private array):
- * last_sect >= 8 or first_sect > last_sect (ERROR, bb/blkback.c:1267,949),
+ * last_sect >= 8 or first_sect > last_sect (ERROR, dispatch_rw_block_io and
+ * xen_blkbk_parse_indirect),
  * sector_number or a segment length not a multiple of sector_size/512
- * (ERROR, bb/blkback.c:1290), range wraps or ends past `sectors` (ERROR,
- * bb/blkback.c:444).  Sets c->nr_sectors (512-byte sectors of data).
+ * (ERROR, dispatch_rw_block_io), range wraps or ends past `sectors` (ERROR,
+ * xen_vbd_translate; Linux functions as in docs/protocol.md §4.6).  Sets
+ * c->nr_sectors (512-byte sectors of data).
  */
 int blkif_check_segs(const struct blkif_limits *lim, const struct blkif_req *req,
                      const struct blkif_request_segment *seg, struct blkif_checked *c);

@@ -29,7 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SIM_GNT_MAX_MAP 65536u         /* gntdev's limit for one map (gntdev.c:71) */
+#define SIM_GNT_MAX_MAP 65536u         /* gntdev's limit for one map (docs/protocol.md §5) */
 
 struct sim_gdom {
     struct sim_gdom *next;

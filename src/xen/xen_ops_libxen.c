@@ -2,7 +2,7 @@
  * xen_ops_libxen.c - the Xen seam on a real Xen host: grant tables through
  * libxengnttab (/dev/xen/gntdev), event channels through libxenevtchn
  * (/dev/xen/evtchn), xenstore through libxenstore (xs_libxs.c).
- * protocol.md §5 lists the calls and their rules.
+ * docs/protocol.md §5 (libraries) lists the calls and their rules.
  */
 #include "xs_libxs.h"
 #include "log.h"
@@ -15,7 +15,8 @@
 #include <xenevtchn.h>
 #include <xengnttab.h>
 
-/* gntdev caps one map at 65536 pages (linux drivers/xen/gntdev.c:71). */
+/* gntdev caps one map at 65536 pages (torvalds/linux:drivers/xen/gntdev.c@v6.1,
+ * module parameter `limit`). */
 #define LIBXEN_MAX_GRANTS 65536u
 
 struct xen_host {
@@ -77,7 +78,7 @@ static int libxen_gnt_open(struct xen_host *h, struct xen_gnt **out)
         free(g);
         return rc;
     }
-    /* A no-op on pvops kernels; call it first anyway (protocol.md §5). */
+    /* A no-op on pvops kernels; call it first anyway (docs/protocol.md §5). */
     xengnttab_set_max_grants(g->h, LIBXEN_MAX_GRANTS);
     *out = g;
     return 0;

@@ -1,6 +1,6 @@
 /*
  * xs_libxs.c - xenstore operations of both ops tables on the real
- * libxenstore (xenstore.h; protocol.md §5).  libxenstore reports errors in
+ * libxenstore (xenstore.h; docs/protocol.md §5).  libxenstore reports errors in
  * errno; here they become -errno (-EIO if errno was left 0).
  */
 #include "xs_libxs.h"

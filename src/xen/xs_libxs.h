@@ -10,7 +10,7 @@
 #include "xen_ops.h"
 
 /* xs_open(0): the host is not used (libxenstore picks its transport from
- * XENSTORED_PATH etc., protocol.md §5). -errno of xs_open (ENOENT, ECONNREFUSED). */
+ * XENSTORED_PATH etc., docs/protocol.md §5). -errno of xs_open (ENOENT, ECONNREFUSED). */
 int  xen_lxs_open(struct xen_host *h, struct xen_xs **out);
 void xen_lxs_close(struct xen_xs *xs);
 /* xs_fileno: readable when a watch event may be queued. */

@@ -3,7 +3,7 @@
  * Listens on a unix socket (--socket, default $XENSTORED_PATH) and serves the
  * xenstore wire protocol to any number of clients from one poll() loop; the
  * real libxenstore and xenstore-* tools reach it through XENSTORED_PATH
- * (protocol.md §5).  Foreground only; SIGTERM/SIGINT exit 0 and remove the
+ * (docs/protocol.md §5).  Foreground only; SIGTERM/SIGINT exit 0 and remove the
  * socket and pidfile.  See man/xen-sim-xenstored.8.
  */
 #include "xenstored.h"

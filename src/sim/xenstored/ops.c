@@ -1,7 +1,7 @@
 /*
  * ops.c - request handlers of xen-sim-xenstored, one per xs_wire.h type.
  * Payload formats and errors follow Xen docs/misc/xenstore.txt and
- * protocol.md §5.1; every socket client is privileged dom0, so node
+ * docs/protocol.md §5.1; every socket client is privileged dom0, so node
  * permissions are stored and returned but never enforced.
  */
 #include "xenstored.h"

@@ -1,7 +1,7 @@
 /*
  * xenstored.h - private header of xen-sim-xenstored, the project's test
  * xenstore server.  It speaks the real socket wire protocol (xs_wire.h;
- * Xen docs/misc/xenstore.txt; protocol.md §5.1) so that the stock
+ * Xen docs/misc/xenstore.txt; docs/protocol.md §5.1) so that the stock
  * libxenstore and xenstore-* tools work against it via XENSTORED_PATH.
  *
  * Layout: tree.c (nodes, paths, perms), txn.c (transactions), watch.c
