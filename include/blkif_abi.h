@@ -5,16 +5,17 @@
  *
  * Every request is copied out of the shared ring exactly once into a
  * struct blkif_req (ABI independent), and only that private copy is validated
- * and used (protocol.md §4 "Double fetch"; Linux bb/common.h).
+ * and used (docs/protocol.md §4.5 (double-fetch);
+ * torvalds/linux:drivers/block/xen-blkback/common.h@v6.1).
  *
- * Sizes (checked by _Static_assert below; protocol.md §3 table):
+ * Sizes (checked by _Static_assert below; docs/protocol.md §3.3 table):
  *   request  x86_64 112 B, x86_32 108 B;  response x86_64 16 B, x86_32 12 B.
  */
 #ifndef XBD_BLKIF_ABI_H
 #define XBD_BLKIF_ABI_H
 
 #ifndef __XEN_TOOLS__
-#define __XEN_TOOLS__ 1         /* ring.h barriers: protocol.md §4 "Barriers" */
+#define __XEN_TOOLS__ 1         /* ring.h barriers: docs/protocol.md §4.3 */
 #endif
 #include <stdint.h>
 #include <stddef.h>
@@ -150,7 +151,7 @@ struct blkif_req {
     struct blkif_request_segment seg[BLKIF_MAX_SEGMENTS_PER_REQUEST]; /* direct only */
 };
 
-/* Parse the xenstore `protocol` value.  NULL/missing -> native (blkif.h:289).
+/* Parse the xenstore `protocol` value.  NULL/missing -> native (docs/protocol.md §1.3).
  * Returns 0, or -EINVAL for an unknown string (e.g. "arm-abi" on x86). */
 int blkif_abi_parse(const char *protocol, enum blkif_abi *abi);
 const char *blkif_abi_name(enum blkif_abi abi);
@@ -160,7 +161,8 @@ size_t blkif_abi_entry_size(enum blkif_abi abi);
 
 /* Copy the request in ring slot `slot` (pointer to the shared entry) into *dst,
  * reading each shared byte once; nr_segments of direct requests is clamped to
- * BLKIF_MAX_SEGMENTS_PER_REQUEST before segments are copied (bb/common.h:407). */
+ * BLKIF_MAX_SEGMENTS_PER_REQUEST before segments are copied (docs/protocol.md
+ * §4.5). */
 void blkif_abi_get_req(enum blkif_abi abi, struct blkif_req *dst, const volatile void *slot);
 
 /* Write one response into ring slot `slot` in the ABI's layout. */

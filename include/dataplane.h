@@ -72,7 +72,8 @@ struct dp;
  * and bind every event channel.  Does not start threads.
  * Errors: -EINVAL (bad config: queues, order, ABI), -ENOMEM, the ops' errors
  * for a bad ring ref or port, -EIO when reattaching a ring with
- * req_prod - rsp_prod > ring size (Linux bb/xenbus.c:259).
+ * req_prod - rsp_prod > ring size (docs/protocol.md §2, "Daemon restart";
+ * torvalds/linux:drivers/block/xen-blkback/xenbus.c@v6.1 xen_blkif_map).
  */
 int  dp_create(const struct xen_ops *ops, struct xen_host *host,
                const struct dp_config *cfg, struct dp **out);
@@ -106,8 +107,9 @@ void dp_get_stats(struct dp *dp, struct vbd_stats *out);
  * Online resize: from now on requests may reach `sectors` (512-byte sectors,
  * the new advertised `sectors`).  Only growth: the range of requests already
  * accepted must stay valid.  Call it BEFORE the new size is written to
- * xenstore, so a frontend that saw it is never refused (Linux
- * bb/blkback.c: xen_vbd_resize sets vbd->size first).  Single writer (the
+ * xenstore, so a frontend that saw it is never refused (xen_vbd_resize of
+ * torvalds/linux:drivers/block/xen-blkback/blkback.c@v6.1 sets vbd->size
+ * first; docs/protocol.md §7).  Single writer (the
  * control plane thread); each queue thread reads the size once per request
  * (atomic store/load, no lock), so requests in flight keep the size they
  * were validated against.  0, -EINVAL (dp NULL), -ERANGE (smaller than the
