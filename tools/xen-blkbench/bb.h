@@ -33,7 +33,7 @@
 #define BB_MAX_QUEUES 16
 #define BB_MAX_RING_ORDER 5
 #define BB_MAX_DISCARDS 16
-#define BB_LINUX_INDIRECT_DEFAULT 32    /* Linux xen_blkif_max_segments default (bf) */
+#define BB_LINUX_INDIRECT_DEFAULT 32    /* Linux blkfront xen_blkif_max_segments default */
 
 /* ------------------------------------------------------------------ opts */
 enum bb_rw { BB_RW_NONE = 0, BB_RW_READ, BB_RW_WRITE, BB_RW_RANDREAD, BB_RW_RANDWRITE, BB_RW_RANDRW };

@@ -1,8 +1,8 @@
 /*
- * front.c - blkfront negotiation, as Linux does it (bf talk_to_blkback,
- * setup_blkring, blkfront_connect, blkfront_gather_backend_features;
- * protocol.md §1.2-1.3, §2): wait for the backend's InitWait, read its limits,
- * grant the ring pages and allocate the event channels, publish the ring keys
+ * front.c - blkfront negotiation, as Linux does it (talk_to_blkback,
+ * setup_blkring, blkfront_connect, blkfront_gather_backend_features of
+ * torvalds/linux:drivers/block/xen-blkfront.c@v6.1; docs/protocol.md §1.2,
+ * §1.3, §2): wait for the backend's InitWait, read its limits, grant the ring pages and allocate the event channels, publish the ring keys
  * in one transaction, go Initialised, wait for Connected, read the device
  * properties, go Connected.  And the way back: Closed on backend Closing,
  * then end every grant once the backend is Closed.

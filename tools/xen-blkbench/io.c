@@ -840,7 +840,7 @@ static int gen_flush(struct bb_dev *d, void *vctx)
 int io_flush(struct bb_dev *d)
 {
     struct one_ctx c = { false, BLKIF_OP_FLUSH_DISKCACHE, false };
-    /* blkfront: feature-flush-cache wins over feature-barrier (bf:2257-2290) */
+    /* blkfront: feature-flush-cache wins over feature-barrier (docs/protocol.md §3.5) */
     if (d->flush) {
         d->res.flush_op = "flush-cache";
     } else if (d->barrier) {

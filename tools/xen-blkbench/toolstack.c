@@ -1,8 +1,9 @@
 /*
  * toolstack.c - what xl/libxl 4.17 does for a phy vbd, on our xenstore
- * (protocol.md §1, §6): domain nodes (libxl__domain_make), the frontend and
- * backend directories in one transaction with libxl's permissions
- * (libxl__device_generic_add, libxl_disk.c:350-460), the hotplug script's
+ * (docs/protocol.md §1, §6): domain nodes (libxl__domain_make), the frontend
+ * and backend directories in one transaction with libxl's permissions
+ * (libxl__device_generic_add; device_disk_add of
+ * xen-project/xen:tools/libs/light/libxl_disk.c@RELEASE-4.17.7), the hotplug script's
  * hotplug-status, and removal the way block-detach (safe_remove) and
  * destroy (FORCE_ON: frontend dir deleted first) do it.
  */
@@ -130,7 +131,7 @@ static int vbd_add_tx(struct bb_dev *d, xs_transaction_t t)
 {
     const struct bb_opts *o = d->o;
     int rc;
-    /* backend keys (libxl_disk.c:350-420), in libxl's order */
+    /* backend keys (libxl device_disk_add, docs/protocol.md §1.1), in libxl's order */
     struct kv be[] = {
         { "frontend", "" }, { "params", "" }, { "script", "" }, { "frontend-id", "" },
         { "online", "1" }, { "removable", "0" }, { "bootable", "1" }, { "state", "1" },
@@ -144,7 +145,7 @@ static int vbd_add_tx(struct bb_dev *d, xs_transaction_t t)
     snprintf(be[8].v, sizeof(be[8].v), "%s", o->vdev);
     snprintf(be[10].v, sizeof(be[10].v), "%c", o->mode);
     snprintf(be[12].v, sizeof(be[12].v), "%d", o->discard_enable);
-    /* frontend keys (libxl_disk.c:434-459) */
+    /* frontend keys (libxl device_disk_add, docs/protocol.md §1.3) */
     struct kv fe[] = {
         { "backend", "" }, { "backend-id", "" }, { "state", "1" }, { "virtual-device", "" },
         { "device-type", "disk" }, { "trusted", "1" }, { "protocol", "" },
@@ -168,7 +169,7 @@ static int vbd_add_tx(struct bb_dev *d, xs_transaction_t t)
     snprintf(p, sizeof(p), "%s/backend", d->lx);
     if ((rc = bbx_write(&d->xs, t, p, d->be)))
         return rc;
-    /* each side owns its directory, the other side may read it (libxl_device.c:167-176) */
+    /* each side owns its directory, the other side may read it (docs/protocol.md §1) */
     if ((rc = mkdir_perms(d, t, d->fe, o->domid, o->be_domid, true)))
         return rc;
     if ((rc = write_kvs(d, t, d->fe, fe, nfe)))
@@ -194,7 +195,8 @@ int ts_vbd_add(struct bb_dev *d)
     return rc;
 }
 
-/* What our hotplug script does after libxl saw InitWait (protocol.md §6.3-4). */
+/* What our hotplug script does after libxl saw InitWait (docs/protocol.md §6.4,
+ * §6.5). */
 int ts_hotplug(struct bb_dev *d)
 {
     char p[256];
