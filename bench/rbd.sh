@@ -22,7 +22,7 @@ ceph_stop() {
 }
 trap 'bench_stop; ceph_stop; rm -rf "$dir" "$cdir"' EXIT
 
-# The cluster: the settings of tests/lib/ceph.c (see /work/shared/docs/storage-notes.md).
+# The cluster: the settings of tests/lib/ceph.c (see docs/storage-notes.md).
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 fsid=$(cat /proc/sys/kernel/random/uuid)
 conf=$cdir/ceph.conf

@@ -3,7 +3,7 @@
  * ceph-osd (memstore, so images live in the OSD's RAM: keep them small) on
  * 127.0.0.1, cephx on, pool size 1, every file in one temp dir, both daemons
  * children of the test in the foreground (they die with it: PDEATHSIG) and
- * torn down at exit.  Settings from /work/shared/docs/storage-notes.md
+ * torn down at exit.  Settings from docs/storage-notes.md (ceph)
  * (paxos propose interval 0.05 s: about 2-3 s to the first image).  Start it
  * once per test program and reuse it across cases.
  */
