@@ -1,4 +1,4 @@
-/* t_abi: blkif wire layouts (x86_32, x86_64, native) built byte by byte at the offsets of protocol.md §3 are copied and answered right. */
+/* t_abi: blkif wire layouts (x86_32, x86_64, native) built byte by byte at the offsets of docs/protocol.md §3.3 are copied and answered right. */
 #include "harness.h"
 #include "blkif_abi.h"
 
@@ -168,7 +168,7 @@ int main(void)
         test_rsp(&L[i]);
     }
 
-    /* 32 entries per ring page in both ABIs (protocol.md §3), 32 << order */
+    /* 32 entries per ring page in both ABIs (docs/protocol.md §3.3), 32 << order */
     T_EQ(__CONST_RING_SIZE(blkif_x86_32, 4096), 32);
     T_EQ(__CONST_RING_SIZE(blkif_x86_64, 4096), 32);
     T_EQ(__CONST_RING_SIZE(blkif_x86_32, 4096 * 16), 512);

@@ -530,7 +530,7 @@ static void scenario_barrier(void)
 }
 
 /* Read-only vbd: reads served; write, flush (even without data) and
- * discard answered ERROR (protocol.md §4, Linux -EACCES). */
+ * discard answered ERROR (docs/protocol.md §4.6, Linux -EACCES). */
 static void scenario_readonly(void)
 {
     T_LOG("scenario read-only");

@@ -1,4 +1,4 @@
-/* t_statemachine: xen-blkbackd (child process, simulated host, test xenstored) follows the xenbus state machine of protocol.md §2 for connect, reconnect, online=0 unplug and a vanishing frontend, releases every grant and port, and a bogus req_prod halts only that device; a daemon killed with SIGKILL is replaced by one that reattaches. */
+/* t_statemachine: xen-blkbackd (child process, simulated host, test xenstored) follows the xenbus state machine of docs/protocol.md §2 for connect, reconnect, online=0 unplug and a vanishing frontend, releases every grant and port, and a bogus req_prod halts only that device; a daemon killed with SIGKILL is replaced by one that reattaches. */
 #include "harness.h"
 #include "lib/daemon.h"
 #include "lib/xsd.h"
@@ -104,7 +104,7 @@ struct fe {
     bool granted;
 };
 
-/* libxl 4.17 layout (protocol.md §1.1), one transaction for both ends. */
+/* libxl 4.17 layout (docs/protocol.md §1.1), one transaction for both ends. */
 static void toolstack_add_kind(struct fe *f, const char *kind, unsigned domid, unsigned devid,
                                const char *vdev, const char *params)
 {
@@ -253,7 +253,7 @@ static bool data_matches(struct fe *f, uint64_t sector)
     return true;
 }
 
-/* Connect and check the advertised keys (protocol.md §1.2). */
+/* Connect and check the advertised keys (docs/protocol.md §1.2). */
 static void connect_and_check(struct fe *f, bool hotplug_gate)
 {
     T_ASSERT(wait_int(f->bstate, XenbusStateInitWait, TIMEOUT_MS) == XenbusStateInitWait,

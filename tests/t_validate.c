@@ -1,4 +1,4 @@
-/* t_validate: every hostile-frontend case of protocol.md §4, encoded in both ring ABIs, gets the blkback answer (status and echoed op). */
+/* t_validate: every hostile-frontend case of docs/protocol.md §4.6, encoded in both ring ABIs, gets the blkback answer (status and echoed op). */
 #include "harness.h"
 #include "blkif_abi.h"
 #include "../src/ring/validate.h"

@@ -41,7 +41,7 @@ bool hx_wait_be(const struct t_daemon *d, const struct hvbd *v, long long want, 
 
 /*
  * Toolstack: both directories in one transaction, as libxl 4.17 writes them
- * (protocol.md §1.1): backend state 1, online 1, mode w, params `params`,
+ * (docs/protocol.md §1.1): backend state 1, online 1, mode w, params `params`,
  * frontend state 1.  extra: more backend keys, "key", "value" pairs, NULL
  * terminated (may be NULL); a value of NULL removes the key instead.
  */

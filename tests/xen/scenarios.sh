@@ -232,7 +232,7 @@ daemon_alive() { [ -f /run/xen-blkbackd.pid ] && kill -0 "$(cat /run/xen-blkback
 start_daemon() {
     daemon_alive && return 0
     lsmod | grep -q '^xen_blkback' && rmmod xen_blkback
-    # The installed modprobe.d file must keep the kernel backend away (protocol.md §6).
+    # The installed modprobe.d file must keep the kernel backend away (docs/protocol.md §6.3).
     if modprobe -n -q xen-blkback 2>/dev/null && ! grep -rqs 'xen_blkback' /etc/modprobe.d; then
         info "warning: nothing in /etc/modprobe.d keeps xen-blkback away"
     fi
