@@ -175,7 +175,7 @@ int  vbd_init_wait(struct vbd *v);
 #define VBD_RESIZE_PERIODIC "store grew"        /* trigger of vbd_check_sizes */
 /*
  * Online resize (xen-blkbackd(8) RESIZE; Linux xen_vbd_resize in
- * torvalds/linux:drivers/block/xen-blkback/xenbus.c): read the backing
+ * torvalds/linux:drivers/block/xen-blkback/blkback.c@v6.1): read the backing
  * store's size (engine_get_size); when it grew, let the data plane take the
  * new range (dp_set_sectors), then write `sectors` (512-byte units) and
  * `state` = Connected again in one transaction (retried on EAGAIN:

@@ -422,9 +422,10 @@ int vbd_connect(struct vbd *v)
     }
     if (xs_read_str(b, v->be_path, XSK_MODE, &mode) && !v->busy_since_ms)
         VLOG(v, LOG_WARNING, "no `mode`: read-only");
-    /* As Xen's canonicalise_mode (xen-project/xen:tools/hotplug/Linux/
-     * block-common.sh): no 'w' is read-only, 'w' with '!' ("w!") is
-     * read-write without the sharing check. */
+    /* As Xen's canonicalise_mode
+     * (xen-project/xen:tools/hotplug/Linux/block-common.sh@RELEASE-4.17.7):
+     * no 'w' is read-only, 'w' with '!' ("w!") is read-write without the
+     * sharing check. */
     bool readonly = !mode || !strchr(mode, 'w');
     bool shared = !readonly && strchr(mode, '!');
     unsigned info = 0;

@@ -5,9 +5,10 @@
  * plane accepts the new range first (dp_set_sectors), then `sectors` and the
  * unchanged `state` are written in ONE transaction, retried on EAGAIN, which
  * is how Linux blkback makes blkfront notice: xen_vbd_resize in
- * torvalds/linux:drivers/block/xen-blkback/xenbus.c; blkfront's
+ * torvalds/linux:drivers/block/xen-blkback/blkback.c@v6.1 (docs/protocol.md
+ * §7); blkfront's
  * backend_changed() re-reads `sectors` on a state-Connected event
- * (torvalds/linux:drivers/block/xen-blkfront.c blkfront_connect).
+ * (torvalds/linux:drivers/block/xen-blkfront.c@v6.1 blkfront_connect).
  *
  * Linux blkback compares the size on every request batch
  * (xen-blkback/blkback.c xen_blkif_schedule); our data plane never looks at

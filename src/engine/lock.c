@@ -3,10 +3,10 @@
  * the store it opens, and, when a claim is refused, who holds the store.
  *
  * What is claimed (rules: xen-blkbackd-engines(7) SHARING; the sharing check
- * of Xen's hotplug script, xen-project/xen:tools/hotplug/Linux/block
+ * of Xen's hotplug script, xen-project/xen:tools/hotplug/Linux/block@RELEASE-4.17.7
  * check_sharing/check_file_sharing, with canonicalise_mode of
  * tools/hotplug/Linux/block-common.sh for "w!"; image locking as QEMU does
- * it, qemu/qemu:util/osdep.c qemu_lock_fd and block/file-posix.c):
+ * it, qemu/qemu:util/osdep.c@v7.2.0 qemu_lock_fd and block/file-posix.c):
  *
  *   regular file, read-write     an open-file-description lock (F_OFD_SETLK)
  *                                F_WRLCK on the whole file; refused when the

@@ -1,11 +1,11 @@
 /*
  * rbd.c - the "rbd" storage engine: a Ceph RBD image through librbd's
- * asynchronous C API (ceph/ceph:src/include/rbd/librbd.h; no Ceph protocol
+ * asynchronous C API (ceph/ceph:src/include/rbd/librbd.h@v16.2.15; no Ceph protocol
  * code here).  params syntax, parsed by rbd_spec_parse below:
  *
  *   rbd:<pool>[/<namespace>]/<image>[@<snapshot>][:<key>=<value>]...
  *
- * as QEMU's rbd: filename (qemu/qemu:block/rbd.c qemu_rbd_parse_filename):
+ * as QEMU's rbd: filename (qemu/qemu:block/rbd.c@v7.2.0 qemu_rbd_parse_filename):
  * keys id (the cephx user without "client."), conf (a ceph.conf; none: the
  * librados default search, a missing default file is not an error) and
  * keyring; every other key is a librados option given to rados_conf_set

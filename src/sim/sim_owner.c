@@ -1,11 +1,12 @@
 /*
  * sim_owner.c - owner slots of the simulated host (host.ctl) and reclaiming
  * what a dead process held, as the kernel does when a process exits on a
- * real host: its /dev/xen/evtchn handles are released (torvalds/linux:
- * drivers/xen/evtchn.c evtchn_release -> evtchn_unbind_from_user ->
- * EVTCHNOP_close, whose xen/common/event_channel.c evtchn_close puts the
+ * real host: its /dev/xen/evtchn handles are released
+ * (torvalds/linux:drivers/xen/evtchn.c@v6.1 evtchn_release ->
+ * evtchn_unbind_from_user -> EVTCHNOP_close, whose
+ * xen-project/xen:xen/common/event_channel.c@RELEASE-4.17.7 evtchn_close puts the
  * remote end of an interdomain channel back to ECS_UNBOUND), and its gntdev
- * mappings are unmapped at mm teardown (torvalds/linux:drivers/xen/gntdev.c
+ * mappings are unmapped at mm teardown (torvalds/linux:drivers/xen/gntdev.c@v6.1
  * gntdev_release / unmap_grant_pages: the grant's map counts drop, so the
  * guest's gnttab_end_foreign_access succeeds again).  Model and limits:
  * sim_priv.h.

@@ -45,7 +45,7 @@
  *
  * Death of a process (sim_owner.c).  On a real host the kernel releases what
  * a dead process held: closing its /dev/xen/evtchn fd unbinds every port it
- * bound (torvalds/linux:drivers/xen/evtchn.c evtchn_release ->
+ * bound (torvalds/linux:drivers/xen/evtchn.c@v6.1 evtchn_release ->
  * evtchn_unbind_from_user; Xen's evtchn_close puts the remote end of an
  * interdomain port back to ECS_UNBOUND for our domain), and its gntdev
  * mappings are unmapped at mm teardown (drivers/xen/gntdev.c), so the
