@@ -715,7 +715,7 @@ static int nbd_open(const struct engine_params *p, struct engine **out)
         rc = nbd_err();
         goto fail;
     }
-    /* NetworkBlockDevice/nbd:doc/proto.md (ref at the top) "Block size
+    /* The NBD protocol document (as cited at the top), "Block size
      * constraints": min a power of 2 <= 64 KiB, preferred >= min, max a
      * multiple of min; 0 = not advertised. */
     uint32_t lbs = bmin > 512 && bmin <= 65536 ? (uint32_t)bmin : 512;
