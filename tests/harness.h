@@ -45,6 +45,10 @@ int  t_done(void);
 const char *t_tmpdir(int shm);
 /* Path of a built program: $XBD_BUILD/<name> (XBD_BUILD set by run-tests.sh). */
 const char *t_prog(const char *name);
+/* The source tree: "." when `probe` (a path relative to the tree's top, e.g.
+ * "conf/install-extra.sh") is there, as under make check, else two levels
+ * above $XBD_BUILD. */
+const char *t_srcdir(const char *probe);
 
 /* Entries of a directory other than . and ..; -1 if it cannot be read. */
 int  t_count_dir(const char *path);

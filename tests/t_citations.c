@@ -5,16 +5,6 @@
 #include <stdio.h>
 #include <unistd.h>
 
-/* The source tree: the current directory (make check) or two levels above the build. */
-static const char *src_dir(void)
-{
-    static char p[600];
-    if (access("tests/check-citations.sh", X_OK) == 0)
-        return ".";
-    snprintf(p, sizeof(p), "%s/../..", getenv("XBD_BUILD") ? getenv("XBD_BUILD") : ".");
-    return p;
-}
-
 /*
  * Planted citations, one bad kind per line, each with the text the checker must
  * print for it.  The strings are split ("/wo" "rk/", "\302\247" for the section
@@ -51,7 +41,7 @@ static void put_lines(const char *path, const char *const *lines, size_t n)
 
 int main(void)
 {
-    const char *src = src_dir();
+    const char *src = t_srcdir("tests/check-citations.sh");
     char *out = NULL;
 
     /* The tree as it is: every citation resolves. */

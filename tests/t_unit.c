@@ -5,20 +5,10 @@
 #include <stdio.h>
 #include <unistd.h>
 
-/* The source tree: the current directory (make check) or two levels above the build. */
-static const char *src_dir(void)
-{
-    static char p[600];
-    if (access("conf/install-extra.sh", X_OK) == 0)
-        return ".";
-    snprintf(p, sizeof(p), "%s/../..", getenv("XBD_BUILD") ? getenv("XBD_BUILD") : ".");
-    return p;
-}
-
 int main(void)
 {
     T_SKIP_IF(e2e_sh(NULL, "command -v systemd-analyze") != 0, "no systemd-analyze");
-    const char *src = src_dir();
+    const char *src = t_srcdir("conf/install-extra.sh");
     const char *dest = t_tmpdir(0);
     char sbin[600];
     snprintf(sbin, sizeof(sbin), "%s", t_prog("xen-blkbackd"));

@@ -79,6 +79,15 @@ const char *t_prog(const char *name)
     return out;
 }
 
+const char *t_srcdir(const char *probe)
+{
+    static char p[PATH_MAX];
+    if (access(probe, F_OK) == 0)
+        return ".";
+    snprintf(p, sizeof(p), "%s/../..", getenv("XBD_BUILD") ? getenv("XBD_BUILD") : ".");
+    return p;
+}
+
 int t_count_dir(const char *path)
 {
     DIR *d = opendir(path);
