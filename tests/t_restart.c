@@ -8,12 +8,14 @@
  * Cases cover queue depth 1/32/128, every grant mode, 1 and 4 queues, ring
  * order 0 and 4, both ABIs, completions out of ring order (delay:w), and a
  * SIGTERM whose drain deadline abandons requests (re-issued by the next
- * daemon).  `t_restart TERM` or `t_restart KILL` runs one signal only,
+ * daemon), and a reattach that finds the guest's event channel still bound
+ * by a dying process (it retries, the device never fails).  `t_restart TERM` or `t_restart KILL` runs one signal only,
  * `t_restart N` case N only.
  */
 #include "harness.h"
 #include "lib/e2e.h"
 #include "lib/guest.h"
+#include "sim.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -32,27 +34,32 @@ struct rcase {
     unsigned wdelay_us;         /* delay:w filter: writes complete this late (0: none) */
     unsigned gap_ms;            /* between the old daemon's end and the new start */
     bool abandon;               /* SIGTERM with a drain deadline shorter than the I/O */
+    unsigned hold_ms;           /* the guest's event channel still bound elsewhere this long */
 };
 
 static const struct rcase cases[] = {
-    { SIGKILL, "persistent", 1,   1, 0, "x86_64", 0,     100, false },
-    { SIGKILL, "persistent", 32,  4, 4, "x86_32", 0,     300, false },
-    { SIGKILL, "persistent", 128, 4, 4, "x86_64", 20000, 0,   false },
-    { SIGKILL, "map",        1,   4, 4, "x86_32", 0,     0,   false },
-    { SIGKILL, "map",        32,  1, 0, "x86_64", 20000, 200, false },
-    { SIGKILL, "map",        128, 1, 4, "x86_64", 0,     100, false },
-    { SIGKILL, "copy",       1,   1, 4, "x86_64", 20000, 0,   false },
-    { SIGKILL, "copy",       32,  4, 0, "x86_64", 0,     100, false },
-    { SIGKILL, "copy",       128, 4, 4, "x86_32", 20000, 300, false },
-    { SIGTERM, "persistent", 1,   4, 0, "x86_64", 0,     100, false },
-    { SIGTERM, "persistent", 32,  1, 4, "x86_64", 20000, 0,   false },
-    { SIGTERM, "persistent", 128, 4, 4, "x86_32", 0,     200, false },
-    { SIGTERM, "map",        1,   1, 4, "x86_32", 20000, 100, false },
-    { SIGTERM, "map",        32,  4, 4, "x86_64", 0,     0,   false },
-    { SIGTERM, "map",        128, 4, 0, "x86_64", 500000, 100, true },
-    { SIGTERM, "copy",       1,   4, 4, "x86_64", 0,     300, false },
-    { SIGTERM, "copy",       32,  4, 4, "x86_32", 500000, 0,  true },
-    { SIGTERM, "copy",       128, 1, 0, "x86_64", 20000, 100, false },
+    { SIGKILL, "persistent", 1,   1, 0, "x86_64", 0,     100, false, 0 },
+    { SIGKILL, "persistent", 32,  4, 4, "x86_32", 0,     300, false, 0 },
+    { SIGKILL, "persistent", 128, 4, 4, "x86_64", 20000, 0,   false, 0 },
+    { SIGKILL, "map",        1,   4, 4, "x86_32", 0,     0,   false, 0 },
+    { SIGKILL, "map",        32,  1, 0, "x86_64", 20000, 200, false, 0 },
+    { SIGKILL, "map",        128, 1, 4, "x86_64", 0,     100, false, 0 },
+    { SIGKILL, "copy",       1,   1, 4, "x86_64", 20000, 0,   false, 0 },
+    { SIGKILL, "copy",       32,  4, 0, "x86_64", 0,     100, false, 0 },
+    { SIGKILL, "copy",       128, 4, 4, "x86_32", 20000, 300, false, 0 },
+    { SIGTERM, "persistent", 1,   4, 0, "x86_64", 0,     100, false, 0 },
+    { SIGTERM, "persistent", 32,  1, 4, "x86_64", 20000, 0,   false, 0 },
+    { SIGTERM, "persistent", 128, 4, 4, "x86_32", 0,     200, false, 0 },
+    { SIGTERM, "map",        1,   1, 4, "x86_32", 20000, 100, false, 0 },
+    { SIGTERM, "map",        32,  4, 4, "x86_64", 0,     0,   false, 0 },
+    { SIGTERM, "map",        128, 4, 0, "x86_64", 500000, 100, true, 0 },
+    { SIGTERM, "copy",       1,   4, 4, "x86_64", 0,     300, false, 0 },
+    { SIGTERM, "copy",       32,  4, 4, "x86_32", 500000, 0,  true, 0 },
+    { SIGTERM, "copy",       128, 1, 0, "x86_64", 20000, 100, false, 0 },
+    /* the new daemon finds the guest's event channel still bound by a dying
+     * process (as a killed daemon's binding outlives it while its threads
+     * exit): its reattach retries, never fails the device */
+    { SIGKILL, "copy",       32,  1, 0, "x86_64", 0,     0,   false, 800 },
 };
 
 static const char *daemon_args[] = {
@@ -63,6 +70,43 @@ static const char *abandon_args[] = {
     "--allow-test-engines", "--max-queues=4", "--max-ring-page-order=4", "--stop-timeout=100",
     NULL,
 };
+
+/* A process of the backend domain that binds the guest's event channel of
+ * queue 0 (as the killed daemon's handle did) and keeps it hold_ms, then
+ * dies (the simulated host reclaims its binding, as the kernel's
+ * evtchn_release does).  Returns once the port is bound. */
+static pid_t hold_evtchn(struct e2e *e, unsigned domid, unsigned hold_ms)
+{
+    char *port = NULL;
+    e2e_sh(&port, "XENSTORED_PATH='%s' xenstore-read /local/domain/%u/device/vbd/%u/event-channel",
+           e->xs_sock, domid, DEVID);
+    T_ASSERT(port && atoi(port) > 0, "dom %u: no event-channel key", domid);
+    int pfd[2];
+    T_ASSERT(pipe(pfd) == 0);
+    pid_t pid = fork();
+    T_ASSERT(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        struct sim_host *h = NULL;
+        struct sim_evtchn *ev = NULL;
+        xen_port_t local;
+        char ok = 0;
+        if (sim_host_open(e->sim, &h) == 0 && sim_evtchn_open(h, 0, &ev) == 0 &&
+            sim_evtchn_bind_interdomain(ev, (xen_domid_t)domid, (xen_port_t)atoi(port),
+                                        &local) == 0)
+            ok = 1;
+        if (write(pfd[1], &ok, 1) != 1)
+            _exit(2);
+        usleep(hold_ms * 1000);
+        _exit(0);               /* dies holding it */
+    }
+    close(pfd[1]);
+    char ok = 0;
+    T_CHECK(read(pfd[0], &ok, 1) == 1 && ok == 1, "dom %u: cannot bind port %s", domid, port);
+    close(pfd[0]);
+    free(port);
+    return pid;
+}
 
 /* (Re)start the daemon on the e2e host with `extra` options. */
 static void daemon_start(struct e2e *e, const char *const *extra)
@@ -156,7 +200,13 @@ static void run_case(struct e2e *e, unsigned domid, const struct rcase *c, unsig
     else
         T_EQ(st, 128 + SIGKILL);
     usleep(c->gap_ms * 1000);
+    pid_t holder = c->hold_ms ? hold_evtchn(e, domid, c->hold_ms) : -1;
     daemon_start(e, daemon_args);
+    if (holder > 0) {
+        int hst;
+        T_ASSERT(waitpid(holder, &hst, 0) == holder);
+        T_EQ(WIFEXITED(hst) ? WEXITSTATUS(hst) : -1, 0);
+    }
 
     int wst;
     T_ASSERT(waitpid(child, &wst, 0) == child);
@@ -185,6 +235,15 @@ static void run_case(struct e2e *e, unsigned domid, const struct rcase *c, unsig
     if (c->abandon)
         T_CHECK(re > 0, "dom %u: SIGTERM with a 100 ms deadline abandoned nothing to re-issue",
                 domid);
+    if (c->hold_ms) {
+        char *l = NULL;
+        e2e_sh(&l, "grep -ac 'vbd %u/%u: reattach: mapping the ring / binding the event "
+               "channel failed' '%s'; grep -ac 'vbd %u/%u: reattach: ring set up after' '%s'",
+               domid, DEVID, e->d.log, domid, DEVID, e->d.log);
+        T_CHECK(l && !strcmp(l, "1\n1\n"), "dom %u: the reattach did not retry the bind, then "
+                "succeed (log counts: %s)", domid, l ? l : "none");
+        free(l);
+    }
     free(out);
     if (c->abandon) {
         T_EQ(t_daemon_stop(&e->d, 15000), 0);

@@ -99,6 +99,11 @@ struct vbd {
     /* A reattach waiting for its store to be released (vbd_connect.c):
      * monotonic ms, 0 = not waiting. */
     uint64_t busy_since_ms, busy_retry_ms, busy_logged_ms;
+    /* A reattach whose ring set-up failed, retried (vbd_connect.c
+     * reattach_retry): monotonic ms of the first failure, 0 = none; tries. */
+    uint64_t retry_since_ms;
+    unsigned retries;
+    uint64_t reread_logged_ms;      /* last "cannot read the frontend state" line */
     struct dp *dp;
     struct vbd_conn conn;
     struct vbd_stats stats_base;    /* counters of earlier connections */

@@ -88,6 +88,8 @@ void vbd_fatal(struct vbd *v, int err, const char *fmt, ...)
     snprintf(v->last_error, sizeof(v->last_error), "%.255s: %.60s", msg, strerror(err));
     vbd_disconnect(v);
     v->busy_since_ms = v->busy_retry_ms = 0;
+    v->retry_since_ms = 0;
+    v->retries = 0;
 
     snprintf(val, sizeof(val), "%d %s", err, msg);
     /* Linux: <home>/error/backend/<kind>/<fe>/<devid>/error (docs/protocol.md §1.1;
@@ -276,6 +278,41 @@ static void store_busy(struct vbd *v, const char *spec, bool reattach)
              (unsigned long long)(now - v->busy_since_ms) / 1000, who);
     }
     v->busy_retry_ms = now + BUSY_RETRY_MS;
+}
+
+/* A reattach (the daemon restarted under a connected frontend) whose ring
+ * set-up or advertisement failed with err (negative errno) in `what`: what
+ * the previous daemon held (its event channel binding, ring mapping,
+ * xenstore connection) may still be going away in the kernel or xenstored,
+ * and a restart must be a pause for the guest, never an error
+ * (xen-blkbackd(8) RESTART).  Disconnects what this try set up and schedules
+ * the next one (100 ms, doubling to 1 s) for up to BUSY_GIVE_UP_MS after the
+ * first failure.  true: retry scheduled; false: the caller goes fatal. */
+static bool reattach_retry(struct vbd *v, bool reattach, int err, const char *what)
+{
+    if (!reattach)
+        return false;
+    uint64_t now = vbd_now_ms();
+    if (!v->retry_since_ms) {
+        v->retry_since_ms = v->busy_logged_ms = now;
+        v->retries = 0;
+        VLOG(v, LOG_WARNING, "reattach: %s failed: %s; retrying for up to %u s (what the "
+             "previous daemon held may still be going away)", what, strerror(-err),
+             BUSY_GIVE_UP_MS / 1000);
+    } else if (now - v->retry_since_ms >= BUSY_GIVE_UP_MS) {
+        return false;
+    } else if (now - v->busy_logged_ms >= BUSY_LOG_MS) {
+        v->busy_logged_ms = now;
+        VLOG(v, LOG_WARNING, "reattach: %s still failing after %llu s (%u tries): %s", what,
+             (unsigned long long)(now - v->retry_since_ms) / 1000, v->retries + 1,
+             strerror(-err));
+    }
+    vbd_disconnect(v);
+    unsigned shift = v->retries < 4 ? v->retries : 4;
+    uint64_t delay = 100ull << shift;
+    v->busy_retry_ms = now + (delay > 1000 ? 1000 : delay);
+    v->retries++;
+    return true;
 }
 
 /* params -> engine; vbd3 params are "<fmt>:<path>" with fmt raw or aio.
@@ -496,7 +533,8 @@ int vbd_connect(struct vbd *v)
     rc = dp_create(b->ops, b->host, dc, &v->dp);
     if (rc) {
         v->dp = NULL;
-        vbd_fatal(v, -rc, "mapping the ring / binding the event channel");
+        if (!reattach_retry(v, reattach, rc, "mapping the ring / binding the event channel"))
+            vbd_fatal(v, -rc, "mapping the ring / binding the event channel");
         goto out;
     }
     rc = dp_start(v->dp);
@@ -510,10 +548,20 @@ int vbd_connect(struct vbd *v)
         vbd_disconnect(v);
         goto out;
     }
-    if (rc) {
+    if (rc && reattach) {
+        /* The previous daemon wrote them and the ring is served again: a
+         * failed refresh of the keys is no reason to fail the guest. */
+        VLOG(v, LOG_WARNING, "reattach: cannot refresh the device properties: %s (the "
+             "previous daemon's stay)", strerror(-rc));
+    } else if (rc) {
         vbd_fatal(v, -rc, "writing the device properties");
         goto out;
     }
+    if (v->retry_since_ms)
+        VLOG(v, LOG_NOTICE, "reattach: ring set up after %u tries in %llu ms", v->retries + 1,
+             (unsigned long long)(vbd_now_ms() - v->retry_since_ms));
+    v->retry_since_ms = 0;
+    v->retries = 0;
     free(v->params);
     v->params = params;
     params = NULL;
