@@ -141,6 +141,20 @@ static bool frontend_path_ok(const struct vbd *v, const char *p)
            !strstr(p, "//") && p[strlen(p) - 1] != '/';
 }
 
+/* A xenstore read of the frontend failed with rc (negative errno, not
+ * -ENOENT): log it (once per 5 s) and run the state machine again in 100 ms. */
+static void vbd_reread_soon(struct vbd *v, int rc)
+{
+    uint64_t now = vbd_now_ms();
+    if (!v->reread_logged_ms || now - v->reread_logged_ms >= 5000) {
+        v->reread_logged_ms = now;
+        VLOG(v, LOG_WARNING, "cannot read %s/%s: %s; keeping frontend state %s, reading again",
+             v->fe_path, XSK_STATE, strerror(-rc), xenbus_state_name(v->fe_state));
+    }
+    if (!v->busy_retry_ms || v->busy_retry_ms > now + 100)
+        v->busy_retry_ms = now + 100;
+}
+
 /* Learn the frontend path from `frontend` and watch its state. */
 static void find_frontend(struct vbd *v)
 {
@@ -185,6 +199,11 @@ static bool refresh(struct vbd *v)
         rc = xs_read_int(b, v->fe_path, XSK_STATE, &x);
         if (rc == -ENOENT)
             v->fe_state = -1;
+        else if (rc && rc != -EINVAL)
+            /* The read itself failed (xenstore connection, memory): the
+             * frontend did not change, keep what we knew and look again
+             * soon; closing a connected disk on it would fail the guest. */
+            vbd_reread_soon(v, rc);
         else
             v->fe_state = (rc || x < 0 || x > 8) ? 0 : (int)x;   /* garbage reads as Unknown */
         if (v->fe_state > 0)
@@ -198,6 +217,8 @@ static void close_device(struct vbd *v)
 {
     vbd_disconnect(v);
     v->busy_since_ms = v->busy_retry_ms = 0;       /* a reattach wait ends here too */
+    v->retry_since_ms = 0;
+    v->retries = 0;
     if (v->be_state != XenbusStateClosed)
         set_state(v, XenbusStateClosed);
     v->fatal = false;
