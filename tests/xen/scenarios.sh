@@ -747,6 +747,9 @@ rst_case() {
     be=/local/domain/0/backend/vbd/$domid/$([ $dev = xvdc ] && echo $XVDC || echo $XVDB)
     RST_TXT="" RST_ERR=""
     if ! wait_marker $g "@@G RST-RUNNING $c" 400 1; then
+        glog $g | grep -E 'blkfront|vbd vbd-|@@G STEP' | tail -8 | sed 's/^/[guest] /'
+        xenstore-ls -f /local/domain/0/backend/vbd/$domid 2>/dev/null | grep -E '/(state|params|hotplug-status|error)' | sed 's/^/[xenstore] /'
+        sed 's/^/[xen-blkbackd] /' $DLOG | tail -25
         report FAIL $(( $(now) - t0 )) "$(rname $c)" "guest never started fio (died or stuck before)"
         return 1
     fi
@@ -779,8 +782,11 @@ rst_case() {
         glog $g | grep -E 'blkfront|vbd vbd-|I/O error|response references|RST-MON' | tail -8 | sed 's/^/[guest] /'
         timeout 20 xen-blkbackctl --json stats 2>&1 | tr -d ' \n' | cut -c1-1500 | sed 's/^/[xen-blkbackctl stats] /'; echo
         sed 's/^/[xen-blkbackd] /' $DLOG | tail -25
+        # the why, in the result line itself (CI shows result lines first)
+        k=$(xenstore-read $be/error 2>/dev/null | cut -c1-160)
+        s=$(grep -E '\[(error|warning)\]' $DLOG 2>/dev/null | tail -3 | sed 's/^[0-9-]* [0-9:.]* //' | cut -c1-200 | tr '\n' '|')
         report FAIL $(( $(now) - t0 )) "$(rname $c)" \
-            "guest I/O never resumed (fio not done ${wt}s after the action and the token; guest destroyed); be.state=$(xenstore-read $be/state 2>/dev/null);${RST_TXT}${RST_ERR}${bad:+ dom0 dmesg: $(echo "$bad" | head -2 | cut -c1-120)}"
+            "guest I/O never resumed (fio not done ${wt}s after the action and the token; guest destroyed); be.state=$(xenstore-read $be/state 2>/dev/null) fe.state=$(xenstore-read /local/domain/$domid/device/vbd/$(basename $be)/state 2>/dev/null)${k:+ be.error=$k};${RST_TXT}${RST_ERR}${bad:+ dom0 dmesg: $(echo "$bad" | head -2 | cut -c1-120)}${s:+ daemon log: $s}"
         return 1
     fi
     r=$(gstep $g r$c@$dev)
