@@ -102,6 +102,11 @@ void dp_keep_state(struct dp *dp);
 
 /* Counters summed over queues; safe from any thread while running. */
 void dp_get_stats(struct dp *dp, struct vbd_stats *out);
+/* Queues of the dp (0 for NULL). */
+unsigned dp_nr_queues(const struct dp *dp);
+/* Counters of queue i alone (each field read atomically: stats.h); safe from
+ * any thread while running.  0, -ENOENT (no such queue). */
+int  dp_get_queue_stats(struct dp *dp, unsigned i, struct vbd_stats *out);
 
 /*
  * Online resize: from now on requests may reach `sectors` (512-byte sectors,

@@ -3,10 +3,50 @@
  * (Documentation/ABI/testing/sysfs-driver-xen-blkback: oo_req rd_req wr_req
  * f_req ds_req rd_sect wr_sect), kept per queue by the queue thread and summed
  * on read.  Sectors are 512-byte units.
+ *
+ * Every field is a uint64_t the queue thread alone writes (relaxed atomic
+ * stores: ST_ADD in src/ring/grant.h) and any thread reads with relaxed
+ * atomic loads (vbd_stats_add): each value is read whole, a snapshot of
+ * several may be torn across fields (a histogram's count one request ahead
+ * of its buckets, say).
+ *
+ * Latency histograms (per op, struct vbd_lat): log-linear buckets in
+ * nanoseconds, VBD_LAT_SUB linear steps per power of two from
+ * 2^VBD_LAT_MIN_SHIFT to 2^VBD_LAT_MAX_SHIFT (4.096 us .. 8.59 s), plus one
+ * overflow bucket; bucket i counts values v with bound(i-1) < v <= bound(i)
+ * (Prometheus `le`), bucket 0 everything up to 2^VBD_LAT_MIN_SHIFT.
+ * `total`: from the request being consumed off the ring to its response
+ * being pushed (rsp_prod); `engine`: the part spent in the storage engine
+ * (engine submit to completion reaped, summed over the request's stages).
  */
 #ifndef XBD_STATS_H
 #define XBD_STATS_H
 #include <stdint.h>
+
+enum vbd_op {                   /* the ops of the histograms and xen_blkback_*{op=} */
+    VBD_OP_READ = 0,
+    VBD_OP_WRITE,
+    VBD_OP_FLUSH,               /* FLUSH_DISKCACHE and WRITE_BARRIER (blkback's f_req) */
+    VBD_OP_DISCARD,
+    VBD_OP_N,
+    VBD_OP_NONE = 0xff,         /* a request refused before its kind was counted */
+};
+
+#define VBD_LAT_SUB_BITS 2
+#define VBD_LAT_SUB (1u << VBD_LAT_SUB_BITS)
+#define VBD_LAT_MIN_SHIFT 12
+#define VBD_LAT_MAX_SHIFT 33
+/* bucket 0, VBD_LAT_SUB per octave, the overflow bucket (+Inf) */
+#define VBD_LAT_BUCKETS (2 + (VBD_LAT_MAX_SHIFT - VBD_LAT_MIN_SHIFT) * VBD_LAT_SUB)
+
+struct vbd_hist {
+    uint64_t bucket[VBD_LAT_BUCKETS];       /* not cumulative */
+    uint64_t sum_ns;
+};
+
+struct vbd_lat {
+    struct vbd_hist total, engine;
+};
 
 struct vbd_stats {
     uint64_t oo_req;        /* times the ring had requests but no free request slot */
@@ -25,6 +65,10 @@ struct vbd_stats {
     uint64_t grants_mapped; /* gauge: pages currently mapped (ring + data + persistent) */
     uint64_t inflight;      /* gauge: requests being processed */
     uint64_t halted;        /* gauge: rings halted for a protocol violation */
+    uint64_t ring_slots;    /* gauge: requests the ring holds (RING_SIZE) */
+    uint64_t ring_occupancy;    /* gauge: requests on the ring not answered yet
+                                   (req_prod last seen - rsp_prod) */
+    struct vbd_lat lat[VBD_OP_N];   /* latency histograms by enum vbd_op */
 };
 
 /* dst += src, gauges included. */
@@ -34,6 +78,43 @@ static inline void vbd_stats_add(struct vbd_stats *dst, const struct vbd_stats *
     uint64_t *d = (uint64_t *)dst;
     for (unsigned i = 0; i < sizeof(*src) / sizeof(uint64_t); i++)
         d[i] += __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+}
+
+/* Zero the gauges (the counters of a ring that is gone are kept, its gauges not). */
+static inline void vbd_stats_clear_gauges(struct vbd_stats *s)
+{
+    s->grants_mapped = s->inflight = s->halted = s->ring_slots = s->ring_occupancy = 0;
+}
+
+/* Histogram bucket of a latency of `ns` nanoseconds (0..VBD_LAT_BUCKETS-1). */
+static inline unsigned vbd_lat_bucket(uint64_t ns)
+{
+    if (ns <= (1ull << VBD_LAT_MIN_SHIFT))
+        return 0;
+    uint64_t x = ns - 1;
+    unsigned o = 63u - (unsigned)__builtin_clzll(x);
+    if (o >= VBD_LAT_MAX_SHIFT)
+        return VBD_LAT_BUCKETS - 1;
+    return 1 + (o - VBD_LAT_MIN_SHIFT) * VBD_LAT_SUB +
+           (unsigned)((x >> (o - VBD_LAT_SUB_BITS)) & (VBD_LAT_SUB - 1));
+}
+
+/* Upper bound of bucket i in nanoseconds; UINT64_MAX for the overflow bucket. */
+static inline uint64_t vbd_lat_bound_ns(unsigned i)
+{
+    if (i == 0)
+        return 1ull << VBD_LAT_MIN_SHIFT;
+    if (i >= VBD_LAT_BUCKETS - 1)
+        return UINT64_MAX;
+    unsigned o = VBD_LAT_MIN_SHIFT + (i - 1) / VBD_LAT_SUB, k = (i - 1) % VBD_LAT_SUB + 1;
+    return (1ull << o) + ((uint64_t)k << (o - VBD_LAT_SUB_BITS));
+}
+
+/* Requests counted of one op (the blkback counter of its kind). */
+static inline uint64_t vbd_stats_op_req(const struct vbd_stats *s, enum vbd_op op)
+{
+    const uint64_t v[VBD_OP_N] = { s->rd_req, s->wr_req, s->f_req, s->ds_req };
+    return op < VBD_OP_N ? v[op] : 0;
 }
 
 #endif

@@ -64,7 +64,7 @@ void vbd_disconnect(struct vbd *v)
         struct vbd_stats s;
         memset(&s, 0, sizeof(s));
         dp_get_stats(v->dp, &s);
-        s.grants_mapped = s.inflight = s.halted = 0;     /* gauges of a dead ring */
+        vbd_stats_clear_gauges(&s);                    /* gauges of a dead ring */
         vbd_stats_add(&v->stats_base, &s);
         dp_destroy(v->dp);
         v->dp = NULL;

@@ -447,6 +447,20 @@ void dp_get_stats(struct dp *dp, struct vbd_stats *out)
     *out = sum;
 }
 
+unsigned dp_nr_queues(const struct dp *dp)
+{
+    return dp ? dp->nq : 0;
+}
+
+int dp_get_queue_stats(struct dp *dp, unsigned i, struct vbd_stats *out)
+{
+    if (!dp || i >= dp->nq)
+        return -ENOENT;
+    memset(out, 0, sizeof(*out));
+    vbd_stats_add(out, &dp->q[i]->st);
+    return 0;
+}
+
 int dp_set_sectors(struct dp *dp, uint64_t sectors)
 {
     if (!dp)

@@ -42,6 +42,7 @@
     __atomic_store_n(&(st)->field, (st)->field + (uint64_t)(v), __ATOMIC_RELAXED)
 #define ST_SUB(st, field, v) \
     __atomic_store_n(&(st)->field, (st)->field - (uint64_t)(v), __ATOMIC_RELAXED)
+#define ST_SET(st, field, v) __atomic_store_n(&(st)->field, (uint64_t)(v), __ATOMIC_RELAXED)
 
 #define DPG_PERSISTENT_CAP_DEFAULT 1056u        /* pages per queue (Linux max_pgrants) */
 #define DPG_PERSISTENT_CAP_AUTO_MAX 8192u       /* pages per queue (32 MiB) for cap 0 = auto */

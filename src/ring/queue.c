@@ -52,12 +52,13 @@ int dpq_alloc_slots(struct dpq *q, unsigned nr_slots, unsigned max_segs, struct 
     q->copy_work = calloc(nr_slots, sizeof(*q->copy_work));
     q->answered = calloc(nr_slots, sizeof(*q->answered));
     q->redo = calloc(nr_slots, sizeof(*q->redo));
+    q->submitq = calloc(nr_slots, sizeof(*q->submitq));
     /* One arena for every per-segment array; big arenas come from mmap and
      * only the pages of segments actually used get touched. */
     q->arena_len = per * nr_slots;
     q->arena = calloc(1, q->arena_len);
     if (!q->slots || !q->free_stack || !q->arena || !q->copy_list || !q->copy_work ||
-        !q->answered || !q->redo) {
+        !q->answered || !q->redo || !q->submitq) {
         dpq_free_slots(q);
         return -ENOMEM;
     }
@@ -80,6 +81,7 @@ int dpq_alloc_slots(struct dpq *q, unsigned nr_slots, unsigned max_segs, struct 
     q->ncopy = 0;
     q->nanswered = 0;
     q->nredo = 0;
+    q->queued = 0;
     return 0;
 }
 
@@ -107,7 +109,8 @@ void dpq_free_slots(struct dpq *q)
     free(q->copy_work);
     free(q->answered);
     free(q->redo);
-    q->answered = q->redo = NULL;
+    free(q->submitq);
+    q->answered = q->redo = q->submitq = NULL;
     q->slots = NULL;
     q->free_stack = NULL;
     q->arena = NULL;
@@ -116,6 +119,15 @@ void dpq_free_slots(struct dpq *q)
 }
 
 static void publish(struct dpq *q);
+
+/* A request starts: consumed at `now` (its latency clock). */
+static void slot_start(struct dp_slot *s, uint64_t now)
+{
+    s->t_cons = now;
+    s->eng_t0 = 0;
+    s->eng_ns = 0;
+    s->lat_op = VBD_OP_NONE;
+}
 
 static struct dp_slot *slot_get(struct dpq *q)
 {
@@ -126,6 +138,7 @@ static struct dp_slot *slot_get(struct dpq *q)
      * crash right after would lose that request (rstate.h). */
     if (s->rec->state == RS_ANSWERED)
         publish(q);
+    slot_start(s, q->sweep_ns);
     q->inflight++;
     ST_ADD(&q->st, inflight, 1);
     return s;
@@ -172,8 +185,23 @@ static void finish(struct dpq *q, struct dp_slot *s, int16_t status)
         start_barrier(q, q->barrier);
 }
 
+static void hist_add(struct vbd_hist *h, uint64_t ns)
+{
+    unsigned b = vbd_lat_bucket(ns);
+    __atomic_store_n(&h->bucket[b], h->bucket[b] + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->sum_ns, h->sum_ns + ns, __ATOMIC_RELAXED);
+}
+
+/* Ring occupancy gauge: requests pushed by the frontend (as of the last
+ * sweep) and not answered yet. */
+static void set_occupancy(struct dpq *q)
+{
+    ST_SET(&q->st, ring_occupancy, (RING_IDX)(q->seen_prod - RING(q)->rsp_prod_pvt));
+}
+
 /* Make the written responses visible (rsp_prod), then free their records:
- * RING_PUSH_RESPONSES of xen/io/ring.h, without the notify decision. */
+ * RING_PUSH_RESPONSES of xen/io/ring.h, without the notify decision.  Each
+ * response's request goes into the latency histograms (stats.h) now. */
 static void publish(struct dpq *q)
 {
     if (!q->nanswered)
@@ -181,9 +209,18 @@ static void publish(struct dpq *q)
     xen_wmb();                  /* responses before rsp_prod */
     RING(q)->sring->rsp_prod = RING(q)->rsp_prod_pvt;
     __asm__ __volatile__("" ::: "memory");      /* rsp_prod before the records are freed */
-    for (unsigned i = 0; i < q->nanswered; i++)
-        __atomic_store_n(&q->slots[q->answered[i]].rec->state, RS_FREE, __ATOMIC_RELAXED);
+    uint64_t now = dpq_now_ns();
+    for (unsigned i = 0; i < q->nanswered; i++) {
+        struct dp_slot *s = &q->slots[q->answered[i]];
+        __atomic_store_n(&s->rec->state, RS_FREE, __ATOMIC_RELAXED);
+        if (s->lat_op < VBD_OP_N) {
+            struct vbd_lat *l = &q->st.lat[s->lat_op];
+            hist_add(&l->total, now > s->t_cons ? now - s->t_cons : 0);
+            hist_add(&l->engine, s->eng_ns);
+        }
+    }
     q->nanswered = 0;
+    set_occupancy(q);
 }
 
 /*
@@ -241,7 +278,7 @@ static void queue_io(struct dpq *q, struct dp_slot *s)
         finish(q, s, BLKIF_RSP_ERROR);
         return;
     }
-    q->queued++;
+    q->submitq[q->queued++] = (uint16_t)(s - q->slots);
 }
 
 static const struct blkif_request_segment *segs_of(const struct dp_slot *s)
@@ -381,6 +418,9 @@ static void io_done(struct engine_io *io, void *arg)
     struct dpq *q = arg;
     struct dp_slot *s = io->cookie;
 
+    if (s->eng_t0 && q->reap_ns > s->eng_t0)
+        s->eng_ns += q->reap_ns - s->eng_t0;
+    s->eng_t0 = 0;
     if (io->result < 0) {
         ST_ADD(&q->st, io_errors, 1);
         log_rl_dev(&q->rl[DPQ_RL_IO], LOG_ERR, q->id, (int)q->idx,
@@ -441,6 +481,7 @@ static void dispatch(struct dpq *q, struct dp_slot *s)
             ST_ADD(&q->st, rd_req, 1);
         else
             ST_ADD(&q->st, wr_req, 1);
+        s->lat_op = c->kind == BLKIF_KIND_READ ? VBD_OP_READ : VBD_OP_WRITE;
         if (c->indirect) {
             int rc = dpg_read_indirect(&q->g, s->req->indirect_grefs, c->nr_indirect_pages,
                                        s->iseg, c->nr_segs);
@@ -464,6 +505,7 @@ static void dispatch(struct dpq *q, struct dp_slot *s)
     case BLKIF_KIND_FLUSH:
     case BLKIF_KIND_BARRIER:
         ST_ADD(&q->st, f_req, 1);
+        s->lat_op = VBD_OP_FLUSH;
         st = blkif_check_segs(&q->lim, s->req, s->req->seg, c);
         if (st != BLKIF_RSP_OKAY) {
             refuse(q, s, (int16_t)st);
@@ -483,6 +525,7 @@ static void dispatch(struct dpq *q, struct dp_slot *s)
         return;
     case BLKIF_KIND_DISCARD:
         ST_ADD(&q->st, ds_req, 1);
+        s->lat_op = VBD_OP_DISCARD;
         if (!c->nr_sectors) {
             finish(q, s, BLKIF_RSP_OKAY);
             return;
@@ -505,8 +548,11 @@ static void replay(struct dpq *q)
     log_dev(LOG_NOTICE, q->id, (int)q->idx,
             "re-issuing %u request(s) left in flight by the previous daemon", q->nredo);
     ST_ADD(&q->st, replayed, q->nredo);
-    for (unsigned i = 0; i < q->nredo; i++)
+    uint64_t now = dpq_now_ns();
+    for (unsigned i = 0; i < q->nredo; i++) {
+        slot_start(&q->slots[q->redo[i]], now);
         dispatch(q, &q->slots[q->redo[i]]);
+    }
     q->nredo = 0;
 }
 
@@ -515,6 +561,9 @@ static void submit(struct dpq *q)
     if (!q->queued)
         return;
     ST_ADD(&q->st, submits, 1);
+    uint64_t now = dpq_now_ns();        /* the engine's share starts here */
+    for (unsigned i = 0; i < q->queued; i++)
+        q->slots[q->submitq[i]].eng_t0 = now;
     int rc = q->eng->ops->submit(q->eq);
     if (rc < 0)                 /* the I/Os stay queued; retried next round */
         log_rl_dev(&q->rl[DPQ_RL_INTERNAL], LOG_ERR, q->id, (int)q->idx,
@@ -553,12 +602,15 @@ static void sweep(struct dpq *q, bool arm)
         RING_IDX rc = r->req_cons;
         RING_IDX rp = __atomic_load_n(&r->sring->req_prod, __ATOMIC_RELAXED);
         xen_rmb();              /* see the requests up to rp */
+        q->sweep_ns = dpq_now_ns();
         /* Bogus: more than a ring ahead of the responses, or behind what
          * we already consumed (else we would walk ~2^32 stale slots). */
         if (RING_REQUEST_PROD_OVERFLOW(r, rp) || rp - rc > RING_SIZE(r)) {
             halt(q, rp);
             break;
         }
+        q->seen_prod = rp;
+        set_occupancy(q);
         while (rc != rp && !RING_REQUEST_CONS_OVERFLOW(r, rc) && !q->barrier) {
             struct dp_slot *s = slot_get(q);
             if (!s) {
@@ -592,6 +644,7 @@ static void sweep(struct dpq *q, bool arm)
 
 static int reap(struct dpq *q)
 {
+    q->reap_ns = dpq_now_ns();          /* the engine's share of what completed ends here */
     int rc = q->eng->ops->reap(q->eq, io_done, q);
     if (rc < 0)
         log_rl_dev(&q->rl[DPQ_RL_INTERNAL], LOG_ERR, q->id, (int)q->idx,
@@ -723,6 +776,8 @@ void *dpq_thread(void *arg)
     bool persistent = q->g.mode == GRANT_MODE_PERSISTENT;
     bool arm = q->poll_us == 0;
 
+    ST_SET(&q->st, ring_slots, RING_SIZE(RING(q)));
+    q->seen_prod = RING(q)->rsp_prod_pvt + q->inflight;
     kick(q);
     dpg_tick(&q->g, dpq_now_ns());
     replay(q);

@@ -55,6 +55,11 @@ struct dp_slot {
     uint8_t stage;
     uint16_t niov;
     uint64_t disc_off, disc_left;   /* DISCARD: bytes still to issue */
+    /* latency (stats.h struct vbd_lat), CLOCK_MONOTONIC ns */
+    uint64_t t_cons;                /* consumed off the ring (the sweep's clock) */
+    uint64_t eng_t0;                /* its engine I/O submitted; 0: none out */
+    uint64_t eng_ns;                /* time spent in the engine so far */
+    uint8_t lat_op;                 /* enum vbd_op, VBD_OP_NONE: not in the histograms */
     struct blkif_request_segment *iseg; /* INDIRECT: private segment copy [max_segs] */
     uint32_t *ent;                  /* [max_segs] persistent grants held (struct dpg_map) */
     struct iovec *iov;              /* [max_segs] */
@@ -99,6 +104,9 @@ struct dpq {
     unsigned nfree;
     unsigned inflight;              /* slots not free */
     unsigned queued;                /* engine I/Os queued since the last submit */
+    uint16_t *submitq;              /* their slots [nr_slots]: stamped at submit */
+    uint64_t sweep_ns, reap_ns;     /* clock at the start of the last sweep / reap */
+    RING_IDX seen_prod;             /* req_prod at the last sweep (ring occupancy) */
     struct dp_slot *barrier;        /* BARRIER parked or running: consume nothing */
     uint16_t *answered;             /* slots answered since the last publish [nr_slots] */
     unsigned nanswered;
