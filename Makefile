@@ -27,7 +27,7 @@ SANFLAGS =
 OPT      = -O2
 endif
 
-PKGS    := xenstore xengnttab xenevtchn liburing inih json-c libcrypto libsystemd libnbd
+PKGS    := xenstore xengnttab xenevtchn liburing inih json-c libcrypto libsystemd libnbd libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # Ceph's librbd/librados: pkg-config names of upstream's .pc files; Debian 12's

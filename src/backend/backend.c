@@ -292,6 +292,11 @@ int backend_create(const struct xbd_config *cfg, struct backend **out)
             goto fail;
         }
     }
+    if (cfg->metrics_listen) {
+        rc = metrics_http_open(b, cfg->metrics_listen, &b->mhttp);
+        if (rc)
+            goto fail;
+    }
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         if (!kind_enabled(b, kinds[i]))
             continue;
@@ -365,8 +370,13 @@ int backend_run(struct backend *b)
             for (unsigned i = 0; i < nc; i++)
                 pfd[n++] = (struct pollfd){ .fd = cfds[i], .events = POLLIN };
         }
+        if (b->mhttp)
+            pfd[n++] = (struct pollfd){ .fd = metrics_http_fd(b->mhttp), .events = POLLIN };
         int t_wd = notify_tick(b), t_vbd = vbd_poll_timeout(b);
         int timeout = t_wd < 0 ? t_vbd : t_vbd < 0 ? t_wd : (t_wd < t_vbd ? t_wd : t_vbd);
+        int t_http = b->mhttp ? metrics_http_timeout(b->mhttp) : -1;
+        if (t_http >= 0 && (timeout < 0 || t_http < timeout))
+            timeout = t_http;
         if (poll(pfd, n, timeout) < 0) {
             if (errno == EINTR)
                 continue;
@@ -399,6 +409,8 @@ int backend_run(struct backend *b)
         for (unsigned i = 0; i < nc; i++)
             if (pfd[2 + i].revents)
                 control_handle(b->ctl, cfds[i]);
+        if (b->mhttp)
+            metrics_http_run(b->mhttp);     /* its fd, or a connection timeout */
         vbd_run_timers(b);
         reap(b);
     }
@@ -420,6 +432,7 @@ void backend_destroy(struct backend *b)
         vbd_free(b->vbds);
     if (b->ctl)
         control_close(b->ctl);
+    metrics_http_close(b->mhttp);
     if (b->sig_fd >= 0)
         close(b->sig_fd);
     if (b->xs)

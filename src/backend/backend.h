@@ -20,6 +20,8 @@
 #include "xen_ops.h"
 
 struct control;
+struct metrics_http;
+struct sockaddr_storage;
 
 #define OWNER_MAX_KINDS 2           /* vbd, vbd3 */
 
@@ -43,6 +45,7 @@ struct backend {
     unsigned next_serial;           /* watch tokens: "xbd:vbd:<serial>" */
     int sig_fd;                     /* signalfd: backend_sigset() */
     struct control *ctl;            /* NULL when --control=none */
+    struct metrics_http *mhttp;     /* NULL unless --metrics-listen */
     bool stopping;
     int lock_fd[OWNER_MAX_KINDS];   /* owner locks, by index in backend.c kinds[]; -1 */
     int base_log_level;             /* SIGUSR2 toggles between this and LOG_DEBUG */
@@ -243,6 +246,30 @@ unsigned control_fds(struct control *c, int *fds, unsigned max);
 void control_handle(struct control *c, int fd);
 /* Answer one request line (no newline); returns a malloc'd JSON text or NULL. */
 char *control_request(struct backend *b, const char *line);
+
+/* ---- metrics.c, metrics_http.c ------------------------------------------------ */
+/* The counters of every vbd in the Prometheus text exposition format (0.0.4):
+ * a malloc'd NUL-terminated text, NULL on -ENOMEM.  Names, labels and units:
+ * xen-blkbackd(8) METRICS.  Main thread (walks b->vbds). */
+char *metrics_text(struct backend *b);
+/* Parse a --metrics-listen value: "PORT", ":PORT" (both on 127.0.0.1),
+ * "ADDR:PORT", "[IPV6]:PORT"; ADDR numeric or a host name (getaddrinfo:
+ * the first address).  PORT 0..65535 (0: any free port).  0 or -EINVAL
+ * (message in err). */
+int  metrics_listen_parse(const char *v, struct sockaddr_storage *ss, unsigned *sslen,
+                          char *err, size_t errlen);
+/* Start the HTTP listener (libmicrohttpd, no thread of its own: the main
+ * loop polls metrics_http_fd and calls metrics_http_run).  0, -EINVAL (bad
+ * address), -errno of bind/listen (message logged). */
+int  metrics_http_open(struct backend *b, const char *listen, struct metrics_http **out);
+void metrics_http_close(struct metrics_http *m);
+int  metrics_http_fd(const struct metrics_http *m);
+/* Where it listens, as bound ("127.0.0.1:9477", "[::1]:9477"). */
+const char *metrics_http_addr(const struct metrics_http *m);
+/* ms until libmicrohttpd wants to run for a connection timeout, -1: none. */
+int  metrics_http_timeout(struct metrics_http *m);
+/* Serve what is ready (never blocks). */
+void metrics_http_run(struct metrics_http *m);
 
 /* ---- owner.c ---------------------------------------------------------------- */
 /* sysfs as the kernel mounts it; owner_kernel_blkback() takes a root so the

@@ -4,10 +4,12 @@
  * config key foo = V.
  */
 #include "config.h"
+#include "backend.h"                    /* metrics_listen_parse */
 
 #include <errno.h>
 #include <getopt.h>
 #include <ini.h>
+#include <sys/socket.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -75,6 +77,7 @@ void xbd_config_free(struct xbd_config *c)
     free(c->log_path);
     free(c->control_path);
     free(c->state_dir);
+    free(c->metrics_listen);
     memset(c, 0, sizeof(*c));
 }
 
@@ -381,6 +384,17 @@ int xbd_config_set(struct xbd_config *c, const char *key, const char *v,
         else BAD("on-exit: expected leave or close, got '%s'", v);
         return 0;
     }
+    if (!strcmp(key, "metrics-listen")) {
+        NEEDV();
+        if (!strcmp(v, "none"))
+            return set_str(&c->metrics_listen, NULL);
+        struct sockaddr_storage ss;
+        unsigned sl;
+        char why[300];
+        if (metrics_listen_parse(v, &ss, &sl, why, sizeof(why)))
+            BAD("metrics-listen: %s", why);
+        return set_str(&c->metrics_listen, v);
+    }
 #undef NEEDV
 #undef BAD
     seterr(err, errlen, "unknown option '%s'", key);
@@ -480,6 +494,7 @@ static const struct option long_opts[] = {
     { "on-exit",                required_argument, NULL, OPT_BASE + 23 },
     { "state-dir",              required_argument, NULL, OPT_BASE + 24 },
     { "resize-check",           required_argument, NULL, OPT_BASE + 25 },
+    { "metrics-listen",         required_argument, NULL, OPT_BASE + 26 },
     { NULL, 0, NULL, 0 },
 };
 
@@ -517,6 +532,8 @@ void xbd_config_usage(FILE *out, const char *prog)
 "      --state-dir=DIR          owner locks and restart state (default " XBD_DEFAULT_STATE_DIR ")\n"
 "      --resize-check=MS        check the backing stores' sizes this often for online\n"
 "                               resize; 0 = only on request (default 1000)\n"
+"      --metrics-listen=[ADDR:]PORT|none  serve Prometheus metrics over HTTP at\n"
+"                               /metrics (ADDR default 127.0.0.1; default none)\n"
 "  -h, --help                   this text\n"
 "  -V, --version                print the version\n",
             prog, XBD_MAX_RING_ORDER, XBD_MAX_QUEUES, XBD_CFG_MAX_INDIRECT_SEGS);

@@ -54,6 +54,7 @@ struct xbd_config {
     unsigned resize_check_ms;       /* poll the stores' sizes this often; 0 = off */
     enum xbd_on_exit on_exit;
     char *state_dir;            /* NULL: XBD_DEFAULT_STATE_DIR, or <sim dir>/run under sim */
+    char *metrics_listen;       /* HTTP /metrics at [ADDR:]PORT; NULL: off */
 };
 
 /* Fill in the built-in defaults (no allocation failure possible: strings are

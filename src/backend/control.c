@@ -1,16 +1,20 @@
 /*
  * control.c - the control socket: a unix stream socket; a client sends ONE
  * request line, gets ONE JSON object (one line, newline-terminated), and the
- * daemon closes the connection.  Requests:
- *   version                    {"ok":true,"version":..,"xen":..,"domid":..}
+ * daemon closes the connection.  Every reply has "proto" (include/ctl_proto.h).
+ * Requests (docs/control-protocol.md):
+ *   version                    {"ok":true,"version":..,"xen":..,"domid":..[,"metrics_listen"]}
  *   list                       {"ok":true,"devices":[{...device...}]}
- *   stats [<domid> <devid>]    {"ok":true,"devices":[{"domid","devid","name","stats":{...}}]}
+ *   stats [<domid> <devid>]    {"ok":true,"latency_bounds_ns":[..],"devices":[{"domid","devid",
+ *                               "name","stats":{...},"latency":{..},"queues":[..]}]}
  *   resize <domid> <devid>     {"ok":true,"domid","devid","name","old_sectors","sectors","changed"}
  *                              (online resize to the backing store's size: vbd_resize)
+ *   metrics                    {"ok":true,"metrics":"<Prometheus text exposition>"}
  * Errors: {"ok":false,"error":"..."}.  Counters are struct vbd_stats (stats.h)
  * under blkback's names.  Served on the main thread; clients are non-blocking.
  */
 #include "backend.h"
+#include "ctl_proto.h"
 #include "log.h"
 
 #include <errno.h>
@@ -27,7 +31,7 @@
 
 #define CTL_MAX_CLIENTS 16
 #define CTL_LINE_MAX 512
-#define CTL_TRY "try: version, list, stats [domid devid], resize domid devid"
+#define CTL_TRY "try: version, list, stats [domid devid], resize domid devid, metrics"
 
 struct ctl_client {
     int fd;
@@ -167,6 +171,59 @@ static json_object *stats_json(const struct vbd_stats *s)
     return o;
 }
 
+static json_object *hist_json(const struct vbd_hist *h)
+{
+    json_object *o = json_object_new_object(), *a = json_object_new_array();
+    uint64_t n = 0;
+    for (unsigned i = 0; i < VBD_LAT_BUCKETS; i++) {
+        n += h->bucket[i];
+        json_object_array_add(a, json_object_new_uint64(h->bucket[i]));
+    }
+    json_object_object_add(o, "count", json_object_new_uint64(n));
+    json_object_object_add(o, "sum_ns", json_object_new_uint64(h->sum_ns));
+    json_object_object_add(o, "buckets", a);
+    return o;
+}
+
+/* {"read":{"total":HIST,"engine":HIST},"write":..,"flush":..,"discard":..} */
+static json_object *latency_json(const struct vbd_stats *s)
+{
+    static const char *const names[VBD_OP_N] = { "read", "write", "flush", "discard" };
+    json_object *o = json_object_new_object();
+    for (unsigned op = 0; op < VBD_OP_N; op++) {
+        json_object *x = json_object_new_object();
+        json_object_object_add(x, "total", hist_json(&s->lat[op].total));
+        json_object_object_add(x, "engine", hist_json(&s->lat[op].engine));
+        json_object_object_add(o, names[op], x);
+    }
+    return o;
+}
+
+/* The gauges of each live queue. */
+static json_object *queues_json(struct vbd *v)
+{
+    json_object *a = json_object_new_array();
+    for (unsigned i = 0; i < dp_nr_queues(v->dp); i++) {
+        struct vbd_stats s;
+        if (dp_get_queue_stats(v->dp, i, &s))
+            continue;
+        json_object *q = json_object_new_object();
+#define F(name) json_object_object_add(q, #name, json_object_new_uint64(s.name))
+        F(inflight); F(ring_slots); F(ring_occupancy); F(grants_mapped); F(halted);
+#undef F
+        json_object_array_add(a, q);
+    }
+    return a;
+}
+
+static json_object *lat_bounds_json(void)
+{
+    json_object *a = json_object_new_array();
+    for (unsigned i = 0; i + 1 < VBD_LAT_BUCKETS; i++)
+        json_object_array_add(a, json_object_new_uint64(vbd_lat_bound_ns(i)));
+    return a;
+}
+
 static const char *grant_mode_name(enum grant_mode m)
 {
     switch (m) {
@@ -296,6 +353,8 @@ char *control_request(struct backend *b, const char *line)
         add_str(o, "version", XBD_VERSION);
         add_str(o, "xen", b->ops->name);
         json_object_object_add(o, "domid", json_object_new_int(b->self));
+        if (b->mhttp)
+            add_str(o, "metrics_listen", metrics_http_addr(b->mhttp));
     } else if (!strcmp(argv[0], "list") && argc == 1) {
         o = json_object_new_object();
         json_object_object_add(o, "ok", json_object_new_boolean(true));
@@ -322,6 +381,8 @@ char *control_request(struct backend *b, const char *line)
                 add_str(d, "name", v->name);
                 json_object_object_add(d, "state", json_object_new_int(v->be_state));
                 json_object_object_add(d, "stats", stats_json(&s));
+                json_object_object_add(d, "latency", latency_json(&s));
+                json_object_object_add(d, "queues", queues_json(v));
                 json_object_array_add(a, d);
             }
             if (one && json_object_array_length(a) == 0) {
@@ -330,16 +391,28 @@ char *control_request(struct backend *b, const char *line)
             } else {
                 o = json_object_new_object();
                 json_object_object_add(o, "ok", json_object_new_boolean(true));
+                json_object_object_add(o, "latency_bounds_ns", lat_bounds_json());
                 json_object_object_add(o, "devices", a);
             }
         }
     } else if (!strcmp(argv[0], "resize") && argc == 3) {
         o = resize_json(b, argv[1], argv[2]);
+    } else if (!strcmp(argv[0], "metrics") && argc == 1) {
+        char *text = metrics_text(b);
+        if (text) {
+            o = json_object_new_object();
+            json_object_object_add(o, "ok", json_object_new_boolean(true));
+            add_str(o, "metrics", text);
+            free(text);
+        } else {
+            o = error_json("out of memory");
+        }
     } else {
         o = error_json("unknown request; " CTL_TRY);
     }
     char *out = NULL;
     if (o) {
+        json_object_object_add(o, "proto", json_object_new_int(XBD_CTL_PROTO_VERSION));
         const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
         if (asprintf(&out, "%s\n", s) < 0)
             out = NULL;
@@ -463,7 +536,7 @@ void control_handle(struct control *c, int fd)
         if (nl)
             *nl = 0;
         char *reply = (nl || r == 0) ? control_request(c->b, cl->buf) : NULL;
-        client_reply(cl, reply ? reply : "{\"ok\":false,\"error\":\"request too long\"}\n");
+        client_reply(cl, reply ? reply : "{\"ok\":false,\"error\":\"request too long\",\"proto\":1}\n");
         free(reply);
         return;
     }

@@ -1,0 +1,262 @@
+/*
+ * metrics.c - the counters of every vbd in the Prometheus text exposition
+ * format (version 0.0.4: prometheus/docs:content/docs/instrumenting/
+ * exposition_formats.md; names and units after
+ * prometheus/docs:content/docs/practices/naming.md).  Served by the control
+ * socket's `metrics` request and the optional HTTP listener (metrics_http.c).
+ *
+ * Per device (labels kind, domid, devid, vdev): blkback's counters (earlier
+ * connections included, as `stats`), the latency histograms (stats.h), and
+ * per queue (label queue) the gauges of the live rings.
+ */
+#include "backend.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static const char *const op_label[VBD_OP_N] = { "read", "write", "flush", "discard" };
+
+struct mdev {
+    struct vbd *v;
+    struct vbd_stats st;
+};
+
+struct mout {
+    FILE *f;
+    struct mdev *d;
+    size_t n;
+};
+
+/* `value` of a label, escaped (backslash, double quote, newline). */
+static void put_label_value(FILE *f, const char *s)
+{
+    for (; s && *s; s++) {
+        if (*s == '\\' || *s == '"')
+            fputc('\\', f);
+        if (*s == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+static void family(const struct mout *m, const char *name, const char *type, const char *help)
+{
+    fprintf(m->f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{kind=..,domid=..,devid=..,vdev=..[,extra]} (no value) */
+static void series(const struct mout *m, const char *name, const char *suffix,
+                   const struct vbd *v, const char *extra)
+{
+    fprintf(m->f, "%s%s{kind=\"%s\",domid=\"%u\",devid=\"%u\",vdev=\"", name, suffix, v->kind,
+            (unsigned)v->fe_domid, v->devid);
+    put_label_value(m->f, v->vdev);
+    fprintf(m->f, "\"%s%s} ", extra ? "," : "", extra ? extra : "");
+}
+
+/* One counter or gauge family with one series per device: the uint64 field
+ * at `off` of struct vbd_stats, with label `extra` (may be NULL). */
+struct mfield {
+    const char *extra;
+    size_t off;
+};
+
+static void per_device(const struct mout *m, const char *name, const char *type,
+                       const char *help, const struct mfield *fl, size_t nf)
+{
+    family(m, name, type, help);
+    for (size_t i = 0; i < m->n; i++)
+        for (size_t k = 0; k < nf; k++) {
+            series(m, name, "", m->d[i].v, fl[k].extra);
+            fprintf(m->f, "%llu\n",
+                    (unsigned long long)*(const uint64_t *)((const char *)&m->d[i].st + fl[k].off));
+        }
+}
+
+#define ONE(field) (const struct mfield[]){ { NULL, offsetof(struct vbd_stats, field) } }, 1
+
+static void histogram(const struct mout *m, const char *name, const char *help, bool engine)
+{
+    family(m, name, "histogram", help);
+    for (size_t i = 0; i < m->n; i++)
+        for (unsigned op = 0; op < VBD_OP_N; op++) {
+            const struct vbd_hist *h = engine ? &m->d[i].st.lat[op].engine
+                                              : &m->d[i].st.lat[op].total;
+            char extra[64];
+            uint64_t cum = 0;
+            for (unsigned b = 0; b < VBD_LAT_BUCKETS; b++) {
+                cum += h->bucket[b];
+                if (b == VBD_LAT_BUCKETS - 1)
+                    snprintf(extra, sizeof(extra), "op=\"%s\",le=\"+Inf\"", op_label[op]);
+                else
+                    snprintf(extra, sizeof(extra), "op=\"%s\",le=\"%.9g\"", op_label[op],
+                             (double)vbd_lat_bound_ns(b) / 1e9);
+                series(m, name, "_bucket", m->d[i].v, extra);
+                fprintf(m->f, "%llu\n", (unsigned long long)cum);
+            }
+            snprintf(extra, sizeof(extra), "op=\"%s\"", op_label[op]);
+            series(m, name, "_sum", m->d[i].v, extra);
+            fprintf(m->f, "%.9f\n", (double)h->sum_ns / 1e9);
+            series(m, name, "_count", m->d[i].v, extra);
+            fprintf(m->f, "%llu\n", (unsigned long long)cum);
+        }
+}
+
+/* Gauges of each live queue: field at `off` of that queue's stats. */
+static void per_queue(const struct mout *m, const char *name, const char *help, size_t off)
+{
+    family(m, name, "gauge", help);
+    for (size_t i = 0; i < m->n; i++) {
+        struct vbd *v = m->d[i].v;
+        for (unsigned q = 0; q < dp_nr_queues(v->dp); q++) {
+            struct vbd_stats st;
+            if (dp_get_queue_stats(v->dp, q, &st))
+                continue;
+            char extra[24];
+            snprintf(extra, sizeof(extra), "queue=\"%u\"", q);
+            series(m, name, "", v, extra);
+            fprintf(m->f, "%llu\n",
+                    (unsigned long long)*(const uint64_t *)((const char *)&st + off));
+        }
+    }
+}
+
+#define F(label, field) { label, offsetof(struct vbd_stats, field) }
+
+char *metrics_text(struct backend *b)
+{
+    struct mout m = { 0 };
+    for (struct vbd *v = b->vbds; v; v = v->next)
+        m.n++;
+    m.d = calloc(m.n ? m.n : 1, sizeof(*m.d));
+    char *buf = NULL;
+    size_t len = 0;
+    m.f = open_memstream(&buf, &len);
+    if (!m.d || !m.f) {
+        if (m.f)
+            fclose(m.f);
+        free(buf);
+        free(m.d);
+        return NULL;
+    }
+    size_t i = 0;
+    for (struct vbd *v = b->vbds; v; v = v->next, i++) {
+        m.d[i].v = v;
+        vbd_get_stats(v, &m.d[i].st);
+    }
+    family(&m, "xen_blkback_build_info", "gauge", "xen-blkbackd version (value 1).");
+    fprintf(m.f, "xen_blkback_build_info{version=\"" XBD_VERSION "\"} 1\n");
+    family(&m, "xen_blkback_connected", "gauge",
+           "1 while the device's rings are attached (xenbus Connected), else 0.");
+    for (i = 0; i < m.n; i++) {
+        series(&m, "xen_blkback_connected", "", m.d[i].v, NULL);
+        fprintf(m.f, "%d\n", m.d[i].v->dp != NULL);
+    }
+    family(&m, "xen_blkback_connects_total", "counter", "Successful connects of the device.");
+    for (i = 0; i < m.n; i++) {
+        series(&m, "xen_blkback_connects_total", "", m.d[i].v, NULL);
+        fprintf(m.f, "%u\n", m.d[i].v->connects);
+    }
+    per_device(&m, "xen_blkback_requests_total", "counter",
+               "Requests by op (blkback rd_req, wr_req, f_req: flush and barrier, ds_req).",
+               (const struct mfield[]){ F("op=\"read\"", rd_req), F("op=\"write\"", wr_req),
+                                        F("op=\"flush\"", f_req), F("op=\"discard\"", ds_req) }, 4);
+    per_device(&m, "xen_blkback_sectors_total", "counter",
+               "512-byte sectors transferred (blkback rd_sect, wr_sect).",
+               (const struct mfield[]){ F("op=\"read\"", rd_sect), F("op=\"write\"", wr_sect) }, 2);
+    per_device(&m, "xen_blkback_out_of_slots_total", "counter",
+               "Times requests waited on the ring for a free request slot (blkback oo_req).",
+               ONE(oo_req));
+    per_device(&m, "xen_blkback_errors_total", "counter",
+               "Responses by non-OKAY status (BLKIF_RSP_ERROR, BLKIF_RSP_EOPNOTSUPP).",
+               (const struct mfield[]){ F("status=\"error\"", errors),
+                                        F("status=\"eopnotsupp\"", eopnotsupp) }, 2);
+    per_device(&m, "xen_blkback_invalid_requests_total", "counter",
+               "Requests refused by validation (counted in errors_total too).", ONE(bad_req));
+    per_device(&m, "xen_blkback_io_errors_total", "counter",
+               "Storage errors (counted in errors_total{status=\"error\"} too).", ONE(io_errors));
+    per_device(&m, "xen_blkback_replayed_requests_total", "counter",
+               "Requests re-issued from the restart state of a previous daemon.", ONE(replayed));
+    per_device(&m, "xen_blkback_grant_map_calls_total", "counter",
+               "Grant map calls (a batch counts once).", ONE(gnt_map));
+    per_device(&m, "xen_blkback_grant_unmap_calls_total", "counter",
+               "Grant unmap calls (a batch counts once).", ONE(gnt_unmap));
+    per_device(&m, "xen_blkback_grant_copy_calls_total", "counter",
+               "Grant copy calls (a batch counts once).", ONE(gnt_copy));
+    per_device(&m, "xen_blkback_notifications_sent_total", "counter",
+               "Event channel notifications sent to the frontend.", ONE(notify));
+    per_device(&m, "xen_blkback_notifications_received_total", "counter",
+               "Event channel notifications received from the frontend.", ONE(kicks));
+    per_device(&m, "xen_blkback_engine_submits_total", "counter",
+               "Storage engine submit calls.", ONE(submits));
+    histogram(&m, "xen_blkback_request_duration_seconds",
+              "Request latency from being consumed off the ring to its response being pushed.",
+              false);
+    histogram(&m, "xen_blkback_engine_duration_seconds",
+              "The storage engine's share of each request's latency (submit to completion).",
+              true);
+    per_queue(&m, "xen_blkback_inflight_requests", "Requests being processed by the queue.",
+              offsetof(struct vbd_stats, inflight));
+    per_queue(&m, "xen_blkback_ring_slots", "Requests the queue's shared ring holds.",
+              offsetof(struct vbd_stats, ring_slots));
+    per_queue(&m, "xen_blkback_ring_occupancy_requests",
+              "Requests on the queue's ring not answered yet.",
+              offsetof(struct vbd_stats, ring_occupancy));
+    per_queue(&m, "xen_blkback_grants_mapped", "Guest pages the queue has mapped (ring, data, "
+              "persistent grants).", offsetof(struct vbd_stats, grants_mapped));
+    per_queue(&m, "xen_blkback_ring_halted", "1 once the queue's ring halted on a protocol "
+              "violation.", offsetof(struct vbd_stats, halted));
+    free(m.d);
+    if (fclose(m.f)) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+int metrics_listen_parse(const char *v, struct sockaddr_storage *ss, unsigned *sslen,
+                         char *err, size_t errlen)
+{
+    char host[256] = "127.0.0.1", port[8];
+    const char *p = v ? strrchr(v, ':') : NULL;
+    size_t hl = p ? (size_t)(p - v) : 0;
+    const char *ps = p ? p + 1 : v;
+    if (!ps || !*ps || strlen(ps) >= sizeof(port) || strspn(ps, "0123456789") != strlen(ps) ||
+        atol(ps) > 65535) {
+        snprintf(err, errlen, "expected [ADDR:]PORT (PORT 0..65535), got '%s'", v ? v : "");
+        return -EINVAL;
+    }
+    snprintf(port, sizeof(port), "%s", ps);
+    if (hl && v[0] == '[') {
+        if (hl < 3 || v[hl - 1] != ']') {
+            snprintf(err, errlen, "expected [IPV6]:PORT, got '%s'", v);
+            return -EINVAL;
+        }
+        snprintf(host, sizeof(host), "%.*s", (int)(hl - 2), v + 1);
+    } else if (hl) {
+        if (memchr(v, ':', hl) || hl >= sizeof(host)) {
+            snprintf(err, errlen, "an IPv6 address goes in brackets ([::1]:PORT), got '%s'", v);
+            return -EINVAL;
+        }
+        snprintf(host, sizeof(host), "%.*s", (int)hl, v);
+    }
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV }, *ai = NULL;
+    int rc = getaddrinfo(host, port, &hints, &ai);
+    if (rc || !ai || ai->ai_addrlen > sizeof(*ss)) {
+        snprintf(err, errlen, "cannot resolve '%s': %s", host, rc ? gai_strerror(rc) : "no address");
+        if (ai)
+            freeaddrinfo(ai);
+        return -EINVAL;
+    }
+    memset(ss, 0, sizeof(*ss));
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    *sslen = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return 0;
+}
