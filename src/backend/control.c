@@ -379,6 +379,7 @@ char *control_request(struct backend *b, const char *line)
                 json_object_object_add(d, "domid", json_object_new_int(v->fe_domid));
                 json_object_object_add(d, "devid", json_object_new_int64(v->devid));
                 add_str(d, "name", v->name);
+                add_str(d, "vdev", v->vdev);
                 json_object_object_add(d, "state", json_object_new_int(v->be_state));
                 json_object_object_add(d, "stats", stats_json(&s));
                 json_object_object_add(d, "latency", latency_json(&s));

@@ -1,10 +1,16 @@
 /*
  * xen-blkbackctl - query a running xen-blkbackd through its control socket:
- *   xen-blkbackctl [-s SOCK] [--json] list|stats [DOMID DEVID]|resize DOMID DEVID|version
+ *   xen-blkbackctl [-s SOCK] [--json] list|stats [DOMID DEVID]|resize DOMID DEVID|version|metrics
+ *   xen-blkbackctl [-s SOCK] stats --interval SECS [--count N] [DOMID DEVID]
+ *   xen-blkbackctl [-s SOCK] top [-b] [-n N] [-d SECS] [-o COLUMN]
  * Sends one request line, reads one JSON reply, prints a table (or the raw
- * JSON with --json).  Exit 0 ok, 1 error (daemon unreachable or error reply),
- * 2 usage.  See xen-blkbackctl(8).
+ * JSON with --json; `metrics` prints the Prometheus text).  Exit 0 ok, 1
+ * error (daemon unreachable or error reply), 2 usage.  Protocol:
+ * docs/control-protocol.md.  See xen-blkbackctl(8).
  */
+#include "ctl.h"
+#include "ctl_proto.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
@@ -28,6 +34,12 @@ static void usage(FILE *f)
 "  resize DOMID DEVID     advertise the backing store's current size to the guest\n"
 "                         (online resize; growing only)\n"
 "  version                daemon version\n"
+"  metrics                the counters in the Prometheus text format\n"
+"  stats --interval SECS [--count N] [DOMID DEVID]\n"
+"                         the counters' increments every SECS seconds\n"
+"  top [-b] [-n N] [-d SECS] [-o iops|mbps|p99|occ|dev]\n"
+"                         live per-device view: IOPS, MB/s, latency p50/p99,\n"
+"                         queue occupancy (-b: batch, N reports, SECS apart)\n"
 "Options:\n"
 "  -s, --socket=SOCK      control socket (default " DEFAULT_SOCK ")\n"
 "  -j, --json             print the daemon's JSON reply as is\n"
@@ -35,7 +47,7 @@ static void usage(FILE *f)
 }
 
 /* Send `req`, return the malloc'd reply (NUL-terminated) or NULL. */
-static char *request(const char *sock, const char *req)
+static char *request_text(const char *sock, const char *req)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     if (strlen(sock) >= sizeof(sa.sun_path)) {
@@ -89,6 +101,22 @@ static char *request(const char *sock, const char *req)
     return buf;
 }
 
+json_object *ctl_call(const char *sock, const char *req)
+{
+    char *reply = request_text(sock, req);
+    if (!reply)
+        return NULL;
+    json_object *o = json_tokener_parse(reply);
+    if (!o)
+        fprintf(stderr, "xen-blkbackctl: bad reply: %.200s\n", reply);
+    else if (ctl_geti(o, "proto") > XBD_CTL_PROTO_VERSION)
+        fprintf(stderr, "xen-blkbackctl: note: the daemon speaks control protocol %lld, "
+                "this tool %d (newer fields are ignored)\n", ctl_geti(o, "proto"),
+                XBD_CTL_PROTO_VERSION);
+    free(reply);
+    return o;
+}
+
 static const char *state_name(int s)
 {
     static const char *const n[] = { "Unknown", "Initialising", "InitWait", "Initialised",
@@ -96,23 +124,27 @@ static const char *state_name(int s)
     return s >= 0 && s <= 6 ? n[s] : s < 0 ? "-" : "?";
 }
 
-static json_object *get(json_object *o, const char *k)
+json_object *ctl_get(json_object *o, const char *k)
 {
     json_object *v = NULL;
-    return json_object_object_get_ex(o, k, &v) ? v : NULL;
+    return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
 }
 
-static long long geti(json_object *o, const char *k)
+long long ctl_geti(json_object *o, const char *k)
 {
-    json_object *v = get(o, k);
+    json_object *v = ctl_get(o, k);
     return v ? json_object_get_int64(v) : -1;
 }
 
-static const char *gets(json_object *o, const char *k)
+const char *ctl_gets(json_object *o, const char *k)
 {
-    json_object *v = get(o, k);
+    json_object *v = ctl_get(o, k);
     return v ? json_object_get_string(v) : "-";
 }
+
+#define get ctl_get
+#define geti ctl_geti
+#define gets ctl_gets
 
 static bool getb(json_object *o, const char *k)
 {
@@ -152,9 +184,10 @@ static void print_list(json_object *devs)
         printf("(no devices)\n");
 }
 
-static const char *const main_counters[] = {
+const char *const ctl_main_counters[CTL_N_MAIN_COUNTERS] = {
     "oo_req", "rd_req", "wr_req", "f_req", "ds_req", "rd_sect", "wr_sect", "errors",
 };
+#define main_counters ctl_main_counters
 
 static void print_stats(json_object *devs, bool one)
 {
@@ -201,16 +234,30 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    /* --json may also follow the command */
+    if (optind < argc && !strcmp(argv[optind], "top"))
+        return ctl_top(sock, argc - optind, argv + optind);
+    /* --json may also follow the command; stats takes --interval, --count */
     char *args[4];
     int na = 0;
+    const char *interval = NULL, *count = NULL;
     for (int i = optind; i < argc; i++) {
-        if (!strcmp(argv[i], "--json") || !strcmp(argv[i], "-j"))
+        if (!strcmp(argv[i], "--json") || !strcmp(argv[i], "-j")) {
             json = true;
-        else if (na < 4)
+        } else if (na && !strcmp(args[0], "stats") && i + 1 < argc &&
+                   (!strcmp(argv[i], "--interval") || !strcmp(argv[i], "-i"))) {
+            interval = argv[++i];
+        } else if (na && !strcmp(args[0], "stats") && i + 1 < argc &&
+                   (!strcmp(argv[i], "--count") || !strcmp(argv[i], "-c"))) {
+            count = argv[++i];
+        } else if (na && !strcmp(args[0], "stats") && !strncmp(argv[i], "--interval=", 11)) {
+            interval = argv[i] + 11;
+        } else if (na && !strcmp(args[0], "stats") && !strncmp(argv[i], "--count=", 8)) {
+            count = argv[i] + 8;
+        } else if (na < 4) {
             args[na++] = argv[i];
-        else
+        } else {
             na = 5;
+        }
     }
     if (na == 0 || na > 3) {
         usage(stderr);
@@ -219,7 +266,26 @@ int main(int argc, char **argv)
     const char *cmd = args[0];
     bool one = false;
     char req[256];
-    if (!strcmp(cmd, "list") || !strcmp(cmd, "version")) {
+    if ((interval || count) && (strcmp(cmd, "stats") || json || (na != 1 && na != 3))) {
+        fprintf(stderr, "xen-blkbackctl: --interval and --count go with stats (not --json)\n");
+        return 2;
+    }
+    if (interval || count) {
+        char *end = NULL;
+        double secs = interval ? strtod(interval, &end) : 1.0;
+        long n = count ? strtol(count, &end, 10) : 0;
+        if (!interval || !*interval || *end || secs < 0.1 || secs > 86400 || n < 0) {
+            fprintf(stderr, "xen-blkbackctl: stats --interval SECS (0.1..86400) "
+                    "[--count N (0: until interrupted)]\n");
+            return 2;
+        }
+        if (count && strtol(count, &end, 10) < 0) {
+            fprintf(stderr, "xen-blkbackctl: --count: expected N >= 0\n");
+            return 2;
+        }
+        return ctl_stats_interval(sock, secs, n, na == 3 ? args[1] : NULL, na == 3 ? args[2] : NULL);
+    }
+    if (!strcmp(cmd, "list") || !strcmp(cmd, "version") || !strcmp(cmd, "metrics")) {
         if (na != 1) {
             usage(stderr);
             return 2;
@@ -247,18 +313,12 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    char *reply = request(sock, req);
-    if (!reply)
+    json_object *o = ctl_call(sock, req);
+    if (!o)
         return 1;
-    json_object *o = json_tokener_parse(reply);
-    if (!o) {
-        fprintf(stderr, "xen-blkbackctl: bad reply: %.200s\n", reply);
-        free(reply);
-        return 1;
-    }
     int rc = getb(o, "ok") ? 0 : 1;
     if (json) {
-        fputs(reply, stdout);
+        printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     } else if (rc) {
         fprintf(stderr, "xen-blkbackctl: %s\n", gets(o, "error"));
     } else if (!strcmp(cmd, "version")) {
@@ -270,12 +330,13 @@ int main(int argc, char **argv)
                    geti(o, "old_sectors"), geti(o, "sectors"));
         else
             printf("%s: unchanged, %lld sectors\n", gets(o, "name"), geti(o, "sectors"));
+    } else if (!strcmp(cmd, "metrics")) {
+        fputs(gets(o, "metrics"), stdout);
     } else if (!strcmp(cmd, "list")) {
         print_list(get(o, "devices"));
     } else {
         print_stats(get(o, "devices"), one);
     }
     json_object_put(o);
-    free(reply);
     return rc;
 }
