@@ -68,6 +68,7 @@ static void check_same_as_defaults(const struct xbd_config *a, const char *what)
     T_EQ(a->stop_timeout_ms, d.stop_timeout_ms);
     T_EQ(a->resize_check_ms, d.resize_check_ms);
     T_EQ(a->on_exit, d.on_exit);
+    T_CHECK(a->metrics_listen == NULL, "%s: metrics-listen %s", what, a->metrics_listen);
     T_CHECK(a->pidfile == NULL, "%s: pidfile %s", what, a->pidfile);
     T_CHECK(!a->xen || !strcmp(a->xen, "libxen"), "%s: xen %s", what, a->xen);
     T_CHECK(!a->control_path || !strcmp(a->control_path, XBD_DEFAULT_CONTROL),
@@ -258,6 +259,20 @@ int main(void)
         xbd_config_free(&c);
     }
 
+    /* metrics-listen: a port alone, an address, IPv6 in brackets; none */
+    {
+        const char *ok[] = { "9477", "127.0.0.1:9477", "[::1]:0", "0.0.0.0:9100", "none" };
+        for (unsigned i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+            char opt[64];
+            snprintf(opt, sizeof(opt), "--metrics-listen=%s", ok[i]);
+            const char *args[] = { "--config=/dev/null", opt, NULL };
+            T_CHECK(parse(&c, args) == 0, "%s: %s", opt, err);
+            T_CHECK(i == 4 ? c.metrics_listen == NULL
+                           : c.metrics_listen && !strcmp(c.metrics_listen, ok[i]), "%s", opt);
+            xbd_config_free(&c);
+        }
+    }
+
     /* sim defaults: no hotplug gate; vbd3 alone; control none. */
     {
         const char *args[] = { "--config=/dev/null", "--xen=sim:/dev/shm/x", "--backend-types=vbd3",
@@ -299,6 +314,11 @@ int main(void)
     refuse("--resize-check=50", "resize-check");
     refuse("--resize-check=soon", "resize-check");
     refuse("--on-exit=explode", "on-exit");
+    refuse("--metrics-listen=", "metrics-listen");
+    refuse("--metrics-listen=65536", "metrics-listen");
+    refuse("--metrics-listen=127.0.0.1:http", "metrics-listen");
+    refuse("--metrics-listen=::1:9477", "brackets");
+    refuse("--metrics-listen=[::1:9477", "metrics-listen");
     refuse("--no-such-option", "unknown option");
     refuse("stray-argument", "unexpected argument");
 
