@@ -14,6 +14,7 @@ SBINDIR ?= $(PREFIX)/sbin
 BINDIR  ?= $(PREFIX)/bin
 LIBEXECDIR ?= $(PREFIX)/libexec/xen-blkbackd
 MANDIR  ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 SYSCONFDIR ?= /etc
 SAN     ?= 0
 
@@ -125,6 +126,8 @@ install: all
 	set -e; for m in man/*.[0-9]; do s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
 	    install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 	install -m 644 conf/xen-blkbackd.conf $(DESTDIR)$(SYSCONFDIR)/xen/
+	install -d $(DESTDIR)$(BASHCOMPDIR)
+	install -m 644 conf/bash-completion/xen-blkbackd conf/bash-completion/xen-blkbackctl $(DESTDIR)$(BASHCOMPDIR)/
 	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)" SBINDIR="$(SBINDIR)" conf/install-extra.sh
 
 # Debian packages from a copy of the tree (dpkg-buildpackage writes next to
