@@ -110,11 +110,4 @@ static inline uint64_t vbd_lat_bound_ns(unsigned i)
     return (1ull << o) + ((uint64_t)k << (o - VBD_LAT_SUB_BITS));
 }
 
-/* Requests counted of one op (the blkback counter of its kind). */
-static inline uint64_t vbd_stats_op_req(const struct vbd_stats *s, enum vbd_op op)
-{
-    const uint64_t v[VBD_OP_N] = { s->rd_req, s->wr_req, s->f_req, s->ds_req };
-    return op < VBD_OP_N ? v[op] : 0;
-}
-
 #endif

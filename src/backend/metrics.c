@@ -60,26 +60,83 @@ static void series(const struct mout *m, const char *name, const char *suffix,
     fprintf(m->f, "\"%s%s} ", extra ? "," : "", extra ? extra : "");
 }
 
-/* One counter or gauge family with one series per device: the uint64 field
- * at `off` of struct vbd_stats, with label `extra` (may be NULL). */
+/* A field of struct vbd_stats (at `off`) as one series, with label `extra`
+ * (NULL: none). */
 struct mfield {
     const char *extra;
     size_t off;
 };
 
-static void per_device(const struct mout *m, const char *name, const char *type,
-                       const char *help, const struct mfield *fl, size_t nf)
+#define F(label, field) { label, offsetof(struct vbd_stats, field) }
+#define ONE(field) 1, { F(NULL, field) }
+
+static uint64_t field_of(const struct vbd_stats *st, size_t off)
 {
-    family(m, name, type, help);
-    for (size_t i = 0; i < m->n; i++)
-        for (size_t k = 0; k < nf; k++) {
-            series(m, name, "", m->d[i].v, fl[k].extra);
-            fprintf(m->f, "%llu\n",
-                    (unsigned long long)*(const uint64_t *)((const char *)&m->d[i].st + fl[k].off));
-        }
+    return *(const uint64_t *)((const char *)st + off);
 }
 
-#define ONE(field) (const struct mfield[]){ { NULL, offsetof(struct vbd_stats, field) } }, 1
+/* The counter families: one series per device and field. */
+static const struct mcounter {
+    const char *name, *help;
+    unsigned nf;
+    struct mfield f[4];
+} counters[] = {
+    { "xen_blkback_requests_total",
+      "Requests by op (blkback rd_req, wr_req, f_req: flush and barrier, ds_req).", 4,
+      { F("op=\"read\"", rd_req), F("op=\"write\"", wr_req), F("op=\"flush\"", f_req),
+        F("op=\"discard\"", ds_req) } },
+    { "xen_blkback_sectors_total", "512-byte sectors transferred (blkback rd_sect, wr_sect).", 2,
+      { F("op=\"read\"", rd_sect), F("op=\"write\"", wr_sect) } },
+    { "xen_blkback_out_of_slots_total",
+      "Times requests waited on the ring for a free request slot (blkback oo_req).", ONE(oo_req) },
+    { "xen_blkback_errors_total",
+      "Responses by non-OKAY status (BLKIF_RSP_ERROR, BLKIF_RSP_EOPNOTSUPP).", 2,
+      { F("status=\"error\"", errors), F("status=\"eopnotsupp\"", eopnotsupp) } },
+    { "xen_blkback_invalid_requests_total",
+      "Requests refused by validation (counted in errors_total too).", ONE(bad_req) },
+    { "xen_blkback_io_errors_total",
+      "Storage errors (counted in errors_total{status=\"error\"} too).", ONE(io_errors) },
+    { "xen_blkback_replayed_requests_total",
+      "Requests re-issued from the restart state of a previous daemon.", ONE(replayed) },
+    { "xen_blkback_grant_map_calls_total", "Grant map calls (a batch counts once).", ONE(gnt_map) },
+    { "xen_blkback_grant_unmap_calls_total", "Grant unmap calls (a batch counts once).",
+      ONE(gnt_unmap) },
+    { "xen_blkback_grant_copy_calls_total", "Grant copy calls (a batch counts once).",
+      ONE(gnt_copy) },
+    { "xen_blkback_notifications_sent_total", "Event channel notifications sent to the frontend.",
+      ONE(notify) },
+    { "xen_blkback_notifications_received_total",
+      "Event channel notifications received from the frontend.", ONE(kicks) },
+    { "xen_blkback_engine_submits_total", "Storage engine submit calls.", ONE(submits) },
+};
+
+/* The gauges of each live queue. */
+static const struct mgauge {
+    const char *name, *help;
+    size_t off;
+} queue_gauges[] = {
+    { "xen_blkback_inflight_requests", "Requests being processed by the queue.",
+      offsetof(struct vbd_stats, inflight) },
+    { "xen_blkback_ring_slots", "Requests the queue's shared ring holds.",
+      offsetof(struct vbd_stats, ring_slots) },
+    { "xen_blkback_ring_occupancy_requests", "Requests on the queue's ring not answered yet.",
+      offsetof(struct vbd_stats, ring_occupancy) },
+    { "xen_blkback_grants_mapped",
+      "Guest pages the queue has mapped (ring, data, persistent grants).",
+      offsetof(struct vbd_stats, grants_mapped) },
+    { "xen_blkback_ring_halted", "1 once the queue's ring halted on a protocol violation.",
+      offsetof(struct vbd_stats, halted) },
+};
+
+static void per_device(const struct mout *m, const struct mcounter *c)
+{
+    family(m, c->name, "counter", c->help);
+    for (size_t i = 0; i < m->n; i++)
+        for (unsigned k = 0; k < c->nf; k++) {
+            series(m, c->name, "", m->d[i].v, c->f[k].extra);
+            fprintf(m->f, "%llu\n", (unsigned long long)field_of(&m->d[i].st, c->f[k].off));
+        }
+}
 
 static void histogram(const struct mout *m, const char *name, const char *help, bool engine)
 {
@@ -108,10 +165,9 @@ static void histogram(const struct mout *m, const char *name, const char *help, 
         }
 }
 
-/* Gauges of each live queue: field at `off` of that queue's stats. */
-static void per_queue(const struct mout *m, const char *name, const char *help, size_t off)
+static void per_queue(const struct mout *m, const struct mgauge *g)
 {
-    family(m, name, "gauge", help);
+    family(m, g->name, "gauge", g->help);
     for (size_t i = 0; i < m->n; i++) {
         struct vbd *v = m->d[i].v;
         for (unsigned q = 0; q < dp_nr_queues(v->dp); q++) {
@@ -120,14 +176,11 @@ static void per_queue(const struct mout *m, const char *name, const char *help, 
                 continue;
             char extra[24];
             snprintf(extra, sizeof(extra), "queue=\"%u\"", q);
-            series(m, name, "", v, extra);
-            fprintf(m->f, "%llu\n",
-                    (unsigned long long)*(const uint64_t *)((const char *)&st + off));
+            series(m, g->name, "", v, extra);
+            fprintf(m->f, "%llu\n", (unsigned long long)field_of(&st, g->off));
         }
     }
 }
-
-#define F(label, field) { label, offsetof(struct vbd_stats, field) }
 
 char *metrics_text(struct backend *b)
 {
@@ -163,55 +216,16 @@ char *metrics_text(struct backend *b)
         series(&m, "xen_blkback_connects_total", "", m.d[i].v, NULL);
         fprintf(m.f, "%u\n", m.d[i].v->connects);
     }
-    per_device(&m, "xen_blkback_requests_total", "counter",
-               "Requests by op (blkback rd_req, wr_req, f_req: flush and barrier, ds_req).",
-               (const struct mfield[]){ F("op=\"read\"", rd_req), F("op=\"write\"", wr_req),
-                                        F("op=\"flush\"", f_req), F("op=\"discard\"", ds_req) }, 4);
-    per_device(&m, "xen_blkback_sectors_total", "counter",
-               "512-byte sectors transferred (blkback rd_sect, wr_sect).",
-               (const struct mfield[]){ F("op=\"read\"", rd_sect), F("op=\"write\"", wr_sect) }, 2);
-    per_device(&m, "xen_blkback_out_of_slots_total", "counter",
-               "Times requests waited on the ring for a free request slot (blkback oo_req).",
-               ONE(oo_req));
-    per_device(&m, "xen_blkback_errors_total", "counter",
-               "Responses by non-OKAY status (BLKIF_RSP_ERROR, BLKIF_RSP_EOPNOTSUPP).",
-               (const struct mfield[]){ F("status=\"error\"", errors),
-                                        F("status=\"eopnotsupp\"", eopnotsupp) }, 2);
-    per_device(&m, "xen_blkback_invalid_requests_total", "counter",
-               "Requests refused by validation (counted in errors_total too).", ONE(bad_req));
-    per_device(&m, "xen_blkback_io_errors_total", "counter",
-               "Storage errors (counted in errors_total{status=\"error\"} too).", ONE(io_errors));
-    per_device(&m, "xen_blkback_replayed_requests_total", "counter",
-               "Requests re-issued from the restart state of a previous daemon.", ONE(replayed));
-    per_device(&m, "xen_blkback_grant_map_calls_total", "counter",
-               "Grant map calls (a batch counts once).", ONE(gnt_map));
-    per_device(&m, "xen_blkback_grant_unmap_calls_total", "counter",
-               "Grant unmap calls (a batch counts once).", ONE(gnt_unmap));
-    per_device(&m, "xen_blkback_grant_copy_calls_total", "counter",
-               "Grant copy calls (a batch counts once).", ONE(gnt_copy));
-    per_device(&m, "xen_blkback_notifications_sent_total", "counter",
-               "Event channel notifications sent to the frontend.", ONE(notify));
-    per_device(&m, "xen_blkback_notifications_received_total", "counter",
-               "Event channel notifications received from the frontend.", ONE(kicks));
-    per_device(&m, "xen_blkback_engine_submits_total", "counter",
-               "Storage engine submit calls.", ONE(submits));
+    for (i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+        per_device(&m, &counters[i]);
     histogram(&m, "xen_blkback_request_duration_seconds",
               "Request latency from being consumed off the ring to its response being pushed.",
               false);
     histogram(&m, "xen_blkback_engine_duration_seconds",
               "The storage engine's share of each request's latency (submit to completion).",
               true);
-    per_queue(&m, "xen_blkback_inflight_requests", "Requests being processed by the queue.",
-              offsetof(struct vbd_stats, inflight));
-    per_queue(&m, "xen_blkback_ring_slots", "Requests the queue's shared ring holds.",
-              offsetof(struct vbd_stats, ring_slots));
-    per_queue(&m, "xen_blkback_ring_occupancy_requests",
-              "Requests on the queue's ring not answered yet.",
-              offsetof(struct vbd_stats, ring_occupancy));
-    per_queue(&m, "xen_blkback_grants_mapped", "Guest pages the queue has mapped (ring, data, "
-              "persistent grants).", offsetof(struct vbd_stats, grants_mapped));
-    per_queue(&m, "xen_blkback_ring_halted", "1 once the queue's ring halted on a protocol "
-              "violation.", offsetof(struct vbd_stats, halted));
+    for (i = 0; i < sizeof(queue_gauges) / sizeof(queue_gauges[0]); i++)
+        per_queue(&m, &queue_gauges[i]);
     free(m.d);
     if (fclose(m.f)) {
         free(buf);
