@@ -106,10 +106,10 @@ int metrics_http_open(struct backend *b, const char *listen, struct metrics_http
     m->b = b;
     unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     m->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, m,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,     /* first: all its messages */
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                             MHD_OPTION_END);
     if (!m->d) {
         int e = errno ? errno : EADDRNOTAVAIL;
