@@ -1,4 +1,4 @@
-/* t_e2e_metrics: the daemon's Prometheus metrics, over HTTP (--metrics-listen) and `xen-blkbackctl metrics`, pass `promtool check metrics` and move with real I/O from xen-blkbench on two queues: requests and sectors at least what the guest did, histogram counts equal to the request counts, buckets monotone, engine share within the total; `top -b` shows the device; bad HTTP requests get 404/405. */
+/* t_e2e_metrics: the daemon's Prometheus metrics, over HTTP (--metrics-listen) and `xen-blkbackctl metrics`, pass `promtool check metrics` and move with real I/O from xen-blkbench on two queues: requests and sectors at least what the guest did, histogram counts equal to the request counts, buckets monotone, engine share within the total; `top -b` and `stats --interval` show the device; bad HTTP requests get 404/405. */
 #include "harness.h"
 #include "lib/e2e.h"
 
@@ -223,13 +223,14 @@ int main(void)
     free(body);
 
     /* real I/O on two queues; the scrapes while the device is attached */
-    char dir[512], hook[2048];
+    char dir[512], hook[4096];
     snprintf(dir, sizeof(dir), "%s", t_tmpdir(0));
     const char *ctl = t_prog("xen-blkbackctl");
     snprintf(hook, sizeof(hook),
              "'%s' -s '%s' metrics > '%s/ctl.txt' && curl -sf http://%s/metrics > '%s/http.txt' && "
-             "'%s' -s '%s' top -b -n 1 -d 0.2 > '%s/top.txt'",
-             ctl, e.d.sock, dir, addr, dir, ctl, e.d.sock, dir);
+             "'%s' -s '%s' top -b -n 1 -d 0.2 > '%s/top.txt' && "
+             "'%s' -s '%s' stats --interval 0.2 --count 1 > '%s/interval.txt'",
+             ctl, e.d.sock, dir, addr, dir, ctl, e.d.sock, dir, ctl, e.d.sock, dir);
     const char *img = e2e_make_image(&e, "disk.img", 16);
     const char *args[] = { "--vdev", "xvdb", "--mode", "w", "--queues", "2", "--rw", "randrw",
         "--bs-range", "4k-64k", "--iodepth", "16", "--size", "24m", "--offset", "0", "--length",
@@ -261,6 +262,11 @@ int main(void)
     char *top = slurp(path);
     T_CHECK(top && strstr(top, "p99(us)") && strstr(top, " xvdb "), "top -b: %s", top ? top : "(none)");
     free(top);
+    snprintf(path, sizeof(path), "%s/interval.txt", dir);
+    char *iv = slurp(path);
+    T_CHECK(iv && strstr(iv, "rd_req") && strstr(iv, " vbd       1 "), "stats --interval: %s",
+            iv ? iv : "(none)");
+    free(iv);
     free(out);
 
     /* detached: the device's series are gone, the scrape still checks */
