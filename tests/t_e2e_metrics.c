@@ -279,6 +279,33 @@ int main(void)
     fclose(f);
     promtool(path);
     free(body);
+
+    /* the port taken by someone else: one error line, the disks are served */
+    int busy = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t slen = sizeof(sin);
+    T_ASSERT(busy >= 0 && bind(busy, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+             listen(busy, 1) == 0 && getsockname(busy, (struct sockaddr *)&sin, &slen) == 0);
+    T_EQ(t_daemon_stop(&e.d, 15000), 0);
+    static char xen_arg[512], ml[64];
+    snprintf(xen_arg, sizeof(xen_arg), "--xen=sim:%s", e.sim);
+    snprintf(ml, sizeof(ml), "--metrics-listen=127.0.0.1:%u", ntohs(sin.sin_port));
+    const char *dargs2[] = { xen_arg, ml, NULL };
+    T_ASSERT(t_daemon_start(&e.d, e.sim, dargs2, 20000) == 0, "daemon with a busy metrics port");
+    const char *args2[] = { "--vdev", "xvdb", "--mode", "w", "--rw", "randrw", "--bs-range",
+        "4k-64k", "--iodepth", "4", "--size", "24m", "--offset", "0", "--length", "4m", NULL };
+    rc = e2e_bench(&e, 2, img, args2, &out);
+    T_CHECK(rc == 0, "busy metrics port: the disk was not served (xen-blkbench exit %d)", rc);
+    free(out);
+    char *n = NULL;
+    e2e_sh(&n, "grep -ac 'metrics listener 127.0.0.1:%u not started' '%s'", ntohs(sin.sin_port),
+           e.d.log);
+    T_CHECK(n && atoi(n) == 1, "no one error line for the busy metrics port (%s)", n ? n : "-");
+    free(n);
+    char *m = t_daemon_request(&e.d, "metrics");
+    T_CHECK(m && strstr(m, "xen_blkback_requests_total"), "metrics over the control socket");
+    free(m);
+    close(busy);
     T_EQ(e2e_stop(&e), 0);
     return t_done();
 }

@@ -292,10 +292,12 @@ int backend_create(const struct xbd_config *cfg, struct backend **out)
             goto fail;
         }
     }
-    if (cfg->metrics_listen) {
-        rc = metrics_http_open(b, cfg->metrics_listen, &b->mhttp);
-        if (rc)
-            goto fail;
+    /* Metrics are not worth a disk: a listener that cannot start (port in
+     * use, address not allowed) is one error line, the disks are served. */
+    if (cfg->metrics_listen && metrics_http_open(b, cfg->metrics_listen, &b->mhttp) < 0) {
+        b->mhttp = NULL;
+        log_err("metrics listener %s not started; serving the disks without it "
+                "(xen-blkbackctl metrics still answers)", cfg->metrics_listen);
     }
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         if (!kind_enabled(b, kinds[i]))
