@@ -83,8 +83,8 @@ $(DAEMON): $(O)/src/main.o $(LIB)
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(XLDFLAGS) -o $@ $^ $(LDLIBS)
 
-# The test xenstored is standalone (only the logging module of the library).
-$(XSD): $(XSD_SRC:%.c=$(O)/%.o) $(O)/src/common/log.o
+# The test xenstored is standalone (only the logging and util modules of the library).
+$(XSD): $(XSD_SRC:%.c=$(O)/%.o) $(O)/src/common/log.o $(O)/src/common/util.o
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(XLDFLAGS) -o $@ $^ $(LDLIBS)
 

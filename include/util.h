@@ -1,0 +1,36 @@
+/*
+ * util.h - the small helpers every part of the tree shares: ARRAY_SIZE, the
+ * monotonic clock, the strict integer parser, and the name tables of the
+ * xenbus states and the grant modes.  The daemon, the tools, the test
+ * xenstored and the tests all use these, never a copy of their own.
+ */
+#ifndef XBD_UTIL_H
+#define XBD_UTIL_H
+
+#include <stdint.h>
+#include <time.h>
+
+/* Elements of an array (not of a pointer: gcc's -Wsizeof-pointer-div warns). */
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* CLOCK_MONOTONIC (clock_gettime(2)) in nanoseconds, milliseconds. */
+static inline uint64_t xbd_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t xbd_now_ms(void)
+{
+    return xbd_now_ns() / 1000000u;
+}
+
+/*
+ * Strict unsigned integer in [lo, hi] (strtoull(3) with `base`: 10, or 0 for
+ * C prefixes 0x/0): the whole string, no sign, no leading white space.
+ * 0 and *out set, or -EINVAL (*out untouched); s NULL is -EINVAL.
+ */
+int xbd_parse_u64(const char *s, int base, uint64_t lo, uint64_t hi, uint64_t *out);
+
+#endif
