@@ -1,8 +1,10 @@
 /* t_config: xen-blkbackd options and config file parse as documented; bad values, unknown keys and missing -c files are refused; the shipped config file states the defaults. */
 #include "harness.h"
 #include "../src/backend/config.h"
+#include "util.h"
 
 #include <stdbool.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -189,6 +191,219 @@ static void check_manpages(void)
             T_CHECK(strstr(text, want), "%s does not document %s", pages[pg], keys[i]);
         }
     }
+}
+
+/* ---- the key table against its documentation --------------------------------- */
+
+/* A file of the source tree (tests run from it, or XBD_BUILD is two below it),
+ * whole, into a static buffer; NULL if absent. */
+static char *read_doc(const char *rel, char *text, size_t len)
+{
+    char path[512];
+    const char *b = getenv("XBD_BUILD");
+    snprintf(path, sizeof(path), "%s", rel);
+    if (access(path, R_OK) && b)
+        snprintf(path, sizeof(path), "%s/../../%s", b, rel);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    size_t n = fread(text, 1, len - 1, f);
+    text[n] = 0;
+    fclose(f);
+    return text;
+}
+
+/* One roff source line as plain words: font macros (.B .BR .IR ...) lose
+ * their name and, for the alternating ones, the spaces between arguments;
+ * quotes, \fX, \- and \(xx escapes go. */
+static void roff_plain(const char *line, char *out, size_t len)
+{
+    size_t o = 0;
+    bool alt = false;
+    if (line[0] == '.') {
+        const char *sp = strchr(line, ' ');
+        size_t ml = sp ? (size_t)(sp - line) : strlen(line);
+        if (ml != 2 && ml != 3)
+            return;                     /* .TP, .PP, ... carry no text here */
+        alt = ml == 3;
+        line = sp ? sp + 1 : line + ml;
+    }
+    bool quoted = false;
+    for (const char *p = line; *p && o + 2 < len; p++) {
+        if (*p == '"') {
+            quoted = !quoted;
+        } else if (*p == '\\' && p[1] == 'f' && p[2]) {
+            p += 2;
+        } else if (*p == '\\' && p[1] == '(' && p[2] && p[3]) {
+            p += 3;
+        } else if (*p == '\\' && p[1]) {
+            out[o++] = *++p;
+        } else if (*p == ' ' && alt && !quoted) {
+            continue;
+        } else {
+            out[o++] = *p;
+        }
+    }
+    out[o++] = ' ';
+    out[o] = 0;
+}
+
+/* The value next to "default" in a paragraph: "default X", "default: X",
+ * "(default X", "X (default)".  Each candidate into cand[]; count returned. */
+static int default_candidates(char *para, char cand[][128], int max)
+{
+    char *words[512];
+    int nw = 0, nc = 0;
+    for (char *save = NULL, *w = strtok_r(para, " \n\t", &save); w && nw < 512;
+         w = strtok_r(NULL, " \n\t", &save))
+        words[nw++] = w;
+    for (int i = 0; i < nw && nc < max; i++) {
+        const char *w = words[i], *c = NULL;
+        if (!strncasecmp(w, "(default)", 9) && i > 0)
+            c = words[i - 1];
+        else if ((!strcasecmp(w, "default") || !strcasecmp(w, "default:") ||
+                  !strcasecmp(w, "(default")) && i + 1 < nw)
+            c = words[i + 1];
+        if (!c)
+            continue;
+        snprintf(cand[nc], sizeof(cand[nc]), "%s", c + (c[0] == '('));
+        size_t l = strlen(cand[nc]);
+        while (l && strchr(").,;:", cand[nc][l - 1]))
+            cand[nc][--l] = 0;
+        if (l)
+            nc++;
+    }
+    return nc;
+}
+
+/* man/xen-blkbackd.8 OPTIONS: every .TP item names a key of the table, every
+ * key has an item, and the item's "default" is the table's default. */
+static void check_table_man(const struct xbd_config_key *keys, size_t n)
+{
+    static char text[1 << 17];
+    if (!read_doc("man/xen-blkbackd.8", text, sizeof(text))) {
+        T_LOG("man/xen-blkbackd.8 not found; not checked");
+        return;
+    }
+    char *opts = strstr(text, "\n.SH OPTIONS\n"), *end = opts ? strstr(opts + 1, "\n.SH ") : NULL;
+    T_ASSERT(opts && end, "man/xen-blkbackd.8 has no OPTIONS section");
+    *end = 0;
+    bool seen[128] = { false };
+    T_ASSERT(n <= ARRAY_SIZE(seen), "table of %zu keys", n);
+    for (char *tp = strstr(opts, "\n.TP\n"); tp; tp = strstr(tp + 1, "\n.TP\n")) {
+        char item[256], para[8192] = "", plain[1024];
+        char *head = tp + 5, *nl = strchr(head, '\n');
+        snprintf(item, sizeof(item), "%.*s", nl ? (int)(nl - head) : (int)strlen(head), head);
+        roff_plain(item, plain, sizeof(plain));
+        char *o = strstr(plain, "--");
+        T_CHECK(o, "OPTIONS item without a long option: %s", item);
+        if (!o)
+            continue;
+        size_t l = strspn(o + 2, "abcdefghijklmnopqrstuvwxyz0123456789-");
+        const struct xbd_config_key *k = NULL;
+        for (size_t i = 0; i < n; i++)
+            if (strlen(keys[i].name) == l && !strncmp(keys[i].name, o + 2, l)) {
+                k = &keys[i];
+                seen[i] = true;
+            }
+        T_CHECK(k, "man/xen-blkbackd.8 documents --%.*s, which the key table lacks", (int)l, o + 2);
+        if (!k || !k->def)
+            continue;
+        /* the paragraph: up to the next .TP */
+        char *pe = strstr(head, "\n.TP\n");
+        for (char *ln = nl ? nl + 1 : NULL; ln && (!pe || ln < pe); ln = strchr(ln, '\n'), ln = ln ? ln + 1 : NULL) {
+            char one[1024], lbuf[1024];
+            char *lnl = strchr(ln, '\n');
+            snprintf(lbuf, sizeof(lbuf), "%.*s", lnl ? (int)(lnl - ln) : (int)strlen(ln), ln);
+            roff_plain(lbuf, one, sizeof(one));
+            strncat(para, one, sizeof(para) - strlen(para) - 1);
+        }
+        char cand[16][128];
+        int nc = default_candidates(para, cand, 16), match = 0;
+        for (int i = 0; i < nc; i++)
+            match += !strcmp(cand[i], k->def);
+        T_CHECK(match, "man/xen-blkbackd.8 --%s: default is %s in the table, the page says %s",
+                k->name, k->def, nc ? cand[0] : "nothing");
+    }
+    for (size_t i = 0; i < n; i++)
+        T_CHECK(seen[i], "man/xen-blkbackd.8 OPTIONS has no item for --%s", keys[i].name);
+}
+
+/* conf/xen-blkbackd.conf: every config key of the table stands there as
+ * "#key = default" under its "# ---- section" heading, and every such line
+ * is a key of the table. */
+static void check_table_conf(const struct xbd_config_key *keys, size_t n)
+{
+    static char text[1 << 16];
+    if (!read_doc("conf/xen-blkbackd.conf", text, sizeof(text))) {
+        T_LOG("conf/xen-blkbackd.conf not found; not checked");
+        return;
+    }
+    int found[128] = { 0 };
+    char section[128] = "";
+    for (char *save = NULL, *ln = strtok_r(text, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
+        if (!strncmp(ln, "# ---- ", 7)) {
+            snprintf(section, sizeof(section), "%s", ln + 7);
+            size_t l = strlen(section);
+            while (l && (section[l - 1] == '-' || section[l - 1] == ' '))
+                section[--l] = 0;
+            continue;
+        }
+        if (ln[0] != '#' || ln[1] < 'a' || ln[1] > 'z' || !strchr(ln, '='))
+            continue;
+        char key[64], val[256];
+        T_CHECK(sscanf(ln + 1, "%63[a-z0-9-] = %255[^\n]", key, val) == 2, "conf line '%s'", ln);
+        size_t i;
+        for (i = 0; i < n && strcmp(keys[i].name, key); i++)
+            ;
+        T_CHECK(i < n && keys[i].type != XBD_CFG_CLI,
+                "conf/xen-blkbackd.conf sets '%s', which is no key of the table", key);
+        if (i >= n)
+            continue;
+        found[i]++;
+        T_CHECK(keys[i].def && !strcmp(val, keys[i].def),
+                "conf/xen-blkbackd.conf: %s = %s, the table's default is %s", key, val, keys[i].def);
+        T_CHECK(keys[i].section && !strcmp(section, keys[i].section),
+                "conf/xen-blkbackd.conf: %s under '%s', the table says '%s'", key, section,
+                keys[i].section);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (keys[i].type != XBD_CFG_CLI)
+            T_CHECK(found[i] == 1, "conf/xen-blkbackd.conf has %d lines for %s", found[i], keys[i].name);
+}
+
+/* The table itself: defaults parse, ranges hold them, and the xenstore
+ * override names a key the man page lists. */
+static void check_table(void)
+{
+    size_t n;
+    const struct xbd_config_key *keys = xbd_config_keys(&n);
+    T_CHECK(n >= 25, "only %zu keys", n);
+    for (size_t i = 0; i < n; i++) {
+        const struct xbd_config_key *k = &keys[i];
+        struct xbd_config c;
+        xbd_config_init(&c);
+        if (k->type == XBD_CFG_CLI) {
+            T_CHECK(!k->def && !k->section, "%s: a command-line option has no default", k->name);
+            T_EQ(xbd_config_set(&c, k->name, "x", err, sizeof(err)), -ENOENT);
+        } else {
+            T_CHECK(k->def && k->section && k->help, "%s: default, section and help", k->name);
+            int rc = xbd_config_set(&c, k->name, k->def, err, sizeof(err));
+            T_CHECK(rc == 0, "%s = %s: %d %s", k->name, k->def, rc, err);
+        }
+        if (k->type == XBD_CFG_UINT) {
+            char v[32];
+            snprintf(v, sizeof(v), "%lu", k->hi + 1);
+            T_EQ(xbd_config_set(&c, k->name, v, err, sizeof(err)), -EINVAL);
+            if (k->lo > 1 || (k->lo == 1 && !k->zero)) {
+                snprintf(v, sizeof(v), "%lu", k->lo - 1);
+                T_EQ(xbd_config_set(&c, k->name, v, err, sizeof(err)), -EINVAL);
+            }
+        }
+        xbd_config_free(&c);
+    }
+    check_table_man(keys, n);
+    check_table_conf(keys, n);
 }
 
 int main(void)
@@ -414,6 +629,7 @@ int main(void)
 
     check_shipped_conf(dir);
     check_manpages();
+    check_table();
     check_binary();
     return t_done();
 }

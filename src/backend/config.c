@@ -5,16 +5,19 @@
  */
 #include "config.h"
 #include "backend.h"                    /* metrics_listen_parse */
+#include "util.h"
+#include "xs_keys.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <ini.h>
-#include <sys/socket.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 int xbd_parse_grant_mode(const char *s, enum grant_mode *out)
@@ -23,7 +26,7 @@ int xbd_parse_grant_mode(const char *s, enum grant_mode *out)
         { "auto", GRANT_MODE_AUTO }, { "map", GRANT_MODE_MAP },
         { "copy", GRANT_MODE_COPY }, { "persistent", GRANT_MODE_PERSISTENT },
     };
-    for (unsigned i = 0; s && i < sizeof(m) / sizeof(m[0]); i++)
+    for (unsigned i = 0; s && i < ARRAY_SIZE(m); i++)
         if (!strcmp(s, m[i].name)) {
             *out = m[i].mode;
             return 0;
@@ -43,30 +46,6 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
-}
-
-void xbd_config_init(struct xbd_config *c)
-{
-    memset(c, 0, sizeof(*c));
-    c->log_target = LOG_TARGET_STDERR;
-    c->log_level = LOG_INFO;
-    c->type_vbd = true;
-    c->domid = -1;
-    c->wait_hotplug = -1;
-    c->grant_mode = GRANT_MODE_AUTO;
-    c->max_ring_page_order = 4;         /* XENBUS_MAX_RING_GRANT_ORDER of
-                                           torvalds/linux:include/xen/xenbus.h@v6.1 */
-    c->max_queues = 0;                  /* online CPUs, as Linux (docs/protocol.md §1.2) */
-    c->max_indirect_segs = 256;         /* Linux MAX_INDIRECT_SEGMENTS
-                                           (docs/protocol.md §1.2) */
-    c->persistent = true;               /* Linux default feature_persistent=1 */
-    c->persistent_cap = 0;                      /* auto: sized from the ring */
-    c->poll_us = 0;
-    c->feature_barrier = false;         /* docs/protocol.md §0.3 (decision-flush) */
-    c->direct_io = true;
-    c->stop_timeout_ms = 3000;          /* libxl waits 10 s for Closed */
-    c->resize_check_ms = 1000;          /* one fstat/ioctl per device per second */
-    c->on_exit = XBD_ON_EXIT_LEAVE;
 }
 
 void xbd_config_free(struct xbd_config *c)
@@ -96,20 +75,6 @@ static int parse_bool(const char *v, bool *out)
         return 0;
     }
     return -EINVAL;
-}
-
-/* Strict unsigned decimal in [lo, hi]. */
-static int parse_uint(const char *v, unsigned long lo, unsigned long hi, unsigned long *out)
-{
-    if (!v || !*v || *v == '-' || *v == '+')
-        return -EINVAL;
-    char *end;
-    errno = 0;
-    unsigned long x = strtoul(v, &end, 10);
-    if (errno || *end || x < lo || x > hi)
-        return -EINVAL;
-    *out = x;
-    return 0;
 }
 
 static int set_str(char **dst, const char *v)
@@ -170,13 +135,13 @@ static int parse_level(const char *v, int *out)
         { "warn", LOG_WARNING }, { "notice", LOG_NOTICE }, { "info", LOG_INFO },
         { "debug", LOG_DEBUG },
     };
-    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+    for (size_t i = 0; i < ARRAY_SIZE(t); i++)
         if (!strcasecmp(v, t[i].n)) {
             *out = t[i].l;
             return 0;
         }
-    unsigned long n;
-    if (parse_uint(v, LOG_ERR, LOG_DEBUG, &n) == 0) {
+    uint64_t n;
+    if (xbd_parse_u64(v, 10, LOG_ERR, LOG_DEBUG, &n) == 0) {
         *out = (int)n;
         return 0;
     }
@@ -208,197 +173,318 @@ static int parse_types(const char *v, bool *vbd, bool *vbd3)
 
 /* ---- the key table --------------------------------------------------------- */
 
+/* Setters of the XBD_CFG_TEXT keys: 0, -EINVAL (the key's `expect` text is the
+ * message, or *why when set), -ENOMEM. */
+
+static int set_foreground(struct xbd_config *c, const char *v, const char **why)
+{
+    bool b;
+    (void)c;
+    if (parse_bool(v, &b))
+        return -EINVAL;
+    if (!b)
+        *why = "xen-blkbackd always runs in the foreground "
+               "(use systemd Type=notify or --pidfile)";
+    return b ? 0 : -EINVAL;
+}
+
+static int set_pidfile(struct xbd_config *c, const char *v, const char **why)
+{
+    (void)why;
+    return set_str(&c->pidfile, strcmp(v, "none") ? v : NULL);
+}
+
+static int set_xen(struct xbd_config *c, const char *v, const char **why)
+{
+    (void)why;
+    return check_xen(v) ? -EINVAL : set_str(&c->xen, v);
+}
+
+static int set_log(struct xbd_config *c, const char *v, const char **why)
+{
+    static const struct { const char *name; enum log_target t; } t[] = {
+        { "journal", LOG_TARGET_JOURNAL }, { "stderr", LOG_TARGET_STDERR },
+        { "syslog", LOG_TARGET_SYSLOG },
+    };
+    (void)why;
+    for (size_t i = 0; i < ARRAY_SIZE(t); i++)
+        if (!strcmp(v, t[i].name)) {
+            c->log_given = true;
+            c->log_target = t[i].t;
+            return set_str(&c->log_path, NULL);
+        }
+    if (strncmp(v, "file:", 5) || v[5] != '/')
+        return -EINVAL;
+    c->log_given = true;
+    c->log_target = LOG_TARGET_FILE;
+    return set_str(&c->log_path, v + 5);
+}
+
+static int set_log_level(struct xbd_config *c, const char *v, const char **why)
+{
+    (void)why;
+    return parse_level(v, &c->log_level);
+}
+
+static int set_control(struct xbd_config *c, const char *v, const char **why)
+{
+    if (strcmp(v, "none") && v[0] != '/')
+        return -EINVAL;
+    if (strlen(v) >= 108) {
+        *why = "socket path too long (max 107 bytes)";
+        return -EINVAL;
+    }
+    return set_str(&c->control_path, strcmp(v, "none") ? v : "");
+}
+
+static int set_backend_types(struct xbd_config *c, const char *v, const char **why)
+{
+    (void)why;
+    return parse_types(v, &c->type_vbd, &c->type_vbd3);
+}
+
+static int set_domid(struct xbd_config *c, const char *v, const char **why)
+{
+    uint64_t n;
+    (void)why;
+    if (!strcmp(v, "auto")) {
+        c->domid = -1;
+        return 0;
+    }
+    if (xbd_parse_u64(v, 10, 0, 32767, &n))
+        return -EINVAL;
+    c->domid = (int)n;
+    return 0;
+}
+
+static int set_wait_hotplug(struct xbd_config *c, const char *v, const char **why)
+{
+    bool b;
+    (void)why;
+    if (v && !strcmp(v, "auto")) {
+        c->wait_hotplug = -1;
+        return 0;
+    }
+    if (parse_bool(v, &b))
+        return -EINVAL;
+    c->wait_hotplug = b;
+    return 0;
+}
+
+static int set_grant_mode(struct xbd_config *c, const char *v, const char **why)
+{
+    (void)why;
+    return xbd_parse_grant_mode(v, &c->grant_mode);
+}
+
+static int set_state_dir(struct xbd_config *c, const char *v, const char **why)
+{
+    if (v[0] != '/')
+        return -EINVAL;
+    if (strlen(v) >= 200) {
+        *why = "path too long (max 199 bytes)";
+        return -EINVAL;
+    }
+    return set_str(&c->state_dir, v);
+}
+
+static int set_on_exit(struct xbd_config *c, const char *v, const char **why)
+{
+    (void)why;
+    if (!strcmp(v, "leave"))
+        c->on_exit = XBD_ON_EXIT_LEAVE;
+    else if (!strcmp(v, "close"))
+        c->on_exit = XBD_ON_EXIT_CLOSE;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+static int set_metrics_listen(struct xbd_config *c, const char *v, const char **why)
+{
+    static __thread char msg[300];
+    if (!strcmp(v, "none"))
+        return set_str(&c->metrics_listen, NULL);
+    struct sockaddr_storage ss;
+    unsigned sl;
+    if (metrics_listen_parse(v, &ss, &sl, msg, sizeof(msg))) {
+        *why = msg;
+        return -EINVAL;
+    }
+    return set_str(&c->metrics_listen, v);
+}
+
+#define F(field) offsetof(struct xbd_config, field)
+#define S_DAEMON    "Daemon"
+#define S_XENSTORE  "Xenstore"
+#define S_STORAGE   "Storage"
+#define S_PROTOCOL  "Protocol features advertised to frontends"
+#define S_LIFECYCLE "Lifecycle"
+
+/*
+ * Every option and config key, in the order of the usage text.  `def` is the
+ * default as conf/xen-blkbackd.conf writes it and xbd_config_init applies it
+ * (unless no_init: the zero state means it); t_config checks this table
+ * against conf/xen-blkbackd.conf and man/xen-blkbackd.8.
+ */
+static const struct xbd_config_key keys[] = {
+    { .name = "config", .type = XBD_CFG_CLI, .shortopt = 'c', .arg = "FILE",
+      .help = "config file (default " XBD_DEFAULT_CONFIG ", if present)" },
+    { .name = "foreground", .type = XBD_CFG_TEXT, .shortopt = 'F', .optional = true, .def = "yes",
+      .section = S_DAEMON, .set = set_foreground, .expect = "yes or no",
+      .help = "accepted for compatibility: always in the foreground" },
+    { .name = "pidfile", .type = XBD_CFG_TEXT, .arg = "PATH", .def = "none",
+      .section = S_DAEMON, .set = set_pidfile, .help = "write the pid to PATH" },
+    { .name = "xen", .type = XBD_CFG_TEXT, .arg = "libxen|sim:DIR[,domid=N][,unmap_delay_us=N]",
+      .def = "libxen", .no_init = true, .section = S_DAEMON, .set = set_xen,
+      .expect = "libxen or sim:DIR[,domid=N][,unmap_delay_us=N]",
+      .help = "Xen services: real or simulated host" },
+    { .name = "log", .type = XBD_CFG_TEXT, .arg = "journal|stderr|syslog|file:PATH",
+      .def = "stderr", .no_init = true, .section = S_DAEMON, .set = set_log,
+      .expect = "journal, stderr, syslog or file:/ABSOLUTE/PATH",
+      .help = "log target; journal under systemd (JOURNAL_STREAM)" },
+    { .name = "log-level", .type = XBD_CFG_TEXT, .arg = "LEVEL", .def = "info",
+      .section = S_DAEMON, .set = set_log_level,
+      .expect = "err, warning, notice, info or debug", .help = "err, warning, notice, info, debug" },
+    { .name = "control", .type = XBD_CFG_TEXT, .arg = "PATH|none", .def = XBD_DEFAULT_CONTROL,
+      .no_init = true, .section = S_DAEMON, .set = set_control,
+      .expect = "an absolute socket path or none", .help = "control socket" },
+    { .name = "backend-types", .type = XBD_CFG_TEXT, .arg = "vbd[,vbd3]", .def = "vbd",
+      .section = S_XENSTORE, .set = set_backend_types, .expect = "a list of vbd, vbd3",
+      .help = "xenstore backend kinds to serve" },
+    { .name = "domid", .type = XBD_CFG_TEXT, .arg = "N|auto", .def = "auto",
+      .section = S_XENSTORE, .set = set_domid, .expect = "auto or 0..32767",
+      .help = "our domid (auto: xenstore `domid`)" },
+    { .name = "wait-hotplug", .type = XBD_CFG_TEXT, .optional = true, .arg = "yes|no|auto",
+      .def = "auto", .section = S_XENSTORE, .set = set_wait_hotplug, .expect = "yes, no or auto",
+      .help = "connect only after hotplug-status=connected\n"
+              "(auto: yes under libxen, no under sim)" },
+    { .name = "allow-test-engines", .type = XBD_CFG_BOOL, .def = "no", .section = S_STORAGE,
+      .off = F(allow_test_engines), .help = "allow filter engines (error:, delay:) in params" },
+    { .name = "direct-io", .type = XBD_CFG_BOOL, .def = "yes", .section = S_STORAGE,
+      .off = F(direct_io), .help = "O_DIRECT on the backing store" },
+    { .name = "max-ring-page-order", .type = XBD_CFG_UINT, .arg = "N", .def = "4",
+      .section = S_PROTOCOL, .off = F(max_ring_page_order), .lo = 0, .hi = XBD_MAX_RING_ORDER,
+      .help = "log2 of the most ring pages" },
+    { .name = "max-queues", .type = XBD_CFG_UINT, .arg = "N", .def = "0", .section = S_PROTOCOL,
+      .off = F(max_queues), .zero = "online CPUs", .lo = 1, .hi = XBD_MAX_QUEUES,
+      .help = "most queues (rings) per device" },
+    { .name = "max-indirect-segments", .type = XBD_CFG_UINT, .arg = "N", .def = "256",
+      .section = S_PROTOCOL, .off = F(max_indirect_segs), .zero = "no INDIRECT",
+      .lo = BLKIF_MAX_SEGMENTS_PER_REQUEST + 1, .hi = XBD_CFG_MAX_INDIRECT_SEGS,
+      .help = "segments per INDIRECT request" },
+    { .name = "persistent", .type = XBD_CFG_BOOL, .def = "yes", .section = S_PROTOCOL,
+      .off = F(persistent), .help = "advertise feature-persistent" },
+    { .name = "persistent-cap", .type = XBD_CFG_UINT, .arg = "PAGES", .def = "0",
+      .section = S_PROTOCOL, .off = F(persistent_cap), .zero = "auto", .lo = 1, .hi = 65536,
+      .unit = " pages", .help = "persistent grants kept per queue; auto:\n"
+                                "ring slots x segments, 1056..8192" },
+    { .name = "feature-barrier", .type = XBD_CFG_BOOL, .def = "no", .section = S_PROTOCOL,
+      .off = F(feature_barrier), .help = "advertise feature-barrier" },
+    { .name = "grant-mode", .type = XBD_CFG_TEXT, .arg = "auto|map|copy|persistent",
+      .def = "auto", .section = S_PROTOCOL, .xs_key = XSK_GRANT_MODE, .set = set_grant_mode,
+      .expect = "auto, map, copy or persistent", .help = "data grant handling" },
+    { .name = "poll-us", .type = XBD_CFG_UINT, .arg = "USEC", .def = "0", .section = S_PROTOCOL,
+      .off = F(poll_us), .lo = 0, .hi = 1000000, .help = "poll the ring before sleeping" },
+    { .name = "stop-timeout", .type = XBD_CFG_UINT, .arg = "MS", .def = "3000",
+      .section = S_LIFECYCLE, .off = F(stop_timeout_ms), .lo = 100, .hi = 9000, .unit = " ms",
+      .help = "drain budget when a device closes" },
+    { .name = "resize-check", .type = XBD_CFG_UINT, .arg = "MS", .def = "1000",
+      .section = S_LIFECYCLE, .off = F(resize_check_ms), .zero = "off", .lo = 100,
+      .hi = 3600000, .unit = " ms", .help = "check the backing stores' sizes this often for\n"
+                                            "online resize; 0 = only on request" },
+    { .name = "on-exit", .type = XBD_CFG_TEXT, .arg = "leave|close", .def = "leave",
+      .section = S_LIFECYCLE, .set = set_on_exit, .expect = "leave or close",
+      .help = "device state left on SIGTERM" },
+    { .name = "state-dir", .type = XBD_CFG_TEXT, .arg = "DIR", .def = XBD_DEFAULT_STATE_DIR,
+      .no_init = true, .section = S_LIFECYCLE, .set = set_state_dir,
+      .expect = "an absolute directory path", .help = "owner locks and restart state" },
+    { .name = "metrics-listen", .type = XBD_CFG_TEXT, .arg = "[ADDR:]PORT|none", .def = "none",
+      .no_init = true, .section = S_LIFECYCLE, .set = set_metrics_listen,
+      .expect = "[ADDR:]PORT, [IPV6]:PORT or none",
+      .help = "serve Prometheus metrics over HTTP at /metrics\n"
+              "(ADDR default 127.0.0.1)" },
+    { .name = "help", .type = XBD_CFG_CLI, .shortopt = 'h', .help = "this text" },
+    { .name = "version", .type = XBD_CFG_CLI, .shortopt = 'V', .help = "print the version" },
+};
+#undef F
+
+const struct xbd_config_key *xbd_config_keys(size_t *n)
+{
+    *n = ARRAY_SIZE(keys);
+    return keys;
+}
+
+void xbd_config_init(struct xbd_config *c)
+{
+    memset(c, 0, sizeof(*c));           /* the no_init keys' defaults */
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+        if (keys[i].def && !keys[i].no_init) {
+            int rc = xbd_config_set(c, keys[i].name, keys[i].def, NULL, 0);
+            (void)rc;                   /* t_config: every default parses */
+        }
+}
+
+static const struct xbd_config_key *find_key(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+        if (!strcmp(keys[i].name, name))
+            return &keys[i];
+    return NULL;
+}
+
+/* "0 (online CPUs) or 1..16 pages" from the key's range. */
+static void uint_expect(const struct xbd_config_key *k, char *buf, size_t len)
+{
+    if (k->zero)
+        snprintf(buf, len, "0 (%s) or %lu..%lu%s", k->zero, k->lo, k->hi, k->unit ? k->unit : "");
+    else
+        snprintf(buf, len, "%lu..%lu%s", k->lo, k->hi, k->unit ? k->unit : "");
+}
+
 int xbd_config_set(struct xbd_config *c, const char *key, const char *v,
                    char *err, size_t errlen)
 {
-    unsigned long n;
-    bool b;
+    const struct xbd_config_key *k = find_key(key);
+    const char *why = NULL;
+    char expect[96];
+    uint64_t n;
     int rc;
 
-#define BAD(...) do { seterr(err, errlen, __VA_ARGS__); return -EINVAL; } while (0)
-#define NEEDV() do { if (!v || !*v) BAD("%s: a value is required", key); } while (0)
-
-    if (!strcmp(key, "foreground")) {
-        if (parse_bool(v, &b))
-            BAD("foreground: expected yes or no, got '%s'", v);
-        if (!b)
-            BAD("foreground: xen-blkbackd always runs in the foreground "
-                "(use systemd Type=notify or --pidfile)");
-        return 0;
+    if (!k || k->type == XBD_CFG_CLI) {
+        seterr(err, errlen, "unknown option '%s'", key);
+        return -ENOENT;
     }
-    if (!strcmp(key, "pidfile")) {
-        NEEDV();
-        return set_str(&c->pidfile, strcmp(v, "none") ? v : NULL);
-    }
-    if (!strcmp(key, "xen")) {
-        NEEDV();
-        if (check_xen(v))
-            BAD("xen: expected libxen or sim:DIR[,domid=N][,unmap_delay_us=N], got '%s'", v);
-        return set_str(&c->xen, v);
-    }
-    if (!strcmp(key, "log")) {
-        NEEDV();
-        c->log_given = true;
-        if (!strcmp(v, "journal")) {
-            c->log_target = LOG_TARGET_JOURNAL;
-            return set_str(&c->log_path, NULL);
-        }
-        if (!strcmp(v, "stderr")) {
-            c->log_target = LOG_TARGET_STDERR;
-            return set_str(&c->log_path, NULL);
-        }
-        if (!strcmp(v, "syslog")) {
-            c->log_target = LOG_TARGET_SYSLOG;
-            return set_str(&c->log_path, NULL);
-        }
-        if (!strncmp(v, "file:", 5) && v[5] == '/') {
-            c->log_target = LOG_TARGET_FILE;
-            return set_str(&c->log_path, v + 5);
-        }
-        BAD("log: expected journal, stderr, syslog or file:/ABSOLUTE/PATH, got '%s'", v);
-    }
-    if (!strcmp(key, "log-level")) {
-        NEEDV();
-        if (parse_level(v, &c->log_level))
-            BAD("log-level: expected err, warning, notice, info or debug, got '%s'", v);
-        return 0;
-    }
-    if (!strcmp(key, "control")) {
-        NEEDV();
-        if (strcmp(v, "none") && v[0] != '/')
-            BAD("control: expected an absolute socket path or none, got '%s'", v);
-        if (strlen(v) >= 108)
-            BAD("control: socket path too long (max 107 bytes)");
-        return set_str(&c->control_path, strcmp(v, "none") ? v : "");
-    }
-    if (!strcmp(key, "backend-types")) {
-        NEEDV();
-        rc = parse_types(v, &c->type_vbd, &c->type_vbd3);
-        if (rc == -EINVAL)
-            BAD("backend-types: expected a list of vbd, vbd3, got '%s'", v);
-        return rc;
-    }
-    if (!strcmp(key, "domid")) {
-        NEEDV();
-        if (!strcmp(v, "auto")) {
-            c->domid = -1;
+    switch (k->type) {
+    case XBD_CFG_BOOL:
+        if (parse_bool(v, (bool *)((char *)c + k->off)) == 0)
+            return 0;
+        snprintf(expect, sizeof(expect), "yes or no");
+        break;
+    case XBD_CFG_UINT:
+        if (xbd_parse_u64(v, 10, k->zero ? 0 : k->lo, k->hi, &n) == 0 &&
+            (n == 0 || n >= k->lo)) {
+            *(unsigned *)((char *)c + k->off) = (unsigned)n;
             return 0;
         }
-        if (parse_uint(v, 0, 32767, &n))
-            BAD("domid: expected auto or 0..32767, got '%s'", v);
-        c->domid = (int)n;
-        return 0;
-    }
-    if (!strcmp(key, "wait-hotplug")) {
-        if (v && !strcmp(v, "auto")) {
-            c->wait_hotplug = -1;
-            return 0;
+        uint_expect(k, expect, sizeof(expect));
+        break;
+    default:
+        if (!k->optional && (!v || !*v)) {
+            seterr(err, errlen, "%s: a value is required", key);
+            return -EINVAL;
         }
-        if (parse_bool(v, &b))
-            BAD("wait-hotplug: expected yes, no or auto, got '%s'", v);
-        c->wait_hotplug = b;
-        return 0;
+        rc = k->set(c, v, &why);
+        if (rc != -EINVAL)
+            return rc;
+        snprintf(expect, sizeof(expect), "%s", k->expect);
+        break;
     }
-    if (!strcmp(key, "allow-test-engines")) {
-        if (parse_bool(v, &c->allow_test_engines))
-            BAD("allow-test-engines: expected yes or no, got '%s'", v);
-        return 0;
-    }
-    if (!strcmp(key, "grant-mode")) {
-        NEEDV();
-        if (xbd_parse_grant_mode(v, &c->grant_mode))
-            BAD("grant-mode: expected auto, map, copy or persistent, got '%s'", v);
-        return 0;
-    }
-    if (!strcmp(key, "max-ring-page-order")) {
-        if (parse_uint(v, 0, XBD_MAX_RING_ORDER, &n))
-            BAD("max-ring-page-order: expected 0..%d, got '%s'", XBD_MAX_RING_ORDER, v ? v : "");
-        c->max_ring_page_order = (unsigned)n;
-        return 0;
-    }
-    if (!strcmp(key, "max-queues")) {
-        if (parse_uint(v, 0, XBD_MAX_QUEUES, &n))
-            BAD("max-queues: expected 0 (online CPUs) or 1..%d, got '%s'", XBD_MAX_QUEUES, v ? v : "");
-        c->max_queues = (unsigned)n;
-        return 0;
-    }
-    if (!strcmp(key, "max-indirect-segments")) {
-        if (parse_uint(v, 0, XBD_CFG_MAX_INDIRECT_SEGS, &n) ||
-            (n > 0 && n <= BLKIF_MAX_SEGMENTS_PER_REQUEST))
-            BAD("max-indirect-segments: expected 0 (no INDIRECT) or %d..%d, got '%s'",
-                BLKIF_MAX_SEGMENTS_PER_REQUEST + 1, XBD_CFG_MAX_INDIRECT_SEGS, v ? v : "");
-        c->max_indirect_segs = (unsigned)n;
-        return 0;
-    }
-    if (!strcmp(key, "persistent")) {
-        if (parse_bool(v, &c->persistent))
-            BAD("persistent: expected yes or no, got '%s'", v);
-        return 0;
-    }
-    if (!strcmp(key, "persistent-cap")) {
-        if (parse_uint(v, 0, 65536, &n))
-            BAD("persistent-cap: expected 0 (auto) or 1..65536 pages, got '%s'", v ? v : "");
-        c->persistent_cap = (unsigned)n;
-        return 0;
-    }
-    if (!strcmp(key, "poll-us")) {
-        if (parse_uint(v, 0, 1000000, &n))
-            BAD("poll-us: expected 0..1000000, got '%s'", v ? v : "");
-        c->poll_us = (unsigned)n;
-        return 0;
-    }
-    if (!strcmp(key, "feature-barrier")) {
-        if (parse_bool(v, &c->feature_barrier))
-            BAD("feature-barrier: expected yes or no, got '%s'", v);
-        return 0;
-    }
-    if (!strcmp(key, "direct-io")) {
-        if (parse_bool(v, &c->direct_io))
-            BAD("direct-io: expected yes or no, got '%s'", v);
-        return 0;
-    }
-    if (!strcmp(key, "stop-timeout")) {
-        if (parse_uint(v, 100, 9000, &n))
-            BAD("stop-timeout: expected 100..9000 ms, got '%s'", v ? v : "");
-        c->stop_timeout_ms = (unsigned)n;
-        return 0;
-    }
-    if (!strcmp(key, "resize-check")) {
-        if (parse_uint(v, 0, 3600000, &n) || (n > 0 && n < 100))
-            BAD("resize-check: expected 0 (off) or 100..3600000 ms, got '%s'", v ? v : "");
-        c->resize_check_ms = (unsigned)n;
-        return 0;
-    }
-    if (!strcmp(key, "state-dir")) {
-        NEEDV();
-        if (v[0] != '/')
-            BAD("state-dir: expected an absolute directory path, got '%s'", v);
-        if (strlen(v) >= 200)
-            BAD("state-dir: path too long (max 199 bytes)");
-        return set_str(&c->state_dir, v);
-    }
-    if (!strcmp(key, "on-exit")) {
-        NEEDV();
-        if (!strcmp(v, "leave")) c->on_exit = XBD_ON_EXIT_LEAVE;
-        else if (!strcmp(v, "close")) c->on_exit = XBD_ON_EXIT_CLOSE;
-        else BAD("on-exit: expected leave or close, got '%s'", v);
-        return 0;
-    }
-    if (!strcmp(key, "metrics-listen")) {
-        NEEDV();
-        if (!strcmp(v, "none"))
-            return set_str(&c->metrics_listen, NULL);
-        struct sockaddr_storage ss;
-        unsigned sl;
-        char why[300];
-        if (metrics_listen_parse(v, &ss, &sl, why, sizeof(why)))
-            BAD("metrics-listen: %s", why);
-        return set_str(&c->metrics_listen, v);
-    }
-#undef NEEDV
-#undef BAD
-    seterr(err, errlen, "unknown option '%s'", key);
-    return -ENOENT;
+    if (why)
+        seterr(err, errlen, "%s: %s", key, why);
+    else
+        seterr(err, errlen, "%s: expected %s, got '%s'", key, expect, v ? v : "");
+    return -EINVAL;
 }
 
 /* ---- config file ------------------------------------------------------------ */
@@ -420,7 +506,8 @@ static int cfg_ini_handler(void *user, const char *section, const char *name, co
         x->rc = -EINVAL;
         return 0;
     }
-    if (!strcmp(name, "config") || !strcmp(name, "help") || !strcmp(name, "version")) {
+    const struct xbd_config_key *k = find_key(name);
+    if (k && k->type == XBD_CFG_CLI) {
         seterr(x->err, x->errlen, "'%s' is not a config file key", name);
         x->rc = -EINVAL;
         return 0;
@@ -464,79 +551,44 @@ int xbd_config_load_file(struct xbd_config *c, const char *path, bool must_exist
 
 /* ---- command line ------------------------------------------------------------ */
 
-enum { OPT_BASE = 256 };
-
-/* long name, has_arg; the index into this table (+ OPT_BASE) is getopt's val. */
-static const struct option long_opts[] = {
-    { "config",                 required_argument, NULL, 'c' },
-    { "foreground",             no_argument,       NULL, 'F' },
-    { "help",                   no_argument,       NULL, 'h' },
-    { "version",                no_argument,       NULL, 'V' },
-    { "pidfile",                required_argument, NULL, OPT_BASE + 4 },
-    { "xen",                    required_argument, NULL, OPT_BASE + 5 },
-    { "log",                    required_argument, NULL, OPT_BASE + 6 },
-    { "log-level",              required_argument, NULL, OPT_BASE + 7 },
-    { "control",                required_argument, NULL, OPT_BASE + 8 },
-    { "backend-types",          required_argument, NULL, OPT_BASE + 9 },
-    { "domid",                  required_argument, NULL, OPT_BASE + 10 },
-    { "wait-hotplug",           optional_argument, NULL, OPT_BASE + 11 },
-    { "allow-test-engines",     optional_argument, NULL, OPT_BASE + 12 },
-    { "grant-mode",             required_argument, NULL, OPT_BASE + 13 },
-    { "max-ring-page-order",    required_argument, NULL, OPT_BASE + 14 },
-    { "max-queues",             required_argument, NULL, OPT_BASE + 15 },
-    { "max-indirect-segments",  required_argument, NULL, OPT_BASE + 16 },
-    { "persistent",             optional_argument, NULL, OPT_BASE + 17 },
-    { "persistent-cap",         required_argument, NULL, OPT_BASE + 18 },
-    { "poll-us",                required_argument, NULL, OPT_BASE + 19 },
-    { "feature-barrier",        optional_argument, NULL, OPT_BASE + 20 },
-    { "direct-io",              optional_argument, NULL, OPT_BASE + 21 },
-    { "stop-timeout",           required_argument, NULL, OPT_BASE + 22 },
-    { "on-exit",                required_argument, NULL, OPT_BASE + 23 },
-    { "state-dir",              required_argument, NULL, OPT_BASE + 24 },
-    { "resize-check",           required_argument, NULL, OPT_BASE + 25 },
-    { "metrics-listen",         required_argument, NULL, OPT_BASE + 26 },
-    { NULL, 0, NULL, 0 },
-};
+enum { OPT_BASE = 256, USAGE_COL = 31 };
 
 void xbd_config_usage(FILE *out, const char *prog)
 {
-    fprintf(out,
-"Usage: %s [OPTION]...\n"
-"Userspace Xen block backend (blkback in userland).  See xen-blkbackd(8).\n"
-"\n"
-"  -c, --config=FILE            config file (default " XBD_DEFAULT_CONFIG ", if present)\n"
-"  -F, --foreground             accepted for compatibility: always in the foreground\n"
-"      --pidfile=PATH           write the pid to PATH\n"
-"      --xen=libxen|sim:DIR[,domid=N][,unmap_delay_us=N]  Xen services: real or simulated host\n"
-"      --log=journal|stderr|syslog|file:PATH  log target (default journal when\n"
-"                               stderr is the journal's stream, else stderr)\n"
-"      --log-level=LEVEL        err, warning, notice, info (default), debug\n"
-"      --control=PATH|none      control socket (default " XBD_DEFAULT_CONTROL ")\n"
-"      --backend-types=vbd[,vbd3]  xenstore backend kinds to serve (default vbd)\n"
-"      --domid=N|auto           our domid (default: xenstore `domid`)\n"
-"      --wait-hotplug=yes|no|auto  connect only after hotplug-status=connected\n"
-"                               (auto: yes under libxen, no under sim)\n"
-"      --allow-test-engines[=yes|no]  allow filter engines (error:, delay:) in params\n"
-"      --grant-mode=auto|map|copy|persistent  data grant handling (default auto)\n"
-"      --max-ring-page-order=N  0..%d (default 4)\n"
-"      --max-queues=N           1..%d, 0 = online CPUs (default 0)\n"
-"      --max-indirect-segments=N  0 = no INDIRECT, else 12..%d (default 256)\n"
-"      --persistent[=yes|no]    advertise feature-persistent (default yes)\n"
-"      --persistent-cap=PAGES   persistent grants kept per queue; 0 = auto (default):\n"
-"                               ring slots x segments, 1056..8192\n"
-"      --poll-us=USEC           poll the ring before sleeping (default 0)\n"
-"      --feature-barrier[=yes|no]  advertise feature-barrier (default no)\n"
-"      --direct-io[=yes|no]     O_DIRECT on the backing store (default yes)\n"
-"      --stop-timeout=MS        drain budget when a device closes (default 3000)\n"
-"      --on-exit=leave|close    device state left on SIGTERM (default leave)\n"
-"      --state-dir=DIR          owner locks and restart state (default " XBD_DEFAULT_STATE_DIR ")\n"
-"      --resize-check=MS        check the backing stores' sizes this often for online\n"
-"                               resize; 0 = only on request (default 1000)\n"
-"      --metrics-listen=[ADDR:]PORT|none  serve Prometheus metrics over HTTP at\n"
-"                               /metrics (ADDR default 127.0.0.1; default none)\n"
-"  -h, --help                   this text\n"
-"  -V, --version                print the version\n",
-            prog, XBD_MAX_RING_ORDER, XBD_MAX_QUEUES, XBD_CFG_MAX_INDIRECT_SEGS);
+    fprintf(out, "Usage: %s [OPTION]...\n"
+                 "Userspace Xen block backend (blkback in userland).  See xen-blkbackd(8).\n\n",
+            prog);
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+        const struct xbd_config_key *k = &keys[i];
+        char range[96] = "";
+        bool opt = k->type == XBD_CFG_BOOL || k->optional;
+        int n = k->shortopt ? fprintf(out, "  -%c, --%s", k->shortopt, k->name)
+                            : fprintf(out, "      --%s", k->name);
+        if (k->type == XBD_CFG_BOOL)
+            n += fprintf(out, "[=yes|no]");
+        else if (k->arg)
+            n += fprintf(out, "%s=%s%s", opt ? "[" : "", k->arg, opt ? "]" : "");
+        n += fprintf(out, "%*s", n < USAGE_COL - 2 ? USAGE_COL - n : 2, "");
+        for (const char *h = k->help; *h; h++, n++)
+            if (*h == '\n')
+                n = fprintf(out, "\n%*s", USAGE_COL, "") - 2;
+            else
+                fputc(*h, out);
+        if (k->type == XBD_CFG_UINT)
+            uint_expect(k, range, sizeof(range));
+        if (range[0] || k->def) {
+            char tail[160];
+            int l = snprintf(tail, sizeof(tail), "(%s%s%s%s)", range, range[0] && k->def ? "; " : "",
+                             k->def ? "default " : "", k->def ? k->def : "");
+            if (n + 1 + l > 79)
+                fprintf(out, "\n%*s%s", USAGE_COL, "", tail);
+            else
+                fprintf(out, " %s", tail);
+        }
+        if (k->xs_key)
+            fprintf(out, "\n%*sper device: backend key %s", USAGE_COL, "", k->xs_key);
+        fputc('\n', out);
+    }
 }
 
 /* Find the --config/-c argument without disturbing getopt. */
@@ -572,39 +624,55 @@ int xbd_config_parse_args(struct xbd_config *c, int argc, char **argv,
     if (rc)
         return rc == -ENOMEM ? rc : (rc == -ENOENT ? -ENOENT : -EINVAL);
 
+    struct option opts[ARRAY_SIZE(keys) + 1];
+    char shortopts[2 * ARRAY_SIZE(keys) + 2] = ":";
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+        const struct xbd_config_key *k = &keys[i];
+        int has = k->type == XBD_CFG_BOOL || k->optional ? optional_argument
+                  : k->arg ? required_argument : no_argument;
+        opts[i] = (struct option){ k->name, has, NULL, k->shortopt ? k->shortopt : OPT_BASE + (int)i };
+        if (k->shortopt) {
+            size_t l = strlen(shortopts);
+            shortopts[l] = k->shortopt;
+            shortopts[l + 1] = has == required_argument ? ':' : 0;
+            shortopts[l + 1 + (has == required_argument)] = 0;
+        }
+    }
+    opts[ARRAY_SIZE(keys)] = (struct option){ 0 };
+
     optind = 0;                 /* glibc: full re-initialisation */
     opterr = 0;
     int ch, idx;
-    while ((ch = getopt_long(argc, argv, ":c:FhV", long_opts, &idx)) != -1) {
-        switch (ch) {
-        case 'c':
-            break;              /* already loaded */
-        case 'F':
-            break;
-        case 'h':
-            xbd_config_usage(out, prog);
-            return 1;
-        case 'V':
-            fprintf(out, "xen-blkbackd " XBD_VERSION "\n");
-            return 1;
-        case ':':
+    while ((ch = getopt_long(argc, argv, shortopts, opts, &idx)) != -1) {
+        const char *name = NULL;
+        if (ch == ':') {
             seterr(err, errlen, "option '%s' needs a value", argv[optind - 1]);
             return -EINVAL;
-        case '?':
+        }
+        if (ch == '?') {
             if (optopt)
                 seterr(err, errlen, "unknown option '-%c'", optopt);
             else
                 seterr(err, errlen, "unknown option '%s'", argv[optind - 1]);
             return -EINVAL;
-        default:
-            if (ch >= OPT_BASE && ch - OPT_BASE < (int)(sizeof(long_opts) / sizeof(long_opts[0]))) {
-                rc = xbd_config_set(c, long_opts[ch - OPT_BASE].name, optarg, err, errlen);
-                if (rc)
-                    return rc == -ENOMEM ? rc : -EINVAL;
-                break;
-            }
-            seterr(err, errlen, "internal: option %d", ch);
-            return -EINVAL;
+        }
+        if (ch >= OPT_BASE)
+            name = keys[ch - OPT_BASE].name;
+        for (size_t i = 0; !name && i < ARRAY_SIZE(keys); i++)
+            if (keys[i].shortopt == ch)
+                name = keys[i].name;
+        if (!strcmp(name, "help")) {
+            xbd_config_usage(out, prog);
+            return 1;
+        }
+        if (!strcmp(name, "version")) {
+            fprintf(out, "xen-blkbackd " XBD_VERSION "\n");
+            return 1;
+        }
+        if (strcmp(name, "config")) {       /* the file is loaded already */
+            rc = xbd_config_set(c, name, optarg, err, errlen);
+            if (rc)
+                return rc == -ENOMEM ? rc : -EINVAL;
         }
     }
     if (optind < argc) {

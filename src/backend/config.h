@@ -57,6 +57,40 @@ struct xbd_config {
     char *metrics_listen;       /* HTTP /metrics at [ADDR:]PORT; NULL: off */
 };
 
+/*
+ * One option / config key (config.c holds the table, in usage order).
+ * XBD_CFG_BOOL: a bool field at `off`; the argument is optional (yes).
+ * XBD_CFG_UINT: an unsigned field at `off` in lo..hi, or 0 if `zero` names
+ *   what 0 means.
+ * XBD_CFG_TEXT: set() parses the value (optional: the argument may be left
+ *   out on the command line).
+ * XBD_CFG_CLI: a command-line option only (--config, --help, --version).
+ */
+enum xbd_cfg_type { XBD_CFG_BOOL, XBD_CFG_UINT, XBD_CFG_TEXT, XBD_CFG_CLI };
+
+struct xbd_config_key {
+    const char *name;           /* long option = config key */
+    enum xbd_cfg_type type;
+    char shortopt;              /* 0: none */
+    bool optional;              /* XBD_CFG_TEXT: the value may be left out */
+    bool no_init;               /* the zero state stands for def (computed at use) */
+    const char *arg;            /* usage: the value's syntax */
+    const char *def;            /* default, as conf/xen-blkbackd.conf writes it; NULL: CLI */
+    const char *section;        /* "# ---- <section>" heading of conf/xen-blkbackd.conf */
+    const char *xs_key;         /* backend key that overrides it per device (xs_keys.h) */
+    const char *help;           /* usage text; '\n' continues on the next line */
+    size_t off;                 /* BOOL, UINT: offsetof(struct xbd_config, field) */
+    unsigned long lo, hi;       /* UINT: range */
+    const char *zero;           /* UINT: what 0 means, if allowed outside lo..hi */
+    const char *unit;           /* UINT: " ms", " pages" in messages */
+    const char *expect;         /* TEXT: "expected ..." in the error message */
+    /* TEXT: 0, -EINVAL (*why: a message other than `expect`), -ENOMEM. */
+    int (*set)(struct xbd_config *c, const char *v, const char **why);
+};
+
+/* The table: *n entries. */
+const struct xbd_config_key *xbd_config_keys(size_t *n);
+
 /* Fill in the built-in defaults (no allocation failure possible: strings are
  * duplicated lazily; call xbd_config_free at the end anyway). */
 void xbd_config_init(struct xbd_config *c);
