@@ -3,6 +3,7 @@
  * No xenstore, no host: unit-tested by tests/t_blkbench_args.c.
  */
 #include "bb.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,64 +247,6 @@ void bb_usage(FILE *f)
           f);
 }
 
-enum {
-    O_SIM = 256, O_XENSTORE, O_DOMID, O_BEDOMID, O_VDEV, O_TARGET, O_MODE, O_SCRIPT, O_NAME,
-    O_DISCARD_ENABLE, O_HOTPLUG, O_KEEP, O_BEFORE_DETACH, O_GRANT_MODE, O_DESTROY, O_TIMEOUT, O_ABI, O_RING_ORDER, O_QUEUES,
-    O_INDIRECT, O_PERSISTENT, O_RW, O_RWMIX, O_BS, O_BS_RANGE, O_IODEPTH, O_RUNTIME, O_SIZE,
-    O_OFFSET, O_LENGTH, O_SEED, O_PAGE_OFFSET, O_VERIFY, O_SHA256, O_FLUSH, O_DISCARD,
-    O_DISCARD_MAX, O_SECURE_DISCARD, O_FORCE, O_EXPECT_ERROR, O_EXPECT_RO, O_JSON, O_QUIET,
-    O_HELP, O_VERSION,
-};
-
-static const struct option long_opts[] = {
-    { "sim", required_argument, 0, O_SIM },
-    { "xenstore", required_argument, 0, O_XENSTORE },
-    { "domid", required_argument, 0, O_DOMID },
-    { "backend-domid", required_argument, 0, O_BEDOMID },
-    { "vdev", required_argument, 0, O_VDEV },
-    { "target", required_argument, 0, O_TARGET },
-    { "mode", required_argument, 0, O_MODE },
-    { "script", required_argument, 0, O_SCRIPT },
-    { "name", required_argument, 0, O_NAME },
-    { "discard-enable", required_argument, 0, O_DISCARD_ENABLE },
-    { "hotplug", no_argument, 0, O_HOTPLUG },
-    { "keep", no_argument, 0, O_KEEP },
-    { "before-detach", required_argument, 0, O_BEFORE_DETACH },
-    { "grant-mode", required_argument, 0, O_GRANT_MODE },
-    { "destroy", no_argument, 0, O_DESTROY },
-    { "timeout", required_argument, 0, O_TIMEOUT },
-    { "abi", required_argument, 0, O_ABI },
-    { "ring-order", required_argument, 0, O_RING_ORDER },
-    { "queues", required_argument, 0, O_QUEUES },
-    { "indirect-segs", required_argument, 0, O_INDIRECT },
-    { "persistent", no_argument, 0, O_PERSISTENT },
-    { "rw", required_argument, 0, O_RW },
-    { "rwmixread", required_argument, 0, O_RWMIX },
-    { "bs", required_argument, 0, O_BS },
-    { "bs-range", required_argument, 0, O_BS_RANGE },
-    { "iodepth", required_argument, 0, O_IODEPTH },
-    { "runtime", required_argument, 0, O_RUNTIME },
-    { "size", required_argument, 0, O_SIZE },
-    { "offset", required_argument, 0, O_OFFSET },
-    { "length", required_argument, 0, O_LENGTH },
-    { "seed", required_argument, 0, O_SEED },
-    { "page-offset", required_argument, 0, O_PAGE_OFFSET },
-    { "verify", no_argument, 0, O_VERIFY },
-    { "sha256", no_argument, 0, O_SHA256 },
-    { "flush", no_argument, 0, O_FLUSH },
-    { "discard", required_argument, 0, O_DISCARD },
-    { "discard-max", required_argument, 0, O_DISCARD_MAX },
-    { "secure-discard", no_argument, 0, O_SECURE_DISCARD },
-    { "force", no_argument, 0, O_FORCE },
-    { "expect-error", optional_argument, 0, O_EXPECT_ERROR },
-    { "expect-readonly", no_argument, 0, O_EXPECT_RO },
-    { "json", no_argument, 0, O_JSON },
-    { "quiet", no_argument, 0, O_QUIET },
-    { "help", no_argument, 0, O_HELP },
-    { "version", no_argument, 0, O_VERSION },
-    { 0, 0, 0, 0 },
-};
-
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -314,222 +258,294 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -EINVAL;
 }
 
-static int parse_uint(const char *s, uint64_t max, uint64_t *out)
+/* ---- the option table ------------------------------------------------------ */
+
+struct parse_state { bool bs_set, range_set; };
+
+/* A word of an enum-valued option and its value. */
+struct bb_word { const char *name; int val; };
+
+enum bb_kind {
+    K_STR,          /* const char * = the argument */
+    K_FLAG,         /* bool = true */
+    K_U32,          /* uint32_t / unsigned in lo..hi (decimal or 0x) */
+    K_U64,          /* uint64_t in lo..hi */
+    K_SIZE,         /* uint64_t bytes (bb_parse_size) >= lo, a multiple of `align` */
+    K_SECS,         /* double seconds > 0 */
+    K_WORD,         /* int (an enum) from words[] */
+    K_FN,           /* fn() */
+};
+
+struct bb_opt {
+    const char *name;
+    int has_arg;
+    enum bb_kind kind;
+    size_t off;
+    uint64_t lo, hi;
+    unsigned align;
+    const struct bb_word *words;        /* K_WORD, NULL-name terminated; [0] for no argument */
+    const char *expect;                 /* "--name: expected <expect>, got '...'" */
+    /* K_FN: 0, 1 (done: --help, --version), or -EINVAL with the message in err */
+    int (*fn)(struct bb_opts *o, const char *a, struct parse_state *st, char *err, size_t errlen);
+};
+
+static int opt_vdev(struct bb_opts *o, const char *a, struct parse_state *st, char *err, size_t errlen)
 {
-    if (!s || !isdigit((unsigned char)*s))
-        return -EINVAL;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (*end || errno || v > max)
-        return -EINVAL;
-    *out = v;
+    (void)st;
+    if (bb_parse_vdev(a, &o->devid))
+        return fail(err, errlen, "--vdev: unknown virtual device '%s'", a);
+    o->vdev = a;
     return 0;
 }
 
-int bb_parse_args(int argc, char **argv, struct bb_opts *o, char *err, size_t errlen)
+static int opt_mode(struct bb_opts *o, const char *a, struct parse_state *st, char *err, size_t errlen)
+{
+    (void)st;
+    if (strcmp(a, "w") && strcmp(a, "r"))
+        return fail(err, errlen, "--mode: expected w or r, got '%s'", a);
+    o->mode = a[0];
+    return 0;
+}
+
+static int opt_discard_enable(struct bb_opts *o, const char *a, struct parse_state *st,
+                              char *err, size_t errlen)
+{
+    (void)st;
+    if (strcmp(a, "0") && strcmp(a, "1"))
+        return fail(err, errlen, "--discard-enable: expected 0 or 1");
+    o->discard_enable = a[0] - '0';
+    return 0;
+}
+
+static int opt_grant_mode(struct bb_opts *o, const char *a, struct parse_state *st,
+                          char *err, size_t errlen)
+{
+    (void)st;
+    if (strcmp(a, "auto") && strcmp(a, "map") && strcmp(a, "copy") && strcmp(a, "persistent"))
+        return fail(err, errlen, "--grant-mode: expected auto, map, copy or persistent, got '%s'", a);
+    o->grant_mode = a;
+    return 0;
+}
+
+static int opt_bs(struct bb_opts *o, const char *a, struct parse_state *st, char *err, size_t errlen)
 {
     uint64_t v;
+    if (bb_parse_size(a, &v) || v == 0 || v % BB_SECTOR || v > UINT32_MAX)
+        return fail(err, errlen, "--bs: expected a multiple of 512 bytes, got '%s'", a);
+    o->bs_min = o->bs_max = (uint32_t)v;
+    st->bs_set = true;
+    return 0;
+}
+
+/* "A<sep>B" -> two sizes (bb_parse_size).  0 or -EINVAL. */
+static int size_pair(const char *a, char sep, uint64_t *x, uint64_t *y)
+{
+    const char *p = strchr(a, sep);
+    char first[64];
+    if (!p || (size_t)(p - a) >= sizeof(first))
+        return -EINVAL;
+    memcpy(first, a, (size_t)(p - a));
+    first[p - a] = 0;
+    return bb_parse_size(first, x) || bb_parse_size(p + 1, y) ? -EINVAL : 0;
+}
+
+static int opt_bs_range(struct bb_opts *o, const char *a, struct parse_state *st,
+                        char *err, size_t errlen)
+{
+    uint64_t lo, hi;
+    if (!strchr(a, '-') || strlen(a) > 64)
+        return fail(err, errlen, "--bs-range: expected MIN-MAX, got '%s'", a);
+    if (size_pair(a, '-', &lo, &hi) || lo == 0 || lo % BB_SECTOR || hi % BB_SECTOR || hi < lo ||
+        hi > UINT32_MAX)
+        return fail(err, errlen, "--bs-range: expected MIN-MAX, multiples of 512, MIN <= MAX, got '%s'", a);
+    o->bs_min = (uint32_t)lo;
+    o->bs_max = (uint32_t)hi;
+    st->range_set = true;
+    return 0;
+}
+
+static int opt_page_offset(struct bb_opts *o, const char *a, struct parse_state *st,
+                           char *err, size_t errlen)
+{
+    uint64_t v;
+    (void)st;
+    if (!strcmp(a, "rand") || !strcmp(a, "random"))
+        o->page_offset = -1;
+    else if (xbd_parse_u64(a, 0, 0, BB_SECTORS_PER_PAGE - 1, &v))
+        return fail(err, errlen, "--page-offset: expected 0..7 or rand, got '%s'", a);
+    else
+        o->page_offset = (int)v;
+    return 0;
+}
+
+static int opt_discard(struct bb_opts *o, const char *a, struct parse_state *st,
+                       char *err, size_t errlen)
+{
+    uint64_t off, len;
+    (void)st;
+    if (o->nr_discards >= BB_MAX_DISCARDS)
+        return fail(err, errlen, "--discard: at most %d ranges", BB_MAX_DISCARDS);
+    if (!strchr(a, ':') || strlen(a) > 64)
+        return fail(err, errlen, "--discard: expected OFFSET:LEN, got '%s'", a);
+    if (size_pair(a, ':', &off, &len) || off % BB_SECTOR || len % BB_SECTOR || len == 0 ||
+        off + len < off)
+        return fail(err, errlen, "--discard: expected OFFSET:LEN in bytes, multiples of 512, LEN > 0, got '%s'", a);
+    o->discard[o->nr_discards].offset = off;
+    o->discard[o->nr_discards].len = len;
+    o->nr_discards++;
+    return 0;
+}
+
+static int opt_help(struct bb_opts *o, const char *a, struct parse_state *st, char *err, size_t errlen)
+{
+    (void)o, (void)a, (void)st, (void)err, (void)errlen;
+    bb_usage(stdout);
+    return 1;
+}
+
+static int opt_version(struct bb_opts *o, const char *a, struct parse_state *st, char *err, size_t errlen)
+{
+    (void)o, (void)a, (void)st, (void)err, (void)errlen;
+    printf("xen-blkbench %s\n", BB_VERSION);
+    return 1;
+}
+
+static const struct bb_word abi_words[] = {
+    { "x86_64", BB_ABI_X86_64 }, { "x86_64-abi", BB_ABI_X86_64 }, { "x86_32", BB_ABI_X86_32 },
+    { "x86_32-abi", BB_ABI_X86_32 }, { "native", BB_ABI_NATIVE }, { NULL, 0 },
+};
+static const struct bb_word rw_words[] = {
+    { "read", BB_RW_READ }, { "write", BB_RW_WRITE }, { "randread", BB_RW_RANDREAD },
+    { "randwrite", BB_RW_RANDWRITE }, { "randrw", BB_RW_RANDRW }, { NULL, 0 },
+};
+static const struct bb_word expect_words[] = {
+    { "error", BB_EXPECT_ERROR }, { "eopnotsupp", BB_EXPECT_EOPNOTSUPP },
+    { "any", BB_EXPECT_ANY_FAIL }, { NULL, 0 },
+};
+
+#define BB_XSTR_(x) #x
+#define BB_XSTR(x) BB_XSTR_(x)
+#define F(field) offsetof(struct bb_opts, field)
+#define STR(n, f) { n, required_argument, K_STR, F(f), 0, 0, 0, NULL, NULL, NULL }
+#define FLAG(n, f) { n, no_argument, K_FLAG, F(f), 0, 0, 0, NULL, NULL, NULL }
+#define U32(n, f, lo, hi, ex) { n, required_argument, K_U32, F(f), lo, hi, 0, NULL, ex, NULL }
+#define SIZE(n, f, lo, al, ex) { n, required_argument, K_SIZE, F(f), lo, 0, al, NULL, ex, NULL }
+#define SECS(n, f) { n, required_argument, K_SECS, F(f), 0, 0, 0, NULL, "seconds > 0", NULL }
+#define WORD(n, has, f, w, ex) { n, has, K_WORD, F(f), 0, 0, 0, w, ex, NULL }
+#define FN(n, has, fn) { n, has, K_FN, 0, 0, 0, 0, NULL, NULL, fn }
+
+/* Every option of xen-blkbench(1), in the order of its usage text. */
+static const struct bb_opt opts[] = {
+    STR("sim", sim_dir),
+    STR("xenstore", xenstore),
+    U32("domid", domid, 1, 0x7fef, "1..32751"),
+    U32("backend-domid", be_domid, 0, 0x7fef, "0..32751"),
+    FN("vdev", required_argument, opt_vdev),
+    STR("target", target),
+    FN("mode", required_argument, opt_mode),
+    STR("script", script),
+    STR("name", name),
+    FN("discard-enable", required_argument, opt_discard_enable),
+    FLAG("hotplug", hotplug),
+    FLAG("keep", keep),
+    STR("before-detach", before_detach),
+    FN("grant-mode", required_argument, opt_grant_mode),
+    FLAG("destroy", destroy),
+    SECS("timeout", timeout_s),
+    WORD("abi", required_argument, abi, abi_words, "x86_64, x86_32 or native"),
+    U32("ring-order", ring_order, 0, BB_MAX_RING_ORDER, "0.." BB_XSTR(BB_MAX_RING_ORDER)),
+    U32("queues", queues, 1, BB_MAX_QUEUES, "1.." BB_XSTR(BB_MAX_QUEUES)),
+    U32("indirect-segs", indirect_segs, 0, BLKIF_MAX_INDIRECT_SEGS_PROTO, "0..4096"),
+    FLAG("persistent", persistent),
+    WORD("rw", required_argument, rw, rw_words, "read, write, randread, randwrite or randrw"),
+    U32("rwmixread", rwmixread, 0, 100, "0..100"),
+    FN("bs", required_argument, opt_bs),
+    FN("bs-range", required_argument, opt_bs_range),
+    U32("iodepth", iodepth, 1, 4096, "1..4096"),
+    SECS("runtime", runtime_s),
+    SIZE("size", size, 1, 1, "bytes > 0"),
+    SIZE("offset", offset, 0, BB_SECTOR, "a multiple of 512 bytes"),
+    SIZE("length", length, 1, BB_SECTOR, "a multiple of 512 bytes > 0"),
+    { "seed", required_argument, K_U64, F(seed), 0, UINT64_MAX, 0, NULL, "a number", NULL },
+    FN("page-offset", required_argument, opt_page_offset),
+    FLAG("verify", verify),
+    FLAG("sha256", sha256),
+    FLAG("flush", flush),
+    FN("discard", required_argument, opt_discard),
+    SIZE("discard-max", discard_max, 1, BB_SECTOR, "a multiple of 512 bytes"),
+    FLAG("secure-discard", secure_discard),
+    FLAG("force", force),
+    WORD("expect-error", optional_argument, expect, expect_words, "error, eopnotsupp or any"),
+    FLAG("expect-readonly", expect_readonly),
+    FLAG("json", json),
+    FLAG("quiet", quiet),
+    FN("help", no_argument, opt_help),
+    FN("version", no_argument, opt_version),
+};
+#undef F
+#undef STR
+#undef FLAG
+#undef U32
+#undef SIZE
+#undef SECS
+#undef WORD
+#undef FN
+
+_Static_assert(BLKIF_MAX_INDIRECT_SEGS_PROTO == 4096, "--indirect-segs message");
+
+/* Apply one option of the table to *o.  0, 1 (done), -EINVAL. */
+static int apply(const struct bb_opt *t, const char *a, struct bb_opts *o, struct parse_state *st,
+                 char *err, size_t errlen)
+{
+    char *field = (char *)o + t->off;
+    uint64_t v;
     double d;
-    bool bs_set = false, range_set = false;
-    optind = 1;
-    opterr = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, "", long_opts, NULL);
-        if (c == -1)
+    switch (t->kind) {
+    case K_STR:
+        *(const char **)field = a;
+        return 0;
+    case K_FLAG:
+        *(bool *)field = true;
+        return 0;
+    case K_U32:
+        if (xbd_parse_u64(a, 0, t->lo, t->hi, &v))
             break;
-        const char *a = optarg;
-        switch (c) {
-        case O_SIM: o->sim_dir = a; break;
-        case O_XENSTORE: o->xenstore = a; break;
-        case O_DOMID:
-            if (parse_uint(a, 0x7fef, &v) || v == 0)
-                return fail(err, errlen, "--domid: expected 1..32751, got '%s'", a);
-            o->domid = (uint32_t)v;
+        *(uint32_t *)field = (uint32_t)v;
+        return 0;
+    case K_U64:
+        if (xbd_parse_u64(a, 0, t->lo, t->hi, &v))
             break;
-        case O_BEDOMID:
-            if (parse_uint(a, 0x7fef, &v))
-                return fail(err, errlen, "--backend-domid: expected 0..32751, got '%s'", a);
-            o->be_domid = (uint32_t)v;
+        *(uint64_t *)field = v;
+        return 0;
+    case K_SIZE:
+        if (bb_parse_size(a, &v) || v < t->lo || v % t->align)
             break;
-        case O_VDEV:
-            if (bb_parse_vdev(a, &o->devid))
-                return fail(err, errlen, "--vdev: unknown virtual device '%s'", a);
-            o->vdev = a;
+        *(uint64_t *)field = v;
+        return 0;
+    case K_SECS:
+        if (bb_parse_seconds(a, &d) || d <= 0)
             break;
-        case O_TARGET: o->target = a; break;
-        case O_MODE:
-            if (strcmp(a, "w") && strcmp(a, "r"))
-                return fail(err, errlen, "--mode: expected w or r, got '%s'", a);
-            o->mode = a[0];
-            break;
-        case O_SCRIPT: o->script = a; break;
-        case O_NAME: o->name = a; break;
-        case O_DISCARD_ENABLE:
-            if (strcmp(a, "0") && strcmp(a, "1"))
-                return fail(err, errlen, "--discard-enable: expected 0 or 1");
-            o->discard_enable = a[0] - '0';
-            break;
-        case O_HOTPLUG: o->hotplug = true; break;
-        case O_KEEP: o->keep = true; break;
-        case O_BEFORE_DETACH: o->before_detach = optarg; break;
-        case O_GRANT_MODE:
-            if (strcmp(a, "auto") && strcmp(a, "map") && strcmp(a, "copy") && strcmp(a, "persistent"))
-                return fail(err, errlen, "--grant-mode: expected auto, map, copy or persistent, got '%s'", a);
-            o->grant_mode = a;
-            break;
-        case O_DESTROY: o->destroy = true; break;
-        case O_TIMEOUT:
-            if (bb_parse_seconds(a, &d) || d <= 0)
-                return fail(err, errlen, "--timeout: expected seconds > 0, got '%s'", a);
-            o->timeout_s = d;
-            break;
-        case O_ABI:
-            if (!strcmp(a, "x86_64") || !strcmp(a, "x86_64-abi")) o->abi = BB_ABI_X86_64;
-            else if (!strcmp(a, "x86_32") || !strcmp(a, "x86_32-abi")) o->abi = BB_ABI_X86_32;
-            else if (!strcmp(a, "native")) o->abi = BB_ABI_NATIVE;
-            else return fail(err, errlen, "--abi: expected x86_64, x86_32 or native, got '%s'", a);
-            break;
-        case O_RING_ORDER:
-            if (parse_uint(a, BB_MAX_RING_ORDER, &v))
-                return fail(err, errlen, "--ring-order: expected 0..%d, got '%s'", BB_MAX_RING_ORDER, a);
-            o->ring_order = (unsigned)v;
-            break;
-        case O_QUEUES:
-            if (parse_uint(a, BB_MAX_QUEUES, &v) || v == 0)
-                return fail(err, errlen, "--queues: expected 1..%d, got '%s'", BB_MAX_QUEUES, a);
-            o->queues = (unsigned)v;
-            break;
-        case O_INDIRECT:
-            if (parse_uint(a, BLKIF_MAX_INDIRECT_SEGS_PROTO, &v))
-                return fail(err, errlen, "--indirect-segs: expected 0..%u, got '%s'",
-                            (unsigned)BLKIF_MAX_INDIRECT_SEGS_PROTO, a);
-            o->indirect_segs = (unsigned)v;
-            break;
-        case O_PERSISTENT: o->persistent = true; break;
-        case O_RW:
-            if (!strcmp(a, "read")) o->rw = BB_RW_READ;
-            else if (!strcmp(a, "write")) o->rw = BB_RW_WRITE;
-            else if (!strcmp(a, "randread")) o->rw = BB_RW_RANDREAD;
-            else if (!strcmp(a, "randwrite")) o->rw = BB_RW_RANDWRITE;
-            else if (!strcmp(a, "randrw")) o->rw = BB_RW_RANDRW;
-            else return fail(err, errlen, "--rw: expected read, write, randread, randwrite or randrw, got '%s'", a);
-            break;
-        case O_RWMIX:
-            if (parse_uint(a, 100, &v))
-                return fail(err, errlen, "--rwmixread: expected 0..100, got '%s'", a);
-            o->rwmixread = (unsigned)v;
-            break;
-        case O_BS:
-            if (bb_parse_size(a, &v) || v == 0 || v % BB_SECTOR || v > UINT32_MAX)
-                return fail(err, errlen, "--bs: expected a multiple of 512 bytes, got '%s'", a);
-            o->bs_min = o->bs_max = (uint32_t)v;
-            bs_set = true;
-            break;
-        case O_BS_RANGE: {
-            const char *dash = strchr(a, '-');
-            char lo[64];
-            uint64_t hi;
-            if (!dash || (size_t)(dash - a) >= sizeof(lo))
-                return fail(err, errlen, "--bs-range: expected MIN-MAX, got '%s'", a);
-            memcpy(lo, a, (size_t)(dash - a));
-            lo[dash - a] = 0;
-            if (bb_parse_size(lo, &v) || bb_parse_size(dash + 1, &hi) || v == 0 || v % BB_SECTOR ||
-                hi % BB_SECTOR || hi < v || hi > UINT32_MAX)
-                return fail(err, errlen, "--bs-range: expected MIN-MAX, multiples of 512, MIN <= MAX, got '%s'", a);
-            o->bs_min = (uint32_t)v;
-            o->bs_max = (uint32_t)hi;
-            range_set = true;
-            break;
-        }
-        case O_IODEPTH:
-            if (parse_uint(a, 4096, &v) || v == 0)
-                return fail(err, errlen, "--iodepth: expected 1..4096, got '%s'", a);
-            o->iodepth = (unsigned)v;
-            break;
-        case O_RUNTIME:
-            if (bb_parse_seconds(a, &d) || d <= 0)
-                return fail(err, errlen, "--runtime: expected seconds > 0, got '%s'", a);
-            o->runtime_s = d;
-            break;
-        case O_SIZE:
-            if (bb_parse_size(a, &v) || v == 0)
-                return fail(err, errlen, "--size: expected bytes > 0, got '%s'", a);
-            o->size = v;
-            break;
-        case O_OFFSET:
-            if (bb_parse_size(a, &v) || v % BB_SECTOR)
-                return fail(err, errlen, "--offset: expected a multiple of 512 bytes, got '%s'", a);
-            o->offset = v;
-            break;
-        case O_LENGTH:
-            if (bb_parse_size(a, &v) || v == 0 || v % BB_SECTOR)
-                return fail(err, errlen, "--length: expected a multiple of 512 bytes > 0, got '%s'", a);
-            o->length = v;
-            break;
-        case O_SEED:
-            if (parse_uint(a, UINT64_MAX, &v))
-                return fail(err, errlen, "--seed: expected a number, got '%s'", a);
-            o->seed = v;
-            break;
-        case O_PAGE_OFFSET:
-            if (!strcmp(a, "rand") || !strcmp(a, "random"))
-                o->page_offset = -1;
-            else if (parse_uint(a, BB_SECTORS_PER_PAGE - 1, &v))
-                return fail(err, errlen, "--page-offset: expected 0..7 or rand, got '%s'", a);
-            else
-                o->page_offset = (int)v;
-            break;
-        case O_VERIFY: o->verify = true; break;
-        case O_SHA256: o->sha256 = true; break;
-        case O_FLUSH: o->flush = true; break;
-        case O_DISCARD: {
-            const char *colon = strchr(a, ':');
-            char off[64];
-            uint64_t len;
-            if (o->nr_discards >= BB_MAX_DISCARDS)
-                return fail(err, errlen, "--discard: at most %d ranges", BB_MAX_DISCARDS);
-            if (!colon || (size_t)(colon - a) >= sizeof(off))
-                return fail(err, errlen, "--discard: expected OFFSET:LEN, got '%s'", a);
-            memcpy(off, a, (size_t)(colon - a));
-            off[colon - a] = 0;
-            if (bb_parse_size(off, &v) || bb_parse_size(colon + 1, &len) || v % BB_SECTOR ||
-                len % BB_SECTOR || len == 0 || v + len < v)
-                return fail(err, errlen, "--discard: expected OFFSET:LEN in bytes, multiples of 512, LEN > 0, got '%s'", a);
-            o->discard[o->nr_discards].offset = v;
-            o->discard[o->nr_discards].len = len;
-            o->nr_discards++;
-            break;
-        }
-        case O_DISCARD_MAX:
-            if (bb_parse_size(a, &v) || v == 0 || v % BB_SECTOR)
-                return fail(err, errlen, "--discard-max: expected a multiple of 512 bytes, got '%s'", a);
-            o->discard_max = v;
-            break;
-        case O_SECURE_DISCARD: o->secure_discard = true; break;
-        case O_FORCE: o->force = true; break;
-        case O_EXPECT_ERROR:
-            if (!a || !strcmp(a, "error")) o->expect = BB_EXPECT_ERROR;
-            else if (!strcmp(a, "eopnotsupp")) o->expect = BB_EXPECT_EOPNOTSUPP;
-            else if (!strcmp(a, "any")) o->expect = BB_EXPECT_ANY_FAIL;
-            else return fail(err, errlen, "--expect-error: expected error, eopnotsupp or any, got '%s'", a);
-            break;
-        case O_EXPECT_RO: o->expect_readonly = true; break;
-        case O_JSON: o->json = true; break;
-        case O_QUIET: o->quiet = true; break;
-        case O_HELP: bb_usage(stdout); return 1;
-        case O_VERSION: printf("xen-blkbench %s\n", BB_VERSION); return 1;
-        case ':':
-            return fail(err, errlen, "option '%s' needs an argument", argv[optind - 1]);
-        default:
-            return fail(err, errlen, "unknown option '%s'", argv[optind - 1]);
-        }
+        *(double *)field = d;
+        return 0;
+    case K_WORD:
+        for (const struct bb_word *w = t->words; w->name; w++)
+            if (!a || !strcmp(a, w->name)) {
+                *(int *)field = w->val;
+                return 0;
+            }
+        break;
+    case K_FN:
+        return t->fn(o, a, st, err, errlen);
     }
-    if (optind < argc)
-        return fail(err, errlen, "unexpected argument '%s'", argv[optind]);
+    return fail(err, errlen, "--%s: expected %s, got '%s'", t->name, t->expect, a);
+}
+
+/* The rules between options, once all are read. */
+static int check_combination(struct bb_opts *o, const struct parse_state *st, char *err, size_t errlen)
+{
     if (!o->sim_dir)
         return fail(err, errlen, "--sim DIR is required");
-    if (bs_set && range_set)
+    if (st->bs_set && st->range_set)
         return fail(err, errlen, "--bs and --bs-range are exclusive");
     if (o->keep && o->destroy)
         return fail(err, errlen, "--keep and --destroy are exclusive");
@@ -546,4 +562,27 @@ int bb_parse_args(int argc, char **argv, struct bb_opts *o, char *err, size_t er
     if (o->discard_enable < 0)
         o->discard_enable = o->mode == 'w';
     return 0;
+}
+
+int bb_parse_args(int argc, char **argv, struct bb_opts *o, char *err, size_t errlen)
+{
+    struct option lo[ARRAY_SIZE(opts) + 1];
+    struct parse_state st = { false, false };
+    for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
+        lo[i] = (struct option){ opts[i].name, opts[i].has_arg, NULL, 256 + (int)i };
+    lo[ARRAY_SIZE(opts)] = (struct option){ 0 };
+    optind = 1;
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, "", lo, NULL)) != -1;) {
+        if (c == ':')
+            return fail(err, errlen, "option '%s' needs an argument", argv[optind - 1]);
+        if (c < 256 || c >= 256 + (int)ARRAY_SIZE(opts))
+            return fail(err, errlen, "unknown option '%s'", argv[optind - 1]);
+        int rc = apply(&opts[c - 256], optarg, o, &st, err, errlen);
+        if (rc)
+            return rc;
+    }
+    if (optind < argc)
+        return fail(err, errlen, "unexpected argument '%s'", argv[optind]);
+    return check_combination(o, &st, err, errlen);
 }
