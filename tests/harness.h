@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 #define T_SKIP 77
 
 extern int t_failures;          /* defined in tests/lib/harness.c */

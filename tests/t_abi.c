@@ -160,7 +160,7 @@ int main(void)
     T_ASSERT(area != MAP_FAILED, "mmap");
     T_ASSERT(mprotect(area + 4096, 4096, PROT_NONE) == 0, "mprotect");
 
-    for (size_t i = 0; i < sizeof(L) / sizeof(L[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(L); i++) {
         T_LOG("layout %s", L[i].name);
         test_rw(&L[i], area);
         test_discard(&L[i], area);

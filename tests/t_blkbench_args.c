@@ -110,7 +110,7 @@ static void test_args(void)
         ARGS("--sim", "d", "--expect-error=maybe"),
         ARGS("--sim", "d", "--rw", "write", "--verify", "--expect-error"),
     };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         int rc = parse(&o, err, bad[i]);
         T_CHECK(rc == -EINVAL, "case %zu (%s %s): rc %d", i, bad[i][0], bad[i][1] ? bad[i][1] : "", rc);
         T_CHECK(err[0], "case %zu: no message", i);
@@ -127,7 +127,7 @@ static void test_sizes(void)
         { "4kx", -EINVAL, 0 }, { " 4", -EINVAL, 0 }, { "99999999999T", -ERANGE, 0 },
         { "99999999999999999999", -ERANGE, 0 },
     };
-    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
         uint64_t v = 12345;
         int rc = bb_parse_size(t[i].s, &v);
         T_CHECK(rc == t[i].rc, "'%s': rc %d want %d", t[i].s, rc, t[i].rc);
@@ -159,7 +159,7 @@ static void test_vdev(void)
         { "xvda256", -EINVAL, 0 }, { "hde", -EINVAL, 0 }, { "vda", -EINVAL, 0 }, { "0", -EINVAL, 0 },
         { "12x", -EINVAL, 0 },
     };
-    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
         uint32_t v = 7;
         int rc = bb_parse_vdev(t[i].s, &v);
         T_CHECK(rc == t[i].rc, "'%s': rc %d want %d", t[i].s, rc, t[i].rc);

@@ -1,7 +1,6 @@
 /* t_config: xen-blkbackd options and config file parse as documented; bad values, unknown keys and missing -c files are refused; the shipped config file states the defaults. */
 #include "harness.h"
 #include "../src/backend/config.h"
-#include "util.h"
 
 #include <stdbool.h>
 #include <strings.h>
@@ -152,7 +151,7 @@ static void check_binary(void)
         "--persistent-cap", "--poll-us", "--feature-barrier", "--direct-io", "--stop-timeout",
         "--resize-check", "--on-exit", "--version", "--help",
     };
-    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+    for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
         T_CHECK(strstr(buf, opts[i]), "--help does not mention %s", opts[i]);
 }
 
@@ -182,7 +181,7 @@ static void check_manpages(void)
         size_t n = fread(text, 1, sizeof(text) - 1, f);
         text[n] = 0;
         fclose(f);
-        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
             char want[96], *o = want;
             if (pg == 0)
                 o += sprintf(o, "\\-\\-");

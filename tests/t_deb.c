@@ -57,13 +57,13 @@ static bool up_to_date(const char *deb)
         "build/xen-blkbench", "build/xen-sim-xenstored", "Makefile", "scripts/make-deb.sh" };
     static const char *const dirs[] = { "debian", "conf", "man" };
     time_t built = mtime_of(deb), newest = 0;
-    for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(inputs); i++) {
         char p[700];
         snprintf(p, sizeof(p), "%s/%s", top, inputs[i]);
         time_t m = mtime_of(p);
         newest = m > newest ? m : newest;
     }
-    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
         char p[700];
         snprintf(p, sizeof(p), "%s/%s", top, dirs[i]);
         time_t m = newest_in(p);
@@ -143,7 +143,7 @@ int main(void)
     check_file(root, "/usr/share/man/man8/xen-blkbench.8.gz", false);
     static const char *const conffiles[] = { "/etc/xen/xen-blkbackd.conf",
         "/etc/xen/scripts/block-xen-blkbackd", "/etc/modprobe.d/xen-blkbackd.conf" };
-    for (size_t i = 0; i < sizeof(conffiles) / sizeof(conffiles[0]); i++)
+    for (size_t i = 0; i < ARRAY_SIZE(conffiles); i++)
         T_EQ(e2e_sh(NULL, "dpkg-deb -I %s conffiles | grep -qx %s", deb, conffiles[i]), 0);
     free(ver);
     return t_done();

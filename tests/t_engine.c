@@ -206,7 +206,7 @@ static void test_get_size(void)
 {
     char *path = ec_make_image(t_tmpdir(0), "grow.raw", 1 * MiB);
     static const char *const fmt[] = { "uring:%s", "aio:%s", "delay:10:error:0-1K:%s" };
-    for (unsigned i = 0; i < sizeof(fmt) / sizeof(fmt[0]); i++) {
+    for (unsigned i = 0; i < ARRAY_SIZE(fmt); i++) {
         char params[600];
         snprintf(params, sizeof(params), fmt[i], path);
         struct engine *e;

@@ -227,7 +227,7 @@ static int deny_io_uring(int err)
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((uint32_t)err & SECCOMP_RET_DATA)),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
-    struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+    struct sock_fprog prog = { .len = ARRAY_SIZE(f), .filter = f };
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
         return -errno;
     return 0;
@@ -305,7 +305,7 @@ static void test_fallback(void)
     e->ops->close(e);
 
     static const int errs[] = { ENOSYS, EPERM, ENOMEM };
-    for (unsigned i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+    for (unsigned i = 0; i < ARRAY_SIZE(errs); i++) {
         char logpath[512];
         snprintf(logpath, sizeof(logpath), "%s/fallback-%d.log", t_tmpdir(0), errs[i]);
         fflush(NULL);

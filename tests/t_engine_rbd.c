@@ -59,7 +59,7 @@ static void parse(void)
             "escapes: pool '%s' image '%s' conf '%s'", r.pool, r.image, r.conf);
     const char *bad[] = { "", "p", "/i", "p/", "p/i@", "p/i:", "p/i:=v", "p/i:k", "p/a/b/c",
                           "p/i\\", "p//i", "p/i@s@t" };
-    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    for (unsigned i = 0; i < ARRAY_SIZE(bad); i++)
         T_CHECK(rbd_spec_parse(bad[i], &r) == -EINVAL, "'%s' accepted", bad[i]);
     struct engine *e;
     T_EQ(try_open("rbd:nopool", false, &e, NULL, 0), -EINVAL);

@@ -212,7 +212,7 @@ static uint32_t pick_gref(struct fz *f, enum gk *kind)
     if (r < 92 || !f->ndead) {
         static const uint32_t never[] = { 0, 1, 7, 16384, 16385, 100000, 0x7fffffff, 0xffffffff };
         *kind = GK_NEVER;
-        return never[rnd(f, sizeof(never) / sizeof(never[0]))];
+        return never[rnd(f, ARRAY_SIZE(never))];
     }
     *kind = GK_DEAD;                    /* revoked; maybe granted again since */
     return f->dead[rnd(f, f->ndead)];
@@ -998,7 +998,7 @@ int main(void)
         { "x86_32/map/scribble+backwards", 7, BLKIF_ABI_X86_32, "x86_32-abi", 1, 1, "map", false,
           300000, 0, 0, 0x4444, END_BACKWARDS, TD_DESTROY },
     };
-    for (unsigned i = 0; i < sizeof(sess) / sizeof(sess[0]); i++) {
+    for (unsigned i = 0; i < ARRAY_SIZE(sess); i++) {
         T_LOG("---- session %u: %s", i + 1, sess[i].name);
         run_session(&e, &sess[i]);
         T_ASSERT(t_daemon_alive(&e.d), "daemon died in session %s", sess[i].name);

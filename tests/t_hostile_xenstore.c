@@ -250,7 +250,7 @@ static void flapping(unsigned domid)
     static const int seq[] = { 1, 3, 4, 5, 6, 1, 3, 6, 4, 1, 5, 0, 7, 8, 2, 3 };
     uint64_t t0 = t_now_ms();
     for (unsigned i = 0; i < 1200; i++)
-        hx_fe_state(&v, seq[i % (sizeof(seq) / sizeof(seq[0]))]);
+        hx_fe_state(&v, seq[i % (ARRAY_SIZE(seq))]);
     T_LOG("  1200 state writes in %" PRIu64 " ms", t_now_ms() - t0);
     T_ASSERT(t_daemon_alive(&E.d), "daemon died while the frontend flapped");
     /* settle: Closed, Initialising, Initialised -> Connected */
@@ -423,7 +423,7 @@ int main(void)
         { "frontend state garbage (read as Unknown)", X_CLOSED, NULL, fe_state_junk, 0, 0 },
     };
     unsigned domid = 30;
-    for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+    for (unsigned i = 0; i < ARRAY_SIZE(cases); i++)
         run_case(&cases[i], domid++);
     flapping(domid++);
     removed_mid_connect(domid, false);

@@ -78,13 +78,13 @@ static void test_printed_text(void)
     while (fgets(line, sizeof(line), f)) {
         line[strcspn(line, "\n")] = 0;
         const char *p = strstr(line, " t_log[");  /* after the timestamp */
-        T_ASSERT(n < sizeof(want) / sizeof(want[0]), "extra line: %s", line);
+        T_ASSERT(n < ARRAY_SIZE(want), "extra line: %s", line);
         T_CHECK(p && !strcmp(p + 1, want[n]), "line %u: '%s', expected '%s'", n, p ? p + 1 : line,
                 want[n]);
         n++;
     }
     fclose(f);
-    T_EQ(n, sizeof(want) / sizeof(want[0]));
+    T_EQ(n, ARRAY_SIZE(want));
 }
 
 static void test_journal_stream(void)

@@ -44,7 +44,7 @@ int main(void)
     hx_add(&v, 7, DEVID, img, NULL);
     T_ASSERT(hx_wait_be(&e.d, &v, XenbusStateInitWait, 10000), "InitWait");
 
-    for (unsigned i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+    for (unsigned i = 0; i < ARRAY_SIZE(shapes); i++) {
         const struct shape *s = &shapes[i];
         T_LOG("connect %u: %u queue(s), %u ring page(s), %s", i, s->nq, s->npages, s->proto);
         struct guest g;

@@ -263,7 +263,7 @@ int main(int argc, char **argv)
     struct e2e e;
     e2e_start(&e, daemon_args);
     unsigned replayed[2] = { 0, 0 };
-    for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
         if ((only && cases[i].sig != only) || (one >= 0 && (unsigned)one != i))
             continue;
         run_case(&e, 10 + i, &cases[i], &replayed[cases[i].sig == SIGKILL]);

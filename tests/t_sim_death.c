@@ -243,7 +243,7 @@ static void crash_points(const char *dir, struct sim_host *h, struct sim_dom *do
     struct sim_gnt_hdr *gh = map_file(dir, name, &glen);
     uint64_t *state = &((struct sim_gnt_entry *)(gh + 1))[ref].state;
     int records = count_prefix(dir, "gown.");             /* this process's handles */
-    for (size_t i = 0; i < sizeof(pt) / sizeof(pt[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(pt); i++) {
         struct peer pc;
         peer_fork(&pc, holder, (void *)dir);
         peer_put_u32(&pc, ref);

@@ -181,7 +181,7 @@ int main(void)
     const enum blkif_abi abis[] = { BLKIF_ABI_X86_32, BLKIF_ABI_X86_64, BLKIF_ABI_NATIVE };
     unsigned n = 0;
     for (size_t a = 0; a < 3; a++)
-        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++, n++)
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++, n++)
             run(&cases[i], abis[a]);
     T_LOG("%u case x ABI combinations checked", n);
 

@@ -73,7 +73,7 @@ static void sim_args(const char *dir)
     char arg[4200];
     static const char *const bad[] = { ",domid=1", ",domid=x", ",domid=", ",foo", ",domid=1x",
                                        ",domid=99999" };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         snprintf(arg, sizeof(arg), "%s%s", dir, bad[i]);
         T_EQ(o->host_open(i == 0 ? bad[i] : arg, &h), -EINVAL);
     }

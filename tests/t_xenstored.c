@@ -252,7 +252,7 @@ static void test_basic_ops(struct xs_handle *h)
 static void test_errors(struct xs_handle *h)
 {
     static const char *const bad[] = { "/a//b", "/a/", "/a b", "", "/a\x01", "/a/b/", "//", "/ä" };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         errno = 0;
         T_CHECK(!wr(h, XBT_NULL, bad[i], "x") && errno == EINVAL, "write '%s' -> %d", bad[i], errno);
         errno = 0;
@@ -319,7 +319,7 @@ static void test_perms(struct xs_handle *h)
         { "/p/x\0", 5, XS_ERROR },
         { "/p/x\0r3x\0", 9, XS_ERROR },
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         int t = raw_call(fd, XS_SET_PERMS, 0, cases[i].pl, cases[i].len, buf, sizeof(buf));
         T_CHECK(t == cases[i].want && (t != XS_ERROR || !strcmp(buf, "EINVAL")),
                 "set_perms case %zu -> %d %s", i, t, buf);
@@ -733,7 +733,7 @@ static void test_garbage(struct xs_handle *h)
         uint32_t type = (uint32_t)(rand_r(&seed) % 24), len = 0;
         int n = rand_r(&seed) % 4;
         for (int k = 0; k < n && len < 500; k++) {
-            const char *w = words[rand_r(&seed) % (sizeof(words) / sizeof(words[0]))];
+            const char *w = words[rand_r(&seed) % (ARRAY_SIZE(words))];
             memcpy(p + len, w, strlen(w) + 1);
             len += (uint32_t)strlen(w) + 1;
         }

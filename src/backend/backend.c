@@ -6,6 +6,7 @@
  * other thread touches xenstore.
  */
 #include "backend.h"
+#include "util.h"
 #include "log.h"
 #include "xs_keys.h"
 
@@ -176,7 +177,7 @@ static void watch_event(struct backend *b, const char *path, const char *token)
     log_debug("watch %s [%s]", path, token);
     if (!strncmp(token, TOP_TOKEN_PREFIX, strlen(TOP_TOKEN_PREFIX))) {
         const char *kind = token + strlen(TOP_TOKEN_PREFIX);
-        for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
             if (!strcmp(kind, kinds[i]) && kind_enabled(b, kinds[i]))
                 top_event(b, kinds[i], path);
     } else if (!strncmp(token, VBD_TOKEN_PREFIX, strlen(VBD_TOKEN_PREFIX))) {
@@ -299,7 +300,7 @@ int backend_create(const struct xbd_config *cfg, struct backend **out)
         log_err("metrics listener %s not started; serving the disks without it "
                 "(xen-blkbackctl metrics still answers)", cfg->metrics_listen);
     }
-    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
         if (!kind_enabled(b, kinds[i]))
             continue;
         char path[256], token[32];
@@ -355,7 +356,7 @@ int backend_run(struct backend *b)
     int rc = 0;
     /* The first watch events (each watch fires once) start the scan; scan
      * anyway in case the server does not send them. */
-    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+    for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
         if (kind_enabled(b, kinds[i]))
             scan_kind(b, kinds[i]);
     reap(b);

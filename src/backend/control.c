@@ -15,6 +15,7 @@
  */
 #include "backend.h"
 #include "ctl_proto.h"
+#include "util.h"
 #include "log.h"
 
 #include <errno.h>
@@ -457,7 +458,7 @@ void control_log_devices(struct backend *b)
         char line[1024];
         size_t len = 0;
         line[0] = 0;
-        for (size_t i = 0; i < sizeof(dump_fields) / sizeof(dump_fields[0]); i++) {
+        for (size_t i = 0; i < ARRAY_SIZE(dump_fields); i++) {
             json_object *from = o, *x = NULL;
             if (dump_fields[i].obj && !json_object_object_get_ex(o, dump_fields[i].obj, &from))
                 continue;

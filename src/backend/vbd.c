@@ -8,6 +8,7 @@
  * skipped frontend states are harmless.
  */
 #include "backend.h"
+#include "util.h"
 #include "log.h"
 #include "xs_keys.h"
 
@@ -27,7 +28,7 @@ const char *xenbus_state_name(int s)
     };
     if (s < 0)
         return "missing";
-    return s < (int)(sizeof(n) / sizeof(n[0])) ? n[s] : "invalid";
+    return s < (int)ARRAY_SIZE(n) ? n[s] : "invalid";
 }
 
 static int watch_path(struct vbd *v, const char *dir, const char *key, bool on)
@@ -65,7 +66,7 @@ int vbd_new(struct backend *b, const char *kind, xen_domid_t fe, unsigned devid,
     free(dev);
     v->next = b->vbds;
     b->vbds = v;
-    for (size_t i = 0; i < sizeof(be_watch_keys) / sizeof(be_watch_keys[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(be_watch_keys); i++) {
         int rc = watch_path(v, v->be_path, be_watch_keys[i], true);
         if (rc) {
             VLOG(v, LOG_ERR, "cannot watch %s/%s: %s", v->be_path, be_watch_keys[i], strerror(-rc));
@@ -84,7 +85,7 @@ void vbd_free(struct vbd *v)
     struct backend *b = v->be;
     vbd_disconnect(v);
     if (v->watching_be)
-        for (size_t i = 0; i < sizeof(be_watch_keys) / sizeof(be_watch_keys[0]); i++)
+        for (size_t i = 0; i < ARRAY_SIZE(be_watch_keys); i++)
             watch_path(v, v->be_path, be_watch_keys[i], false);
     if (v->watching_fe)
         watch_path(v, v->fe_path, XSK_STATE, false);

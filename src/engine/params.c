@@ -15,6 +15,7 @@
  * engine name is part of the path ("/srv/a:b.img" is a file).
  */
 #include "engine.h"
+#include "util.h"
 #include "engine_priv.h"
 
 #include <errno.h>
@@ -85,7 +86,7 @@ static bool is_nbd(const char *s, const char **uri)
     const char *rest;
     if (has_prefix(s, "nbd:", &rest) && strncmp(rest, "//", 2) != 0)
         s = rest;
-    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+    for (size_t i = 0; i < ARRAY_SIZE(schemes); i++)
         if (has_prefix(s, schemes[i], &rest)) {
             *uri = s;
             return true;

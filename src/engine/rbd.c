@@ -43,6 +43,7 @@
  * that long (0: wait for the OSD forever).
  */
 #include "engine.h"
+#include "util.h"
 #include "engine_priv.h"
 #include "log.h"
 
@@ -179,7 +180,7 @@ static int cluster_connect(const struct rbd_spec *r, const struct engine_params 
         set_why(p, "rados_create for user '%s'", r->id[0] ? r->id : "admin");
         return rc;
     }
-    for (size_t i = 0; i < sizeof(rbd_defaults) / sizeof(rbd_defaults[0]); i++)
+    for (size_t i = 0; i < ARRAY_SIZE(rbd_defaults); i++)
         rados_conf_set(c, rbd_defaults[i].key, rbd_defaults[i].val);
     rc = rados_conf_read_file(c, r->conf[0] ? r->conf : NULL);
     if (rc < 0 && (r->conf[0] || rc != -ENOENT)) {

@@ -24,6 +24,7 @@
  * user_data is tagged (UD_PRESET), so every completion comes out of the CQ.
  */
 #include "engine.h"
+#include "util.h"
 #include "engine_priv.h"
 #include "log.h"
 
@@ -99,7 +100,7 @@ static int ring_init(struct uring_queue *q, unsigned depth)
 {
     static const unsigned variants[] = { IORING_SETUP_SUBMIT_ALL, 0 };
     int rc = -EINVAL;
-    for (unsigned i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
+    for (unsigned i = 0; i < ARRAY_SIZE(variants); i++) {
         struct io_uring_params prm;
         memset(&prm, 0, sizeof(prm));
         prm.flags = variants[i] | IORING_SETUP_CQSIZE;

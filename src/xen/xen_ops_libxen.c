@@ -5,6 +5,7 @@
  * docs/protocol.md §5 (libraries) lists the calls and their rules.
  */
 #include "xs_libxs.h"
+#include "util.h"
 #include "log.h"
 
 #include <errno.h>
@@ -44,7 +45,7 @@ static int libxen_host_open(const char *arg, struct xen_host **out)
 {
     if (!arg || strcmp(arg, "noprobe") != 0) {
         static const char *const devs[] = { "/dev/xen/evtchn", "/dev/xen/gntdev" };
-        for (unsigned i = 0; i < sizeof(devs) / sizeof(devs[0]); i++) {
+        for (unsigned i = 0; i < ARRAY_SIZE(devs); i++) {
             if (access(devs[i], R_OK | W_OK) < 0) {
                 int rc = -errno;
                 log_err("xen: %s: %s (not running on Xen, or xen-evtchn/xen-gntdev not loaded)",

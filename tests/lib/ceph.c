@@ -1,5 +1,6 @@
 /* A single-node Ceph cluster (mon + memstore osd) for tests; see ceph.h. */
 #include "ceph.h"
+#include "util.h"
 #include "../harness.h"
 #include "e2e.h"
 
@@ -15,7 +16,7 @@
 void t_ceph_need(void)
 {
     const char *progs[] = { "ceph-mon", "ceph-osd", "ceph", "rbd", "ceph-authtool", "monmaptool" };
-    for (unsigned i = 0; i < sizeof(progs) / sizeof(progs[0]); i++)
+    for (unsigned i = 0; i < ARRAY_SIZE(progs); i++)
         T_SKIP_IF(e2e_sh(NULL, "command -v %s >/dev/null", progs[i]) != 0,
                   "%s not installed (scripts/deps.sh installs ceph-mon ceph-osd ceph-common)",
                   progs[i]);

@@ -11,6 +11,7 @@
 #include "ctl.h"
 #include "ctl_proto.h"
 
+#include "util.h"
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
@@ -200,14 +201,14 @@ static void print_stats(json_object *devs, bool one)
         return;
     }
     printf("%-5s %5s %9s", "KIND", "DOMID", "DEVID");
-    for (size_t c = 0; c < sizeof(main_counters) / sizeof(main_counters[0]); c++)
+    for (size_t c = 0; c < ARRAY_SIZE(main_counters); c++)
         printf(" %12s", main_counters[c]);
     printf("\n");
     for (size_t i = 0; i < n; i++) {
         json_object *d = json_object_array_get_idx(devs, i);
         json_object *s = get(d, "stats");
         printf("%-5s %5lld %9lld", gets(d, "kind"), geti(d, "domid"), geti(d, "devid"));
-        for (size_t c = 0; c < sizeof(main_counters) / sizeof(main_counters[0]); c++)
+        for (size_t c = 0; c < ARRAY_SIZE(main_counters); c++)
             printf(" %12s", s ? gets(s, main_counters[c]) : "-");
         printf("\n");
     }

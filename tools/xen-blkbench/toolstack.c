@@ -8,6 +8,7 @@
  * destroy (FORCE_ON: frontend dir deleted first) do it.
  */
 #include "dev.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -176,7 +177,7 @@ static int vbd_add_tx(struct bb_dev *d, xs_transaction_t t)
         return rc;
     if ((rc = mkdir_perms(d, t, d->be, o->be_domid, o->domid, true)))
         return rc;
-    if ((rc = write_kvs(d, t, d->be, be, sizeof(be) / sizeof(be[0]))))
+    if ((rc = write_kvs(d, t, d->be, be, ARRAY_SIZE(be))))
         return rc;
     if (o->grant_mode) {            /* xen-blkbackd's per-device grant mode (xen-blkbackd(8)) */
         char p[256];

@@ -7,6 +7,7 @@
  * socket and pidfile.  See man/xen-sim-xenstored.8.
  */
 #include "xenstored.h"
+#include "util.h"
 #include "log.h"
 
 #include <errno.h>
@@ -52,7 +53,7 @@ static int parse_level(const char *s)
         { "error", LOG_ERR }, { "err", LOG_ERR }, { "warning", LOG_WARNING }, { "warn", LOG_WARNING },
         { "notice", LOG_NOTICE }, { "info", LOG_INFO }, { "debug", LOG_DEBUG },
     };
-    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+    for (size_t i = 0; i < ARRAY_SIZE(t); i++)
         if (strcmp(s, t[i].n) == 0)
             return t[i].l;
     char *e;

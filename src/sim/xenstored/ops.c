@@ -5,6 +5,7 @@
  * permissions are stored and returned but never enforced.
  */
 #include "xenstored.h"
+#include "util.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -41,7 +42,7 @@ void reply_err(struct xsd_req *r, int err)
     const char *name = "EIO";
     if (err < 0)
         err = -err;
-    for (size_t i = 0; i < sizeof(xsd_errors) / sizeof(xsd_errors[0]); i++)
+    for (size_t i = 0; i < ARRAY_SIZE(xsd_errors); i++)
         if (xsd_errors[i].errnum == err)
             name = xsd_errors[i].errstring;
     conn_send(r->c, XS_ERROR, r->hdr->req_id, r->hdr->tx_id, name, (uint32_t)strlen(name) + 1, NULL, 0);
@@ -385,7 +386,7 @@ static void op_set_perms(struct xsd_req *r)
     if (!z || canon_arg(r->p, path))
         return reply_err(r, EINVAL);
     unsigned off = (unsigned)(z - r->p) + 1;
-    if (perms_parse(r->p + off, r->len - off, perms, sizeof(perms) / sizeof(perms[0]), &np))
+    if (perms_parse(r->p + off, r->len - off, perms, ARRAY_SIZE(perms), &np))
         return reply_err(r, EINVAL);
     int rc;
     if (!get_node(r, path, &rc))
