@@ -1,5 +1,6 @@
 /* t_dataplane: the data plane serves a guest played by this test on the simulated host (both ABIs, 1/2/4-page rings, 2 queues, map and copy grant modes): data lands in the image, faults get blkback's answers, a bogus req_prod halts only its ring, dp_stop answers or abandons in-flight I/O in time and returns every grant and port; a read-only vbd refuses write and flush. */
 #include "harness.h"
+#include "util.h"
 #include "dataplane.h"
 #include "engine.h"
 #include "log.h"
@@ -311,8 +312,8 @@ static void scenario_halt(void)
     struct gq *q1 = &g.q[1];
     q1->fr.sring->req_prod = q1->fr.sring->rsp_prod + RING_SIZE(&q1->fr) + 5;
     sim_evtchn_notify(g.ev, q1->port);
-    uint64_t end = t_now_ms() + 3000;
-    while (!dp_halted(dp) && t_now_ms() < end)
+    uint64_t end = xbd_now_ms() + 3000;
+    while (!dp_halted(dp) && xbd_now_ms() < end)
         usleep(1000);
     T_CHECK(dp_halted(dp), "bogus req_prod did not halt the ring");
     struct vbd_stats st;
@@ -379,9 +380,9 @@ static void scenario_faults(enum grant_mode mode)
     dp = dp_one_in_flight(&g, &e, spec, mode, &r, BLKIF_OP_READ, 3, 4);
     dp_get_stats(dp, &st);
     T_EQ(st.inflight, 1);
-    uint64_t t0 = t_now_ms();
+    uint64_t t0 = xbd_now_ms();
     dp_stop(dp, 3000);
-    uint64_t dt = t_now_ms() - t0;
+    uint64_t dt = xbd_now_ms() - t0;
     T_CHECK(g.q[0].fr.sring->rsp_prod == 1, "in-flight request not answered by dp_stop");
     struct trsp rsp;
     if (guest_wait_rsps(&g, 0, &rsp, 1, 10))
@@ -394,9 +395,9 @@ static void scenario_faults(enum grant_mode mode)
 
     /* stop with a 5 s I/O and a 200 ms timeout: returns in time, holds nothing */
     dp = dp_one_in_flight(&g, &e, "delay:5000000:null:64M", mode, &r, BLKIF_OP_WRITE, 4, 2);
-    t0 = t_now_ms();
+    t0 = xbd_now_ms();
     dp_stop(dp, 200);
-    dt = t_now_ms() - t0;
+    dt = xbd_now_ms() - t0;
     T_CHECK(dt < 1500, "dp_stop(200 ms) took %llu ms", (unsigned long long)dt);
     guest_check_released(&g, "stop timeout");
     rig_down(dp, e, &g, NULL);
@@ -428,7 +429,7 @@ static void scenario_reattach(void)
     q->fr.sring->rsp_event = 5;
     dp = dp_up(&cfg, "reattach");
     bool notified = false;
-    for (uint64_t end = t_now_ms() + 3000; !notified && t_now_ms() < end;) {
+    for (uint64_t end = xbd_now_ms() + 3000; !notified && xbd_now_ms() < end;) {
         struct pollfd pfd = { .fd = sim_evtchn_fd(g.ev), .events = POLLIN };
         poll(&pfd, 1, 50);
         xen_port_t p;
@@ -497,11 +498,11 @@ static void scenario_barrier(void)
     guest_put_req(&g, 0, &w2);
     guest_put_req(&g, 0, &b);
     guest_put_req(&g, 0, &rd);
-    uint64_t t0 = t_now_ms();
+    uint64_t t0 = xbd_now_ms();
     guest_push(&g, 0);
     struct trsp rs[4];
     T_ASSERT(guest_wait_rsps(&g, 0, rs, 4, 5000), "barrier batch not answered");
-    uint64_t dt = t_now_ms() - t0;
+    uint64_t dt = xbd_now_ms() - t0;
     /* writes (100 ms) -> barrier write (100 ms) + flush (100 ms) -> read (100 ms) */
     T_CHECK(rs[0].id <= 2 && rs[1].id <= 2, "writes before the barrier answered after it: %llu %llu",
             (unsigned long long)rs[0].id, (unsigned long long)rs[1].id);

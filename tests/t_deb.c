@@ -1,7 +1,8 @@
 /* t_deb: `make deb` (scripts/make-deb.sh: debhelper, lintian) builds the xen-blkbackd and xen-blkbackd-sim packages, or a build newer than the programs and the packaging is reused; unpacked into a scratch root (dpkg -x) the daemon, xen-blkbackctl and xen-blkbench run, and the unit (enabled by dh_installsystemd's postinst), the hotplug script, the modprobe snippet, the conffiles and the man pages are where Debian wants them. */
 #include "harness.h"
+#include "util.h"
 #include "lib/e2e.h"
-#include "lib/guest.h"       /* t_now_ms */
+#include "lib/guest.h"
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -95,9 +96,9 @@ int main(void)
         T_LOG("reusing %s (newer than the build and the packaging)", deb);
     } else {
         char *out = NULL;
-        uint64_t t0 = t_now_ms();
+        uint64_t t0 = xbd_now_ms();
         int rc = e2e_sh(&out, "cd %s && scripts/make-deb.sh build/deb 2>&1", top);
-        T_LOG("make deb: exit %d in %.1f s; last lines:\n%s", rc, (double)(t_now_ms() - t0) / 1000,
+        T_LOG("make deb: exit %d in %.1f s; last lines:\n%s", rc, (double)(xbd_now_ms() - t0) / 1000,
               out ? (strlen(out) > 3000 ? out + strlen(out) - 3000 : out) : "");
         free(out);
         T_ASSERT(rc == 0, "make deb failed (lintian errors or warnings fail it too)");

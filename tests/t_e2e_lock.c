@@ -1,5 +1,6 @@
 /* t_e2e_lock: one writer per image file: a second read-write (or read-only) attach of an image in use read-write is refused (error node, Closing, one log line naming the holder) while the first keeps working; read-only twice and w! twice are allowed; another program's OFD write lock refuses an attach; a restarted daemon that finds the lock held waits (still Connected, other devices served) and reattaches once it is released. */
 #include "harness.h"
+#include "util.h"
 #include "lib/e2e.h"
 #include "lib/share.h"
 #include "sim.h"
@@ -127,9 +128,9 @@ static void reattach_wait(const char *img, const char *other)
     long waits = hx_log_count(&E.d, "vbd 61/51712: reattach: waiting for", img);
     const char *args[] = { xen_arg, NULL };
     T_ASSERT(t_daemon_start(&E.d, E.sim, args, 20000) == 0, "daemon restart");
-    uint64_t end = t_now_ms() + 5000;
+    uint64_t end = xbd_now_ms() + 5000;
     while (hx_log_count(&E.d, "vbd 61/51712: reattach: waiting for", img) == waits &&
-           t_now_ms() < end)
+           xbd_now_ms() < end)
         usleep(10000);
     T_EQ(hx_log_count(&E.d, "vbd 61/51712: reattach: waiting for", img) - waits, 1);
     T_CHECK(hx_log_count(&E.d, "reattach: waiting for", "t_e2e_lock") >= 1,
@@ -145,13 +146,13 @@ static void reattach_wait(const char *img, const char *other)
     T_CHECK(!err, "error node while waiting: %s", err);
     free(err);
 
-    uint64_t t0 = t_now_ms();
+    uint64_t t0 = xbd_now_ms();
     close(fd);
     end = t0 + 1000;
-    while (t_daemon_dev_int(&E.d, 61, SHARE_DEVID, "connected") != 1 && t_now_ms() < end)
+    while (t_daemon_dev_int(&E.d, 61, SHARE_DEVID, "connected") != 1 && xbd_now_ms() < end)
         usleep(5000);
     T_EQ(t_daemon_dev_int(&E.d, 61, SHARE_DEVID, "connected"), 1);
-    T_LOG("reattached %llu ms after the lock was released", (unsigned long long)(t_now_ms() - t0));
+    T_LOG("reattached %llu ms after the lock was released", (unsigned long long)(xbd_now_ms() - t0));
     T_EQ(hx_log_count(&E.d, "vbd 61/51712: reattach:", "free after"), 1);
     T_EQ(hx_be_state(&a.v), XenbusStateConnected);
     T_CHECK(share_read_matches(&a, 120, img, NULL), "data written before the restart");

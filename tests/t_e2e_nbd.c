@@ -1,5 +1,6 @@
 /* t_e2e_nbd: the daemon serves NBD exports end to end: xen-blkbench --verify on an nbdkit memory export in grant modes copy and persistent (flush and discard reach the server); the hotplug script's qcow2 path starts qemu-storage-daemon on a real qcow2 image, rewrites params to its NBD socket, the data read through the backend is the image's, a guest DISCARD leaves a hole in the qcow2, and remove stops it; an unknown export or a missing server sends the device to Closing with the server's reason in the error node and one log line, other devices unaffected; a server killed under a connected guest answers ERROR at once and the device works again once the server is back. */
 #include "harness.h"
+#include "util.h"
 #include "lib/e2e.h"
 #include "lib/nbdsrv.h"
 #include "lib/share.h"
@@ -209,9 +210,9 @@ static void faults(void)
     nbdsrv_kill(&k, SIGKILL);
     struct treq r;
     guest_rw_req(&s.g, &r, BLKIF_OP_READ, 7, 16, 1, 0);
-    uint64_t t0 = t_now_ms();
+    uint64_t t0 = xbd_now_ms();
     T_EQ(guest_do_req(&s.g, 0, &r, BLKIF_RSP_ERROR, "read, server dead"), BLKIF_RSP_ERROR);
-    T_CHECK(t_now_ms() - t0 < 2000, "ERROR after %llu ms", (unsigned long long)(t_now_ms() - t0));
+    T_CHECK(xbd_now_ms() - t0 < 2000, "ERROR after %llu ms", (unsigned long long)(xbd_now_ms() - t0));
     nbdsrv_restart(&k);
     usleep(200000);                     /* > the 50 ms backoff after the failed attempt */
     share_write_read(&s, 24, 4, "after the server came back");

@@ -1,5 +1,6 @@
 /* t_grant_modes: for every ABI {x86_32, x86_64} x ring order {0, 4} x queues {1, 4} x indirect {off, 256} x grant mode {map, copy, persistent} (and the polling loop), a mixed-size read/write workload (partial segments, up to the largest request) served through dp_* on the simulated host returns and stores exactly the model's data, the grant counters fit the mode, and dp_stop leaves nothing mapped. */
 #include "harness.h"
+#include "util.h"
 #include "dataplane.h"
 #include "engine.h"
 #include "log.h"
@@ -381,7 +382,7 @@ int main(void)
     const unsigned orders[] = { 0, 4 }, queues[] = { 1, 4 }, indirect[] = { 0, 256 };
     const enum grant_mode modes[] = { GRANT_MODE_MAP, GRANT_MODE_COPY, GRANT_MODE_PERSISTENT };
     unsigned n = 0;
-    uint64_t t0 = t_now_ms();
+    uint64_t t0 = xbd_now_ms();
     for (unsigned a = 0; a < 2; a++)
         for (unsigned o = 0; o < 2; o++)
             for (unsigned q = 0; q < 2; q++)
@@ -395,7 +396,7 @@ int main(void)
         struct combo c = { BLKIF_ABI_X86_64, 4, 4, 256, modes[m], 200 };
         run_combo(&c);
     }
-    T_LOG("%u combinations in %llu ms", n, (unsigned long long)(t_now_ms() - t0));
+    T_LOG("%u combinations in %llu ms", n, (unsigned long long)(xbd_now_ms() - t0));
     ops->host_close(xh);
     free(model);
     free(dir);

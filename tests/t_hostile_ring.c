@@ -1,5 +1,6 @@
 /* t_hostile_ring: a seeded fuzzing frontend (both ABIs, map/copy/persistent, 1-2 queues) writes ~20k garbage requests, revokes grants in flight, scribbles response slots and moves req_prod ahead and backwards; the daemon answers every request once with a valid status, halts only that ring, leaks nothing, logs rate-limited lines, while another guest's verified workload keeps passing and its disk is untouched. */
 #include "harness.h"
+#include "util.h"
 #include "lib/e2e.h"
 #include "lib/guest.h"
 #include "lib/hostile.h"
@@ -519,7 +520,7 @@ static void check_rsp(struct fz *f, unsigned qi, uint64_t id, uint8_t op, int16_
 /* Take every response the rings hold; wait up to timeout_ms for the first. */
 static unsigned collect(struct fz *f, unsigned timeout_ms)
 {
-    uint64_t end = t_now_ms() + timeout_ms;
+    uint64_t end = xbd_now_ms() + timeout_ms;
     unsigned got = 0;
     for (;;) {
         for (unsigned qi = 0; qi < f->g.nq; qi++) {
@@ -541,7 +542,7 @@ static unsigned collect(struct fz *f, unsigned timeout_ms)
                 got++;
             }
         }
-        uint64_t now = t_now_ms();
+        uint64_t now = xbd_now_ms();
         if (got || now >= end)
             return got;
         struct pollfd pfd = { .fd = sim_evtchn_fd(f->g.ev), .events = POLLIN };
@@ -571,10 +572,10 @@ static void submit(struct fz *f, unsigned qi, const struct treq *r, uint8_t must
 
 static void wait_halted(struct fz *f, bool want)
 {
-    uint64_t end = t_now_ms() + 3000;
+    uint64_t end = xbd_now_ms() + 3000;
     long long h;
     while ((h = t_daemon_dev_int(&f->e->d, f->v.domid, f->v.devid, "halted")) != want &&
-           t_now_ms() < end)
+           xbd_now_ms() < end)
         usleep(10000);
     T_CHECK(h == want, "[%s] halted = %lld, expected %d", f->c->name, h, want);
 }
@@ -602,8 +603,8 @@ static void clean_check(struct fz *f)
         unsigned ok0 = f->ok;
         submit(f, 0, &r, MUST_ANY);
         guest_push(&f->g, 0);
-        uint64_t end = t_now_ms() + 5000;
-        while (f->nout && t_now_ms() < end)
+        uint64_t end = xbd_now_ms() + 5000;
+        while (f->nout && xbd_now_ms() < end)
             collect(f, 50);
         T_CHECK(f->nout == 0 && f->ok == ok0 + 1, "[%s] clean %s after fuzzing: not answered OKAY",
                 f->c->name, pass ? "READ" : "WRITE");
@@ -639,8 +640,8 @@ static void barrier_after_fault(struct fz *f)
     submit(f, 0, &w, MUST_FAIL);
     submit(f, 0, &b, MUST_ANY);
     guest_push(&f->g, 0);
-    uint64_t end = t_now_ms() + 5000;
-    while (f->nout && t_now_ms() < end)
+    uint64_t end = xbd_now_ms() + 5000;
+    while (f->nout && xbd_now_ms() < end)
         collect(f, 50);
     T_CHECK(f->nout == 0, "[%s] BARRIER after a failed WRITE: %u request(s) never answered",
             f->c->name, f->nout);
@@ -685,8 +686,8 @@ static void session_fuzz(struct fz *f)
 {
     const struct sess_cfg *c = f->c;
     T_ASSERT(pthread_create(&f->vol_thr, NULL, vol_thread, f) == 0);
-    uint64_t t0 = t_now_ms(), deadline = t0 + c->max_ms;
-    while (f->sent < c->nreq && t_now_ms() < deadline) {
+    uint64_t t0 = xbd_now_ms(), deadline = t0 + c->max_ms;
+    while (f->sent < c->nreq && xbd_now_ms() < deadline) {
         unsigned qi = (unsigned)rnd(f, c->nq);
         struct gq *q = &f->g.q[qi];
         unsigned size = RING_SIZE(&q->fr);
@@ -706,8 +707,8 @@ static void session_fuzz(struct fz *f)
             maybe_revoke(f);            /* grants taken back while requests use them */
         collect(f, 0);
     }
-    uint64_t end = t_now_ms() + 15000;
-    while (f->nout && t_now_ms() < end)
+    uint64_t end = xbd_now_ms() + 15000;
+    while (f->nout && xbd_now_ms() < end)
         collect(f, 50);
     f->vol_stop = true;
     pthread_join(f->vol_thr, NULL);
@@ -730,7 +731,7 @@ static void session_fuzz(struct fz *f)
                       f->out[k].op, f->out[k].must);
     }
     T_LOG("[%s] %u requests in %" PRIu64 " ms: %u answered (okay %u, error %u, eopnotsupp %u); "
-          "revokes: %u done, %u refused busy", c->name, f->sent, t_now_ms() - t0, f->answered, f->ok,
+          "revokes: %u done, %u refused busy", c->name, f->sent, xbd_now_ms() - t0, f->answered, f->ok,
           f->err, f->eop, f->revoke_ok, f->revoke_busy);
     T_CHECK(f->sent >= c->nreq / 2, "[%s] only %u requests sent in time", c->name, f->sent);
     T_CHECK(f->ok > f->sent / 20, "[%s] only %u OKAY of %u: is the device serving at all?", c->name,
@@ -772,8 +773,8 @@ static void ring_backwards(struct fz *f)
         submit(f, 0, &r, MUST_ANY);
     }
     guest_push(&f->g, 0);
-    uint64_t end = t_now_ms() + 3000;
-    while (t_daemon_stat(&f->e->d, f->v.domid, f->v.devid, "inflight") < n && t_now_ms() < end)
+    uint64_t end = xbd_now_ms() + 3000;
+    while (t_daemon_stat(&f->e->d, f->v.domid, f->v.devid, "inflight") < n && xbd_now_ms() < end)
         usleep(2000);
     RING_IDX prod = q->fr.req_prod_pvt;
     for (unsigned i = 0; i < size - n; i++) {       /* the free slots: unknown ops */
@@ -811,10 +812,10 @@ static void scribble_in_flight(struct fz *f)
         submit(f, 0, &r, MUST_ANY);
     }
     guest_push(&f->g, 0);
-    uint64_t end = t_now_ms() + 3000;
+    uint64_t end = xbd_now_ms() + 3000;
     long long inflight;
     while ((inflight = t_daemon_stat(&f->e->d, f->v.domid, f->v.devid, "inflight")) < n &&
-           t_now_ms() < end)
+           xbd_now_ms() < end)
         usleep(2000);
     T_CHECK(inflight == n, "[%s] %lld in flight, expected %u", f->c->name, inflight, n);
     RING_IDX rsp0 = q->fr.sring->rsp_prod;
@@ -833,8 +834,8 @@ static void scribble_in_flight(struct fz *f)
     T_CHECK(q->fr.sring->rsp_prod == rsp0, "[%s] responses arrived while scribbling: the check "
             "below is not sound (engine delay too short?)", f->c->name);
     T_EQ(busy, n);                      /* mapped while in flight: cannot be revoked */
-    end = t_now_ms() + 5000;
-    while (f->nout && t_now_ms() < end)
+    end = xbd_now_ms() + 5000;
+    while (f->nout && xbd_now_ms() < end)
         collect(f, 50);
     T_CHECK(f->nout == 0 && f->ok == n, "[%s] scribbled in-flight requests: %u answered OKAY of %u",
             f->c->name, f->ok, n);

@@ -1,5 +1,6 @@
 /* t_hostile_xenstore: bogus frontend and toolstack xenstore data (ring refs, orders, queues, event channels, protocol, params, mode, frontend path), flapping frontend states, directories removed mid-connect and a thousand writes to watched nodes: each device goes to Closing with an error node, keeps waiting or connects safely, never crashes the daemon, maps nothing it should not, leaks nothing, and another guest's device keeps working. */
 #include "harness.h"
+#include "util.h"
 #include "lib/e2e.h"
 #include "lib/guest.h"
 #include "lib/hostile.h"
@@ -248,10 +249,10 @@ static void flapping(unsigned domid)
     T_ASSERT(hx_wait_be(&E.d, &v, XenbusStateInitWait, 10000), "flapping: InitWait");
     hx_publish(&v, &g, "x86_64-abi", false);
     static const int seq[] = { 1, 3, 4, 5, 6, 1, 3, 6, 4, 1, 5, 0, 7, 8, 2, 3 };
-    uint64_t t0 = t_now_ms();
+    uint64_t t0 = xbd_now_ms();
     for (unsigned i = 0; i < 1200; i++)
         hx_fe_state(&v, seq[i % (ARRAY_SIZE(seq))]);
-    T_LOG("  1200 state writes in %" PRIu64 " ms", t_now_ms() - t0);
+    T_LOG("  1200 state writes in %" PRIu64 " ms", xbd_now_ms() - t0);
     T_ASSERT(t_daemon_alive(&E.d), "daemon died while the frontend flapped");
     /* settle: Closed, Initialising, Initialised -> Connected */
     hx_fe_state(&v, XenbusStateClosed);
@@ -302,8 +303,8 @@ static void removed_mid_connect(unsigned domid0, bool backend)
             long long s = hx_wait_int(p, XenbusStateClosed, 5000);
             T_CHECK(s == XenbusStateClosed, "%s #%u: backend state %lld, expected Closed", what, i, s);
         }
-        uint64_t end = t_now_ms() + 3000;
-        while (sim_gnt_mapped_count(g.dom) && t_now_ms() < end)
+        uint64_t end = xbd_now_ms() + 3000;
+        while (sim_gnt_mapped_count(g.dom) && xbd_now_ms() < end)
             usleep(5000);
         T_EQ(sim_gnt_mapped_count(g.dom), 0);
         T_EQ(sim_evtchn_port_state(g.sh, domid, g.q[0].port), 1);
@@ -326,7 +327,7 @@ static void watch_storm(unsigned domid)
     snprintf(bs, sizeof(bs), "%s/state", v.be);
     snprintf(hs, sizeof(hs), "%s/hotplug-status", v.be);
     snprintf(on, sizeof(on), "%s/online", v.be);
-    uint64_t t0 = t_now_ms();
+    uint64_t t0 = xbd_now_ms();
     for (unsigned i = 0; i < 1000; i++) {
         hx_write(fs, "%d", XenbusStateConnected);
         hx_write(hs, i & 1 ? "connected" : "garbage-%u", i);
@@ -335,7 +336,7 @@ static void watch_storm(unsigned domid)
     }
     /* the daemon has drained the events once a control request is answered */
     T_EQ(t_daemon_dev_int(&E.d, domid, DEVID, "connected"), 1);
-    T_LOG("  4000 writes and the daemon caught up in %" PRIu64 " ms", t_now_ms() - t0);
+    T_LOG("  4000 writes and the daemon caught up in %" PRIu64 " ms", xbd_now_ms() - t0);
     T_EQ(hx_be_state(&v), XenbusStateConnected);
     T_EQ(t_daemon_dev_int(&E.d, domid, DEVID, "connects"), 1);
     struct treq r;

@@ -1,5 +1,6 @@
 /* systemd notification (sd_notify) for real, through a NOTIFY_SOCKET this test owns: READY=1 comes after the existing devices were reattached (its STATUS= counts them connected), WATCHDOG=1 repeats at half of WATCHDOG_USEC when WATCHDOG_PID is the daemon's pid and never when it is another's, STOPPING=1 on SIGTERM. */
 #include "harness.h"
+#include "util.h"
 #include "lib/e2e.h"
 #include "lib/hostile.h"
 
@@ -21,8 +22,8 @@ static int nfd = -1;
 static int collect(unsigned ms, const char *needle, char *first, size_t flen)
 {
     int n = 0;
-    long long end = (long long)t_now_ms() + ms;
-    for (long long now; (now = (long long)t_now_ms()) < end; ) {
+    long long end = (long long)xbd_now_ms() + ms;
+    for (long long now; (now = (long long)xbd_now_ms()) < end; ) {
         struct pollfd p = { .fd = nfd, .events = POLLIN };
         if (poll(&p, 1, (int)(end - now)) <= 0)
             continue;

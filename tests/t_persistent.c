@@ -1,5 +1,6 @@
 /* t_persistent: the persistent-grant cache of the data plane (feature-persistent) on the simulated host: grefs mapped once and reused, at most persistent_cap pages kept (the rest mapped per request), LRU purge after an overflow, idle release, indirect pages cached, a gref in use by another in-flight request refused, everything unmapped by dp_stop. */
 #include "harness.h"
+#include "util.h"
 #include "dataplane.h"
 #include "engine.h"
 #include "log.h"
@@ -101,8 +102,8 @@ static int16_t io(struct setup *s, uint8_t op, uint64_t id, uint64_t sector, con
 
 static bool wait_mapped(struct setup *s, uint64_t want, unsigned ms)
 {
-    uint64_t end = t_now_ms() + ms;
-    while (stats(s).grants_mapped != want && t_now_ms() < end)
+    uint64_t end = xbd_now_ms() + ms;
+    while (stats(s).grants_mapped != want && xbd_now_ms() < end)
         usleep(10000);
     return stats(s).grants_mapped == want;
 }
@@ -253,9 +254,9 @@ static void scenario_idle(void)
 
     /* keep #3 busy every 100 ms for ~1 s: the others go, #3 stays */
     const unsigned three = 3;
-    uint64_t t0 = t_now_ms();
+    uint64_t t0 = xbd_now_ms();
     bool others_gone = false;
-    for (unsigned k = 0; t_now_ms() - t0 < 1200 && !others_gone; k++) {
+    for (unsigned k = 0; xbd_now_ms() - t0 < 1200 && !others_gone; k++) {
         io(&s, BLKIF_OP_READ, 100 + k, 0, &three, 1);
         usleep(100 * 1000);
         others_gone = mapped(&s, 0) == 0 && mapped(&s, 20) == 0;

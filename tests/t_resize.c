@@ -1,5 +1,6 @@
 /* t_resize: online resize of a connected device: the image file grows, `xen-blkbackctl resize` (or the periodic check of a restarted daemon) writes the new `sectors` and the unchanged `state` in one transaction (state watch fires), I/O past the old end works and past the new end is refused; shrinking, a size not a whole number of sectors, a read-only device and an unknown device are refused with a reason. */
 #include "harness.h"
+#include "util.h"
 #include "lib/e2e.h"
 #include "lib/guest.h"
 #include "lib/hostile.h"
@@ -46,10 +47,10 @@ static void grow(const char *img, long long bytes)
 static bool saw_watch(struct xs_handle *xs, const char *path, unsigned timeout_ms)
 {
     bool seen = false;
-    uint64_t end = t_now_ms() + timeout_ms;
+    uint64_t end = xbd_now_ms() + timeout_ms;
     for (;;) {
         struct pollfd p = { .fd = xs_fileno(xs), .events = POLLIN };
-        int left = seen ? 50 : (int)(end > t_now_ms() ? end - t_now_ms() : 0);
+        int left = seen ? 50 : (int)(end > xbd_now_ms() ? end - xbd_now_ms() : 0);
         if (poll(&p, 1, left) <= 0)
             return seen;
         unsigned n;
@@ -187,8 +188,8 @@ int main(void)
     snprintf(xen_arg, sizeof(xen_arg), "--xen=sim:%s", E.sim);
     const char *dargs2[] = { xen_arg, "--resize-check=100", NULL };
     T_ASSERT(t_daemon_start(&E.d, E.sim, dargs2, 20000) == 0, "second daemon");
-    uint64_t end = t_now_ms() + 10000;
-    while (t_daemon_dev_int(&E.d, RW_DOM, DEVID, "connected") != 1 && t_now_ms() < end)
+    uint64_t end = xbd_now_ms() + 10000;
+    while (t_daemon_dev_int(&E.d, RW_DOM, DEVID, "connected") != 1 && xbd_now_ms() < end)
         usleep(10000);
     T_EQ(t_daemon_dev_int(&E.d, RW_DOM, DEVID, "connected"), 1);
     grow(img, 24 * MiB);

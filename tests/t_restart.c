@@ -13,6 +13,7 @@
  * `t_restart N` case N only.
  */
 #include "harness.h"
+#include "util.h"
 #include "lib/e2e.h"
 #include "lib/guest.h"
 #include "sim.h"
@@ -184,16 +185,16 @@ static void run_case(struct e2e *e, unsigned domid, const struct rcase *c, unsig
         _exit(rc == 0 ? 0 : 1);
     }
     /* Wait for I/O in flight (at depth > 1: several requests), then stop. */
-    uint64_t end = t_now_ms() + 15000;
+    uint64_t end = xbd_now_ms() + 15000;
     unsigned want = c->qd > 1 ? 2 : 1;
-    while (t_now_ms() < end) {
+    while (xbd_now_ms() < end) {
         long long inflight = stat_of(e, domid, "inflight");
         long long done = stat_of(e, domid, "wr_req");
         if (done > 20 && inflight >= want)
             break;
         usleep(2000);
     }
-    T_CHECK(t_now_ms() < end, "dom %u: no I/O in flight to interrupt", domid);
+    T_CHECK(xbd_now_ms() < end, "dom %u: no I/O in flight to interrupt", domid);
     int st = t_daemon_signal(&e->d, c->sig, 15000);
     if (c->sig == SIGTERM)
         T_EQ(st, 0);

@@ -1,5 +1,6 @@
 /* t_statemachine: xen-blkbackd (child process, simulated host, test xenstored) follows the xenbus state machine of docs/protocol.md §2 for connect, reconnect, online=0 unplug and a vanishing frontend, releases every grant and port, and a bogus req_prod halts only that device; a daemon killed with SIGKILL is replaced by one that reattaches. */
 #include "harness.h"
+#include "util.h"
 #include "lib/daemon.h"
 #include "lib/xsd.h"
 #include "sim.h"
@@ -29,13 +30,6 @@ static struct t_daemon daemon_;
 static const char *workdir;
 static char img_path[512];
 static char img2_path[512];     /* the same content, for a second writer at the same time */
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- xenstore as toolstack and frontend ---------------------------------------------- */
 
@@ -83,10 +77,10 @@ static void xs_put(xs_transaction_t t, const char *path, const char *fmt, ...)
 /* Wait until <path> reads `want`; returns what was last read (-1 missing). */
 static long long wait_int(const char *path, long long want, unsigned timeout_ms)
 {
-    long long end = now_ms() + timeout_ms, v;
+    long long end = (long long)xbd_now_ms() + timeout_ms, v;
     for (;;) {
         v = xs_get_int("%s", path);
-        if (v == want || now_ms() >= end)
+        if (v == want || (long long)xbd_now_ms() >= end)
             return v;
         usleep(5000);
     }
@@ -228,9 +222,9 @@ static int fe_read(struct fe *f, uint64_t sector, int timeout_ms)
     RING_PUSH_REQUESTS_AND_CHECK_NOTIFY(&f->ring, notify);
     sim_evtchn_notify(f->evt, f->port);
     (void)notify;
-    long long end = now_ms() + timeout_ms;
+    long long end = (long long)xbd_now_ms() + timeout_ms;
     while (!RING_HAS_UNCONSUMED_RESPONSES(&f->ring)) {
-        if (now_ms() >= end)
+        if ((long long)xbd_now_ms() >= end)
             return -1000;
         usleep(1000);
     }
@@ -265,13 +259,13 @@ static void connect_and_check(struct fe *f, bool hotplug_gate)
         T_EQ(xs_get_int("%s", f->bstate), XenbusStateInitWait);
         be_write(f, "hotplug-status", "connected");
     }
-    long long t0 = now_ms();
+    long long t0 = (long long)xbd_now_ms();
     long long st = wait_int(f->bstate, XenbusStateConnected, TIMEOUT_MS);
     if (st != XenbusStateConnected)
         t_daemon_dump_log(&daemon_, 40);
     T_ASSERT(st == XenbusStateConnected, "vbd %u/%u: backend state %lld, not Connected", f->domid,
              f->devid, st);
-    T_LOG("vbd %u/%u connected in %lld ms", f->domid, f->devid, now_ms() - t0);
+    T_LOG("vbd %u/%u connected in %lld ms", f->domid, f->devid, (long long)xbd_now_ms() - t0);
     fe_write(f, "state", "%d", XenbusStateConnected);
 
     T_EQ(xs_get_int("%s/sectors", f->be), IMG_BYTES / 512);
@@ -320,9 +314,9 @@ static void toolstack_remove(struct fe *f)
 /* The daemon forgets a device within timeout_ms. */
 static bool wait_forgotten(const struct fe *f, unsigned timeout_ms)
 {
-    long long end = now_ms() + timeout_ms;
+    long long end = (long long)xbd_now_ms() + timeout_ms;
     while (t_daemon_dev_int(&daemon_, f->domid, f->devid, "state") != -1) {
-        if (now_ms() >= end)
+        if ((long long)xbd_now_ms() >= end)
             return false;
         usleep(10000);
     }
@@ -333,8 +327,8 @@ static bool wait_forgotten(const struct fe *f, unsigned timeout_ms)
  * "connected" field (1), or what it last was. */
 static long long wait_reattached(const struct fe *f, unsigned timeout_ms)
 {
-    long long end = now_ms() + timeout_ms, v;
-    while ((v = t_daemon_dev_int(&daemon_, f->domid, f->devid, "connected")) != 1 && now_ms() < end)
+    long long end = (long long)xbd_now_ms() + timeout_ms, v;
+    while ((v = t_daemon_dev_int(&daemon_, f->domid, f->devid, "connected")) != 1 && (long long)xbd_now_ms() < end)
         usleep(10000);
     return v;
 }
@@ -379,10 +373,10 @@ int main(void)
     /* 1. Normal connect, with the hotplug gate, then I/O through the ring. */
     T_LOG("1. connect");
     struct fe a;
-    long long t0 = now_ms();
+    long long t0 = (long long)xbd_now_ms();
     toolstack_add(&a, 5, 51712, "xvda");
     T_ASSERT(wait_int(a.bstate, XenbusStateInitWait, TIMEOUT_MS) == XenbusStateInitWait, "InitWait");
-    T_LOG("InitWait after %lld ms", now_ms() - t0);
+    T_LOG("InitWait after %lld ms", (long long)xbd_now_ms() - t0);
     T_EQ(xs_get_int("%s/max-ring-page-order", a.be), 4);
     T_EQ(xs_get_int("%s/multi-queue-max-queues", a.be), 2);
     T_EQ(xs_get_int("%s/feature-max-indirect-segments", a.be), 256);
@@ -413,8 +407,8 @@ int main(void)
     connect_and_check(&b, false);
     a.ring.sring->req_prod = a.ring.sring->rsp_prod + 1000;
     sim_evtchn_notify(a.evt, a.port);
-    long long end = now_ms() + 5000;
-    while (t_daemon_dev_int(&daemon_, 5, 51712, "halted") != 1 && now_ms() < end)
+    long long end = (long long)xbd_now_ms() + 5000;
+    while (t_daemon_dev_int(&daemon_, 5, 51712, "halted") != 1 && (long long)xbd_now_ms() < end)
         usleep(10000);
     T_EQ(t_daemon_dev_int(&daemon_, 5, 51712, "halted"), 1);
     T_EQ(fe_read(&b, 8, 5000), BLKIF_RSP_OKAY);
@@ -471,10 +465,10 @@ int main(void)
     T_EQ(fe_read(&a, 24, 5000), BLKIF_RSP_OKAY);
     int ports_before = sim_evtchn_ports_in_use(host, BE_DOMID);
     T_CHECK(ports_before >= 1, "backend ports in use: %d", ports_before);
-    t0 = now_ms();
+    t0 = (long long)xbd_now_ms();
     T_ASSERT(xs_rm(xsh, XBT_NULL, a.fe), "rm frontend");
     long long st = wait_int(a.bstate, XenbusStateClosed, TIMEOUT_MS);
-    long long took = now_ms() - t0;
+    long long took = (long long)xbd_now_ms() - t0;
     T_EQ(st, XenbusStateClosed);
     T_LOG("Closed %lld ms after the frontend vanished", took);
     T_CHECK(took < 5000, "Closed only after %lld ms", took);

@@ -1,5 +1,6 @@
 /* t_xen_ops: the Xen seam: ops tables, libxen failing cleanly without Xen, a guest/backend exchange through xen_ops_sim, xenstore through libxenstore. */
 #include "harness.h"
+#include "util.h"
 #include "lib/peer.h"
 #include "lib/xsd.h"
 #include "sim.h"
@@ -193,7 +194,7 @@ static void backend_via_ops(const char *dir)
     struct ring_page *rp = ring;
     uint8_t buf[PAGE], out[PAGE];
     uint32_t done = 0;
-    double t0 = t_now();
+    double t0 = (xbd_now_ns() / 1e9);
     while (done < ROUNDS) {
         if (!readable(efd, 5000)) {
             T_CHECK(0, "no request event after %u rounds", done);
@@ -228,7 +229,7 @@ static void backend_via_ops(const char *dir)
         done = req;
         T_EQ(o->evtchn_notify(e, lport), 0);
     }
-    double dt = t_now() - t0;
+    double dt = (xbd_now_ns() / 1e9) - t0;
     T_EQ(done, ROUNDS);
     T_LOG("request/response through xen_ops_sim (notify, poll, 2 x 4 KiB grant copy): %.2f us per round trip",
           dt * 1e6 / (done ? done : 1));
@@ -248,7 +249,7 @@ static void backend_via_ops(const char *dir)
 static int next_event(const struct xen_ops *o, struct xen_xs *xs, int ms, const char *token,
                       char *path, size_t n)
 {
-    double end = t_now() + ms / 1000.0;
+    double end = (xbd_now_ns() / 1e9) + ms / 1000.0;
     for (;;) {
         char *pth = NULL, *tok = NULL;
         int rc = o->xs_read_watch(xs, &pth, &tok);
@@ -261,7 +262,7 @@ static int next_event(const struct xen_ops *o, struct xen_xs *xs, int ms, const 
         }
         if (rc != -EAGAIN)
             return rc;
-        int left = (int)((end - t_now()) * 1000);
+        int left = (int)((end - (xbd_now_ns() / 1e9)) * 1000);
         if (left <= 0 || !readable(o->xs_fd(xs), left))
             return -ETIMEDOUT;
     }

@@ -1,5 +1,6 @@
 /* Debian's stock xenstore-* tools (xenstore-utils) work against xen-sim-xenstored via XENSTORED_PATH. */
 #include "harness.h"
+#include "util.h"
 #include "lib/xsd.h"
 
 #include <poll.h>
@@ -168,19 +169,12 @@ static void test_rm(void)
     T_CHECK(RUN(out, "exists", "/tidy") != 0, "rm -t tidied the parents");
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /* Read from fd until buf holds n lines or the timeout passes. */
 static int read_lines(int fd, char *buf, size_t len, size_t *got, int n, int timeout_ms)
 {
-    long long end = now_ms() + timeout_ms;
+    long long end = (long long)xbd_now_ms() + timeout_ms;
     while (count_lines(buf) < n) {
-        long long left = end - now_ms();
+        long long left = end - (long long)xbd_now_ms();
         struct pollfd p = { .fd = fd, .events = POLLIN };
         if (left <= 0 || poll(&p, 1, (int)left) <= 0)
             return -ETIMEDOUT;

@@ -1,5 +1,6 @@
 /* xen-sim-xenstored conformance through the real libxenstore and raw wire messages: ops, errors, watches, transactions, perms, domains, big directories, limits, floods. */
 #include "harness.h"
+#include "util.h"
 #include "lib/xsd.h"
 
 #include <poll.h>
@@ -163,13 +164,6 @@ static int raw_call(int fd, uint32_t type, uint32_t tx, const void *p, uint32_t 
             return t;
         }
     }
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
 /* ---- sections ------------------------------------------------------- */
@@ -781,7 +775,7 @@ static void test_floods(struct xs_handle *h)
     setsockopt(lazy, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     raw_send(lazy, XS_WATCH, 0, 0, "/flood\0lazy\0", 12);
     int fds_before = t_count_fds_pid(xsd);
-    long long t0 = now_ms();
+    long long t0 = (long long)xbd_now_ms();
     char val[200];
     memset(val, 'f', sizeof(val) - 1);
     val[sizeof(val) - 1] = '\0';
@@ -791,14 +785,14 @@ static void test_floods(struct xs_handle *h)
         snprintf(p, sizeof(p), "/flood/key%d", i % 50);
         werr += !wr(h, XBT_NULL, p, val);
     }
-    long long dt = now_ms() - t0;
+    long long dt = (long long)xbd_now_ms() - t0;
     T_EQ(werr, 0);
     T_LOG("4000 writes with a stalled watcher: %lld ms", dt);
     T_CHECK(dt < 30000, "writer not blocked by the stalled watcher (%lld ms)", dt);
     /* Drain: the server must have closed the lazy client (EOF after the backlog). */
     int eof = 0;
-    long long t1 = now_ms();
-    while (now_ms() - t1 < 10000) {
+    long long t1 = (long long)xbd_now_ms();
+    while ((long long)xbd_now_ms() - t1 < 10000) {
         struct pollfd p = { .fd = lazy, .events = POLLIN };
         if (poll(&p, 1, 1000) <= 0)
             break;
@@ -824,8 +818,8 @@ static void test_floods(struct xs_handle *h)
     }
     size_t sent = 0, off = 0;
     bool stalled = false;
-    t0 = now_ms();
-    while (now_ms() - t0 < 20000) {
+    t0 = (long long)xbd_now_ms();
+    while ((long long)xbd_now_ms() - t0 < 20000) {
         struct pollfd p = { .fd = flood, .events = POLLOUT };
         if (poll(&p, 1, 1000) <= 0) {
             stalled = true;             /* a whole second without room */
@@ -841,13 +835,13 @@ static void test_floods(struct xs_handle *h)
     }
     T_LOG("flooding client sent %zu bytes of requests before the server stopped reading", sent);
     T_CHECK(stalled, "server stopped reading a client that does not read its replies");
-    t0 = now_ms();
+    t0 = (long long)xbd_now_ms();
     werr = 0;
     for (int i = 0; i < 200; i++)
         werr += !wr(h, XBT_NULL, "/flood/alive", "yes");
     T_EQ(werr, 0);
     T_READ(h, XBT_NULL, "/flood/alive", "yes");
-    dt = now_ms() - t0;
+    dt = (long long)xbd_now_ms() - t0;
     T_CHECK(dt < 10000, "others served while a client floods (%lld ms for 200 writes)", dt);
     close(flood);
     T_READ(h, XBT_NULL, "/local/domain/0/name", "Domain-0");

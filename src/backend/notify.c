@@ -7,18 +7,12 @@
  * Without NOTIFY_SOCKET every call is a no-op.
  */
 #include "backend.h"
+#include "util.h"
 #include "log.h"
 
 #include <string.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 void notify_init(struct backend *b)
 {
@@ -66,7 +60,7 @@ int notify_tick(struct backend *b)
     uint64_t iv = b->notify.wd_interval_us;
     if (!iv)
         return -1;
-    uint64_t now = now_us();
+    uint64_t now = (xbd_now_ns() / 1000);
     if (now >= b->notify.next_ping_us) {
         sd_notify(0, "WATCHDOG=1");
         b->notify.next_ping_us = now + iv;

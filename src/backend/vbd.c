@@ -318,13 +318,6 @@ void vbd_shutdown(struct vbd *v, bool close)
         set_state(v, XenbusStateClosed);
 }
 
-uint64_t vbd_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 int vbd_poll_timeout(struct backend *b)
 {
     uint64_t next = 0;
@@ -337,7 +330,7 @@ int vbd_poll_timeout(struct backend *b)
     /* The resize check runs only while some device is connected. */
     if (connected && b->cfg->resize_check_ms) {
         if (!b->next_size_check_ms)
-            b->next_size_check_ms = vbd_now_ms() + b->cfg->resize_check_ms;
+            b->next_size_check_ms = xbd_now_ms() + b->cfg->resize_check_ms;
         if (!next || b->next_size_check_ms < next)
             next = b->next_size_check_ms;
     } else {
@@ -345,13 +338,13 @@ int vbd_poll_timeout(struct backend *b)
     }
     if (!next)
         return -1;
-    uint64_t now = vbd_now_ms();
+    uint64_t now = xbd_now_ms();
     return next <= now ? 0 : (int)(next - now);
 }
 
 void vbd_run_timers(struct backend *b)
 {
-    uint64_t now = vbd_now_ms();
+    uint64_t now = xbd_now_ms();
     for (struct vbd *v = b->vbds; v; v = v->next)
         if (v->busy_retry_ms && v->busy_retry_ms <= now) {
             v->busy_retry_ms = 0;

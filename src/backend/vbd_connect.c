@@ -7,6 +7,7 @@
  * error path (Linux xenbus_dev_fatal).
  */
 #include "backend.h"
+#include "util.h"
 #include "log.h"
 #include "xs_keys.h"
 
@@ -255,7 +256,7 @@ static void store_holder(struct vbd *v, const char *spec, char *buf, size_t len)
 static void store_busy(struct vbd *v, const char *spec, bool reattach)
 {
     char who[192];
-    uint64_t now = vbd_now_ms();
+    uint64_t now = xbd_now_ms();
     if (!reattach || (v->busy_since_ms && now - v->busy_since_ms >= BUSY_GIVE_UP_MS)) {
         store_holder(v, spec, who, sizeof(who));
         if (reattach)
@@ -368,7 +369,7 @@ static int open_engine(struct vbd *v, const char *params, bool readonly, bool sh
     }
     if (v->busy_since_ms)
         VLOG(v, LOG_NOTICE, "reattach: '%s' free after %llu ms", spec,
-             (unsigned long long)(vbd_now_ms() - v->busy_since_ms));
+             (unsigned long long)(xbd_now_ms() - v->busy_since_ms));
     v->busy_since_ms = 0;
     if (shared)
         VLOG(v, LOG_NOTICE, "mode w!: '%s' read-write and shared on purpose: no exclusive "

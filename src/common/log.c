@@ -5,6 +5,7 @@
  * limiter for guest-triggerable faults.
  */
 #include "log.h"
+#include "util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -194,18 +195,11 @@ void log_msg(int level, const char *fmt, ...)
     va_end(ap);
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* May this message through?  Opens a new window when the old one is over,
  * saying first how many messages it suppressed (about d, if not NULL). */
 static bool rl_admit(struct log_ratelimit *rl, int level, const struct log_dev *d, int queue)
 {
-    uint64_t now = now_ms();
+    uint64_t now = xbd_now_ms();
     if (now - rl->window_start_ms >= rl->interval_ms) {
         if (rl->suppressed && level <= log_get_level()) {
             char msg[64];

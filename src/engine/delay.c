@@ -7,6 +7,7 @@
  * completions.  Test builds and --allow-test-engines only.
  */
 #include "engine.h"
+#include "util.h"
 #include "engine_priv.h"
 
 #include <errno.h>
@@ -36,13 +37,6 @@ struct delay_queue {
 };
 
 static const struct engine_ops engine_delay;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 int engine_delay_open(struct engine *inner, uint64_t usec, bool writes_only, struct engine **out)
 {
@@ -161,7 +155,7 @@ static void delay_hold(struct engine_io *io, void *arg)
     if (q->n == q->cap)
         return;                     /* cannot happen: inner depth == cap */
     q->io[i] = io;
-    q->due_ns[i] = now_ns() + q->e->usec * 1000ull;
+    q->due_ns[i] = xbd_now_ns() + q->e->usec * 1000ull;
     q->n++;
 }
 
@@ -179,7 +173,7 @@ static int delay_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
     if (rc < 0)
         return rc;
     int total = q->passed;
-    uint64_t now = now_ns();
+    uint64_t now = xbd_now_ns();
     unsigned n = q->n;              /* ios held from done() wait for next time */
     while (n && q->due_ns[q->head] <= now) {
         struct engine_io *io = q->io[q->head];

@@ -67,6 +67,7 @@
  * and may still execute writes it already received - see the man page.)
  */
 #include "engine.h"
+#include "util.h"
 #include "engine_priv.h"
 #include "log.h"
 
@@ -156,13 +157,6 @@ struct nbd_queue {
 };
 
 static const struct engine_ops *nbd_ops(void);
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void set_why(const struct engine_params *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -350,14 +344,14 @@ static int handle_connect_sync(struct nbd_engine *n, struct nbd_handle **out, ch
     int rc = handle_start(n, &h, why, wlen);
     if (rc < 0)
         return rc;
-    uint64_t end = now_ns() + n->timeout_ns;
+    uint64_t end = xbd_now_ns() + n->timeout_ns;
     while (!handle_ready(h)) {
         if (handle_failed(h)) {
             snprintf(why, wlen, "%s", nerr());
             rc = nbd_err();
             goto fail;
         }
-        uint64_t now = now_ns();
+        uint64_t now = xbd_now_ns();
         if (now >= end) {
             snprintf(why, wlen, "no NBD handshake within %u s", (unsigned)(n->timeout_ns / 1000000000ull));
             rc = -ETIMEDOUT;
@@ -506,7 +500,7 @@ static void req_issue(struct conn *c, struct nreq *r)
 
     r->err = 0;
     r->parts = 1;                       /* held until every command is issued */
-    r->t_ns = now_ns();
+    r->t_ns = xbd_now_ns();
     switch (io->op) {
     case ENGINE_OP_READ:
     case ENGINE_OP_WRITE:
@@ -590,7 +584,7 @@ static void conn_fail(struct conn *c, const char *why, bool was_up)
             }
         }
     struct nbd_engine *n = c->e;
-    uint64_t now = now_ns();
+    uint64_t now = xbd_now_ns();
     c->state = C_DOWN;
     if (was_up) {
         c->backoff_ms = n->reconnect_ms;
@@ -627,7 +621,7 @@ static void conn_try_reconnect(struct conn *c)
     }
     c->h = h;
     c->state = C_CONNECTING;
-    c->deadline_ns = now_ns() + n->timeout_ns;
+    c->deadline_ns = xbd_now_ns() + n->timeout_ns;
     conn_update_dir(c);
 }
 
@@ -907,9 +901,9 @@ static void nbd_queue_close(struct engine_queue *eq)
     struct nbd_engine *n = q->e;
     /* In flight: drive the connection for up to 1 s (the caller has stopped
      * caring about the results), then give up on the connection. */
-    uint64_t end = now_ns() + 1000000000ull;
+    uint64_t end = xbd_now_ns() + 1000000000ull;
     pthread_mutex_lock(&c->mu);
-    while (q->outstanding && now_ns() < end) {
+    while (q->outstanding && xbd_now_ns() < end) {
         pthread_mutex_unlock(&c->mu);
         struct pollfd pfd = { .fd = q->epfd, .events = POLLIN };
         poll(&pfd, 1, 50);
@@ -958,7 +952,7 @@ static int nbd_submit(struct engine_queue *eq)
     if (!np)
         return 0;
     pthread_mutex_lock(&c->mu);
-    if (c->state == C_DOWN && n->reconnect_ms && now_ns() >= c->retry_ns)
+    if (c->state == C_DOWN && n->reconnect_ms && xbd_now_ns() >= c->retry_ns)
         conn_try_reconnect(c);
     for (unsigned i = 0; i < np; i++) {
         struct nreq *r = q->pend[i];
@@ -1019,7 +1013,7 @@ static int nbd_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
     conn_notify(c);
     conn_check(c);
     if (tick)
-        conn_tick(c, now_ns());
+        conn_tick(c, xbd_now_ns());
     q->reaping = false;
     unsigned k = take_done(q);
     bool idle = !q->outstanding;

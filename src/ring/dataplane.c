@@ -4,6 +4,7 @@
  * queue (queue.c), tear everything down idempotently.  API in dataplane.h.
  */
 #include "dataplane.h"
+#include "util.h"
 #include "queue.h"
 #include "rstate.h"
 
@@ -331,7 +332,7 @@ static void stop_threads(struct dp *dp, uint64_t deadline_ns)
         struct dpq *q = dp->q[i];
         if (!q->running)
             continue;
-        uint64_t now = dpq_now_ns(), grace = 1000ull * 1000 * 1000;   /* engine queue_close */
+        uint64_t now = xbd_now_ns(), grace = 1000ull * 1000 * 1000;   /* engine queue_close */
         uint64_t wait = (deadline_ns > now ? deadline_ns - now : 0) + grace;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -395,7 +396,7 @@ int dp_start(struct dp *dp)
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc < 0)
-        stop_threads(dp, dpq_now_ns() + 1000ull * 1000 * 1000);
+        stop_threads(dp, xbd_now_ns() + 1000ull * 1000 * 1000);
     else
         dp->started = true;
     pthread_mutex_unlock(&dp->lock);
@@ -408,7 +409,7 @@ void dp_stop(struct dp *dp, unsigned timeout_ms)
         return;
     pthread_mutex_lock(&dp->lock);
     if (!dp->stopped) {
-        stop_threads(dp, dpq_now_ns() + (uint64_t)timeout_ms * 1000000ull);
+        stop_threads(dp, xbd_now_ns() + (uint64_t)timeout_ms * 1000000ull);
         for (unsigned i = 0; i < dp->nq; i++)
             if (!dp->q[i]->leaked)
                 queue_teardown(dp, dp->q[i]);

@@ -14,6 +14,7 @@
  * housekeeping (dpg_tick) bounds the poll() timeout.
  */
 #include "queue.h"
+#include "util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -30,13 +31,6 @@ static inline void cpu_relax(void)
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
-}
-
-uint64_t dpq_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* ---- slots ------------------------------------------------------------- */
@@ -707,7 +701,7 @@ static void drain(struct dpq *q)
     copy_flush(q);
     submit(q);
     while (q->inflight) {
-        uint64_t now = dpq_now_ns();
+        uint64_t now = xbd_now_ns();
         if (now >= q->deadline_ns)
             break;
         int ms = (int)((q->deadline_ns - now + 999999) / 1000000);
@@ -740,14 +734,14 @@ static void drain(struct dpq *q)
  */
 static bool spin(struct dpq *q, struct pollfd *pfd)
 {
-    uint64_t end = dpq_now_ns() + (uint64_t)q->poll_us * 1000;
+    uint64_t end = xbd_now_ns() + (uint64_t)q->poll_us * 1000;
     for (unsigned i = 0;; i++) {
         if (can_consume(q) && RING_HAS_UNCONSUMED_REQUESTS(RING(q)))
             return true;
         if ((i & 15) == 15) {
             if (poll(pfd, 3, 0) > 0)
                 return true;
-            if (dpq_now_ns() >= end)
+            if (xbd_now_ns() >= end)
                 return false;
         }
         cpu_relax();
@@ -779,7 +773,7 @@ void *dpq_thread(void *arg)
     ST_SET(&q->st, ring_slots, RING_SIZE(RING(q)));
     q->seen_prod = RING(q)->rsp_prod_pvt + q->inflight;
     kick(q);
-    dpg_tick(&q->g, dpq_now_ns());
+    dpg_tick(&q->g, xbd_now_ns());
     replay(q);
     service(q, true);           /* requests queued before we bound, or reattach */
     if (q->reattached) {
@@ -803,7 +797,7 @@ void *dpq_thread(void *arg)
             }
         }
         if (persistent && timeout != 0) {
-            int t = tick_timeout(q, dpq_now_ns());
+            int t = tick_timeout(q, xbd_now_ns());
             if (t >= 0 && (timeout < 0 || t < timeout))
                 timeout = t;
         }
@@ -819,7 +813,7 @@ void *dpq_thread(void *arg)
             break;
         }
         if (persistent)
-            dpg_tick(&q->g, dpq_now_ns());
+            dpg_tick(&q->g, xbd_now_ns());
         if (pfd[0].revents)
             kick(q);
         if (pfd[1].revents)

@@ -154,6 +154,4 @@ void dpq_free_slots(struct dpq *q);
  * engine queue is closed and no data grant is mapped. */
 void *dpq_thread(void *arg);
 
-uint64_t dpq_now_ns(void);
-
 #endif

@@ -1,5 +1,6 @@
 /* Test helper: run xen-blkbackd as a child, talk to its control socket. */
 #include "daemon.h"
+#include "util.h"
 #include "../harness.h"
 
 #include <errno.h>
@@ -14,13 +15,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void kill_daemon(void *arg)
 {
@@ -160,8 +154,8 @@ int t_daemon_start_fn(struct t_daemon *d, const char *dir, const char *const *ar
     d->pid = pid;
     t_atexit(kill_daemon, d);
 
-    long long end = now_ms() + timeout_ms;
-    while (now_ms() < end) {
+    long long end = (long long)xbd_now_ms() + timeout_ms;
+    while ((long long)xbd_now_ms() < end) {
         if (!t_daemon_alive(d)) {
             t_daemon_dump_log(d, 30);
             return -ECHILD;
@@ -189,13 +183,13 @@ int t_daemon_signal(struct t_daemon *d, int sig, unsigned timeout_ms)
     if (d->pid <= 0)
         return -ECHILD;
     kill(d->pid, sig);
-    long long end = now_ms() + timeout_ms;
+    long long end = (long long)xbd_now_ms() + timeout_ms;
     int st;
     for (;;) {
         pid_t r = waitpid(d->pid, &st, WNOHANG);
         if (r == d->pid)
             break;
-        if (now_ms() >= end) {
+        if ((long long)xbd_now_ms() >= end) {
             kill(d->pid, SIGKILL);
             waitpid(d->pid, NULL, 0);
             d->pid = 0;

@@ -1,5 +1,6 @@
 /* engine_check.c - checks shared by the storage engine tests (engine_check.h). */
 #include "engine_check.h"
+#include "util.h"
 #include "../harness.h"
 
 #include <errno.h>
@@ -13,13 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-uint64_t ec_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000ull + (uint64_t)ts.tv_nsec / 1000;
-}
-
 struct waiter { unsigned done; };
 static void on_done(struct engine_io *io, void *arg)
 {
@@ -31,8 +25,8 @@ unsigned ec_wait_n(struct engine *e, struct engine_queue *q, unsigned n)
 {
     struct waiter w = { 0 };
     struct pollfd pfd = { .fd = e->ops->completion_fd(q), .events = POLLIN };
-    uint64_t end = ec_now_us() + 10 * 1000 * 1000;
-    while (w.done < n && ec_now_us() < end) {
+    uint64_t end = (xbd_now_ns() / 1000) + 10 * 1000 * 1000;
+    while (w.done < n && (xbd_now_ns() / 1000) < end) {
         if (poll(&pfd, 1, 1000) > 0)
             T_ASSERT(e->ops->reap(q, on_done, &w) >= 0, "reap");
     }

@@ -18,9 +18,6 @@
 
 #define MiB (1024ull * 1024)
 
-/* CLOCK_MONOTONIC in microseconds. */
-uint64_t ec_now_us(void);
-
 /* Poll the completion fd and reap until n completions (10 s at most);
  * returns how many completed. */
 unsigned ec_wait_n(struct engine *e, struct engine_queue *q, unsigned n);

@@ -1,17 +1,11 @@
 /* A guest played in-process on the simulated Xen host (see guest.h). */
 #include "guest.h"
+#include "util.h"
 #include "../harness.h"
 
 #include <poll.h>
 #include <string.h>
 #include <time.h>
-
-uint64_t t_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 void guest_init(struct guest *g, const char *hostdir, xen_domid_t domid, enum blkif_abi abi,
                 unsigned nq, unsigned npages, uint32_t nr_pages)
@@ -121,7 +115,7 @@ static void get_rsp(struct guest *g, unsigned qi, RING_IDX i, struct trsp *out)
 bool guest_wait_rsps(struct guest *g, unsigned qi, struct trsp *out, unsigned n, unsigned timeout_ms)
 {
     struct gq *q = &g->q[qi];
-    uint64_t end = t_now_ms() + timeout_ms;
+    uint64_t end = xbd_now_ms() + timeout_ms;
     unsigned got = 0;
     while (got < n) {
         int more;
@@ -133,7 +127,7 @@ bool guest_wait_rsps(struct guest *g, unsigned qi, struct trsp *out, unsigned n,
                 get_rsp(g, qi, q->fr.rsp_cons++, &out[got++]);
             continue;
         }
-        uint64_t now = t_now_ms();
+        uint64_t now = xbd_now_ms();
         if (now >= end)
             return false;
         struct pollfd pfd = { .fd = sim_evtchn_fd(g->ev), .events = POLLIN };

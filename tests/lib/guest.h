@@ -56,8 +56,6 @@ struct treq {
 
 struct trsp { uint64_t id; uint8_t op; int16_t status; };
 
-uint64_t t_now_ms(void);
-
 /* Create domain `domid` with nr_pages of memory (0: 4096) on the host dir,
  * nq rings of npages pages each (frames from 0), unbound ports for domain 0. */
 void guest_init(struct guest *g, const char *hostdir, xen_domid_t domid, enum blkif_abi abi,

@@ -1,5 +1,6 @@
 /* The xenstore side of a hostile guest for the t_hostile_* tests (see hostile.h). */
 #include "hostile.h"
+#include "util.h"
 #include "../harness.h"
 
 #include <errno.h>
@@ -86,10 +87,10 @@ void hx_rm(const char *fmt, ...)
 
 long long hx_wait_int(const char *path, long long want, unsigned timeout_ms)
 {
-    uint64_t end = t_now_ms() + timeout_ms;
+    uint64_t end = xbd_now_ms() + timeout_ms;
     for (;;) {
         long long v = hx_read_int("%s", path);
-        if (v == want || t_now_ms() >= end)
+        if (v == want || xbd_now_ms() >= end)
             return v;
         usleep(5000);
     }
@@ -216,9 +217,9 @@ void hx_remove(const struct hvbd *v)
 
 bool hx_wait_forgotten(const struct t_daemon *d, unsigned domid, unsigned devid, unsigned timeout_ms)
 {
-    uint64_t end = t_now_ms() + timeout_ms;
+    uint64_t end = xbd_now_ms() + timeout_ms;
     while (t_daemon_dev_int(d, domid, devid, "state") != -1) {
-        if (t_now_ms() >= end)
+        if (xbd_now_ms() >= end)
             return false;
         usleep(10000);
     }

@@ -1,5 +1,6 @@
 /* Two test processes talking over pipes (see peer.h). */
 #include "peer.h"
+#include "util.h"
 #include "../harness.h"
 
 #include <sys/wait.h>
@@ -69,9 +70,3 @@ int peer_wait(struct peer *p)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-double t_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}

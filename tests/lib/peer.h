@@ -21,7 +21,5 @@ void peer_put(struct peer *p, const void *buf, size_t n);
 void peer_get(struct peer *p, void *buf, size_t n);
 void peer_put_u32(struct peer *p, uint32_t v);
 uint32_t peer_get_u32(struct peer *p);
-/* CLOCK_MONOTONIC in seconds. */
-double t_now(void);
 
 #endif

@@ -162,7 +162,6 @@ int  bb_wait_state(struct bb_dev *d, const char *path, uint32_t ok_mask, uint32_
                    const char *what, int *state);
 void bb_err(struct bb_dev *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void bb_info(struct bb_dev *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-uint64_t bb_now_ns(void);
 
 /* toolstack.c */
 int  ts_domain_create(struct bb_dev *d);

@@ -13,6 +13,7 @@
  * sector-size in sectors.
  */
 #include "dev.h"
+#include "util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -215,7 +216,7 @@ static void slot_start(struct bb_dev *d, struct bb_slot *sl)
     struct bb_queue *q = &d->q[sl->queue];
     sl->busy = true;
     sl->done = false;
-    sl->t_start = bb_now_ns();
+    sl->t_start = xbd_now_ns();
     q->inflight++;
     d->inflight++;
     d->res.requests++;
@@ -451,7 +452,7 @@ static void complete_one(struct bb_dev *d, struct bb_queue *q, unsigned qi, cons
         return;
     }
     struct bb_slot *sl = q->slot[r->id];
-    uint64_t lat = bb_now_ns() - sl->t_start;
+    uint64_t lat = xbd_now_ns() - sl->t_start;
     uint8_t want_op = sl->indirect ? sl->ind_op : sl->op;
     if (r->op != want_op) {
         res->protocol_errors++;
@@ -600,7 +601,7 @@ static int gen_submitted(int rc, uint64_t *next, uint64_t n)
 static int run_phase(struct bb_dev *d, gen_fn gen, void *ctx, bool drain, const char *what)
 {
     bool finished = false;
-    uint64_t last_progress = bb_now_ns();
+    uint64_t last_progress = xbd_now_ns();
     uint64_t timeout_ns = (uint64_t)(d->o->timeout_s * 1e9);
     while (!d->fatal) {
         if (d->stopf && *d->stopf)
@@ -639,7 +640,7 @@ static int run_phase(struct bb_dev *d, gen_fn gen, void *ctx, bool drain, const 
             break;
         }
         uint64_t after = d->res.st_okay + d->res.st_error + d->res.st_eopnotsupp + d->res.st_other;
-        uint64_t now = bb_now_ns();
+        uint64_t now = xbd_now_ns();
         if (after != before) {
             last_progress = now;
         } else if (d->inflight && now - last_progress > timeout_ns) {
@@ -713,7 +714,7 @@ static int gen_workload(struct bb_dev *d, void *vctx)
     const struct bb_opts *o = d->o;
     if (c->limit && c->submitted >= c->limit)
         return 2;
-    if (c->t_end && bb_now_ns() >= c->t_end)
+    if (c->t_end && xbd_now_ns() >= c->t_end)
         return 2;
     uint64_t *rs = &d->seed_state;
     bool rd;
@@ -781,7 +782,7 @@ int io_workload(struct bb_dev *d)
     if (o->size)
         c.limit = o->size;
     if (o->runtime_s > 0)
-        c.t_end = bb_now_ns() + (uint64_t)(o->runtime_s * 1e9);
+        c.t_end = xbd_now_ns() + (uint64_t)(o->runtime_s * 1e9);
     if (!c.limit && !c.t_end)
         c.limit = c.nr * BB_SECTOR;     /* one pass over the region */
     if (o->verify && !d->have_vmap) {
@@ -793,9 +794,9 @@ int io_workload(struct bb_dev *d)
         d->have_vmap = true;
     }
     bb_hist_init(&d->res.lat);
-    uint64_t t0 = bb_now_ns();
+    uint64_t t0 = xbd_now_ns();
     int rc = run_phase(d, gen_workload, &c, !o->destroy, "workload");
-    d->res.elapsed_s = (double)(bb_now_ns() - t0) / 1e9;
+    d->res.elapsed_s = (double)(xbd_now_ns() - t0) / 1e9;
     if (o->destroy && !rc && !d->fatal) {
         /* xl destroy hits a busy guest: fill every free slot, push, and
          * leave it all in flight */

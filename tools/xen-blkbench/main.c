@@ -7,6 +7,7 @@
  * --discard, detach (block-detach, or --destroy, or none with --keep).
  */
 #include "dev.h"
+#include "util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -22,13 +23,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     g_stop = 1;
-}
-
-uint64_t bb_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 void bb_err(struct bb_dev *d, const char *fmt, ...)

@@ -4,6 +4,7 @@
  * then every change at or below the path; xs_fileno + xs_check_watch).
  */
 #include "dev.h"
+#include "util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -135,13 +136,6 @@ static void mask_names(uint32_t mask, char *buf, size_t len)
     }
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* -1: missing; -2: not a number; else the state */
 static int read_state(struct bbx *x, const char *path, char *raw, size_t rawlen)
 {
@@ -170,7 +164,7 @@ int bbx_wait_state(struct bbx *x, const char *path, uint32_t ok_mask, uint32_t f
         return e ? -e : -EIO;
     }
     int fd = xs_fileno(x->h);
-    double deadline = now_s() + x->timeout_s;
+    double deadline = (xbd_now_ns() / 1e9) + x->timeout_s;
     int rc, s;
     for (;;) {
         s = read_state(x, path, raw, sizeof(raw));
@@ -185,7 +179,7 @@ int bbx_wait_state(struct bbx *x, const char *path, uint32_t ok_mask, uint32_t f
             rc = -EPIPE;
             break;
         }
-        double left = deadline - now_s();
+        double left = deadline - (xbd_now_ns() / 1e9);
         if (left <= 0) {
             mask_names(ok_mask, want, sizeof(want));
             snprintf(x->err, sizeof(x->err), "timeout after %.1f s waiting for %s state %s to become %s; "
