@@ -288,24 +288,11 @@ static json_object *error_json(const char *msg)
     return o;
 }
 
-static bool parse_num(const char *s, unsigned long max, unsigned long *out)
-{
-    if (!s || !*s)
-        return false;
-    char *end;
-    errno = 0;
-    unsigned long x = strtoul(s, &end, 10);
-    if (errno || *end || *s == '-' || x > max)
-        return false;
-    *out = x;
-    return true;
-}
-
 /* resize <domid> <devid>: vbd_resize with the reason of a refusal as the error. */
 static json_object *resize_json(struct backend *b, const char *sfe, const char *sdev)
 {
-    unsigned long fe = 0, devid = 0;
-    if (!parse_num(sfe, 65535, &fe) || !parse_num(sdev, UINT32_MAX, &devid))
+    uint64_t fe = 0, devid = 0;
+    if (xbd_parse_u64(sfe, 10, 0, 65535, &fe) || xbd_parse_u64(sdev, 10, 0, UINT32_MAX, &devid))
         return error_json("usage: resize domid devid");
     struct vbd *v = b->vbds;
     while (v && (v->fe_domid != fe || v->devid != devid))
@@ -364,9 +351,9 @@ char *control_request(struct backend *b, const char *line)
             json_object_array_add(a, device_json(v));
         json_object_object_add(o, "devices", a);
     } else if (!strcmp(argv[0], "stats") && (argc == 1 || argc == 3)) {
-        unsigned long fe = 0, devid = 0;
+        uint64_t fe = 0, devid = 0;
         bool one = argc == 3;
-        if (one && (!parse_num(argv[1], 65535, &fe) || !parse_num(argv[2], UINT32_MAX, &devid))) {
+        if (one && (xbd_parse_u64(argv[1], 10, 0, 65535, &fe) || xbd_parse_u64(argv[2], 10, 0, UINT32_MAX, &devid))) {
             o = error_json("usage: stats [domid devid]");
         } else {
             json_object *a = json_object_new_array();

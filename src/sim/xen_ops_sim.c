@@ -9,6 +9,7 @@
  * hypervisor (Xen under QEMU software emulation) does to teardown timing.
  */
 #include "sim_priv.h"
+#include "util.h"
 #include "../xen/xs_libxs.h"
 
 #include <errno.h>
@@ -36,11 +37,11 @@ struct xen_gnt {
 static int parse_opt(const char *opt, const char *name, unsigned long limit, unsigned long *v)
 {
     size_t n = strlen(name);
-    if (strncmp(opt, name, n) != 0 || opt[n] != '=' || opt[n + 1] < '0' || opt[n + 1] > '9')
+    uint64_t x;
+    if (strncmp(opt, name, n) != 0 || opt[n] != '=' || xbd_parse_u64(opt + n + 1, 10, 0, limit - 1, &x))
         return -EINVAL;
-    char *end;
-    *v = strtoul(opt + n + 1, &end, 10);
-    return *end || *v >= limit ? -EINVAL : 0;
+    *v = (unsigned long)x;
+    return 0;
 }
 
 static int sim_ops_host_open(const char *arg, struct xen_host **out)

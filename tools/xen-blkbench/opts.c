@@ -138,11 +138,9 @@ int bb_parse_vdev(const char *s, uint32_t *devid)
 {
     if (!s || !*s)
         return -EINVAL;
+    uint64_t v;
     if (isdigit((unsigned char)*s)) {
-        char *end;
-        errno = 0;
-        unsigned long v = strtoul(s, &end, 10);
-        if (*end || errno || v == 0 || v > UINT32_MAX)
+        if (xbd_parse_u64(s, 10, 1, UINT32_MAX, &v))
             return -EINVAL;
         *devid = (uint32_t)v;
         return 0;
@@ -157,11 +155,7 @@ int bb_parse_vdev(const char *s, uint32_t *devid)
     if (disk_letters(&p, &disk))
         return -EINVAL;
     if (*p) {
-        if (!isdigit((unsigned char)*p) || *p == '0')
-            return -EINVAL;
-        char *end;
-        unsigned long v = strtoul(p, &end, 10);
-        if (*end || v > 255)
+        if (*p == '0' || xbd_parse_u64(p, 10, 1, 255, &v))
             return -EINVAL;
         part = (unsigned)v;
     }

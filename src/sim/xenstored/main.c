@@ -63,17 +63,6 @@ static int parse_level(const char *s)
     return -1;
 }
 
-static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
-{
-    char *e;
-    errno = 0;
-    unsigned long v = strtoul(s, &e, 0);
-    if (errno || !*s || *e || v < min || v > max || s[0] == '-')
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
 /* Bind and listen on path.  A stale socket left by a dead server is
  * replaced; a live one, or a non-socket file, is an error.  fd or -errno. */
 static int listen_on(const char *path)
@@ -221,7 +210,7 @@ int main(int argc, char **argv)
     struct xsd_server *s = &srv;
     const char *sock = getenv("XENSTORED_PATH"), *pidfile = NULL;
     int level = LOG_NOTICE, o;
-    unsigned long v;
+    uint64_t v;
     unsigned long max_nodes = XSD_DEF_MAX_NODES;
 
     s->max_watches = XSD_DEF_MAX_WATCHES;
@@ -239,7 +228,7 @@ int main(int argc, char **argv)
             break;
         case O_VERBOSE: s->verbose = true; break;
         case O_WATCHES: case O_TXNS: case O_OUTQ: case O_NODES:
-            if (parse_uint(optarg, o == O_OUTQ ? 8192 : 1, o == O_OUTQ ? 1ul << 30 : 10000000, &v)) {
+            if (xbd_parse_u64(optarg, 0, o == O_OUTQ ? 8192 : 1, o == O_OUTQ ? 1ul << 30 : 10000000, &v)) {
                 fprintf(stderr, "%s: bad value '%s' for --%s\n", argv[0], optarg, opts[o - O_SOCKET].name);
                 return 2;
             }

@@ -100,12 +100,8 @@ const char *onearg(const struct xsd_req *r)
 
 int parse_domid(const char *s, uint32_t *out)
 {
-    if (!isdigit((unsigned char)s[0]))
-        return -EINVAL;
-    char *e;
-    errno = 0;
-    unsigned long v = strtoul(s, &e, 10);
-    if (errno || *e || v > 65535)
+    uint64_t v;
+    if (xbd_parse_u64(s, 10, 0, 65535, &v))
         return -EINVAL;
     *out = (uint32_t)v;
     return 0;
