@@ -148,7 +148,6 @@ void vbd_shutdown(struct vbd *v, bool close);
 void vbd_free(struct vbd *v);
 /* Counters: earlier connections + the live data plane. */
 void vbd_get_stats(struct vbd *v, struct vbd_stats *out);
-const char *xenbus_state_name(int state);
 /* Timeout for the main loop's poll(2): ms until the earliest vbd retry
  * (v->busy_retry_ms) or, while a device is connected, the next resize check
  * (cfg->resize_check_ms) is due, 0 if one is overdue, -1 if none. */

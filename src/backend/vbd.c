@@ -20,17 +20,6 @@
 #include <xen/io/xenbus.h>
 
 
-const char *xenbus_state_name(int s)
-{
-    static const char *const n[] = {
-        "Unknown", "Initialising", "InitWait", "Initialised", "Connected",
-        "Closing", "Closed", "Reconfiguring", "Reconfigured",
-    };
-    if (s < 0)
-        return "missing";
-    return s < (int)ARRAY_SIZE(n) ? n[s] : "invalid";
-}
-
 static int watch_path(struct vbd *v, const char *dir, const char *key, bool on)
 {
     char p[512];

@@ -1,4 +1,4 @@
-/* util.c - the shared integer parser (util.h). */
+/* util.c - the shared integer parser and name tables (util.h). */
 #include "util.h"
 
 #include <ctype.h>
@@ -16,4 +16,15 @@ int xbd_parse_u64(const char *s, int base, uint64_t lo, uint64_t hi, uint64_t *o
         return -EINVAL;
     *out = v;
     return 0;
+}
+
+const char *xenbus_state_name(int s)
+{
+    static const char *const n[] = {
+        "Unknown", "Initialising", "InitWait", "Initialised", "Connected",
+        "Closing", "Closed", "Reconfiguring", "Reconfigured",
+    };
+    if (s < 0)
+        return "missing";
+    return s < (int)ARRAY_SIZE(n) ? n[s] : "invalid";
 }

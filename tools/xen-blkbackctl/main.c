@@ -118,11 +118,10 @@ json_object *ctl_call(const char *sock, const char *req)
     return o;
 }
 
+/* "-" where the daemon reported no state. */
 static const char *state_name(int s)
 {
-    static const char *const n[] = { "Unknown", "Initialising", "InitWait", "Initialised",
-                                     "Connected", "Closing", "Closed" };
-    return s >= 0 && s <= 6 ? n[s] : s < 0 ? "-" : "?";
+    return s < 0 ? "-" : xenbus_state_name(s);
 }
 
 json_object *ctl_get(json_object *o, const char *k)

@@ -46,7 +46,6 @@ bool bbx_exists(struct bbx *x, const char *path);
 #define BBX_MISSING (1u << 31)
 int  bbx_wait_state(struct bbx *x, const char *path, uint32_t ok_mask, uint32_t fail_mask,
                     const char *what, int *state);
-const char *bbx_state_name(int s);
 
 /* ---------------------------------------------------------------- device */
 enum bb_kind { BB_K_WORK = 0, BB_K_SHA, BB_K_VERIFY, BB_K_FLUSH, BB_K_DISCARD };

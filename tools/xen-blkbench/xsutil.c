@@ -112,16 +112,6 @@ bool bbx_exists(struct bbx *x, const char *path)
     return true;
 }
 
-const char *bbx_state_name(int s)
-{
-    static const char *const n[] = { "Unknown", "Initialising", "InitWait", "Initialised",
-                                     "Connected", "Closing", "Closed", "Reconfiguring",
-                                     "Reconfigured" };
-    if (s < 0)
-        return "missing";
-    return s < 9 ? n[s] : "invalid";
-}
-
 static void mask_names(uint32_t mask, char *buf, size_t len)
 {
     buf[0] = 0;
@@ -129,7 +119,7 @@ static void mask_names(uint32_t mask, char *buf, size_t len)
     for (int s = 0; s < 9; s++) {
         if (!(mask & (1u << s)))
             continue;
-        int n = snprintf(buf + off, len - off, "%s%d (%s)", off ? " or " : "", s, bbx_state_name(s));
+        int n = snprintf(buf + off, len - off, "%s%d (%s)", off ? " or " : "", s, xenbus_state_name(s));
         if (n < 0 || (size_t)n >= len - off)
             return;
         off += (size_t)n;
@@ -175,7 +165,7 @@ int bbx_wait_state(struct bbx *x, const char *path, uint32_t ok_mask, uint32_t f
         if ((s == -1 && (fail_mask & BBX_MISSING)) || (s >= 0 && (fail_mask & (1u << s)))) {
             mask_names(ok_mask, want, sizeof(want));
             snprintf(x->err, sizeof(x->err), "%s state %s is '%s' (%s) while waiting for %s",
-                     what, path, raw, bbx_state_name(s), want);
+                     what, path, raw, xenbus_state_name(s), want);
             rc = -EPIPE;
             break;
         }
