@@ -30,6 +30,13 @@ enum grant_mode {
     GRANT_MODE_PERSISTENT,      /* keep mappings in a per-queue cache (feature-persistent) */
 };
 
+/* The one table of grant-mode names ("auto", "map", "copy", "persistent"):
+ * the `grant-mode` config key, the per-device backend key of the same name
+ * and the control socket all use it.  name: "?" for no mode; parse: 0 or
+ * -EINVAL (s NULL or unknown). */
+const char *grant_mode_name(enum grant_mode m);
+int grant_mode_parse(const char *s, enum grant_mode *out);
+
 struct dp_queue_cfg {
     uint32_t nr_ring_pages;                     /* 1 << ring-page-order */
     uint32_t ring_ref[XBD_MAX_RING_PAGES];      /* frontend grant refs of the ring pages */

@@ -20,20 +20,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int xbd_parse_grant_mode(const char *s, enum grant_mode *out)
-{
-    static const struct { const char *name; enum grant_mode mode; } m[] = {
-        { "auto", GRANT_MODE_AUTO }, { "map", GRANT_MODE_MAP },
-        { "copy", GRANT_MODE_COPY }, { "persistent", GRANT_MODE_PERSISTENT },
-    };
-    for (unsigned i = 0; s && i < ARRAY_SIZE(m); i++)
-        if (!strcmp(s, m[i].name)) {
-            *out = m[i].mode;
-            return 0;
-        }
-    return -EINVAL;
-}
-
 #define CFG_SECTION "xen-blkbackd"
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -274,7 +260,7 @@ static int set_wait_hotplug(struct xbd_config *c, const char *v, const char **wh
 static int set_grant_mode(struct xbd_config *c, const char *v, const char **why)
 {
     (void)why;
-    return xbd_parse_grant_mode(v, &c->grant_mode);
+    return grant_mode_parse(v, &c->grant_mode);
 }
 
 static int set_state_dir(struct xbd_config *c, const char *v, const char **why)

@@ -143,8 +143,4 @@ const char *xbd_config_state_dir(const struct xbd_config *c, char *buf, size_t l
 /* Print the usage text. */
 void xbd_config_usage(FILE *out, const char *prog);
 
-/* "auto" | "map" | "copy" | "persistent" -> *out (the `grant-mode` config key and
- * the optional per-device backend key of the same name).  0 or -EINVAL. */
-int xbd_parse_grant_mode(const char *s, enum grant_mode *out);
-
 #endif

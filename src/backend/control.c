@@ -225,16 +225,6 @@ static json_object *lat_bounds_json(void)
     return a;
 }
 
-static const char *grant_mode_name(enum grant_mode m)
-{
-    switch (m) {
-    case GRANT_MODE_MAP: return "map";
-    case GRANT_MODE_COPY: return "copy";
-    case GRANT_MODE_PERSISTENT: return "persistent";
-    default: return "auto";
-    }
-}
-
 static void add_str(json_object *o, const char *k, const char *v)
 {
     json_object_object_add(o, k, v ? json_object_new_string(v) : NULL);

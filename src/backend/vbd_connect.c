@@ -496,7 +496,7 @@ int vbd_connect(struct vbd *v)
     c->grant_mode = cfg->grant_mode;
     char *gm = NULL;
     if (!xs_read_str(b, v->be_path, XSK_GRANT_MODE, &gm) &&
-        xbd_parse_grant_mode(gm, &c->grant_mode))
+        grant_mode_parse(gm, &c->grant_mode))
         VLOG(v, LOG_WARNING, "ignoring %s/%s = '%s': expected auto, map, copy or persistent",
              v->be_path, XSK_GRANT_MODE, gm);
     free(gm);
@@ -507,7 +507,7 @@ int vbd_connect(struct vbd *v)
              "dies with I/O in flight, a PV dom0 kernel cannot unmap the guest pages under that "
              "I/O (BUG: Bad page map, grants leaked); grant mode auto or copy, or the aio "
              "engine, are (xen-blkbackd(8) RESTART)",
-             c->grant_mode == GRANT_MODE_MAP ? "map" : "persistent", e->ops->name);
+             grant_mode_name(c->grant_mode), e->ops->name);
 
     dc->name = v->name;
     dc->fe_domid = v->fe_domid;

@@ -133,7 +133,7 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
                     "grant mode persistent: the frontend did not negotiate "
                     "feature-persistent, mapping grants per request");
         log_dev(LOG_INFO, &dp->id, LOG_NO_QUEUE, "grant mode %s (asked %s, feature-persistent %s)",
-                dpg_mode_name(mode), dpg_mode_name(cfg->grant_mode),
+                grant_mode_name(mode), grant_mode_name(cfg->grant_mode),
                 cfg->persistent ? "negotiated" : "off");
     }
 
@@ -197,7 +197,7 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
     rc = dpg_setup(&q->g, cfg, mode, nr_slots, max_segs);
     if (rc < 0) {
         log_dev(LOG_ERR, &dp->id, (int)idx, "cannot set up grant mode %s: %s",
-                dpg_mode_name(mode), strerror(-rc));
+                grant_mode_name(mode), strerror(-rc));
         return rc;
     }
     q->max_segs = max_segs;

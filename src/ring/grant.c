@@ -6,6 +6,7 @@
  * modes in grant.h.
  */
 #include "grant.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -29,15 +30,24 @@ enum grant_mode dpg_resolve_mode(enum grant_mode asked, bool persistent)
     }
 }
 
-const char *dpg_mode_name(enum grant_mode m)
+static const char *const grant_mode_names[] = {
+    [GRANT_MODE_AUTO] = "auto", [GRANT_MODE_MAP] = "map",
+    [GRANT_MODE_COPY] = "copy", [GRANT_MODE_PERSISTENT] = "persistent",
+};
+
+const char *grant_mode_name(enum grant_mode m)
 {
-    switch (m) {
-    case GRANT_MODE_AUTO: return "auto";
-    case GRANT_MODE_MAP: return "map";
-    case GRANT_MODE_COPY: return "copy";
-    case GRANT_MODE_PERSISTENT: return "persistent";
-    }
-    return "?";
+    return (unsigned)m < ARRAY_SIZE(grant_mode_names) ? grant_mode_names[m] : "?";
+}
+
+int grant_mode_parse(const char *s, enum grant_mode *out)
+{
+    for (unsigned i = 0; s && i < ARRAY_SIZE(grant_mode_names); i++)
+        if (!strcmp(s, grant_mode_names[i])) {
+            *out = (enum grant_mode)i;
+            return 0;
+        }
+    return -EINVAL;
 }
 
 int dpg_init(struct dpg *g, const struct xen_ops *ops, struct xen_host *host,

@@ -122,7 +122,6 @@ struct dpg_map {
  * see xen-blkbackd-engines(7)); PERSISTENT without negotiation -> MAP
  * (what Linux blkback does); MAP and COPY as asked. */
 enum grant_mode dpg_resolve_mode(enum grant_mode asked, bool persistent);
-const char *dpg_mode_name(enum grant_mode m);
 
 /* Open the grant handle (needed to map the ring).  0 or -errno of gnt_open. */
 int  dpg_init(struct dpg *g, const struct xen_ops *ops, struct xen_host *host,

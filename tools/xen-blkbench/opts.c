@@ -3,6 +3,7 @@
  * No xenstore, no host: unit-tested by tests/t_blkbench_args.c.
  */
 #include "bb.h"
+#include "dataplane.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -314,8 +315,9 @@ static int opt_discard_enable(struct bb_opts *o, const char *a, struct parse_sta
 static int opt_grant_mode(struct bb_opts *o, const char *a, struct parse_state *st,
                           char *err, size_t errlen)
 {
+    enum grant_mode m;
     (void)st;
-    if (strcmp(a, "auto") && strcmp(a, "map") && strcmp(a, "copy") && strcmp(a, "persistent"))
+    if (grant_mode_parse(a, &m))
         return fail(err, errlen, "--grant-mode: expected auto, map, copy or persistent, got '%s'", a);
     o->grant_mode = a;
     return 0;
