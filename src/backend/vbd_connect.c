@@ -80,19 +80,20 @@ void vbd_disconnect(struct vbd *v)
 void vbd_fatal(struct vbd *v, int err, const char *fmt, ...)
 {
     struct backend *b = v->be;
+    int e = -err;                       /* the error node holds the positive errno */
     char msg[256], val[300], p[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    VLOG(v, LOG_ERR, "%s: %s", msg, strerror(err));
-    snprintf(v->last_error, sizeof(v->last_error), "%.255s: %.60s", msg, strerror(err));
+    VLOG(v, LOG_ERR, "%s: %s", msg, strerror(e));
+    snprintf(v->last_error, sizeof(v->last_error), "%.255s: %.60s", msg, strerror(e));
     vbd_disconnect(v);
     v->busy_since_ms = v->busy_retry_ms = 0;
     v->retry_since_ms = 0;
     v->retries = 0;
 
-    snprintf(val, sizeof(val), "%d %s", err, msg);
+    snprintf(val, sizeof(val), "%d %s", e, msg);
     /* Linux: <home>/error/backend/<kind>/<fe>/<devid>/error (docs/protocol.md §1.1;
      * torvalds/linux:drivers/xen/xenbus/xenbus_client.c@v6.1 xenbus_va_dev_error) */
     snprintf(p, sizeof(p), "%s/%s/%s/%s/%u/%u/%s", b->home, XSK_ERROR_DIR, XSK_BACKEND_DIR,
@@ -135,7 +136,7 @@ static int read_queue(struct vbd *v, const char *dir, bool has_order, unsigned o
     if (!has_order) {
         rc = read_u32(b, dir, XSK_RING_REF, &q->ring_ref[0]);
         if (rc) {
-            vbd_fatal(v, -rc, "reading %s/%s", dir, XSK_RING_REF);
+            vbd_fatal(v, rc, "reading %s/%s", dir, XSK_RING_REF);
             return rc;
         }
     } else {
@@ -144,14 +145,14 @@ static int read_queue(struct vbd *v, const char *dir, bool has_order, unsigned o
             snprintf(key, sizeof(key), XSK_RING_REF_N_FMT, i);
             rc = read_u32(b, dir, key, &q->ring_ref[i]);
             if (rc) {
-                vbd_fatal(v, -rc, "reading %s/%s", dir, key);
+                vbd_fatal(v, rc, "reading %s/%s", dir, key);
                 return rc;
             }
         }
     }
     rc = read_u32(b, dir, XSK_EVENT_CHANNEL, &q->evtchn);
     if (rc) {
-        vbd_fatal(v, -rc, "reading %s/%s", dir, XSK_EVENT_CHANNEL);
+        vbd_fatal(v, rc, "reading %s/%s", dir, XSK_EVENT_CHANNEL);
         return rc;
     }
     return 0;
@@ -170,14 +171,14 @@ static int read_frontend(struct vbd *v, struct dp_config *dc, bool *fe_persisten
     rc = xs_read_int(b, fe, XSK_RING_PAGE_ORDER, &x);
     if (rc == 0) {
         if (x < 0 || x > (long long)b->cfg->max_ring_page_order) {
-            vbd_fatal(v, EINVAL, "ring-page-order %lld above max-ring-page-order %u", x,
+            vbd_fatal(v, -EINVAL, "ring-page-order %lld above max-ring-page-order %u", x,
                       b->cfg->max_ring_page_order);
             return -EINVAL;
         }
         order = (unsigned)x;
         has_order = true;
     } else if (rc != -ENOENT) {
-        vbd_fatal(v, -rc, "reading %s/%s", fe, XSK_RING_PAGE_ORDER);
+        vbd_fatal(v, rc, "reading %s/%s", fe, XSK_RING_PAGE_ORDER);
         return rc;
     }
 
@@ -185,12 +186,12 @@ static int read_frontend(struct vbd *v, struct dp_config *dc, bool *fe_persisten
     rc = xs_read_int(b, fe, XSK_MQ_NUM_QUEUES, &x);
     if (rc == 0) {
         if (x < 1 || x > (long long)b->max_queues) {
-            vbd_fatal(v, EINVAL, "multi-queue-num-queues %lld not in 1..%u", x, b->max_queues);
+            vbd_fatal(v, -EINVAL, "multi-queue-num-queues %lld not in 1..%u", x, b->max_queues);
             return -EINVAL;
         }
         nq = (unsigned)x;
     } else if (rc != -ENOENT) {
-        vbd_fatal(v, -rc, "reading %s/%s", fe, XSK_MQ_NUM_QUEUES);
+        vbd_fatal(v, rc, "reading %s/%s", fe, XSK_MQ_NUM_QUEUES);
         return rc;
     }
     dc->nr_queues = nq;
@@ -209,12 +210,12 @@ static int read_frontend(struct vbd *v, struct dp_config *dc, bool *fe_persisten
     char *proto = NULL;
     rc = xs_read_str(b, fe, XSK_PROTOCOL, &proto);
     if (rc && rc != -ENOENT) {
-        vbd_fatal(v, -rc, "reading %s/%s", fe, XSK_PROTOCOL);
+        vbd_fatal(v, rc, "reading %s/%s", fe, XSK_PROTOCOL);
         return rc;
     }
     rc = blkif_abi_parse(proto, &dc->abi);     /* missing: native (docs/protocol.md §1.3) */
     if (rc) {
-        vbd_fatal(v, EINVAL, "unsupported protocol '%.32s'", proto ? proto : "");
+        vbd_fatal(v, -EINVAL, "unsupported protocol '%.32s'", proto ? proto : "");
         free(proto);
         return -EINVAL;
     }
@@ -260,10 +261,10 @@ static void store_busy(struct vbd *v, const char *spec, bool reattach)
     if (!reattach || (v->busy_since_ms && now - v->busy_since_ms >= BUSY_GIVE_UP_MS)) {
         store_holder(v, spec, who, sizeof(who));
         if (reattach)
-            vbd_fatal(v, EBUSY, "reattach gave up after %u s: '%.80s' still in use by %s",
+            vbd_fatal(v, -EBUSY, "reattach gave up after %u s: '%.80s' still in use by %s",
                       BUSY_GIVE_UP_MS / 1000, spec, who);
         else
-            vbd_fatal(v, EBUSY, "'%.80s' in use by %s", spec, who);
+            vbd_fatal(v, -EBUSY, "'%.80s' in use by %s", spec, who);
         return;
     }
     if (!v->busy_since_ms) {
@@ -328,20 +329,20 @@ static int open_engine(struct vbd *v, const char *params, bool readonly, bool sh
         size_t n = colon ? (size_t)(colon - params) : 0;
         if (!colon || !((n == 3 && !strncmp(params, "raw", 3)) ||
                         (n == 3 && !strncmp(params, "aio", 3)))) {
-            vbd_fatal(v, EOPNOTSUPP, "vbd3 params '%.64s': only raw: and aio: images", params);
+            vbd_fatal(v, -EOPNOTSUPP, "vbd3 params '%.64s': only raw: and aio: images", params);
             return -EOPNOTSUPP;
         }
         spec = colon + 1;
     }
     if (!*spec) {
-        vbd_fatal(v, ENOENT, "empty params (no medium)");
+        vbd_fatal(v, -ENOENT, "empty params (no medium)");
         return -ENOENT;
     }
     /* Only regular files and block devices: open(2) of a FIFO for reading
      * blocks until a writer comes, and that would stall every device. */
     struct stat st;
     if (stat(spec, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-        vbd_fatal(v, EINVAL, "'%.64s' is not a regular file or block device", spec);
+        vbd_fatal(v, -EINVAL, "'%.64s' is not a regular file or block device", spec);
         return -EINVAL;
     }
     char why[160] = "";
@@ -362,9 +363,9 @@ static int open_engine(struct vbd *v, const char *params, bool readonly, bool sh
     }
     if (rc) {
         if (why[0])     /* the engine's own explanation, e.g. the NBD server's answer */
-            vbd_fatal(v, -rc, "opening '%.64s': %s", spec, why);
+            vbd_fatal(v, rc, "opening '%.64s': %s", spec, why);
         else
-            vbd_fatal(v, -rc, "opening '%.64s'", spec);
+            vbd_fatal(v, rc, "opening '%.64s'", spec);
         return rc;
     }
     if (v->busy_since_ms)
@@ -445,7 +446,7 @@ int vbd_connect(struct vbd *v)
     struct dp_config *dc = calloc(1, sizeof(*dc));
     char *params = NULL, *mode = NULL, *devtype = NULL;
     if (!dc) {
-        vbd_fatal(v, ENOMEM, "connecting");
+        vbd_fatal(v, -ENOMEM, "connecting");
         return -ENOMEM;
     }
     bool fe_persistent = false;
@@ -455,7 +456,7 @@ int vbd_connect(struct vbd *v)
 
     rc = xs_read_str(b, v->be_path, XSK_PARAMS, &params);
     if (rc) {
-        vbd_fatal(v, -rc, "reading %s/%s", v->be_path, XSK_PARAMS);
+        vbd_fatal(v, rc, "reading %s/%s", v->be_path, XSK_PARAMS);
         goto out;
     }
     if (xs_read_str(b, v->be_path, XSK_MODE, &mode) && !v->busy_since_ms)
@@ -535,12 +536,12 @@ int vbd_connect(struct vbd *v)
     if (rc) {
         v->dp = NULL;
         if (!reattach_retry(v, reattach, rc, "mapping the ring / binding the event channel"))
-            vbd_fatal(v, -rc, "mapping the ring / binding the event channel");
+            vbd_fatal(v, rc, "mapping the ring / binding the event channel");
         goto out;
     }
     rc = dp_start(v->dp);
     if (rc) {
-        vbd_fatal(v, -rc, "starting the data plane");
+        vbd_fatal(v, rc, "starting the data plane");
         goto out;
     }
     rc = advertise(v);
@@ -555,7 +556,7 @@ int vbd_connect(struct vbd *v)
         VLOG(v, LOG_WARNING, "reattach: cannot refresh the device properties: %s (the "
              "previous daemon's stay)", strerror(-rc));
     } else if (rc) {
-        vbd_fatal(v, -rc, "writing the device properties");
+        vbd_fatal(v, rc, "writing the device properties");
         goto out;
     }
     if (v->retry_since_ms)
