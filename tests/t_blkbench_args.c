@@ -1,4 +1,4 @@
-/* xen-blkbench host-free parts: option parsing, sizes, vdev numbers, verify patterns + generation map, latency histogram, SHA-256. */
+/* xen-blkbench host-free parts: option parsing, sizes, vdev numbers, verify patterns + generation map, latency histogram. */
 #include "harness.h"
 
 #include <stdint.h>
@@ -8,7 +8,6 @@
 #include "../tools/xen-blkbench/opts.c"
 #include "../tools/xen-blkbench/verify.c"
 #include "../tools/xen-blkbench/hist.c"
-#include "../tools/xen-blkbench/sha256.c"
 
 static int parse(struct bb_opts *o, char *err, const char *const *args)
 {
@@ -265,59 +264,6 @@ static void test_hist(void)
     T_EQ(s.max, 10000000);
 }
 
-static void sha_hex(const void *p, size_t n, char hex[65])
-{
-    struct bb_sha256 c;
-    uint8_t d[32];
-    bb_sha256_init(&c);
-    bb_sha256_update(&c, p, n);
-    bb_sha256_final(&c, d);
-    bb_sha256_hex(d, hex);
-}
-
-static void test_sha256(void)
-{
-    char hex[65];
-    sha_hex("", 0, hex);
-    T_CHECK(!strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"), "%s", hex);
-    sha_hex("abc", 3, hex);
-    T_CHECK(!strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"), "%s", hex);
-    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
-    sha_hex(two, strlen(two), hex);
-    T_CHECK(!strcmp(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"), "%s", hex);
-    /* one million 'a', fed in odd-sized pieces */
-    static char mil[1000000];
-    memset(mil, 'a', sizeof(mil));
-    struct bb_sha256 c;
-    uint8_t d[32];
-    bb_sha256_init(&c);
-    for (size_t off = 0, step = 1; off < sizeof(mil); off += step, step = step * 3 % 997 + 1)
-        bb_sha256_update(&c, mil + off, off + step > sizeof(mil) ? sizeof(mil) - off : step);
-    bb_sha256_final(&c, d);
-    bb_sha256_hex(d, hex);
-    T_CHECK(!strcmp(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"), "%s", hex);
-
-    /* against the system's sha256sum on a random file, if there is one */
-    if (access("/usr/bin/sha256sum", X_OK) == 0) {
-        const char *dir = t_tmpdir(0);
-        char path[512], cmd[600], line[128] = "";
-        snprintf(path, sizeof(path), "%s/blob", dir);
-        static uint8_t blob[3 * 4096 + 77];
-        uint64_t s = 99;
-        for (size_t i = 0; i < sizeof(blob); i++)
-            blob[i] = (uint8_t)bb_rand_next(&s);
-        FILE *f = fopen(path, "w");
-        T_ASSERT(f && fwrite(blob, 1, sizeof(blob), f) == sizeof(blob), "%s", "failed");
-        fclose(f);
-        snprintf(cmd, sizeof(cmd), "/usr/bin/sha256sum '%s'", path);
-        FILE *p = popen(cmd, "r");
-        T_ASSERT(p && fgets(line, sizeof(line), p), "%s", "failed");
-        pclose(p);
-        sha_hex(blob, sizeof(blob), hex);
-        T_CHECK(!strncmp(line, hex, 64), "sha256sum %.64s, ours %s", line, hex);
-    }
-}
-
 int main(void)
 {
     test_args();
@@ -325,6 +271,5 @@ int main(void)
     test_vdev();
     test_pattern();
     test_hist();
-    test_sha256();
     return t_done();
 }

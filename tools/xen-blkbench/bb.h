@@ -8,7 +8,6 @@
  *   opts.c    command line, sizes, vdev -> devid
  *   verify.c  self-checking sector patterns and the generation map
  *   hist.c    latency histogram (log-linear buckets)
- *   sha256.c  SHA-256
  * Pieces that need a host:
  *   xsutil.c  xenstore helpers: typed reads, waits with timeout (watches)
  *   toolstack.c  libxl-shaped vbd add/remove, domain nodes
@@ -166,11 +165,5 @@ uint64_t bb_hist_quantile(const struct bb_hist *h, double q);
 unsigned bb_hist_index(uint64_t ns);
 uint64_t bb_hist_upper(unsigned idx);
 
-/* ---------------------------------------------------------------- sha256 */
-struct bb_sha256 { uint32_t h[8]; uint64_t len; uint8_t buf[64]; unsigned n; };
-void bb_sha256_init(struct bb_sha256 *c);
-void bb_sha256_update(struct bb_sha256 *c, const void *data, size_t len);
-void bb_sha256_final(struct bb_sha256 *c, uint8_t out[32]);
-void bb_sha256_hex(const uint8_t d[32], char hex[65]);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <signal.h>
 #include <stdint.h>
+#include <openssl/evp.h>
 #include <xenstore.h>
 #include <xen/io/xenbus.h>
 #include "bb.h"
@@ -152,7 +153,7 @@ struct bb_dev {
     uint64_t inflight;
     struct bb_result res;
     /* sha256 pass ordering */
-    struct bb_sha256 sha;
+    EVP_MD_CTX *sha;                /* libcrypto SHA-256 of the pass, NULL outside it */
     uint64_t sha_next;
 };
 
