@@ -29,6 +29,36 @@ OPT      = -O2
 endif
 
 PKGS    := xenstore xengnttab xenevtchn liburing inih json-c libcrypto libsystemd libnbd libmicrohttpd
+# A missing build dependency stops make here, naming the pkg-config package
+# (and the Debian package of scripts/deps.sh), not later in the compiler.
+# The libraries without a .pc file (libaio; librbd/librados on Debian 12) are
+# checked by their header.
+DEB_OF_xenstore := libxen-dev
+DEB_OF_xengnttab := libxen-dev
+DEB_OF_xenevtchn := libxen-dev
+DEB_OF_liburing := liburing-dev
+DEB_OF_inih := libinih-dev
+DEB_OF_json-c := libjson-c-dev
+DEB_OF_libcrypto := libssl-dev
+DEB_OF_libsystemd := libsystemd-dev
+DEB_OF_libnbd := libnbd-dev
+DEB_OF_libmicrohttpd := libmicrohttpd-dev
+HASH := \#
+HDR_DEPS := libaio.h:libaio-dev rbd/librbd.h:librbd-dev rados/librados.h:librados-dev
+ifeq ($(filter-out clean distclean,$(or $(MAKECMDGOALS),all)),)
+else ifeq ($(shell command -v pkg-config 2>/dev/null),)
+$(error pkg-config not found: install pkg-config (scripts/deps.sh))
+else
+PKG_MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p))))
+HDR_MISSING := $(strip $(foreach h,$(HDR_DEPS),$(if $(shell echo '$(HASH)include <$(word 1,$(subst :, ,$(h)))>' | \
+                 $(CC) -E -x c - >/dev/null 2>&1 && echo y),,$(h))))
+ifneq ($(PKG_MISSING),)
+$(error missing build dependencies: pkg-config package(s) $(PKG_MISSING) (Debian: $(sort $(foreach p,$(PKG_MISSING),$(DEB_OF_$(p))))); run scripts/deps.sh)
+endif
+ifneq ($(HDR_MISSING),)
+$(error missing build dependencies: header(s) $(foreach h,$(HDR_MISSING),$(word 1,$(subst :, ,$(h)))) (Debian: $(foreach h,$(HDR_MISSING),$(word 2,$(subst :, ,$(h))))); run scripts/deps.sh)
+endif
+endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # Ceph's librbd/librados: pkg-config names of upstream's .pc files; Debian 12's
