@@ -37,6 +37,18 @@ enum grant_mode {
 const char *grant_mode_name(enum grant_mode m);
 int grant_mode_parse(const char *s, enum grant_mode *out);
 
+/* What requests are checked against (src/ring/validate.h). */
+struct blkif_limits {
+    uint64_t sectors;           /* device size, 512-byte sectors */
+    uint32_t sector_size;       /* bytes, power of two >= 512; alignment of requests */
+    bool readonly;
+    bool flush;                 /* feature-flush-cache */
+    bool barrier;               /* feature-barrier */
+    bool discard;               /* feature-discard */
+    bool secure_discard;        /* discard-secure */
+    unsigned max_indirect_segs; /* feature-max-indirect-segments; 0 = no INDIRECT */
+};
+
 struct dp_queue_cfg {
     uint32_t nr_ring_pages;                     /* 1 << ring-page-order */
     uint32_t ring_ref[XBD_MAX_RING_PAGES];      /* frontend grant refs of the ring pages */
@@ -106,6 +118,25 @@ void dp_destroy(struct dp *dp);
  * re-issues what dp_stop abandoned unanswered.  Call before dp_destroy.
  */
 void dp_keep_state(struct dp *dp);
+
+/*
+ * What a data plane runs with, derived once by dp_create from the dp_config
+ * and the engine: every queue validates requests against `lim`, and the
+ * control plane reports it (xen-blkbackctl list/stats, the SIGUSR1 dump)
+ * instead of its own copy of what it configured.
+ */
+struct dp_info {
+    enum blkif_abi abi;
+    unsigned nr_queues;
+    unsigned ring_order;            /* log2 of the pages of each ring */
+    struct blkif_limits lim;        /* lim.sectors: the size now (dp_set_sectors) */
+    enum grant_mode grant_mode;     /* resolved: map, copy or persistent, never auto */
+    bool persistent;                /* feature-persistent negotiated by both sides */
+    unsigned persistent_cap;        /* pages per queue; 0 unless grant_mode is persistent */
+};
+
+/* What the data plane chose (see struct dp_info).  dp non-NULL; any thread. */
+void dp_get_info(const struct dp *dp, struct dp_info *out);
 
 /* Counters summed over queues; safe from any thread while running. */
 void dp_get_stats(struct dp *dp, struct vbd_stats *out);

@@ -597,7 +597,62 @@ static void scenario_resize(void)
         guest_do_req(&g, qi, &r, BLKIF_RSP_OKAY, "read the new last page");
     }
     T_EQ(dp_set_sectors(dp, IMG_SECTORS), 0);          /* same size: fine */
+    struct dp_info info;
+    dp_get_info(dp, &info);
+    T_EQ(info.lim.sectors, IMG_SECTORS);               /* the size now, not at dp_create */
     rig_down(dp, e, &g, "resize");
+}
+
+/* dp_get_info reports what the data plane runs with: the grant mode resolved
+ * from the one asked and feature-persistent, the ring, the queues and the
+ * request limits from the config, discard-secure from the engine. */
+static void scenario_info(void)
+{
+    static const struct {
+        enum grant_mode asked;
+        bool persistent;
+        enum grant_mode runs;
+    } t[] = {
+        { GRANT_MODE_AUTO, false, GRANT_MODE_COPY },
+        { GRANT_MODE_AUTO, true, GRANT_MODE_PERSISTENT },
+        { GRANT_MODE_PERSISTENT, false, GRANT_MODE_MAP },
+        { GRANT_MODE_PERSISTENT, true, GRANT_MODE_PERSISTENT },
+        { GRANT_MODE_MAP, true, GRANT_MODE_MAP },
+        { GRANT_MODE_COPY, true, GRANT_MODE_COPY },
+    };
+    T_LOG("scenario info: the resolved grant mode and limits");
+    make_image();
+    for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+        struct guest g;
+        struct dp_config cfg;
+        struct engine *e = rig_up(&g, &cfg, BLKIF_ABI_X86_32, 2, 4, imgpath);
+        cfg.grant_mode = t[i].asked;
+        cfg.persistent = t[i].persistent;
+        cfg.barrier = i % 2;
+        cfg.discard = true;
+        cfg.max_indirect_segs = 64;
+        char what[64];
+        snprintf(what, sizeof(what), "asked %s, persistent %d", grant_mode_name(t[i].asked),
+                 t[i].persistent);
+        struct dp *dp = dp_up(&cfg, what);
+        struct dp_info info;
+        dp_get_info(dp, &info);
+        T_CHECK(info.grant_mode == t[i].runs, "%s: runs %s, expected %s", what,
+                grant_mode_name(info.grant_mode), grant_mode_name(t[i].runs));
+        T_EQ(info.persistent, t[i].persistent);
+        T_CHECK((info.persistent_cap > 0) == (t[i].runs == GRANT_MODE_PERSISTENT),
+                "%s: persistent_cap %u", what, info.persistent_cap);
+        T_EQ(info.abi, BLKIF_ABI_X86_32);
+        T_EQ(info.nr_queues, 2);
+        T_EQ(info.ring_order, 2);
+        T_EQ(info.lim.sectors, cfg.sectors);
+        T_EQ(info.lim.barrier, i % 2);
+        T_EQ(info.lim.flush, cfg.flush);
+        T_EQ(info.lim.discard, true);
+        T_EQ(info.lim.secure_discard, e->caps.secure_discard);
+        T_EQ(info.lim.max_indirect_segs, 64);
+        rig_down(dp, e, &g, what);
+    }
 }
 
 int main(void)
@@ -621,6 +676,7 @@ int main(void)
     scenario_barrier();
     scenario_readonly();
     scenario_resize();
+    scenario_info();
     ops->host_close(xh);
     free(dir);
     return t_done();

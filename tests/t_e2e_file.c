@@ -1,4 +1,4 @@
-/* End to end on an image file: both guest ABIs, every op (read, write, flush, discard), data verified, discard seen as a hole; grant mode auto picks copy on io_uring and persistent on aio. */
+/* End to end on an image file: both guest ABIs, every op (read, write, flush, discard), data verified, discard seen as a hole; grant mode auto picks copy on io_uring and persistent on aio, and xen-blkbackctl list shows the resolved mode. */
 #include "harness.h"
 #include "lib/e2e.h"
 
@@ -63,18 +63,24 @@ static void one_abi(struct e2e *e, const char *abi, unsigned domid)
 }
 
 /* Grant mode auto is the crash-safe choice (xen-blkbackd(8) RESTART): grant
- * copy with io_uring, persistent grants with libaio when the frontend asks. */
+ * copy with io_uring, persistent grants with libaio when the frontend asks;
+ * `xen-blkbackctl list` shows the mode the data plane resolved. */
 static void auto_mode(struct e2e *e, const char *prefix, unsigned domid, long long want)
 {
-    char target[600];
+    char target[600], before[512];
     const char *img = e2e_make_image(e, "auto.img", 8);
     snprintf(target, sizeof(target), "%s%s", prefix, img);
-    const char *args[] = { "--persistent", "--rw", "randrw", "--size", "2m", "--verify", NULL };
+    snprintf(before, sizeof(before), "%s -s %s list", t_prog("xen-blkbackctl"), e->d.sock);
+    const char *args[] = { "--persistent", "--rw", "randrw", "--size", "2m", "--verify",
+                           "--before-detach", before, NULL };
     char *out = NULL;
     T_CHECK(e2e_bench(e, domid, target, args, &out) == 0, "%s: xen-blkbench failed", target);
     T_CHECK(out && e2e_field(out, "device", "persistent") == want,
             "grant mode auto on '%s': feature-persistent %lld, expected %lld", target,
             out ? e2e_field(out, "device", "persistent") : -1, want);
+    const char *mode = want ? " grant=persistent " : " grant=copy ";
+    T_CHECK(out && strstr(out, mode), "grant mode auto on '%s': list lacks '%s':\n%s", target,
+            mode, out ? out : "");
     free(out);
 }
 

@@ -285,6 +285,13 @@ static void run_combo(const struct combo *c)
     int rc = dp_create(ops, xh, &cfg, &dp);
     T_ASSERT(rc == 0, "%s: dp_create: %d", what, rc);
     T_ASSERT(dp_start(dp) == 0, "%s: dp_start", what);
+    struct dp_info info;
+    dp_get_info(dp, &info);
+    T_CHECK(info.grant_mode == c->mode && info.abi == c->abi && info.ring_order == c->order &&
+            info.nr_queues == c->nq && info.lim.max_indirect_segs == c->indirect,
+            "%s: dp_get_info: %s %s order %u queues %u indirect %u", what,
+            grant_mode_name(info.grant_mode), blkif_abi_name(info.abi), info.ring_order,
+            info.nr_queues, info.lim.max_indirect_segs);
 
     struct totals tot = { 0, 0 };
     round_run(&g, c, 1, true, false, true, &tot);      /* mixed writes, the largest first */

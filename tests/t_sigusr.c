@@ -1,4 +1,4 @@
-/* SIGUSR1 logs the device table (one line per vbd with its states, params, mode, queues, grant mode and counters), SIGUSR2 toggles debug logging, SIGPIPE is ignored; none of them stops the daemon or its device. */
+/* SIGUSR1 logs the device table (one line per vbd with its states, params, mode, queues, grant mode the data plane resolved: copy for auto on io_uring, and counters), SIGUSR2 toggles debug logging, SIGPIPE is ignored; none of them stops the daemon or its device. */
 #include "harness.h"
 #include "lib/e2e.h"
 #include "lib/hostile.h"
@@ -49,7 +49,7 @@ int main(void)
     char want[700];
     snprintf(want, sizeof(want), "vbd 3/%u: state=4 frontend=4 online=true connected=true "
              "halted=false connects=1 params=%s mode=w protocol=x86_64-abi queues=1 ring-order=0 "
-             "grant-mode=auto persistent=false rd_req=1 wr_req=1", DEVID, img);
+             "grant-mode=copy persistent=false rd_req=1 wr_req=1", DEVID, img);
     T_EQ(hx_log_count(&e.d, want, NULL), 0);
     T_ASSERT(kill(e.d.pid, SIGUSR1) == 0);
     T_CHECK(wait_log(&e.d, 0, want, NULL), "no line '%s' after SIGUSR1", want);

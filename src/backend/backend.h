@@ -54,19 +54,15 @@ struct backend {
 };
 
 /* The negotiated connection of a vbd (valid while v->dp != NULL). */
+/* What only the control plane knows of a connection; what the data plane
+ * runs with (protocol, queues, ring order, features, the resolved grant
+ * mode) is dp_get_info(v->dp). */
 struct vbd_conn {
-    enum blkif_abi abi;
-    unsigned nr_queues;
-    unsigned ring_order;
-    bool persistent;
-    bool discard;
-    bool barrier;
-    bool readonly;
-    unsigned max_indirect_segs;
-    uint64_t sectors;               /* 512-byte units */
-    uint32_t sector_size, phys_sector_size;   /* bytes */
+    uint64_t sectors;               /* advertised `sectors` (512-byte units); the data
+                                       plane may already take more (vbd_resize) */
+    uint32_t phys_sector_size;      /* bytes, advertised physical-sector-size */
     unsigned info;                  /* VDISK_* */
-    enum grant_mode grant_mode;
+    enum grant_mode grant_mode;     /* asked: --grant-mode or the backend key */
 };
 
 struct vbd {

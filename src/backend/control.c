@@ -6,7 +6,8 @@
  *   version                    {"ok":true,"version":..,"xen":..,"domid":..[,"metrics_listen"]}
  *   list                       {"ok":true,"devices":[{...device...}]}
  *   stats [<domid> <devid>]    {"ok":true,"latency_bounds_ns":[..],"devices":[{"domid","devid",
- *                               "name","stats":{...},"latency":{..},"queues":[..]}]}
+ *                               "name","features":{..},"stats":{...},"latency":{..},
+ *                               "queues":[..]}]} (features: connected devices only)
  *   resize <domid> <devid>     {"ok":true,"domid","devid","name","old_sectors","sectors","changed"}
  *                              (online resize to the backing store's size: vbd_resize)
  *   metrics                    {"ok":true,"metrics":"<Prometheus text exposition>"}
@@ -230,6 +231,33 @@ static void add_str(json_object *o, const char *k, const char *v)
     json_object_object_add(o, k, v ? json_object_new_string(v) : NULL);
 }
 
+/* What the data plane of a connected vbd runs with (dp_get_info): the
+ * resolved grant mode and features, not the configured ones. */
+static json_object *features_json(struct vbd *v)
+{
+    struct dp_info d;
+    dp_get_info(v->dp, &d);
+    json_object *f = json_object_new_object();
+    add_str(f, "protocol", blkif_abi_name(d.abi));
+    json_object_object_add(f, "queues", json_object_new_int(d.nr_queues));
+    json_object_object_add(f, "ring_page_order", json_object_new_int(d.ring_order));
+    json_object_object_add(f, "sectors", json_object_new_uint64(v->conn.sectors));
+    json_object_object_add(f, "sector_size", json_object_new_int64(d.lim.sector_size));
+    json_object_object_add(f, "physical_sector_size",
+                           json_object_new_int64(v->conn.phys_sector_size));
+    json_object_object_add(f, "readonly", json_object_new_boolean(d.lim.readonly));
+    json_object_object_add(f, "flush", json_object_new_boolean(d.lim.flush));
+    json_object_object_add(f, "barrier", json_object_new_boolean(d.lim.barrier));
+    json_object_object_add(f, "discard", json_object_new_boolean(d.lim.discard));
+    json_object_object_add(f, "persistent", json_object_new_boolean(d.persistent));
+    json_object_object_add(f, "indirect_segments", json_object_new_int(d.lim.max_indirect_segs));
+    add_str(f, "grant_mode", grant_mode_name(d.grant_mode));
+    add_str(f, "grant_mode_asked", grant_mode_name(v->conn.grant_mode));
+    if (d.persistent_cap)
+        json_object_object_add(f, "persistent_cap", json_object_new_int64(d.persistent_cap));
+    return f;
+}
+
 static json_object *device_json(struct vbd *v)
 {
     json_object *o = json_object_new_object();
@@ -249,24 +277,8 @@ static json_object *device_json(struct vbd *v)
     add_str(o, "params", v->params);
     add_str(o, "mode", v->mode[0] ? v->mode : NULL);
     add_str(o, "error", v->fatal ? v->last_error : NULL);
-    if (v->dp) {
-        const struct vbd_conn *c = &v->conn;
-        json_object *f = json_object_new_object();
-        add_str(f, "protocol", blkif_abi_name(c->abi));
-        json_object_object_add(f, "queues", json_object_new_int(c->nr_queues));
-        json_object_object_add(f, "ring_page_order", json_object_new_int(c->ring_order));
-        json_object_object_add(f, "sectors", json_object_new_uint64(c->sectors));
-        json_object_object_add(f, "sector_size", json_object_new_int64(c->sector_size));
-        json_object_object_add(f, "physical_sector_size", json_object_new_int64(c->phys_sector_size));
-        json_object_object_add(f, "readonly", json_object_new_boolean(c->readonly));
-        json_object_object_add(f, "flush", json_object_new_boolean(true));
-        json_object_object_add(f, "barrier", json_object_new_boolean(c->barrier));
-        json_object_object_add(f, "discard", json_object_new_boolean(c->discard));
-        json_object_object_add(f, "persistent", json_object_new_boolean(c->persistent));
-        json_object_object_add(f, "indirect_segments", json_object_new_int(c->max_indirect_segs));
-        add_str(f, "grant_mode", grant_mode_name(c->grant_mode));
-        json_object_object_add(o, "features", f);
-    }
+    if (v->dp)
+        json_object_object_add(o, "features", features_json(v));
     return o;
 }
 
@@ -359,6 +371,8 @@ char *control_request(struct backend *b, const char *line)
                 add_str(d, "name", v->name);
                 add_str(d, "vdev", v->vdev);
                 json_object_object_add(d, "state", json_object_new_int(v->be_state));
+                if (v->dp)
+                    json_object_object_add(d, "features", features_json(v));
                 json_object_object_add(d, "stats", stats_json(&s));
                 json_object_object_add(d, "latency", latency_json(&s));
                 json_object_object_add(d, "queues", queues_json(v));

@@ -205,7 +205,6 @@ static int read_frontend(struct vbd *v, struct dp_config *dc, bool *fe_persisten
         if (rc)
             return rc;
     }
-    v->conn.ring_order = order;
 
     char *proto = NULL;
     rc = xs_read_str(b, fe, XSK_PROTOCOL, &proto);
@@ -401,21 +400,23 @@ static int advertise(struct vbd *v)
 {
     const struct vbd_conn *c = &v->conn;
     const struct engine_caps *caps = &v->engine->caps;
+    struct dp_info d;
+    dp_get_info(v->dp, &d);
     struct xs_kv kv[12];
     unsigned n = 0;
 
     xs_kv_set(&kv[n++], XSK_SECTORS, c->sectors);
     xs_kv_set(&kv[n++], XSK_INFO, c->info);
-    xs_kv_set(&kv[n++], XSK_SECTOR_SIZE, c->sector_size);
+    xs_kv_set(&kv[n++], XSK_SECTOR_SIZE, d.lim.sector_size);
     xs_kv_set(&kv[n++], XSK_PHYS_SECTOR_SIZE, c->phys_sector_size);
-    xs_kv_set(&kv[n++], XSK_FEATURE_FLUSH, 1);
-    xs_kv_set(&kv[n++], XSK_FEATURE_BARRIER, c->barrier);
-    if (c->discard) {
+    xs_kv_set(&kv[n++], XSK_FEATURE_FLUSH, d.lim.flush);
+    xs_kv_set(&kv[n++], XSK_FEATURE_BARRIER, d.lim.barrier);
+    if (d.lim.discard) {
         xs_kv_set(&kv[n++], XSK_FEATURE_DISCARD, 1);
         xs_kv_set(&kv[n++], XSK_DISCARD_GRANULARITY,
-                  caps->discard_granularity ? caps->discard_granularity : c->sector_size);
+                  caps->discard_granularity ? caps->discard_granularity : d.lim.sector_size);
         xs_kv_set(&kv[n++], XSK_DISCARD_ALIGNMENT, caps->discard_alignment);
-        xs_kv_set(&kv[n++], XSK_DISCARD_SECURE, caps->secure_discard);
+        xs_kv_set(&kv[n++], XSK_DISCARD_SECURE, d.lim.secure_discard);
     } else {
         /* discard-enable=0: write none of them (Linux xen_blkbk_discard,
          * docs/protocol.md §1.2) */
@@ -483,17 +484,18 @@ int vbd_connect(struct vbd *v)
     if (readonly)
         info |= XSK_VDISK_READONLY;
 
+    /* What the data plane is to run with: dc, once; it reports what it
+     * chose (dp_get_info). */
     struct vbd_conn *c = &v->conn;
-    c->abi = dc->abi;
-    c->nr_queues = dc->nr_queues;
-    c->sectors = e->size >> 9;
-    c->sector_size = e->logical_block_size ? e->logical_block_size : 512;
-    c->phys_sector_size = e->physical_block_size ? e->physical_block_size : c->sector_size;
+    dc->sectors = c->sectors = e->size >> 9;
+    dc->sector_size = e->logical_block_size ? e->logical_block_size : 512;
+    c->phys_sector_size = e->physical_block_size ? e->physical_block_size : dc->sector_size;
     c->info = info;
-    c->readonly = readonly;
-    c->discard = e->caps.discard && discard_enable && !readonly;
-    c->barrier = cfg->feature_barrier;
-    c->max_indirect_segs = cfg->max_indirect_segs;
+    dc->readonly = readonly;
+    dc->discard = e->caps.discard && discard_enable && !readonly;
+    dc->barrier = cfg->feature_barrier;
+    dc->flush = true;
+    dc->max_indirect_segs = cfg->max_indirect_segs;
     c->grant_mode = cfg->grant_mode;
     char *gm = NULL;
     if (!xs_read_str(b, v->be_path, XSK_GRANT_MODE, &gm) &&
@@ -501,7 +503,8 @@ int vbd_connect(struct vbd *v)
         VLOG(v, LOG_WARNING, "ignoring %s/%s = '%s': expected auto, map, copy or persistent",
              v->be_path, XSK_GRANT_MODE, gm);
     free(gm);
-    c->persistent = vbd_offers_persistent(v) && fe_persistent;
+    dc->grant_mode = c->grant_mode;
+    dc->persistent = vbd_offers_persistent(v) && fe_persistent;
     if ((c->grant_mode == GRANT_MODE_MAP || c->grant_mode == GRANT_MODE_PERSISTENT) &&
         !e->caps.exit_drains_io)
         VLOG(v, LOG_WARNING, "grant mode %s with the %s engine is not crash-safe: if the daemon "
@@ -515,15 +518,6 @@ int vbd_connect(struct vbd *v)
     dc->devid = v->devid;
     dc->vdev = v->vdev;
     dc->engine = e;
-    dc->sectors = c->sectors;
-    dc->sector_size = c->sector_size;
-    dc->readonly = readonly;
-    dc->discard = c->discard;
-    dc->barrier = c->barrier;
-    dc->flush = true;
-    dc->max_indirect_segs = c->max_indirect_segs;
-    dc->grant_mode = c->grant_mode;
-    dc->persistent = c->persistent;
     dc->persistent_cap = cfg->persistent_cap;
     dc->poll_us = cfg->poll_us;
     dc->reattach = reattach;
@@ -574,12 +568,14 @@ int vbd_connect(struct vbd *v)
              xenbus_state_name(v->fe_state));
         v->be_state = XenbusStateConnected;
     }
+    struct dp_info d;
+    dp_get_info(v->dp, &d);
     VLOG(v, LOG_NOTICE, "%s '%s': %llu sectors, sector %u B, %s, %u queue(s), ring order %u, "
-         "%s, persistent %s, discard %s, indirect %u",
+         "%s, grant mode %s, persistent %s, discard %s, indirect %u",
          reattach ? "reattached" : "connected", v->params, (unsigned long long)c->sectors,
-         c->sector_size, readonly ? "ro" : "rw", c->nr_queues, c->ring_order,
-         blkif_abi_name(c->abi), c->persistent ? "yes" : "no", c->discard ? "yes" : "no",
-         c->max_indirect_segs);
+         d.lim.sector_size, d.lim.readonly ? "ro" : "rw", d.nr_queues, d.ring_order,
+         blkif_abi_name(d.abi), grant_mode_name(d.grant_mode), d.persistent ? "yes" : "no",
+         d.lim.discard ? "yes" : "no", d.lim.max_indirect_segs);
 out:
     free(params);
     free(mode);

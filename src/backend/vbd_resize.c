@@ -48,7 +48,9 @@ int vbd_resize(struct vbd *v, const char *trigger, char *why, size_t len, uint64
     if (!v->dp || v->be_state != XenbusStateConnected)
         return refuse(v, periodic, -ENOTCONN, why, len, "not connected");
     *old_out = c->sectors;
-    if (c->readonly)
+    struct dp_info d;
+    dp_get_info(v->dp, &d);
+    if (d.lim.readonly)
         return refuse(v, periodic, -EROFS, why, len, "read-only device: its size is fixed "
                       "while connected");
     uint64_t bytes;
@@ -63,9 +65,9 @@ int vbd_resize(struct vbd *v, const char *trigger, char *why, size_t len, uint64
     /* The periodic check says each refusal once per store size. */
     bool quiet = periodic && bytes == v->resize_refused_bytes;
     v->resize_refused_bytes = bytes;
-    if (bytes % c->sector_size)
+    if (bytes % d.lim.sector_size)
         return refuse(v, quiet, -EINVAL, why, len, "'%s' is %llu bytes, not a whole number of "
-                      "%u-byte sectors", v->params, (unsigned long long)bytes, c->sector_size);
+                      "%u-byte sectors", v->params, (unsigned long long)bytes, d.lim.sector_size);
     uint64_t sectors = bytes >> 9;
     if (sectors < c->sectors)
         return refuse(v, quiet, -ERANGE, why, len, "'%s' shrank to %llu sectors below the "
@@ -97,7 +99,12 @@ void vbd_check_sizes(struct backend *b)
 {
     char why[256];
     uint64_t o, n;
-    for (struct vbd *v = b->vbds; v; v = v->next)
-        if (v->dp && !v->conn.readonly && v->be_state == XenbusStateConnected)
+    for (struct vbd *v = b->vbds; v; v = v->next) {
+        struct dp_info d;
+        if (!v->dp || v->be_state != XenbusStateConnected)
+            continue;
+        dp_get_info(v->dp, &d);
+        if (!d.lim.readonly)
             vbd_resize(v, VBD_RESIZE_PERIODIC, why, sizeof(why), &o, &n);
+    }
 }

@@ -21,6 +21,8 @@ struct dp {
     const struct xen_ops *ops;
     struct xen_host *host;
     struct dp_config cfg;
+    struct dp_info info;        /* dp_get_info; set up by dp_create, lim.sectors by
+                                   dp_set_sectors */
     char name[64];
     char vdev[16];
     struct log_dev id;          /* name, domid, devid, vdev: every log line */
@@ -109,16 +111,7 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
     q->stop_efd = -1;
     for (unsigned i = 0; i < DPQ_RL_N; i++)
         q->rl[i] = (struct log_ratelimit)LOG_RATELIMIT_INIT;
-    q->lim = (struct blkif_limits){
-        .sectors = cfg->sectors,
-        .sector_size = cfg->sector_size ? cfg->sector_size : 512,
-        .readonly = cfg->readonly,
-        .flush = cfg->flush,
-        .barrier = cfg->barrier,
-        .discard = cfg->discard,
-        .secure_discard = cfg->discard && cfg->engine->caps.secure_discard,
-        .max_indirect_segs = cfg->max_indirect_segs,
-    };
+    q->lim = dp->info.lim;
     q->sectors = cfg->sectors;
 
     rc = dpg_init(&q->g, ops, dp->host, cfg->fe_domid, &q->st);
@@ -126,7 +119,7 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
         log_dev(LOG_ERR, &dp->id, (int)idx, "cannot open grant table: %s", strerror(-rc));
         return rc;
     }
-    enum grant_mode mode = dpg_resolve_mode(cfg->grant_mode, cfg->persistent);
+    enum grant_mode mode = dp->info.grant_mode;
     if (idx == 0) {
         if (cfg->grant_mode == GRANT_MODE_PERSISTENT && mode != GRANT_MODE_PERSISTENT)
             log_dev(LOG_NOTICE, &dp->id, LOG_NO_QUEUE,
@@ -285,6 +278,23 @@ int dp_create(const struct xen_ops *ops, struct xen_host *host,
     dp->cfg.vdev = dp->vdev;
     dp->id = (struct log_dev){ .name = dp->name, .domid = cfg->fe_domid, .devid = cfg->devid,
                                .vdev = dp->vdev };
+    dp->info = (struct dp_info){
+        .abi = cfg->abi,
+        .nr_queues = cfg->nr_queues,
+        .ring_order = (unsigned)__builtin_ctz(cfg->queue[0].nr_ring_pages),
+        .lim = {
+            .sectors = cfg->sectors,
+            .sector_size = cfg->sector_size ? cfg->sector_size : 512,
+            .readonly = cfg->readonly,
+            .flush = cfg->flush,
+            .barrier = cfg->barrier,
+            .discard = cfg->discard,
+            .secure_discard = cfg->discard && cfg->engine->caps.secure_discard,
+            .max_indirect_segs = cfg->max_indirect_segs,
+        },
+        .grant_mode = dpg_resolve_mode(cfg->grant_mode, cfg->persistent),
+        .persistent = cfg->persistent,
+    };
     pthread_mutex_init(&dp->lock, NULL);
     for (unsigned i = 0; i < cfg->nr_queues; i++) {
         struct dpq *q = calloc(1, sizeof(*q));
@@ -299,6 +309,8 @@ int dp_create(const struct xen_ops *ops, struct xen_host *host,
     }
     if (rc == 0)
         rc = slots_setup(dp);
+    if (rc == 0 && dp->info.grant_mode == GRANT_MODE_PERSISTENT)
+        dp->info.persistent_cap = dp->q[0]->g.pc.cap;
     if (rc < 0) {
         for (unsigned i = 0; i < dp->nq; i++)
             queue_teardown(dp, dp->q[i]);
@@ -477,6 +489,12 @@ int dp_set_sectors(struct dp *dp, uint64_t sectors)
 uint64_t dp_get_sectors(const struct dp *dp)
 {
     return dp ? dp->cfg.sectors : 0;
+}
+
+void dp_get_info(const struct dp *dp, struct dp_info *out)
+{
+    *out = dp->info;
+    out->lim.sectors = dp_get_sectors(dp);
 }
 
 bool dp_halted(struct dp *dp)

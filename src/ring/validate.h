@@ -20,19 +20,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "blkif_abi.h"
+#include "dataplane.h"          /* struct blkif_limits */
 
 /* What the backend advertised (from struct dp_config + engine caps). */
-struct blkif_limits {
-    uint64_t sectors;           /* device size, 512-byte sectors */
-    uint32_t sector_size;       /* bytes, power of two >= 512; alignment of requests */
-    bool readonly;
-    bool flush;                 /* feature-flush-cache */
-    bool barrier;               /* feature-barrier */
-    bool discard;               /* feature-discard */
-    bool secure_discard;        /* discard-secure */
-    unsigned max_indirect_segs; /* feature-max-indirect-segments; 0 = no INDIRECT */
-};
-
 /* What a request turned out to be (filled by blkif_check_req). */
 enum blkif_kind {
     BLKIF_KIND_READ,            /* READ, or INDIRECT(READ) */

@@ -165,10 +165,11 @@ static void print_list(json_object *devs)
         snprintf(fst, sizeof(fst), "%lld %s", geti(d, "frontend_state"),
                  state_name((int)geti(d, "frontend_state")));
         if (f)
-            snprintf(feat, sizeof(feat), "%s%sflush%s%s%s indirect=%lld ",
+            snprintf(feat, sizeof(feat), "%s%s%s%s%s%s grant=%s indirect=%lld ",
                      getb(f, "readonly") ? "ro " : "rw ", getb(f, "discard") ? "discard " : "",
-                     getb(f, "barrier") ? " barrier" : "", getb(f, "persistent") ? " persistent" : "",
-                     getb(d, "halted") ? " HALTED" : "", geti(f, "indirect_segments"));
+                     getb(f, "flush") ? "flush" : "noflush", getb(f, "barrier") ? " barrier" : "",
+                     getb(f, "persistent") ? " persistent" : "", getb(d, "halted") ? " HALTED" : "",
+                     gets(f, "grant_mode"), geti(f, "indirect_segments"));
         char sectors[24] = "-";
         if (f)
             snprintf(sectors, sizeof(sectors), "%lld", geti(f, "sectors"));
