@@ -163,16 +163,9 @@ int bb_parse_vdev(const char *s, uint32_t *devid)
     /* docs/man/xen-vbd-interface.7.pandoc */
     switch (kind) {
     case XVD:
+    case SD:                    /* majors 202 and 8; disks past 15 in the extended form */
         if (disk < 16 && part < 16)
-            *devid = (202u << 8) | (disk << 4) | part;
-        else if (disk < (1u << 20))
-            *devid = (1u << 28) | (disk << 8) | part;
-        else
-            return -EINVAL;
-        return 0;
-    case SD:
-        if (disk < 16 && part < 16)
-            *devid = (8u << 8) | (disk << 4) | part;
+            *devid = ((kind == XVD ? 202u : 8u) << 8) | (disk << 4) | part;
         else if (disk < (1u << 20))
             *devid = (1u << 28) | (disk << 8) | part;
         else
