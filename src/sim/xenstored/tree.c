@@ -5,6 +5,7 @@
  * xenstored_core.c (is_valid_nodename, construct_node).
  */
 #include "xenstored.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -293,10 +294,8 @@ int perms_parse(const char *buf, unsigned len, struct xsd_perm *out, unsigned ma
             return -EINVAL;
         if (!strchr("nrwb", p[0]) || p[0] == '\0' || !isdigit((unsigned char)p[1]))
             return -EINVAL;
-        char *e;
-        errno = 0;
-        unsigned long d = strtoul(p + 1, &e, 10);
-        if (errno || *e || d > 65535)
+        uint64_t d;
+        if (xbd_parse_u64(p + 1, 10, 0, 65535, &d))
             return -EINVAL;
         out[cnt].mode = p[0];
         out[cnt].domid = (uint32_t)d;
