@@ -21,6 +21,9 @@ int  log_init(const char *ident, enum log_target target, const char *path, int m
 int  log_reopen(void);
 void log_set_level(int level);
 int  log_get_level(void);
+/* "err"/"error", "warning"/"warn", "notice", "info", "debug" (any case) or a
+ * number lo..hi (syslog(3) levels) -> *out.  0 or -EINVAL. */
+int  log_level_parse(const char *s, int lo, int hi, int *out);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vmsg(int level, const char *fmt, va_list ap);
 

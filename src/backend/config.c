@@ -114,26 +114,6 @@ static int check_xen(const char *v)
     return 0;
 }
 
-static int parse_level(const char *v, int *out)
-{
-    static const struct { const char *n; int l; } t[] = {
-        { "err", LOG_ERR }, { "error", LOG_ERR }, { "warning", LOG_WARNING },
-        { "warn", LOG_WARNING }, { "notice", LOG_NOTICE }, { "info", LOG_INFO },
-        { "debug", LOG_DEBUG },
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(t); i++)
-        if (!strcasecmp(v, t[i].n)) {
-            *out = t[i].l;
-            return 0;
-        }
-    uint64_t n;
-    if (xbd_parse_u64(v, 10, LOG_ERR, LOG_DEBUG, &n) == 0) {
-        *out = (int)n;
-        return 0;
-    }
-    return -EINVAL;
-}
-
 static int parse_types(const char *v, bool *vbd, bool *vbd3)
 {
     bool a = false, b = false;
@@ -209,7 +189,7 @@ static int set_log(struct xbd_config *c, const char *v, const char **why)
 static int set_log_level(struct xbd_config *c, const char *v, const char **why)
 {
     (void)why;
-    return parse_level(v, &c->log_level);
+    return log_level_parse(v, LOG_ERR, LOG_DEBUG, &c->log_level);
 }
 
 static int set_control(struct xbd_config *c, const char *v, const char **why)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <systemd/sd-journal.h>
 #include <time.h>
@@ -85,6 +86,25 @@ int log_reopen(void)
 
 void log_set_level(int level) { __atomic_store_n(&L.level, level, __ATOMIC_RELAXED); }
 int  log_get_level(void) { return __atomic_load_n(&L.level, __ATOMIC_RELAXED); }
+
+int log_level_parse(const char *s, int lo, int hi, int *out)
+{
+    static const struct { const char *n; int l; } t[] = {
+        { "err", LOG_ERR }, { "error", LOG_ERR }, { "warning", LOG_WARNING },
+        { "warn", LOG_WARNING }, { "notice", LOG_NOTICE }, { "info", LOG_INFO },
+        { "debug", LOG_DEBUG },
+    };
+    uint64_t n;
+    for (size_t i = 0; s && i < ARRAY_SIZE(t); i++)
+        if (!strcasecmp(s, t[i].n)) {
+            *out = t[i].l;
+            return 0;
+        }
+    if (xbd_parse_u64(s, 10, (uint64_t)lo, (uint64_t)hi, &n))
+        return -EINVAL;
+    *out = (int)n;
+    return 0;
+}
 
 bool log_stderr_is_journal(void)
 {

@@ -47,22 +47,6 @@ static void usage(FILE *f, const char *prog)
         prog, XSD_DEF_MAX_WATCHES, XSD_DEF_MAX_TXNS, XSD_DEF_MAX_OUTQ, XSD_DEF_MAX_NODES);
 }
 
-static int parse_level(const char *s)
-{
-    static const struct { const char *n; int l; } t[] = {
-        { "error", LOG_ERR }, { "err", LOG_ERR }, { "warning", LOG_WARNING }, { "warn", LOG_WARNING },
-        { "notice", LOG_NOTICE }, { "info", LOG_INFO }, { "debug", LOG_DEBUG },
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(t); i++)
-        if (strcmp(s, t[i].n) == 0)
-            return t[i].l;
-    char *e;
-    long v = strtol(s, &e, 10);
-    if (*s && !*e && v >= LOG_EMERG && v <= LOG_DEBUG)
-        return (int)v;
-    return -1;
-}
-
 /* Bind and listen on path.  A stale socket left by a dead server is
  * replaced; a live one, or a non-socket file, is an error.  fd or -errno. */
 static int listen_on(const char *path)
@@ -221,7 +205,7 @@ int main(int argc, char **argv)
         case O_SOCKET: sock = optarg; break;
         case O_PIDFILE: pidfile = optarg; break;
         case O_LEVEL:
-            if ((level = parse_level(optarg)) < 0) {
+            if (log_level_parse(optarg, LOG_EMERG, LOG_DEBUG, &level)) {
                 fprintf(stderr, "%s: bad --log-level '%s'\n", argv[0], optarg);
                 return 2;
             }
