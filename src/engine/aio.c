@@ -24,6 +24,7 @@
  */
 #include "engine.h"
 #include "engine_priv.h"
+#include "util.h"
 #include "log.h"
 
 #include <errno.h>
@@ -271,13 +272,10 @@ static void aio_queue_close(struct engine_queue *eq)
     }
     /* In-flight AIO: wait for it (1 s); io_destroy then waits for the rest
      * (the kernel's kill_ioctx waits for every request of the context). */
-    struct timespec end;
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    end.tv_sec += 1;
+    uint64_t end = xbd_now_ns() + 1000000000ull;
     while (q->in_kernel) {
-        struct timespec now, ts;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        int64_t left = (int64_t)(end.tv_sec - now.tv_sec) * 1000000000 + (end.tv_nsec - now.tv_nsec);
+        struct timespec ts;
+        int64_t left = (int64_t)(end - xbd_now_ns());
         if (left <= 0)
             break;
         ts.tv_sec = (time_t)(left / 1000000000);
