@@ -43,26 +43,13 @@ int bbx_read(struct bbx *x, xs_transaction_t t, const char *path, char **val)
     return 0;
 }
 
-static int parse_u64(const char *s, uint64_t *out)
-{
-    if (!s || !*s || *s == '-' || *s == ' ')
-        return -EINVAL;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (errno || *end)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
 int bbx_read_u64(struct bbx *x, const char *path, uint64_t *out)
 {
     char *v;
     int rc = bbx_read(x, XBT_NULL, path, &v);
     if (rc)
         return rc;
-    rc = parse_u64(v, out);
+    rc = xbd_parse_u64(v, 0, 0, UINT64_MAX, out);
     free(v);
     return rc;
 }
@@ -136,7 +123,7 @@ static int read_state(struct bbx *x, const char *path, char *raw, size_t rawlen)
     }
     snprintf(raw, rawlen, "%s", v);
     uint64_t s;
-    int rc = parse_u64(v, &s);
+    int rc = xbd_parse_u64(v, 0, 0, UINT64_MAX, &s);
     free(v);
     if (rc || s > 30)
         return -2;

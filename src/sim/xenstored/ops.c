@@ -329,11 +329,8 @@ static void op_directory_part(struct xsd_req *r)
     int rc;
     if (get_strings(r, v, 2) != 2 || r->p[r->len - 1] != '\0' || canon_arg(v[0], path))
         return reply_err(r, EINVAL);
-    if (!isdigit((unsigned char)v[1][0]))
-        return reply_err(r, EINVAL);
-    char *e;
-    unsigned long off = strtoul(v[1], &e, 10);
-    if (*e)
+    uint64_t off;
+    if (xbd_parse_u64(v[1], 10, 0, UINT64_MAX, &off))
         return reply_err(r, EINVAL);
     struct xsd_node *n = get_node(r, path, &rc);
     if (!n)
