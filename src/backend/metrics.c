@@ -10,6 +10,7 @@
  * per queue (label queue) the gauges of the live rings.
  */
 #include "backend.h"
+#include "util.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -216,7 +217,7 @@ char *metrics_text(struct backend *b)
         series(&m, "xen_blkback_connects_total", "", m.d[i].v, NULL);
         fprintf(m.f, "%u\n", m.d[i].v->connects);
     }
-    for (i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+    for (i = 0; i < ARRAY_SIZE(counters); i++)
         per_device(&m, &counters[i]);
     histogram(&m, "xen_blkback_request_duration_seconds",
               "Request latency from being consumed off the ring to its response being pushed.",
@@ -224,7 +225,7 @@ char *metrics_text(struct backend *b)
     histogram(&m, "xen_blkback_engine_duration_seconds",
               "The storage engine's share of each request's latency (submit to completion).",
               true);
-    for (i = 0; i < sizeof(queue_gauges) / sizeof(queue_gauges[0]); i++)
+    for (i = 0; i < ARRAY_SIZE(queue_gauges); i++)
         per_queue(&m, &queue_gauges[i]);
     free(m.d);
     if (fclose(m.f)) {

@@ -135,7 +135,7 @@ static bool frontend_path_ok(const struct vbd *v, const char *p)
  * -ENOENT): log it (once per 5 s) and run the state machine again in 100 ms. */
 static void vbd_reread_soon(struct vbd *v, int rc)
 {
-    uint64_t now = vbd_now_ms();
+    uint64_t now = xbd_now_ms();
     if (!v->reread_logged_ms || now - v->reread_logged_ms >= 5000) {
         v->reread_logged_ms = now;
         VLOG(v, LOG_WARNING, "cannot read %s/%s: %s; keeping frontend state %s, reading again",

@@ -293,7 +293,7 @@ static bool reattach_retry(struct vbd *v, bool reattach, int err, const char *wh
 {
     if (!reattach)
         return false;
-    uint64_t now = vbd_now_ms();
+    uint64_t now = xbd_now_ms();
     if (!v->retry_since_ms) {
         v->retry_since_ms = v->busy_logged_ms = now;
         v->retries = 0;
@@ -555,7 +555,7 @@ int vbd_connect(struct vbd *v)
     }
     if (v->retry_since_ms)
         VLOG(v, LOG_NOTICE, "reattach: ring set up after %u tries in %llu ms", v->retries + 1,
-             (unsigned long long)(vbd_now_ms() - v->retry_since_ms));
+             (unsigned long long)(xbd_now_ms() - v->retry_since_ms));
     v->retry_since_ms = 0;
     v->retries = 0;
     free(v->params);

@@ -203,7 +203,7 @@ static void publish(struct dpq *q)
     xen_wmb();                  /* responses before rsp_prod */
     RING(q)->sring->rsp_prod = RING(q)->rsp_prod_pvt;
     __asm__ __volatile__("" ::: "memory");      /* rsp_prod before the records are freed */
-    uint64_t now = dpq_now_ns();
+    uint64_t now = xbd_now_ns();
     for (unsigned i = 0; i < q->nanswered; i++) {
         struct dp_slot *s = &q->slots[q->answered[i]];
         __atomic_store_n(&s->rec->state, RS_FREE, __ATOMIC_RELAXED);
@@ -542,7 +542,7 @@ static void replay(struct dpq *q)
     log_dev(LOG_NOTICE, q->id, (int)q->idx,
             "re-issuing %u request(s) left in flight by the previous daemon", q->nredo);
     ST_ADD(&q->st, replayed, q->nredo);
-    uint64_t now = dpq_now_ns();
+    uint64_t now = xbd_now_ns();
     for (unsigned i = 0; i < q->nredo; i++) {
         slot_start(&q->slots[q->redo[i]], now);
         dispatch(q, &q->slots[q->redo[i]]);
@@ -555,7 +555,7 @@ static void submit(struct dpq *q)
     if (!q->queued)
         return;
     ST_ADD(&q->st, submits, 1);
-    uint64_t now = dpq_now_ns();        /* the engine's share starts here */
+    uint64_t now = xbd_now_ns();        /* the engine's share starts here */
     for (unsigned i = 0; i < q->queued; i++)
         q->slots[q->submitq[i]].eng_t0 = now;
     int rc = q->eng->ops->submit(q->eq);
@@ -596,7 +596,7 @@ static void sweep(struct dpq *q, bool arm)
         RING_IDX rc = r->req_cons;
         RING_IDX rp = __atomic_load_n(&r->sring->req_prod, __ATOMIC_RELAXED);
         xen_rmb();              /* see the requests up to rp */
-        q->sweep_ns = dpq_now_ns();
+        q->sweep_ns = xbd_now_ns();
         /* Bogus: more than a ring ahead of the responses, or behind what
          * we already consumed (else we would walk ~2^32 stale slots). */
         if (RING_REQUEST_PROD_OVERFLOW(r, rp) || rp - rc > RING_SIZE(r)) {
@@ -638,7 +638,7 @@ static void sweep(struct dpq *q, bool arm)
 
 static int reap(struct dpq *q)
 {
-    q->reap_ns = dpq_now_ns();          /* the engine's share of what completed ends here */
+    q->reap_ns = xbd_now_ns();          /* the engine's share of what completed ends here */
     int rc = q->eng->ops->reap(q->eq, io_done, q);
     if (rc < 0)
         log_rl_dev(&q->rl[DPQ_RL_INTERNAL], LOG_ERR, q->id, (int)q->idx,

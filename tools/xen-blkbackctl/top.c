@@ -6,6 +6,7 @@
  * difference over the time between them.
  */
 #include "ctl.h"
+#include "util.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -21,9 +22,7 @@
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)xbd_now_ns() / 1e9;
 }
 
 static uint64_t getu(json_object *o, const char *k)
@@ -73,7 +72,7 @@ static double quantile_us(json_object *lat, json_object *plat, json_object *boun
     uint64_t *cnt = calloc(nb, sizeof(*cnt)), n = 0;
     if (!cnt)
         return NAN;
-    for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++) {
+    for (size_t o = 0; o < ARRAY_SIZE(ops); o++) {
         json_object *b = ctl_get(ctl_get(ctl_get(lat, ops[o]), "total"), "buckets");
         json_object *pb = ctl_get(ctl_get(ctl_get(plat, ops[o]), "total"), "buckets");
         for (size_t i = 0; b && i < nb && i < json_object_array_length(b); i++) {
