@@ -169,7 +169,7 @@ void vbd_disconnect(struct vbd *v);
 /* Write <backend>/error and the Linux-style <home>/error/<be-rel>/error,
  * disconnect, switch to Closing (Linux xenbus_dev_fatal).  err: negative errno,
  * like every other function here; the error node holds "<positive errno> <message>"
- * as Linux writes it (torvalds/linux:drivers/xen/xenbus/xenbus_client.c
+ * as Linux writes it (torvalds/linux:drivers/xen/xenbus/xenbus_client.c@v6.1
  * xenbus_va_dev_error). */
 void vbd_fatal(struct vbd *v, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Write the transport keys advertised before InitWait, then state 2. */
