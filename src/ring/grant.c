@@ -1,9 +1,10 @@
 /*
  * grant.c - guest memory access of the data plane: mode selection, the
- * per-request entry points, and GRANT_MODE_MAP (one contiguous gnt_map per
- * request, xengnttab_map_domain_grant_refs; one gnt_unmap at completion).
- * Persistent grants: grant_persist.c; grant copy: grant_copy.c.  API and
- * modes in grant.h.
+ * per-request entry points (argument checks, then the mode's struct dpg_ops,
+ * chosen once by dpg_setup), and GRANT_MODE_MAP, dpg_ops_map (one
+ * contiguous gnt_map per request, xengnttab_map_domain_grant_refs; one
+ * gnt_unmap at completion).  Persistent grants: grant_persist.c; grant
+ * copy: grant_copy.c.  API and modes in grant.h.
  */
 #include "grant.h"
 #include "util.h"
@@ -63,26 +64,35 @@ int dpg_init(struct dpg *g, const struct xen_ops *ops, struct xen_host *host,
     g->domid = domid;
     g->st = st;
     g->mode = GRANT_MODE_MAP;
+    g->mode_ops = &dpg_ops_map;
     return 0;
+}
+
+/* The ops of a resolved mode; anything else maps per request, as before
+ * the mode is set up. */
+static const struct dpg_ops *ops_of_mode(enum grant_mode mode)
+{
+    static const struct dpg_ops *const all[] = {
+        [GRANT_MODE_MAP] = &dpg_ops_map,
+        [GRANT_MODE_COPY] = &dpg_ops_copy,
+        [GRANT_MODE_PERSISTENT] = &dpg_ops_persistent,
+    };
+    if ((unsigned)mode < sizeof(all) / sizeof(all[0]) && all[mode])
+        return all[mode];
+    return &dpg_ops_map;
 }
 
 int dpg_setup(struct dpg *g, const struct dp_config *cfg, enum grant_mode mode,
               unsigned nr_slots, unsigned max_segs)
 {
     g->mode = mode;
+    g->mode_ops = ops_of_mode(mode);
     g->max_segs = max_segs;
     g->sref = calloc(max_segs, sizeof(*g->sref));
     g->spage = calloc(max_segs, sizeof(*g->spage));
     if (!g->sref || !g->spage)
         return -ENOMEM;
-    if (mode == GRANT_MODE_PERSISTENT)
-        return dpg_pc_setup(g, cfg->persistent_cap ? cfg->persistent_cap
-                                                   : dpg_persistent_cap_auto(nr_slots, max_segs),
-                            cfg->persistent_idle_ms ? cfg->persistent_idle_ms
-                                                    : DPG_PERSISTENT_IDLE_MS_DEFAULT);
-    if (mode == GRANT_MODE_COPY)
-        return dpg_cp_setup(g, nr_slots, max_segs);
-    return 0;
+    return g->mode_ops->setup ? g->mode_ops->setup(g, cfg, nr_slots, max_segs) : 0;
 }
 
 unsigned dpg_persistent_cap_auto(unsigned nr_slots, unsigned max_segs)
@@ -101,21 +111,21 @@ void dpg_map_init(struct dpg *g, struct dpg_map *m, unsigned idx, uint32_t *ent)
 {
     memset(m, 0, sizeof(*m));
     m->ent = ent;
-    if (g->mode == GRANT_MODE_COPY)
-        m->bounce = g->cp.pool + (size_t)idx * g->cp.per_slot;
+    if (g->mode_ops->map_init)
+        g->mode_ops->map_init(g, m, idx);
 }
 
 void dpg_release_all(struct dpg *g)
 {
-    if (g->mode == GRANT_MODE_PERSISTENT)
-        dpg_pc_fini(g);
+    if (g->mode_ops->release_all)
+        g->mode_ops->release_all(g);
 }
 
 void dpg_fini(struct dpg *g)
 {
     if (g->gnt) {
-        dpg_pc_fini(g);
-        dpg_cp_fini(g);
+        if (g->mode_ops->fini)
+            g->mode_ops->fini(g);
         g->ops->gnt_close(g->gnt);
     }
     g->gnt = NULL;
@@ -125,10 +135,8 @@ void dpg_fini(struct dpg *g)
     g->spage = NULL;
 }
 
-/* iovecs of n segments whose pages are at pages[i]: first_sect..last_sect of
- * each, adjacent pieces merged. */
-static unsigned build_iov(const struct blkif_request_segment *segs, unsigned n, void **pages,
-                          struct iovec *iov)
+unsigned dpg_build_iov(const struct blkif_request_segment *segs, unsigned n, void **pages,
+                       struct iovec *iov)
 {
     unsigned niov = 0;
     for (unsigned i = 0; i < n; i++) {
@@ -148,48 +156,16 @@ static unsigned build_iov(const struct blkif_request_segment *segs, unsigned n, 
 int dpg_get(struct dpg *g, struct dpg_map *m, const struct blkif_request_segment *segs,
             unsigned n, bool to_guest, struct iovec *iov, unsigned *niov)
 {
-    int rc;
     if (n == 0 || n > g->max_segs)
         return -EINVAL;
-    if (g->mode == GRANT_MODE_COPY)
-        return dpg_cp_get(g, m, segs, n, to_guest, iov, niov);
-    for (unsigned i = 0; i < n; i++)
-        g->sref[i] = segs[i].gref;
-    if (g->mode == GRANT_MODE_PERSISTENT) {
-        rc = dpg_pc_get(g, m, g->sref, n, g->spage);
-        if (rc < 0)
-            return rc;
-    } else {
-        void *base;
-        ST_ADD(g->st, gnt_map, 1);
-        rc = g->ops->gnt_map(g->gnt, g->domid, n, g->sref,
-                             to_guest ? PROT_READ | PROT_WRITE : PROT_READ, &base);
-        if (rc < 0)
-            return rc;
-        ST_ADD(g->st, grants_mapped, n);
-        m->base = base;
-        m->count = n;
-        m->held = true;
-        for (unsigned i = 0; i < n; i++)
-            g->spage[i] = (char *)base + (size_t)i * XEN_PAGE_SIZE;
-    }
-    *niov = build_iov(segs, n, g->spage, iov);
-    return 0;
+    return g->mode_ops->get(g, m, segs, n, to_guest, iov, niov);
 }
 
 void dpg_put(struct dpg *g, struct dpg_map *m)
 {
     if (!m->held)
         return;
-    if (g->mode == GRANT_MODE_COPY) {
-        dpg_cp_put(g, m);
-    } else if (g->mode == GRANT_MODE_PERSISTENT) {
-        dpg_pc_put(g, m);
-    } else if (m->count) {
-        ST_ADD(g->st, gnt_unmap, 1);
-        g->ops->gnt_unmap(g->gnt, m->base, m->count);
-        ST_SUB(g->st, grants_mapped, m->count);
-    }
+    g->mode_ops->put(g, m);
     m->base = NULL;
     m->count = 0;
     m->held = false;
@@ -198,26 +174,61 @@ void dpg_put(struct dpg *g, struct dpg_map *m)
 int dpg_read_indirect(struct dpg *g, const uint32_t *refs, unsigned npages,
                       struct blkif_request_segment *dst, unsigned nsegs)
 {
-    const unsigned per = BLKIF_SEGS_PER_INDIRECT_PAGE;
-    if (npages == 0 || npages > BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST || nsegs > npages * per)
+    if (npages == 0 || npages > BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST ||
+        nsegs > npages * BLKIF_SEGS_PER_INDIRECT_PAGE)
         return -EINVAL;
-    if (g->mode == GRANT_MODE_COPY)
-        return dpg_cp_read_indirect(g, refs, npages, dst, nsegs);
-    if (g->mode == GRANT_MODE_PERSISTENT) {
-        /* Indirect pages go through the cache like data pages (Linux maps
-         * them with xen_blkbk_map too); the pages are held only here. */
-        struct dpg_map tmp = { .ent = g->pc.ind_ent };
-        void *pages[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
-        int rc = dpg_pc_get(g, &tmp, refs, npages, pages);
-        if (rc < 0)
-            return rc;
-        for (unsigned p = 0; p < npages; p++) {
-            unsigned k = nsegs - p * per < per ? nsegs - p * per : per;
-            memcpy(dst + (size_t)p * per, pages[p], (size_t)k * sizeof(*dst));
-        }
-        dpg_pc_put(g, &tmp);
-        return 0;
-    }
+    return g->mode_ops->read_indirect(g, refs, npages, dst, nsegs);
+}
+
+void dpg_tick(struct dpg *g, uint64_t now_ns)
+{
+    g->now_ns = now_ns;
+    if (g->mode_ops->tick)
+        g->mode_ops->tick(g, now_ns);
+}
+
+uint64_t dpg_next_tick(const struct dpg *g)
+{
+    return g->mode_ops->next_tick ? g->mode_ops->next_tick(g) : 0;
+}
+
+/* ---- GRANT_MODE_MAP -------------------------------------------------------- */
+
+/* All n data pages in one mapping: read-only for a WRITE, read-write for a
+ * READ (docs/protocol.md §4.7 (grant-access)). */
+static int map_get(struct dpg *g, struct dpg_map *m, const struct blkif_request_segment *segs,
+                   unsigned n, bool to_guest, struct iovec *iov, unsigned *niov)
+{
+    void *base;
+    for (unsigned i = 0; i < n; i++)
+        g->sref[i] = segs[i].gref;
+    ST_ADD(g->st, gnt_map, 1);
+    int rc = g->ops->gnt_map(g->gnt, g->domid, n, g->sref,
+                             to_guest ? PROT_READ | PROT_WRITE : PROT_READ, &base);
+    if (rc < 0)
+        return rc;
+    ST_ADD(g->st, grants_mapped, n);
+    m->base = base;
+    m->count = n;
+    m->held = true;
+    for (unsigned i = 0; i < n; i++)
+        g->spage[i] = (char *)base + (size_t)i * XEN_PAGE_SIZE;
+    *niov = dpg_build_iov(segs, n, g->spage, iov);
+    return 0;
+}
+
+static void map_put(struct dpg *g, struct dpg_map *m)
+{
+    if (!m->count)
+        return;
+    ST_ADD(g->st, gnt_unmap, 1);
+    g->ops->gnt_unmap(g->gnt, m->base, m->count);
+    ST_SUB(g->st, grants_mapped, m->count);
+}
+
+static int map_read_indirect(struct dpg *g, const uint32_t *refs, unsigned npages,
+                             struct blkif_request_segment *dst, unsigned nsegs)
+{
     void *base;
     ST_ADD(g->st, gnt_map, 1);
     int rc = g->ops->gnt_map(g->gnt, g->domid, npages, refs, PROT_READ, &base);
@@ -231,29 +242,8 @@ int dpg_read_indirect(struct dpg *g, const uint32_t *refs, unsigned npages,
     return 0;
 }
 
-void dpg_tick(struct dpg *g, uint64_t now_ns)
-{
-    g->now_ns = now_ns;
-    if (g->mode != GRANT_MODE_PERSISTENT)
-        return;
-    struct dpg_pcache *pc = &g->pc;
-    if (pc->overflow && now_ns >= pc->next_purge_ns)
-        dpg_pc_purge(g, now_ns);
-    if (pc->count && now_ns >= pc->next_idle_ns) {
-        dpg_pc_idle(g, now_ns);
-        pc->next_idle_ns = now_ns + pc->idle_scan_ns;
-    }
-}
-
-uint64_t dpg_next_tick(const struct dpg *g)
-{
-    if (g->mode != GRANT_MODE_PERSISTENT)
-        return 0;
-    const struct dpg_pcache *pc = &g->pc;
-    uint64_t t = 0;
-    if (pc->count)
-        t = pc->next_idle_ns;
-    if (pc->overflow && (!t || pc->next_purge_ns < t))
-        t = pc->next_purge_ns;
-    return t;
-}
+const struct dpg_ops dpg_ops_map = {
+    .get = map_get,
+    .put = map_put,
+    .read_indirect = map_read_indirect,
+};

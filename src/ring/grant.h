@@ -4,7 +4,8 @@
  * One struct dpg per queue thread (it owns the grant-table handle, the
  * persistent-grant cache, the bounce buffers and the grant-copy batch); one
  * struct dpg_map per request slot.  The queue code only calls the functions
- * below, whatever the mode:
+ * below, whatever the mode; each mode is one struct dpg_ops (below), picked
+ * by dpg_setup:
  *
  *   GRANT_MODE_MAP         one gnt_map of all data pages of a request
  *                          (read-only for WRITE, read-write for READ), one
@@ -87,8 +88,11 @@ struct dpg_copy {
     size_t spare_len;           /* bytes of every fallback buffer: max_segs pages */
 };
 
+struct dpg_ops;
+
 struct dpg {
     const struct xen_ops *ops;
+    const struct dpg_ops *mode_ops;   /* of `mode`, chosen once by dpg_setup */
     struct xen_gnt *gnt;        /* this queue's handle */
     xen_domid_t domid;          /* the frontend */
     enum grant_mode mode;       /* resolved (never AUTO) */
@@ -132,7 +136,8 @@ int  dpg_init(struct dpg *g, const struct xen_ops *ops, struct xen_host *host,
  * most max_segs segments: scratch arrays; PERSISTENT: the cache of
  * cfg->persistent_cap pages (0 = dpg_persistent_cap_auto), idle release after
  * cfg->persistent_idle_ms (0 = 60 s); COPY: the bounce pool and the batch.
- * mode: resolved.  0 or -ENOMEM.
+ * mode: resolved; it selects g->mode_ops (MAP for anything else).
+ * 0 or -ENOMEM (dpg_fini frees what was allocated).
  */
 int  dpg_setup(struct dpg *g, const struct dp_config *cfg, enum grant_mode mode,
                unsigned nr_slots, unsigned max_segs);
@@ -209,19 +214,66 @@ void dpg_tick(struct dpg *g, uint64_t now_ns);
 /* CLOCK_MONOTONIC ns of the next dpg_tick with work to do, 0 = none. */
 uint64_t dpg_next_tick(const struct dpg *g);
 
-/* ---- private to grant*.c ------------------------------------------------ */
-int  dpg_pc_setup(struct dpg *g, unsigned cap, unsigned idle_ms);
-void dpg_pc_fini(struct dpg *g);
-int  dpg_pc_get(struct dpg *g, struct dpg_map *m, const uint32_t *refs, unsigned n, void **pages);
-void dpg_pc_put(struct dpg *g, struct dpg_map *m);
-void dpg_pc_purge(struct dpg *g, uint64_t now_ns);
-void dpg_pc_idle(struct dpg *g, uint64_t now_ns);
-int  dpg_cp_setup(struct dpg *g, unsigned nr_slots, unsigned max_segs);
-void dpg_cp_fini(struct dpg *g);
-int  dpg_cp_get(struct dpg *g, struct dpg_map *m, const struct blkif_request_segment *segs,
+/*
+ * One grant mode behind an ops table (as the engines, engine.h, and the Xen
+ * seam, xen_ops.h; cf. QEMU's gnttab backend ops with their features bits):
+ * dpg_setup picks the table of the resolved mode once, the dpg_* entry
+ * points above check their arguments and dispatch, and the queue asks for a
+ * capability (dpg_copies, dpg_has_tick) instead of testing the mode.  Each
+ * implementation keeps the grant counters of g->st (gnt_map, gnt_unmap,
+ * gnt_copy calls; grants_mapped pages) for what it does.
+ */
+#define DPG_F_COPY 1u           /* data moves by batched grant copy: a WRITE's data is in
+                                 * its iovecs only after dpg_copy_flush (m->copy_pending);
+                                 * a completed READ's goes back by dpg_copy_out + flush */
+
+struct dpg_ops {
+    unsigned features;          /* DPG_F_* */
+    /* Optional.  Allocate the mode's state (dpg_setup, after the scratch
+     * arrays).  0 or -ENOMEM. */
+    int  (*setup)(struct dpg *g, const struct dp_config *cfg, unsigned nr_slots,
+                  unsigned max_segs);
+    /* Optional.  The mode's part of slot idx's map (dpg_map_init). */
+    void (*map_init)(struct dpg *g, struct dpg_map *m, unsigned idx);
+    /* Required.  dpg_get, 0 < n <= max_segs already checked. */
+    int  (*get)(struct dpg *g, struct dpg_map *m, const struct blkif_request_segment *segs,
                 unsigned n, bool to_guest, struct iovec *iov, unsigned *niov);
-void dpg_cp_put(struct dpg *g, struct dpg_map *m);
-int  dpg_cp_read_indirect(struct dpg *g, const uint32_t *refs, unsigned npages,
+    /* Required.  dpg_put of a held map (the caller then clears base, count, held). */
+    void (*put)(struct dpg *g, struct dpg_map *m);
+    /* Required.  dpg_read_indirect, npages and nsegs already checked. */
+    int  (*read_indirect)(struct dpg *g, const uint32_t *refs, unsigned npages,
                           struct blkif_request_segment *dst, unsigned nsegs);
+    /* Optional.  dpg_release_all. */
+    void (*release_all)(struct dpg *g);
+    /* Optional.  Free the mode's state, also after a failed or partial
+     * setup (dpg_fini, before the handle is closed). */
+    void (*fini)(struct dpg *g);
+    /* Optional (both or neither).  Periodic housekeeping (dpg_tick, after
+     * g->now_ns is set) and when it is next due (dpg_next_tick; 0 = none). */
+    void (*tick)(struct dpg *g, uint64_t now_ns);
+    uint64_t (*next_tick)(const struct dpg *g);
+};
+
+extern const struct dpg_ops dpg_ops_map;          /* grant.c */
+extern const struct dpg_ops dpg_ops_copy;         /* grant_copy.c */
+extern const struct dpg_ops dpg_ops_persistent;   /* grant_persist.c */
+
+/* Does the data of g's requests move by batched grant copy (DPG_F_COPY)? */
+static inline bool dpg_copies(const struct dpg *g)
+{
+    return g->mode_ops->features & DPG_F_COPY;
+}
+
+/* Does g's mode need dpg_tick from the queue loop? */
+static inline bool dpg_has_tick(const struct dpg *g)
+{
+    return g->mode_ops->tick != NULL;
+}
+
+/* ---- private to grant*.c ------------------------------------------------ */
+/* iovecs of n segments whose pages are at pages[i]: first_sect..last_sect of
+ * each (512-byte sectors), adjacent pieces merged.  Returns the count. */
+unsigned dpg_build_iov(const struct blkif_request_segment *segs, unsigned n, void **pages,
+                       struct iovec *iov);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * grant_copy.c - GRANT_MODE_COPY: guest data moves by grant copy
+ * grant_copy.c - GRANT_MODE_COPY (dpg_ops_copy): guest data moves by grant copy
  * (xengnttab_grant_copy, GNTTABOP_copy) between guest pages and our own
  * bounce buffers, as QEMU's qdisk (xen_device_copy_grant_refs) and tapdisk3
  * do.  No guest page is ever mapped, so nothing can be left mapped and a
@@ -33,8 +33,10 @@
 #define DPG_COPY_BATCH_MAX 65536u       /* segments per gnt_copy call */
 #define DPG_COPY_SPARE_MAX 16u          /* fallback buffers kept per queue */
 
-int dpg_cp_setup(struct dpg *g, unsigned nr_slots, unsigned max_segs)
+static int cp_setup(struct dpg *g, const struct dp_config *cfg, unsigned nr_slots,
+                    unsigned max_segs)
 {
+    (void)cfg;
     struct dpg_copy *cp = &g->cp;
     unsigned per = DPG_COPY_POOL_PAGES / nr_slots;
     if (per < BLKIF_MAX_SEGMENTS_PER_REQUEST)
@@ -63,7 +65,7 @@ int dpg_cp_setup(struct dpg *g, unsigned nr_slots, unsigned max_segs)
     return 0;
 }
 
-void dpg_cp_fini(struct dpg *g)
+static void cp_fini(struct dpg *g)
 {
     struct dpg_copy *cp = &g->cp;
     if (cp->pool)
@@ -119,8 +121,8 @@ static void add_segs(struct dpg *g, struct dpg_map *m, const struct blkif_reques
     m->copy_err = false;
 }
 
-int dpg_cp_get(struct dpg *g, struct dpg_map *m, const struct blkif_request_segment *segs,
-               unsigned n, bool to_guest, struct iovec *iov, unsigned *niov)
+static int cp_get(struct dpg *g, struct dpg_map *m, const struct blkif_request_segment *segs,
+                  unsigned n, bool to_guest, struct iovec *iov, unsigned *niov)
 {
     size_t bytes = 0;
     for (unsigned i = 0; i < n; i++)
@@ -174,7 +176,7 @@ void dpg_copy_flush(struct dpg *g)
     cp->nseg = cp->nmap = 0;
 }
 
-void dpg_cp_put(struct dpg *g, struct dpg_map *m)
+static void cp_put(struct dpg *g, struct dpg_map *m)
 {
     if (m->own) {
         if (g->cp.spare && g->cp.nspare < DPG_COPY_SPARE_MAX)
@@ -186,8 +188,8 @@ void dpg_cp_put(struct dpg *g, struct dpg_map *m)
     m->copy_pending = false;
 }
 
-int dpg_cp_read_indirect(struct dpg *g, const uint32_t *refs, unsigned npages,
-                         struct blkif_request_segment *dst, unsigned nsegs)
+static int cp_read_indirect(struct dpg *g, const uint32_t *refs, unsigned npages,
+                            struct blkif_request_segment *dst, unsigned nsegs)
 {
     const unsigned per = BLKIF_SEGS_PER_INDIRECT_PAGE;
     xengnttab_grant_copy_segment_t c[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
@@ -211,3 +213,19 @@ int dpg_cp_read_indirect(struct dpg *g, const uint32_t *refs, unsigned npages,
             return -EINVAL;
     return 0;
 }
+
+/* This slot's area of the bounce pool. */
+static void cp_map_init(struct dpg *g, struct dpg_map *m, unsigned idx)
+{
+    m->bounce = g->cp.pool + (size_t)idx * g->cp.per_slot;
+}
+
+const struct dpg_ops dpg_ops_copy = {
+    .features = DPG_F_COPY,
+    .setup = cp_setup,
+    .map_init = cp_map_init,
+    .get = cp_get,
+    .put = cp_put,
+    .read_indirect = cp_read_indirect,
+    .fini = cp_fini,
+};

@@ -1,7 +1,8 @@
 /*
  * grant_persist.c - GRANT_MODE_PERSISTENT: the per-queue cache of persistent
  * grants (blkif.h feature-persistent; torvalds/linux:drivers/block/xen-blkback/blkback.c@v6.1
- * get/add/put/purge_persistent_gnt), used by dpg_get / dpg_read_indirect (grant.c).
+ * get/add/put/purge_persistent_gnt): struct dpg_ops dpg_ops_persistent,
+ * reached through dpg_get / dpg_read_indirect / dpg_tick (grant.c).
  *
  * - A gref seen for the first time is mapped read-write (a persistent gref
  *   may carry data both ways) and kept, keyed by gref in a hash table of
@@ -34,7 +35,7 @@ static uint32_t hash_ref(const struct dpg_pcache *pc, uint32_t gref)
     return (uint32_t)((gref * 0x9E3779B1u) >> 7) & (pc->nbucket - 1);
 }
 
-int dpg_pc_setup(struct dpg *g, unsigned cap, unsigned idle_ms)
+static int pc_setup(struct dpg *g, unsigned cap, unsigned idle_ms)
 {
     struct dpg_pcache *pc = &g->pc;
     uint32_t nb = 16;
@@ -158,7 +159,7 @@ static void release_held(struct dpg_pcache *pc, struct dpg_map *m, uint64_t now)
     m->nent = 0;
 }
 
-int dpg_pc_get(struct dpg *g, struct dpg_map *m, const uint32_t *refs, unsigned n, void **pages)
+static int pc_get(struct dpg *g, struct dpg_map *m, const uint32_t *refs, unsigned n, void **pages)
 {
     struct dpg_pcache *pc = &g->pc;
     uint64_t now = g->now_ns;
@@ -224,7 +225,7 @@ fail:
     return rc;
 }
 
-void dpg_pc_put(struct dpg *g, struct dpg_map *m)
+static void pc_put(struct dpg *g, struct dpg_map *m)
 {
     release_held(&g->pc, m, g->now_ns);
     if (m->count) {
@@ -238,7 +239,7 @@ void dpg_pc_put(struct dpg *g, struct dpg_map *m)
 
 /* ---- housekeeping --------------------------------------------------------- */
 
-void dpg_pc_purge(struct dpg *g, uint64_t now)
+static void pc_purge(struct dpg *g, uint64_t now)
 {
     struct dpg_pcache *pc = &g->pc;
     uint32_t want = pc->cap / 100 * DPG_PURGE_PERCENT, done = 0;
@@ -256,7 +257,7 @@ void dpg_pc_purge(struct dpg *g, uint64_t now)
     pc->next_purge_ns = now + DPG_PURGE_INTERVAL_MS * MS_NS;
 }
 
-void dpg_pc_idle(struct dpg *g, uint64_t now)
+static void pc_idle(struct dpg *g, uint64_t now)
 {
     struct dpg_pcache *pc = &g->pc;
     for (uint32_t i = pc->lru_tail; i != DPG_NIL;) {
@@ -269,7 +270,7 @@ void dpg_pc_idle(struct dpg *g, uint64_t now)
     }
 }
 
-void dpg_pc_fini(struct dpg *g)
+static void pc_fini(struct dpg *g)
 {
     struct dpg_pcache *pc = &g->pc;
     if (pc->ent) {
@@ -286,3 +287,81 @@ void dpg_pc_fini(struct dpg *g)
     pc->count = 0;
     pc->overflow = false;
 }
+
+/* ---- struct dpg_ops ------------------------------------------------------- */
+
+/* The cache of cfg->persistent_cap pages (0 = dpg_persistent_cap_auto),
+ * idle release after cfg->persistent_idle_ms (0 = 60 s). */
+static int pc_setup_cfg(struct dpg *g, const struct dp_config *cfg, unsigned nr_slots,
+                        unsigned max_segs)
+{
+    return pc_setup(g, cfg->persistent_cap ? cfg->persistent_cap
+                                           : dpg_persistent_cap_auto(nr_slots, max_segs),
+                    cfg->persistent_idle_ms ? cfg->persistent_idle_ms
+                                            : DPG_PERSISTENT_IDLE_MS_DEFAULT);
+}
+
+static int pc_get_data(struct dpg *g, struct dpg_map *m, const struct blkif_request_segment *segs,
+                       unsigned n, bool to_guest, struct iovec *iov, unsigned *niov)
+{
+    (void)to_guest;             /* every persistent grant is mapped read-write */
+    for (unsigned i = 0; i < n; i++)
+        g->sref[i] = segs[i].gref;
+    int rc = pc_get(g, m, g->sref, n, g->spage);
+    if (rc < 0)
+        return rc;
+    *niov = dpg_build_iov(segs, n, g->spage, iov);
+    return 0;
+}
+
+/* Indirect pages go through the cache like data pages (Linux maps them with
+ * xen_blkbk_map too); the pages are held only here. */
+static int pc_read_indirect(struct dpg *g, const uint32_t *refs, unsigned npages,
+                            struct blkif_request_segment *dst, unsigned nsegs)
+{
+    const unsigned per = BLKIF_SEGS_PER_INDIRECT_PAGE;
+    struct dpg_map tmp = { .ent = g->pc.ind_ent };
+    void *pages[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
+    int rc = pc_get(g, &tmp, refs, npages, pages);
+    if (rc < 0)
+        return rc;
+    for (unsigned p = 0; p < npages; p++) {
+        unsigned k = nsegs - p * per < per ? nsegs - p * per : per;
+        memcpy(dst + (size_t)p * per, pages[p], (size_t)k * sizeof(*dst));
+    }
+    pc_put(g, &tmp);
+    return 0;
+}
+
+static void pc_tick(struct dpg *g, uint64_t now_ns)
+{
+    struct dpg_pcache *pc = &g->pc;
+    if (pc->overflow && now_ns >= pc->next_purge_ns)
+        pc_purge(g, now_ns);
+    if (pc->count && now_ns >= pc->next_idle_ns) {
+        pc_idle(g, now_ns);
+        pc->next_idle_ns = now_ns + pc->idle_scan_ns;
+    }
+}
+
+static uint64_t pc_next_tick(const struct dpg *g)
+{
+    const struct dpg_pcache *pc = &g->pc;
+    uint64_t t = 0;
+    if (pc->count)
+        t = pc->next_idle_ns;
+    if (pc->overflow && (!t || pc->next_purge_ns < t))
+        t = pc->next_purge_ns;
+    return t;
+}
+
+const struct dpg_ops dpg_ops_persistent = {
+    .setup = pc_setup_cfg,
+    .get = pc_get_data,
+    .put = pc_put,
+    .read_indirect = pc_read_indirect,
+    .release_all = pc_fini,     /* every grant unmapped at dp_stop */
+    .fini = pc_fini,
+    .tick = pc_tick,
+    .next_tick = pc_next_tick,
+};
