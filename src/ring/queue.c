@@ -300,7 +300,7 @@ static void grant_fault(struct dpq *q, struct dp_slot *s, unsigned n, int rc)
         log_rl_dev(&q->rl[DPQ_RL_MAP], LOG_WARNING, q->id, (int)q->idx,
                    "%s request id %" PRIu64 ": cannot %s %u grant(s): %s",
                    op_name(s->req->operation), s->req->id,
-                   q->g.mode == GRANT_MODE_COPY ? "copy" : "map", n, strerror(-rc));
+                   dpg_copies(&q->g) ? "copy" : "map", n, strerror(-rc));
 }
 
 /* Reach the data pages (map, persistent cache or bounce buffer), build the
@@ -310,7 +310,7 @@ static void start_data(struct dpq *q, struct dp_slot *s)
     const struct blkif_request_segment *seg = segs_of(s);
     unsigned n = s->chk.nr_segs, niov = 0;
 
-    if (q->g.mode == GRANT_MODE_COPY && !s->chk.to_guest && !dpg_copy_room(&q->g, n))
+    if (dpg_copies(&q->g) && !s->chk.to_guest && !dpg_copy_room(&q->g, n))
         copy_flush(q);
     int rc = dpg_get(&q->g, &s->map, seg, n, s->chk.to_guest, s->iov, &niov);
     if (rc < 0) {
@@ -432,7 +432,7 @@ static void io_done(struct engine_io *io, void *arg)
             start_flush(q, s);
             return;
         }
-        if (q->g.mode == GRANT_MODE_COPY && s->chk.to_guest) {
+        if (dpg_copies(&q->g) && s->chk.to_guest) {
             /* READ data goes back to the guest with the completion batch */
             if (!dpg_copy_room(&q->g, s->chk.nr_segs))
                 copy_flush(q);
@@ -767,7 +767,7 @@ void *dpq_thread(void *arg)
         { .fd = q->eng->ops->completion_fd(q->eq), .events = POLLIN },
         { .fd = q->stop_efd, .events = POLLIN },
     };
-    bool persistent = q->g.mode == GRANT_MODE_PERSISTENT;
+    bool tick = dpg_has_tick(&q->g);     /* grant-cache housekeeping */
     bool arm = q->poll_us == 0;
 
     ST_SET(&q->st, ring_slots, RING_SIZE(RING(q)));
@@ -796,7 +796,7 @@ void *dpq_thread(void *arg)
                     timeout = 0;
             }
         }
-        if (persistent && timeout != 0) {
+        if (tick && timeout != 0) {
             int t = tick_timeout(q, xbd_now_ns());
             if (t >= 0 && (timeout < 0 || t < timeout))
                 timeout = t;
@@ -812,7 +812,7 @@ void *dpq_thread(void *arg)
             q->stopping = true;
             break;
         }
-        if (persistent)
+        if (tick)
             dpg_tick(&q->g, xbd_now_ns());
         if (pfd[0].revents)
             kick(q);
