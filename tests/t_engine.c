@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <stdint.h>
+#include <string.h>
 #include <unistd.h>
 
 #define IMG_SIZE (16 * MiB)
@@ -133,6 +134,9 @@ static void test_null_and_filters(void)
     /* error filter: reads of [1M, 1M+8K) fail, writes pass ("r") */
     T_ASSERT(engine_open_params("error:1M-1056768,r:null:4M", &P, true, &e) == 0, "error r");
     T_EQ(e->size, 4 * MiB);
+    T_CHECK(!strcmp(e->ops->name, "error"), "error filter named %s", e->ops->name);
+    T_CHECK(e->caps.discard && e->caps.flush && e->logical_block_size == 512,
+            "error filter: the inner engine's caps and block size");
     T_ASSERT(e->ops->queue_open(e, 4, &q) == 0, "error queue");
     T_EQ(ec_run1(e, q, ENGINE_OP_READ, 0, 8192, &iov, 1), 8192);
     T_EQ(ec_run1(e, q, ENGINE_OP_READ, MiB - 4096, 8192, &iov, 1), -EIO);      /* overlaps start */
@@ -177,6 +181,8 @@ static void test_null_and_filters(void)
     e->ops->close(e);
     /* delay over error over null */
     T_ASSERT(engine_open_params("delay:1000:error:0-1K:null:1M", &P, true, &e) == 0, "stacked");
+    T_CHECK(!strcmp(e->ops->name, "delay") && e->size == 1 * MiB, "stacked: %s, %llu bytes",
+            e->ops->name, (unsigned long long)e->size);
     T_ASSERT(e->ops->queue_open(e, 4, &q) == 0, "stacked queue");
     T_EQ(ec_run1(e, q, ENGINE_OP_READ, 0, 4096, &iov4, 1), -EIO);
     T_EQ(ec_run1(e, q, ENGINE_OP_READ, 4096, 4096, &iov4, 1), 4096);

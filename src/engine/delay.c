@@ -7,146 +7,66 @@
  * completions.  Test builds and --allow-test-engines only.
  */
 #include "engine.h"
-#include "util.h"
 #include "engine_priv.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdlib.h>
-#include <sys/epoll.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 struct delay_engine {
-    struct engine base;
-    struct engine *inner;
+    struct eng_filter_engine fe;
     uint64_t usec;
     bool writes_only;
 };
 
 struct delay_queue {
-    struct delay_engine *e;
-    struct engine_queue *inner;
+    struct eng_filter_queue fq;
     unsigned cap, head, n;          /* FIFO of completed I/Os, ordered by due time */
     struct engine_io **io;
     uint64_t *due_ns;               /* CLOCK_MONOTONIC */
-    int tfd, epfd;
+    int tfd;
     engine_done_fn done;            /* of the reap in progress: undelayed completions */
     void *done_arg;
     int passed;                     /* completions reported at once in that reap */
 };
 
-static const struct engine_ops engine_delay;
-
-int engine_delay_open(struct engine *inner, uint64_t usec, bool writes_only, struct engine **out)
+static const struct delay_engine *delay_of(const struct delay_queue *q)
 {
-    struct delay_engine *f = calloc(1, sizeof(*f));
-    if (!f) {
-        inner->ops->close(inner);
-        return -ENOMEM;
-    }
-    f->base = *inner;
-    f->base.ops = &engine_delay;
-    f->inner = inner;
-    f->usec = usec;
-    f->writes_only = writes_only;
-    *out = &f->base;
-    return 0;
+    return (const struct delay_engine *)q->fq.e;
 }
 
-static int delay_open(const struct engine_params *p, struct engine **out)
+static void delay_queue_fini(struct eng_filter_queue *fq)
 {
-    (void)p; (void)out;
-    return -EINVAL;                 /* only through engine_open_params */
-}
-
-/* The size is the inner store's. */
-static int delay_get_size(struct engine *e, uint64_t *bytes)
-{
-    return engine_get_size(((struct delay_engine *)e)->inner, bytes);
-}
-
-static void delay_close(struct engine *e)
-{
-    struct delay_engine *f = (struct delay_engine *)e;
-    if (!f)
-        return;
-    f->inner->ops->close(f->inner);
-    free(f);
-}
-
-static void delay_queue_free(struct delay_queue *q)
-{
-    if (q->inner)
-        q->e->inner->ops->queue_close(q->inner);
+    struct delay_queue *q = (struct delay_queue *)fq;
     if (q->tfd >= 0)
         close(q->tfd);
-    if (q->epfd >= 0)
-        close(q->epfd);
     free(q->io);
     free(q->due_ns);
-    free(q);
 }
 
-static int delay_queue_open(struct engine *e, unsigned depth, struct engine_queue **out)
+static int delay_queue_init(struct eng_filter_queue *fq, unsigned depth)
 {
-    struct delay_engine *f = (struct delay_engine *)e;
-    struct delay_queue *q = calloc(1, sizeof(*q));
-    if (!q)
-        return -ENOMEM;
-    q->e = f;
-    q->tfd = q->epfd = -1;
+    struct delay_queue *q = (struct delay_queue *)fq;
+    q->tfd = -1;
     q->cap = depth ? depth : 1;
     q->io = calloc(q->cap, sizeof(*q->io));
     q->due_ns = calloc(q->cap, sizeof(*q->due_ns));
-    int rc = (q->io && q->due_ns) ? f->inner->ops->queue_open(f->inner, depth, &q->inner) : -ENOMEM;
-    if (rc < 0) {
-        q->inner = NULL;
-        delay_queue_free(q);
-        return rc;
-    }
+    if (!q->io || !q->due_ns)
+        return -ENOMEM;
     q->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    q->epfd = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev = { .events = EPOLLIN };
-    if (q->tfd < 0 || q->epfd < 0 ||
-        epoll_ctl(q->epfd, EPOLL_CTL_ADD, f->inner->ops->completion_fd(q->inner), &ev) < 0 ||
-        epoll_ctl(q->epfd, EPOLL_CTL_ADD, q->tfd, &ev) < 0) {
-        rc = -errno;
-        delay_queue_free(q);
-        return rc;
-    }
-    *out = (struct engine_queue *)q;
-    return 0;
-}
-
-static void delay_queue_close(struct engine_queue *eq)
-{
-    if (eq)
-        delay_queue_free((struct delay_queue *)eq);
-}
-
-static int delay_queue_io(struct engine_queue *eq, struct engine_io *io)
-{
-    struct delay_queue *q = (struct delay_queue *)eq;
-    return q->e->inner->ops->queue_io(q->inner, io);
-}
-
-static int delay_submit(struct engine_queue *eq)
-{
-    struct delay_queue *q = (struct delay_queue *)eq;
-    return q->e->inner->ops->submit(q->inner);
-}
-
-static int delay_completion_fd(struct engine_queue *eq)
-{
-    return ((struct delay_queue *)eq)->epfd;
+    if (q->tfd < 0)
+        return -errno;
+    return eng_filter_watch(fq, q->tfd);
 }
 
 /* Inner completion: hold it until now + usec. */
 static void delay_hold(struct engine_io *io, void *arg)
 {
     struct delay_queue *q = arg;
-    if (q->e->writes_only && io->op != ENGINE_OP_WRITE) {
+    if (delay_of(q)->writes_only && io->op != ENGINE_OP_WRITE) {
         q->passed++;
         q->done(io, q->done_arg);
         return;
@@ -155,13 +75,13 @@ static void delay_hold(struct engine_io *io, void *arg)
     if (q->n == q->cap)
         return;                     /* cannot happen: inner depth == cap */
     q->io[i] = io;
-    q->due_ns[i] = xbd_now_ns() + q->e->usec * 1000ull;
+    q->due_ns[i] = xbd_now_ns() + delay_of(q)->usec * 1000ull;
     q->n++;
 }
 
-static int delay_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
+static int delay_reap(struct eng_filter_queue *fq, engine_done_fn done, void *arg)
 {
-    struct delay_queue *q = (struct delay_queue *)eq;
+    struct delay_queue *q = (struct delay_queue *)fq;
     uint64_t v;
     if (read(q->tfd, &v, sizeof(v)) < 0) {
         /* EAGAIN: timer did not fire */
@@ -169,7 +89,7 @@ static int delay_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
     q->done = done;
     q->done_arg = arg;
     q->passed = 0;
-    int rc = q->e->inner->ops->reap(q->inner, delay_hold, q);
+    int rc = fq->e->inner->ops->reap(fq->inner, delay_hold, q);
     if (rc < 0)
         return rc;
     int total = q->passed;
@@ -195,17 +115,25 @@ static int delay_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
     return total;
 }
 
-static const struct engine_ops engine_delay = {
-    .size = sizeof(struct engine_ops),
-    .version = ENGINE_OPS_VERSION,
+/* queue_io, submit and get_size: the inner engine's. */
+static const struct eng_filter delay_filter = {
     .name = "delay",
-    .open = delay_open,
-    .close = delay_close,
-    .queue_open = delay_queue_open,
-    .queue_close = delay_queue_close,
-    .queue_io = delay_queue_io,
-    .submit = delay_submit,
-    .completion_fd = delay_completion_fd,
+    .engine_size = sizeof(struct delay_engine),
+    .queue_size = sizeof(struct delay_queue),
+    .queue_init = delay_queue_init,
+    .queue_fini = delay_queue_fini,
     .reap = delay_reap,
-    .get_size = delay_get_size,
 };
+
+int engine_delay_open(struct engine *inner, uint64_t usec, bool writes_only, struct engine **out)
+{
+    struct eng_filter_engine *fe;
+    int rc = eng_filter_open(&delay_filter, inner, &fe);
+    if (rc < 0)
+        return rc;
+    struct delay_engine *f = (struct delay_engine *)fe;
+    f->usec = usec;
+    f->writes_only = writes_only;
+    *out = &fe->base;
+    return 0;
+}

@@ -46,7 +46,61 @@ static inline bool eng_io_overlaps(const struct engine_io *io, uint64_t start, u
     return io->len && io->offset < end && start < io->offset + io->len;
 }
 
-/* Filter engines (src/engine/error.c, delay.c); `inner` is owned by the
+/*
+ * Filter engines: an engine stacked on another ("inner") one, src/engine/
+ * filter.c.  A filter is a struct eng_filter of Optional callbacks: one it
+ * leaves NULL is the inner engine's (queue_io, submit and reap go to the
+ * inner queue; get_size is the inner store's), as with nbdkit filters
+ * (include/nbdkit-filter.h, next_ops).  Its engine and queue structs start
+ * with struct eng_filter_engine / eng_filter_queue; filter.c allocates them
+ * (engine_size, queue_size bytes, zeroed), opens and closes the inner queue
+ * around queue_init / queue_fini, and reports the inner queue's completion
+ * fd, or an epoll fd over it and the fds given to eng_filter_watch.  The
+ * filter engine starts as a copy of the inner struct engine (size, block
+ * sizes, caps) with its own ops, named f->name.
+ */
+struct eng_filter;
+
+struct eng_filter_engine {
+    struct engine base;
+    struct engine_ops ops;      /* filter.c's, .name = f->name */
+    const struct eng_filter *f;
+    struct engine *inner;       /* owned: closed with the filter */
+};
+
+struct eng_filter_queue {
+    struct eng_filter_engine *e;
+    struct engine_queue *inner;
+    int epfd;                   /* -1 until eng_filter_watch */
+};
+
+struct eng_filter {
+    const char *name;           /* engine_ops.name of the filter engines */
+    size_t engine_size;         /* bytes of the filter's engine struct (0: the header only) */
+    size_t queue_size;          /* bytes of the filter's queue struct (0: the header only) */
+    /* After the inner queue is open: the filter's part of a queue of
+     * `depth` I/Os.  0 or -errno; on failure queue_fini runs. */
+    int  (*queue_init)(struct eng_filter_queue *q, unsigned depth);
+    /* After the inner queue is closed (no inner completion comes any more);
+     * also after a failed queue_init, so it copes with a partial one. */
+    void (*queue_fini)(struct eng_filter_queue *q);
+    int  (*queue_io)(struct eng_filter_queue *q, struct engine_io *io);
+    int  (*submit)(struct eng_filter_queue *q);
+    int  (*reap)(struct eng_filter_queue *q, engine_done_fn done, void *arg);
+    int  (*get_size)(struct eng_filter_engine *e, uint64_t *bytes);
+};
+
+/* Open filter f over inner: *out is zeroed past the header.  `inner` is
+ * owned by the filter from then on (closed with it, also on failure).
+ * 0 or -ENOMEM. */
+int eng_filter_open(const struct eng_filter *f, struct engine *inner, struct eng_filter_engine **out);
+
+/* Make q's completion fd also readable when fd is (the filter's own
+ * completions: a timerfd, an eventfd).  0 or -errno of epoll_create1 /
+ * epoll_ctl, -EINVAL for fd < 0. */
+int eng_filter_watch(struct eng_filter_queue *q, int fd);
+
+/* The filters (src/engine/error.c, delay.c); `inner` is owned by the
  * filter from then on (closed with it, also on failure). */
 int engine_error_open(struct engine *inner, uint64_t start, uint64_t end,
                       bool on_read, bool on_write, struct engine **out);

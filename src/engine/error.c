@@ -9,116 +9,35 @@
 #include "engine_priv.h"
 
 #include <errno.h>
-#include <stdlib.h>
-#include <sys/epoll.h>
-#include <unistd.h>
 
 struct error_engine {
-    struct engine base;
-    struct engine *inner;
+    struct eng_filter_engine fe;
     uint64_t start, end;            /* bytes, [start, end) */
     bool on_read, on_write;
 };
 
 struct error_queue {
-    struct error_engine *e;
-    struct engine_queue *inner;
+    struct eng_filter_queue fq;
     struct eng_done failed;         /* I/Os failed at queue_io, with an eventfd */
-    int epfd;                       /* inner completion fd + failed.efd */
 };
 
-static const struct engine_ops engine_error;
-
-int engine_error_open(struct engine *inner, uint64_t start, uint64_t end,
-                      bool on_read, bool on_write, struct engine **out)
+static int error_queue_init(struct eng_filter_queue *fq, unsigned depth)
 {
-    struct error_engine *f = calloc(1, sizeof(*f));
-    if (!f) {
-        inner->ops->close(inner);
-        return -ENOMEM;
-    }
-    f->base = *inner;
-    f->base.ops = &engine_error;
-    f->inner = inner;
-    f->start = start;
-    f->end = end;
-    f->on_read = on_read;
-    f->on_write = on_write;
-    *out = &f->base;
-    return 0;
+    struct error_queue *q = (struct error_queue *)fq;
+    q->failed.efd = -1;
+    int rc = eng_done_init(&q->failed, depth, true);
+    return rc < 0 ? rc : eng_filter_watch(fq, q->failed.efd);
 }
 
-static int error_open(const struct engine_params *p, struct engine **out)
+static void error_queue_fini(struct eng_filter_queue *fq)
 {
-    (void)p; (void)out;
-    return -EINVAL;                 /* only through engine_open_params */
+    eng_done_fini(&((struct error_queue *)fq)->failed);
 }
 
-/* The size is the inner store's. */
-static int error_get_size(struct engine *e, uint64_t *bytes)
+static int error_queue_io(struct eng_filter_queue *fq, struct engine_io *io)
 {
-    return engine_get_size(((struct error_engine *)e)->inner, bytes);
-}
-
-static void error_close(struct engine *e)
-{
-    struct error_engine *f = (struct error_engine *)e;
-    if (!f)
-        return;
-    f->inner->ops->close(f->inner);
-    free(f);
-}
-
-static int error_queue_open(struct engine *e, unsigned depth, struct engine_queue **out)
-{
-    struct error_engine *f = (struct error_engine *)e;
-    struct error_queue *q = calloc(1, sizeof(*q));
-    if (!q)
-        return -ENOMEM;
-    q->e = f;
-    q->epfd = -1;
-    int rc = f->inner->ops->queue_open(f->inner, depth, &q->inner);
-    if (rc < 0)
-        goto fail;
-    rc = eng_done_init(&q->failed, depth, true);
-    if (rc < 0)
-        goto fail_inner;
-    q->epfd = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev = { .events = EPOLLIN };
-    if (q->epfd < 0 ||
-        epoll_ctl(q->epfd, EPOLL_CTL_ADD, f->inner->ops->completion_fd(q->inner), &ev) < 0 ||
-        epoll_ctl(q->epfd, EPOLL_CTL_ADD, q->failed.efd, &ev) < 0) {
-        rc = -errno;
-        goto fail_done;
-    }
-    *out = (struct engine_queue *)q;
-    return 0;
-fail_done:
-    if (q->epfd >= 0)
-        close(q->epfd);
-    eng_done_fini(&q->failed);
-fail_inner:
-    f->inner->ops->queue_close(q->inner);
-fail:
-    free(q);
-    return rc;
-}
-
-static void error_queue_close(struct engine_queue *eq)
-{
-    struct error_queue *q = (struct error_queue *)eq;
-    if (!q)
-        return;
-    q->e->inner->ops->queue_close(q->inner);
-    close(q->epfd);
-    eng_done_fini(&q->failed);
-    free(q);
-}
-
-static int error_queue_io(struct engine_queue *eq, struct engine_io *io)
-{
-    struct error_queue *q = (struct error_queue *)eq;
-    struct error_engine *f = q->e;
+    struct error_queue *q = (struct error_queue *)fq;
+    const struct error_engine *f = (const struct error_engine *)fq->e;
     bool hit = false;
 
     switch (io->op) {
@@ -134,42 +53,43 @@ static int error_queue_io(struct engine_queue *eq, struct engine_io *io)
         break;
     }
     if (!hit)
-        return f->inner->ops->queue_io(q->inner, io);
+        return fq->e->inner->ops->queue_io(fq->inner, io);
     io->result = -EIO;
     return eng_done_push(&q->failed, io);
 }
 
-static int error_submit(struct engine_queue *eq)
+static int error_reap(struct eng_filter_queue *fq, engine_done_fn done, void *arg)
 {
-    struct error_queue *q = (struct error_queue *)eq;
-    return q->e->inner->ops->submit(q->inner);
-}
-
-static int error_completion_fd(struct engine_queue *eq)
-{
-    return ((struct error_queue *)eq)->epfd;
-}
-
-static int error_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
-{
-    struct error_queue *q = (struct error_queue *)eq;
-    int n = q->e->inner->ops->reap(q->inner, done, arg);
+    struct error_queue *q = (struct error_queue *)fq;
+    int n = fq->e->inner->ops->reap(fq->inner, done, arg);
     if (n < 0)
         return n;
     return n + eng_done_reap(&q->failed, done, arg);
 }
 
-static const struct engine_ops engine_error = {
-    .size = sizeof(struct engine_ops),
-    .version = ENGINE_OPS_VERSION,
+/* submit and get_size: the inner engine's. */
+static const struct eng_filter error_filter = {
     .name = "error",
-    .open = error_open,
-    .close = error_close,
-    .queue_open = error_queue_open,
-    .queue_close = error_queue_close,
+    .engine_size = sizeof(struct error_engine),
+    .queue_size = sizeof(struct error_queue),
+    .queue_init = error_queue_init,
+    .queue_fini = error_queue_fini,
     .queue_io = error_queue_io,
-    .submit = error_submit,
-    .completion_fd = error_completion_fd,
     .reap = error_reap,
-    .get_size = error_get_size,
 };
+
+int engine_error_open(struct engine *inner, uint64_t start, uint64_t end,
+                      bool on_read, bool on_write, struct engine **out)
+{
+    struct eng_filter_engine *fe;
+    int rc = eng_filter_open(&error_filter, inner, &fe);
+    if (rc < 0)
+        return rc;
+    struct error_engine *f = (struct error_engine *)fe;
+    f->start = start;
+    f->end = end;
+    f->on_read = on_read;
+    f->on_write = on_write;
+    *out = &fe->base;
+    return 0;
+}
