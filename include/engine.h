@@ -146,7 +146,9 @@ extern const struct engine_ops engine_rbd;     /* Ceph RBD via librbd (src/engin
  * --allow-test-engines only):
  *   "error:<start>-<end>[,r|w|rw]:<inner>"  fail I/O touching bytes [start,end) with -EIO
  *   "delay:[w]<usec>:<inner>"                delay every I/O completion (w: writes only)
- * Errors: -EINVAL (syntax), those of the engine's open.
+ * Every prefix is a row of one table (src/engine/params.c, eng_kind_find).
+ * Errors: -EINVAL (syntax), -EPERM (a filter without allow_filters), those
+ * of the engine's open.
  */
 int engine_open_params(const char *params, const struct engine_params *p,
                        bool allow_filters, struct engine **out);

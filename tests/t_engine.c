@@ -2,10 +2,14 @@
 #include "harness.h"
 #include "util.h"
 #include "engine.h"
+#include "../src/engine/engine_priv.h"
 #include "log.h"
 #include "lib/engine_check.h"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -238,6 +242,44 @@ static void test_get_size(void)
     free(path);
 }
 
+/* The one table of engine names (src/engine/params.c): each row is found
+ * by its name, an engine row's ops carry that name, a filter row opens a
+ * filter, and xen-blkbackd-engines(7) documents every prefix. */
+static void test_kinds(void)
+{
+    char man[PATH_MAX];
+    snprintf(man, sizeof(man), "%s/man/xen-blkbackd-engines.7",
+             t_srcdir("man/xen-blkbackd-engines.7"));
+    FILE *f = fopen(man, "re");
+    T_ASSERT(f, "open %s", man);
+    static char text[1 << 17];
+    size_t len = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[len] = 0;
+    T_ASSERT(len > 0 && len < sizeof(text) - 1, "%s: %zu bytes", man, len);
+
+    unsigned n;
+    const struct eng_kind *k = eng_kinds(&n);
+    T_ASSERT(n >= 7, "%u rows", n);
+    for (unsigned i = 0; i < n; i++) {
+        T_CHECK(eng_kind_find(k[i].name) == &k[i], "%s: not found by name", k[i].name);
+        if (k[i].ops)
+            T_CHECK(!strcmp(k[i].ops->name, k[i].name) && !k[i].open_filter,
+                    "%s: engine named %s", k[i].name, k[i].ops->name);
+        else
+            T_CHECK(k[i].open_filter, "%s: neither engine nor filter", k[i].name);
+        char pat[3][64];
+        snprintf(pat[0], sizeof(pat[0]), "\n.B %s:", k[i].name);
+        snprintf(pat[1], sizeof(pat[1]), "\n.BI %s:", k[i].name);
+        snprintf(pat[2], sizeof(pat[2]), "\n.RB [ %s: ]", k[i].name);
+        T_CHECK(strstr(text, pat[0]) || strstr(text, pat[1]) || strstr(text, pat[2]),
+                "%s: no %s: entry in %s", k[i].name, k[i].name, man);
+    }
+    T_CHECK(eng_kind_find("uring")->ops == &engine_uring, "uring row");
+    T_CHECK(eng_kind_find("aio")->ops == &engine_aio, "aio row");
+    T_CHECK(eng_kind_find("file") == NULL && eng_kind_find(NULL) == NULL, "unknown names");
+}
+
 int main(void)
 {
     log_init("t_engine", LOG_TARGET_STDERR, NULL, LOG_DEBUG);
@@ -246,6 +288,7 @@ int main(void)
     test_odirect_fallback();
     test_null_and_filters();
     test_get_size();
+    test_kinds();
     test_loop();
     return t_done();
 }

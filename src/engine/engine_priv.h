@@ -133,6 +133,30 @@ int eng_store_size(int fd, uint64_t *bytes);
 int eng_store_open_flags(const struct engine_params *p);
 int eng_store_claim(int fd, const struct stat *st, const struct engine_params *p, const char *name);
 
+/*
+ * The one table of engine and filter names (src/engine/params.c): what a
+ * params prefix "<name>:" selects.  Drives engine_open_params and
+ * eng_params_path; xen-blkbackd-engines(7) lists every row.
+ */
+#define ENG_KIND_PATH 1u        /* the rest of params is a file or block device path */
+struct eng_kind {
+    const char *name;           /* the prefix without its ':'; = ops->name */
+    const struct engine_ops *ops;   /* NULL for a filter */
+    unsigned flags;             /* ENG_KIND_* */
+    /* Optional: which params values are this engine's instead of those
+     * starting "<name>:" (nbd: URIs with or without the prefix); *rest gets
+     * what the engine's open sees as its path. */
+    bool (*match)(const char *params, const char **rest);
+    /* Filters: open the filter over the engine named after its arguments,
+     * spec = what follows "<name>:" ("<args>:<inner>", no ':' in args). */
+    int  (*open_filter)(const char *spec, const struct engine_params *p, struct engine **out);
+};
+
+/* The row of that name, or NULL. */
+const struct eng_kind *eng_kind_find(const char *name);
+/* Every row (*n of them), for listings and tests. */
+const struct eng_kind *eng_kinds(unsigned *n);
+
 /* The path of the backing store inside a params value (engine.h syntax:
  * after uring:/aio:, through the filters); NULL for null: and syntax errors
  * (src/engine/params.c). */

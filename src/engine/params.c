@@ -12,7 +12,9 @@
  *   error:<start>-<end>[,r|w|rw]:<inner>   filter (allow_filters only)
  *   delay:[w]<usec>:<inner>                filter (allow_filters only; w: writes only)
  * Sizes accept k/M/G/T suffixes (powers of 1024).  A prefix that is not an
- * engine name is part of the path ("/srv/a:b.img" is a file).
+ * engine name is part of the path ("/srv/a:b.img" is a file).  Every engine
+ * and filter name is a row of one table (kinds[] below, eng_kind_find);
+ * xen-blkbackd-engines(7) documents each row (checked by t_engine).
  */
 #include "engine.h"
 #include "util.h"
@@ -94,6 +96,48 @@ static bool is_nbd(const char *s, const char **uri)
     return false;
 }
 
+static const struct eng_kind kinds[] = {
+    { "uring", &engine_uring, ENG_KIND_PATH, NULL, NULL },
+    { "aio", &engine_aio, ENG_KIND_PATH, NULL, NULL },
+    { "null", &engine_null, 0, NULL, NULL },
+    { "nbd", &engine_nbd, 0, is_nbd, NULL },
+    { "rbd", &engine_rbd, 0, NULL, NULL },
+    { "error", NULL, 0, NULL, open_error },
+    { "delay", NULL, 0, NULL, open_delay },
+};
+
+const struct eng_kind *eng_kinds(unsigned *n)
+{
+    *n = sizeof(kinds) / sizeof(kinds[0]);
+    return kinds;
+}
+
+const struct eng_kind *eng_kind_find(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (!strcmp(kinds[i].name, name))
+            return &kinds[i];
+    return NULL;
+}
+
+/* The row whose prefix params starts with ("<name>:", or its own match),
+ * *rest what follows; NULL: no prefix, params is a path. */
+static const struct eng_kind *kind_of(const char *params, const char **rest)
+{
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        const struct eng_kind *k = &kinds[i];
+        size_t n = strlen(k->name);
+        if (k->match) {
+            if (k->match(params, rest))
+                return k;
+        } else if (!strncmp(params, k->name, n) && params[n] == ':') {
+            *rest = params + n + 1;
+            return k;
+        }
+    }
+    return NULL;
+}
+
 int engine_open_params(const char *params, const struct engine_params *p,
                        bool allow_filters, struct engine **out)
 {
@@ -104,34 +148,19 @@ int engine_open_params(const char *params, const struct engine_params *p,
         return -EINVAL;
     if (p)
         q = *p;
-    if (has_prefix(params, "error:", &rest))
-        return allow_filters ? open_error(rest, &q, out) : -EPERM;
-    if (has_prefix(params, "delay:", &rest))
-        return allow_filters ? open_delay(rest, &q, out) : -EPERM;
-    if (has_prefix(params, "null:", &rest)) {
+    const struct eng_kind *k = kind_of(params, &rest);
+    if (k && k->open_filter)
+        return allow_filters ? k->open_filter(rest, &q, out) : -EPERM;
+    if (k && !(k->flags & ENG_KIND_PATH)) {
         q.path = rest;
-        return engine_null.open(&q, out);
+        return k->ops->open(&q, out);
     }
-    if (is_nbd(params, &rest)) {
-        q.path = rest;
-        return engine_nbd.open(&q, out);
-    }
-    if (has_prefix(params, "rbd:", &rest)) {
-        q.path = rest;
-        return engine_rbd.open(&q, out);
-    }
-    const struct engine_ops *ops = NULL;
-    if (has_prefix(params, "uring:", &rest))
-        ops = &engine_uring;
-    else if (has_prefix(params, "aio:", &rest))
-        ops = &engine_aio;
-    else
+    if (!k)
         rest = params;
     if (!*rest)
         return -EINVAL;
     q.path = rest;
-    if (!ops)
-        ops = eng_default_ops(q.name ? q.name : rest);
+    const struct engine_ops *ops = k ? k->ops : eng_default_ops(q.name ? q.name : rest);
     return ops->open(&q, out);
 }
 
@@ -139,16 +168,14 @@ const char *eng_params_path(const char *params)
 {
     const char *rest;
     while (params && *params) {
-        if (has_prefix(params, "error:", &rest) || has_prefix(params, "delay:", &rest)) {
-            const char *colon = strchr(rest, ':');
-            params = colon ? colon + 1 : NULL;
-        } else if (has_prefix(params, "null:", &rest) || is_nbd(params, &rest) ||
-                   has_prefix(params, "rbd:", &rest)) {
-            return NULL;
-        } else if (has_prefix(params, "uring:", &rest) || has_prefix(params, "aio:", &rest)) {
-            return *rest ? rest : NULL;
-        } else {
+        const struct eng_kind *k = kind_of(params, &rest);
+        if (!k)
             return params;
+        if (k->open_filter) {
+            const char *colon = strchr(rest, ':');      /* "<args>:<inner>" */
+            params = colon ? colon + 1 : NULL;
+        } else {
+            return (k->flags & ENG_KIND_PATH) && *rest ? rest : NULL;
         }
     }
     return NULL;
