@@ -182,16 +182,17 @@ int  dpg_get(struct dpg *g, struct dpg_map *m, const struct blkif_request_segmen
 /* Release what dpg_get took (idempotent). */
 void dpg_put(struct dpg *g, struct dpg_map *m);
 
-/* COPY: can n more segments join the current batch?  (Else flush first.) */
+/* DPG_F_COPY (dpg_copies): can n more segments join the current batch?
+ * (Else flush first.) */
 bool dpg_copy_room(const struct dpg *g, unsigned n);
 
-/* COPY: queue the copy of a completed READ's data from the bounce area back
+/* DPG_F_COPY: queue the copy of a completed READ's data from the bounce area back
  * to the guest (GNTCOPY_dest_gref); done at the next dpg_copy_flush, which
  * sets m->copy_err.  Caller checked dpg_copy_room. */
 void dpg_copy_out(struct dpg *g, struct dpg_map *m, const struct blkif_request_segment *segs,
                   unsigned n);
 
-/* COPY: one gnt_copy of the whole batch; sets copy_err of every request in
+/* DPG_F_COPY: one gnt_copy of the whole batch; sets copy_err of every request in
  * it and clears copy_pending.  No-op on an empty batch. */
 void dpg_copy_flush(struct dpg *g);
 
