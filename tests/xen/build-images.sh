@@ -31,10 +31,12 @@ SUITE=$DIST
 case $DIST in
     bookworm)
         XEN_DIR=${XEN_DIR:-$ROOT/build/xen}; XENV=4.17
-        # qemu-system-xen gives the qdisk backend for the comparison table; the lib*
+        # qemu-system-xen gives the qdisk backend for the comparison table,
+        # qemu-system-common + qemu-utils qemu-storage-daemon and qemu-img for qcow2; the lib*
         # packages are the daemon's run-time libraries.
         DOM0_PKGS="linux-image-amd64 xen-utils-4.17 xen-utils-common xenstore-utils kmod udev
   util-linux e2fsprogs procps iproute2 busybox-static fio qemu-system-xen dmsetup
+  qemu-system-common qemu-utils
   liburing2 libaio1 libinih1 libjson-c5 libxenstore4 libxengnttab1 libxenevtchn1
   libsystemd0 libnbd0 librbd1 librados2 libmicrohttpd12" ;;
     trixie)

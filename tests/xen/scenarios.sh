@@ -9,13 +9,13 @@
 #   twoguests, tap (Xen >= 4.19: backendtype=tap -> backend/vbd3 served by the daemon),
 #   restart (SIGTERM/kill -9 + start under fio verify), rootcause (diagnostic: dom0
 #   kernel after kill -9 per grant mode/engine; not in all).
-#   all = baseline,daemon,destroy,twoguests,restart
+#   all = baseline,daemon,destroy,twoguests,nbd,restart
 # Guest steps are in guest-init.sh; guest consoles are relayed as "[<guest>] ..." lines.
 set -u
 XENBIN=$(ls -d /usr/lib/xen-4.*/bin 2>/dev/null | sort -V | tail -1)
 export PATH=$XENBIN:/usr/sbin:/usr/bin:/sbin:/bin
 PLAN=${1:-all}
-[ "$PLAN" = all ] && PLAN=baseline,daemon,destroy,twoguests,restart
+[ "$PLAN" = all ] && PLAN=baseline,daemon,destroy,twoguests,nbd,restart
 T=/opt/xentest
 CONS=/var/log/xen/console
 IMG=/img
@@ -650,6 +650,60 @@ phase_twoguests() {
     info "phase twoguests: $(( $(now) - t0 ))s"
 }
 
+# ------------------------------------------------------------------ nbd (issue 9)
+# qcow2 through qemu-storage-daemon: the disk line says target=qcow2:<image>, our hotplug
+# script starts one qemu-storage-daemon exporting it over NBD on a unix socket and writes
+# the NBD URI as params, the daemon serves it with the nbd engine (libnbd). The guest runs
+# fio --verify and writes a pattern; after its shutdown the script's remove must have
+# stopped qemu-storage-daemon, `qemu-img check` must be clean and the pattern must be in
+# the qcow2 image (read back with qemu-img convert).
+phase_nbd() {
+    local t0=$(now) g=n1 img=$IMG/n1.qcow2 be domid params pat got n r st detail
+    local names="nbd: qcow2 via qemu-storage-daemon, fio verify|nbd: qcow2 data, image check, qemu-storage-daemon stopped"
+    [ "${DAEMON_OK:-}" = "" ] && { daemon_installed && start_daemon && DAEMON_OK=1 || DAEMON_OK=0; }
+    if [ "$DAEMON_OK" != 1 ] || ! command -v qemu-storage-daemon > /dev/null || ! command -v qemu-img > /dev/null; then
+        IFS='|'; for n in $names; do report SKIP 0 "$n" "daemon, qemu-storage-daemon or qemu-img missing in dom0"; done; unset IFS
+        return
+    fi
+    daemon_alive || start_daemon
+    rm -f $img; qemu-img create -q -f qcow2 $img ${MIB}M || { report FAIL 0 "${names%%|*}" "qemu-img create failed"; return; }
+    if ! start_guest $g "neg@xvdb+pat@xvdb+fio@xvdb" "" \
+            "format=raw, vdev=xvdb, access=rw, backendtype=phy, script=block-xen-blkbackd, target=qcow2:$img"; then
+        sed 's/^/[xen-blkbackd] /' $DLOG | tail -20
+        IFS='|'; for n in $names; do report FAIL $(( $(now) - t0 )) "$n" "xl create failed"; done; unset IFS
+        return
+    fi
+    domid=${DOMID_OF[$g]}; be=/local/domain/0/backend/vbd/$domid/$XVDB
+    params=$(xenstore-read $be/params 2>/dev/null)
+    n=$(pgrep -c -f "qemu-storage-daemon.*$img")
+    info "nbd: params '$params', qemu-storage-daemon processes: $n"
+    wait_guest $g 400
+    st=PASS; detail="params $params;"
+    case $params in nbd+unix:*) ;; *) st=FAIL; detail="$detail not an NBD URI;" ;; esac
+    [ "$n" = 1 ] || { st=FAIL; detail="$detail $n qemu-storage-daemon while attached;"; }
+    for r in neg@xvdb pat@xvdb fio@xvdb; do
+        n=$(gstep $g $r)
+        [ "$(st_status "$n")" = PASS ] || st=FAIL
+        detail="$detail $r: ${n:-missing};"
+    done
+    report $st $(( $(now) - t0 )) "${names%%|*}" "$detail"
+    # after the guest: script remove ran, image consistent, the pattern in the qcow2
+    local i=0
+    while pgrep -f "qemu-storage-daemon.*$img" > /dev/null && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done
+    st=PASS; detail=""
+    pgrep -f "qemu-storage-daemon.*$img" > /dev/null && { st=FAIL; detail="qemu-storage-daemon still running 30 s after the guest;"; }
+    r=$(qemu-img check -q $img 2>&1) || { st=FAIL; detail="$detail qemu-img check: $(echo "$r" | head -2 | tr '\n' ' ');"; }
+    pat=$(glog $g | sed -n 's/.*@@G PAT xvdb \([0-9a-f]*\).*/\1/p' | tail -1)
+    rm -f $IMG/n1.raw      # sparse: only what the guest wrote takes space
+    got=$(qemu-img convert -f qcow2 -O raw $img $IMG/n1.raw 2>&1 &&
+          dd if=$IMG/n1.raw bs=1M skip=128 count=8 2>/dev/null | md5sum | cut -c1-32)
+    rm -f $IMG/n1.raw
+    [ -n "$pat" ] && [ "$pat" = "$got" ] || { st=FAIL; detail="$detail pattern md5 in the image $got, guest wrote ${pat:-none};"; }
+    report $st 0 "${names#*|}" "${detail:-pattern md5 $got in the qcow2, qemu-img check clean, qemu-storage-daemon gone}"
+    kernel_log nbd $g
+    info "phase nbd: $(( $(now) - t0 ))s"
+}
+
 # ------------------------------------------------------------------ restart (issue 7)
 # The daemon must survive restarts under running guests (SIGTERM + start = upgrade,
 # kill -9 + start = crash). One guest r<N> with xvdb (file image, default engine and grant
@@ -982,7 +1036,7 @@ rm -f /tmp/perf.rows
 info "xl: $(xl info 2>/dev/null | grep -E '^(xen_version|free_memory|nr_cpus)' | tr -s ' ' | tr '\n' ' ')"
 for p in $(echo "$PLAN" | tr ',+' '  '); do
     case $p in
-        baseline|kernel|qdisk|daemon|destroy|twoguests|tap|restart|rootcause) say PHASE $p; phase_$p ;;
+        baseline|kernel|qdisk|daemon|destroy|twoguests|nbd|tap|restart|rootcause) say PHASE $p; phase_$p ;;
         *) report FAIL 0 "plan: $p" "unknown phase" ;;
     esac
 done
