@@ -295,7 +295,7 @@ stage_guest() {
     d=$XEN_DIR/guest.d
     rm -rf "$d"; busybox_tree "$d"
     add_modules "$d" "$kv" xen-blkfront crc32c_generic ext4
-    for p in /usr/bin/fio /sbin/mkfs.ext4 /sbin/e2fsck /sbin/blkdiscard /sbin/blockdev; do
+    for p in /usr/bin/fio /sbin/mkfs.ext4 /sbin/e2fsck /sbin/resize2fs /sbin/blkdiscard /sbin/blockdev; do
         copy_prog "$d" "$p" || exit 1
     done
     for p in $STUB_LIBS; do make_stub "$d" /usr/bin/fio "$p"; done

@@ -7,6 +7,8 @@
 #   flush@d    fsync writes must reach the backend as flushes
 #   discard@d  blkdiscard; neighbouring data intact     ro@d   read-only disk
 #   fs@d       ext4 mkfs/write/remount/md5/fsck   hp@d     hotplug cycles driven by dom0,
+#   rsz@d      ext4 with files, "@@G RSZ-READY"; dom0 grows the disk online; resize2fs
+#              while mounted, files intact, fsck clean
 #              then 15 s idle (dom0's leak snapshot)
 #   fiolong@d  fio until dom0 destroys us
 #   ctr@d      print /sys/block/d/stat, stay idle 12 s (dom0 compares the daemon's counters)
@@ -250,6 +252,37 @@ st_fs() {
     fi
 }
 
+st_rsz() {   # ext4 on d, files; dom0 grows the disk online; resize2fs while mounted
+    d=$1
+    waitdev $d || { result rsz@$d FAIL "no /dev/$d"; return; }
+    mkfs.ext4 -q -F /dev/$d > /tmp/mkfs.out 2>&1 || { cat /tmp/mkfs.out; result rsz@$d FAIL "mkfs failed"; return; }
+    mount -t ext4 /dev/$d /mnt/t || { result rsz@$d FAIL "mount failed"; return; }
+    dd if=/dev/urandom of=/mnt/t/big bs=1M count=16 2>/dev/null
+    local k=0; while [ $k -lt 100 ]; do echo "file $k $(date)" > /mnt/t/f$k; k=$((k+1)); done
+    sync
+    sum1=$(cat /mnt/t/big /mnt/t/f* | md5sum | cut -c1-32)
+    s0=$(cat /sys/block/$d/size); b0=$(df -k /mnt/t | awk 'NR == 2 { print $2 }')
+    say RSZ-READY $d $s0
+    local w=0
+    while [ "$(cat /sys/block/$d/size)" = "$s0" ] && [ $w -lt 1200 ]; do sleep 0.1; w=$((w+1)); done
+    s1=$(cat /sys/block/$d/size)
+    [ "$s1" != "$s0" ] || { umount /mnt/t; result rsz@$d FAIL "size still $s0 sectors 120 s after RSZ-READY"; return; }
+    resize2fs /dev/$d > /tmp/rsz.out 2>&1 || { cat /tmp/rsz.out; umount /mnt/t; result rsz@$d FAIL "resize2fs failed"; return; }
+    b1=$(df -k /mnt/t | awk 'NR == 2 { print $2 }')
+    echo "after resize" > /mnt/t/new; sync
+    umount /mnt/t || { result rsz@$d FAIL "umount failed"; return; }
+    echo 3 > /proc/sys/vm/drop_caches
+    mount -t ext4 /dev/$d /mnt/t || { result rsz@$d FAIL "remount failed"; return; }
+    sum2=$(cat /mnt/t/big /mnt/t/f* | md5sum | cut -c1-32)
+    umount /mnt/t
+    e2fsck -fn /dev/$d > /tmp/fsck.out 2>&1; rc=$?
+    if [ "$sum1" != "$sum2" ]; then result rsz@$d FAIL "file md5 changed across the resize"
+    elif [ $rc != 0 ]; then tail -5 /tmp/fsck.out; result rsz@$d FAIL "e2fsck rc=$rc"
+    elif [ "$b1" -le "$b0" ]; then result rsz@$d FAIL "filesystem did not grow ($b0 -> $b1 KiB)"
+    else result rsz@$d PASS "sectors $s0 -> $s1 online, ext4 ${b0} -> ${b1} KiB by resize2fs while mounted, files intact, fsck clean"
+    fi
+}
+
 st_hp() {   # dom0 attaches/detaches /dev/<d> HPN times; we read it each time
     local d=$1 ok=0 i=1 j got
     say HP-READY
@@ -362,7 +395,7 @@ for s in $(echo "$STEPS" | tr '+' ' '); do
     say RUN $s
     T_STEP=$(up)
     case $name in
-        neg|dd|fio|perf|flush|discard|ro|fs|hp|fiolong|ctr|pat|patv|patc|swap|fiorc) st_$name $dev ;;
+        neg|dd|fio|perf|flush|discard|ro|fs|rsz|hp|fiolong|ctr|pat|patv|patc|swap|fiorc) st_$name $dev ;;
         rterm|rkill|rooo|rmulti|rsecond) st_rst ${name#r} $dev ;;
         *) result $s FAIL "unknown step" ;;
     esac

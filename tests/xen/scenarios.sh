@@ -9,13 +9,13 @@
 #   twoguests, tap (Xen >= 4.19: backendtype=tap -> backend/vbd3 served by the daemon),
 #   restart (SIGTERM/kill -9 + start under fio verify), rootcause (diagnostic: dom0
 #   kernel after kill -9 per grant mode/engine; not in all).
-#   all = baseline,daemon,destroy,twoguests,nbd,restart
+#   all = baseline,daemon,destroy,twoguests,resize,nbd,restart
 # Guest steps are in guest-init.sh; guest consoles are relayed as "[<guest>] ..." lines.
 set -u
 XENBIN=$(ls -d /usr/lib/xen-4.*/bin 2>/dev/null | sort -V | tail -1)
 export PATH=$XENBIN:/usr/sbin:/usr/bin:/sbin:/bin
 PLAN=${1:-all}
-[ "$PLAN" = all ] && PLAN=baseline,daemon,destroy,twoguests,nbd,restart
+[ "$PLAN" = all ] && PLAN=baseline,daemon,destroy,twoguests,resize,nbd,restart
 T=/opt/xentest
 CONS=/var/log/xen/console
 IMG=/img
@@ -650,6 +650,40 @@ phase_twoguests() {
     info "phase twoguests: $(( $(now) - t0 ))s"
 }
 
+# ------------------------------------------------------------------ resize (issue 10)
+# Online resize: guest z1 puts ext4 with files on xvdb (128 MiB) and says RSZ-READY; dom0
+# grows the image by 64 MiB and runs `xen-blkbackctl resize`; the guest must see the new
+# size without a reconnect and grow the mounted filesystem with resize2fs, files intact.
+phase_resize() {
+    local t0=$(now) g=z1 img=$IMG/z1.img be domid out want st=PASS detail="" r
+    [ "${DAEMON_OK:-}" = "" ] && { daemon_installed && start_daemon && DAEMON_OK=1 || DAEMON_OK=0; }
+    if [ "$DAEMON_OK" != 1 ]; then report SKIP 0 "resize: online grow, resize2fs" "daemon not running"; return; fi
+    daemon_alive || start_daemon
+    mkimg $img 128
+    if ! start_guest $g "rsz@xvdb" "" "$(spec daemon xvdb rw $img)"; then
+        report FAIL $(( $(now) - t0 )) "resize: online grow, resize2fs" "xl create failed"; return
+    fi
+    domid=${DOMID_OF[$g]}; be=/local/domain/0/backend/vbd/$domid/$XVDB
+    if wait_marker $g '@@G RSZ-READY' 300; then
+        truncate -s 192M $img
+        out=$(timeout 30 xen-blkbackctl resize $domid $XVDB 2>&1); r=$?
+        want=$((192 * 2048))
+        [ $r = 0 ] || { st=FAIL; detail="xen-blkbackctl resize rc=$r: $out;"; }
+        [ "$(xenstore-read $be/sectors 2>/dev/null)" = $want ] ||
+            { st=FAIL; detail="$detail backend sectors $(xenstore-read $be/sectors 2>/dev/null), want $want;"; }
+        detail="$detail ctl: $(echo "$out" | head -1 | cut -c1-100);"
+    else
+        st=FAIL; detail="guest never said RSZ-READY;"
+    fi
+    wait_guest $g 300
+    r=$(gstep $g rsz@xvdb)
+    [ "$(st_status "$r")" = PASS ] || st=FAIL
+    grep -q "vbd $domid/$XVDB: resized (" $DLOG || { st=FAIL; detail="$detail no resize line in the daemon log;"; }
+    report $st $(( $(now) - t0 )) "resize: online grow, resize2fs" "${r:-no guest result}; ${detail# }"
+    kernel_log resize $g
+    info "phase resize: $(( $(now) - t0 ))s"
+}
+
 # ------------------------------------------------------------------ nbd (issue 9)
 # qcow2 through qemu-storage-daemon: the disk line says target=qcow2:<image>, our hotplug
 # script starts one qemu-storage-daemon exporting it over NBD on a unix socket and writes
@@ -1036,7 +1070,7 @@ rm -f /tmp/perf.rows
 info "xl: $(xl info 2>/dev/null | grep -E '^(xen_version|free_memory|nr_cpus)' | tr -s ' ' | tr '\n' ' ')"
 for p in $(echo "$PLAN" | tr ',+' '  '); do
     case $p in
-        baseline|kernel|qdisk|daemon|destroy|twoguests|nbd|tap|restart|rootcause) say PHASE $p; phase_$p ;;
+        baseline|kernel|qdisk|daemon|destroy|twoguests|resize|nbd|tap|restart|rootcause) say PHASE $p; phase_$p ;;
         *) report FAIL 0 "plan: $p" "unknown phase" ;;
     esac
 done
