@@ -287,15 +287,17 @@ extract_vmlinux() {   # vmlinuz -> vmlinux ELF (the payload is xz in Debian kern
     mv "$2.tmp" "$2"
 }
 
+# The guest's programs besides busybox (part of stamp.guest)
+GUEST_PROGS="/usr/bin/fio /sbin/mkfs.ext4 /sbin/e2fsck /sbin/resize2fs /sbin/blkdiscard /sbin/blockdev"
 stage_guest() {
-    local inputs; inputs=$(cat "$ROOTFS/../stamp.rootfs" "$ROOT/tests/xen/guest-init.sh" | md5sum | cut -c1-12)
+    local inputs; inputs=$( (cat "$ROOTFS/../stamp.rootfs" "$ROOT/tests/xen/guest-init.sh"; echo "$GUEST_PROGS") | md5sum | cut -c1-12)
     [ -f stamp.guest ] && [ "$(cat stamp.guest)" = "$inputs" ] && return 0
     local kv d p; kv=$(kver)
     [ -s guest-vmlinux ] && [ -f stamp.guest ] || extract_vmlinux "$ROOTFS/boot/vmlinuz-$kv" guest-vmlinux
     d=$XEN_DIR/guest.d
     rm -rf "$d"; busybox_tree "$d"
     add_modules "$d" "$kv" xen-blkfront crc32c_generic ext4
-    for p in /usr/bin/fio /sbin/mkfs.ext4 /sbin/e2fsck /sbin/resize2fs /sbin/blkdiscard /sbin/blockdev; do
+    for p in $GUEST_PROGS; do
         copy_prog "$d" "$p" || exit 1
     done
     for p in $STUB_LIBS; do make_stub "$d" /usr/bin/fio "$p"; done
