@@ -66,7 +66,11 @@ struct engine_params {
     const char *path;           /* backing store: file, block device, engine specific */
     bool readonly;              /* open O_RDONLY; writes are refused by the data plane */
     bool direct;                /* O_DIRECT wanted (default); fallback logged by the engine */
-    const char *name;           /* device name for log lines, e.g. "vbd 5/51712" */
+    const char *name;           /* device name for log lines, e.g. "vbd 5/51712" (when
+                                 * dev is NULL; else unused) */
+    const struct log_dev *dev;  /* optional (NULL: name, or path): the device whose
+                                 * prefix and journal fields the engine's log lines
+                                 * carry (log.h); copied at open */
     bool shared_write;          /* mode "w!": read-write, shared on purpose: no
                                  * exclusive claim (see engine_store_holder) */
     char *why;                  /* optional (NULL): where open may explain a failure in
@@ -76,6 +80,7 @@ struct engine_params {
 };
 
 struct engine;
+struct log_dev;                 /* log.h */
 struct engine_queue;
 typedef void (*engine_done_fn)(struct engine_io *io, void *arg);
 

@@ -7,6 +7,7 @@
 #ifndef XBD_LOG_H
 #define XBD_LOG_H
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -34,35 +35,82 @@ bool log_stderr_is_journal(void);
 
 /*
  * The device a message is about.  Printed (stderr, syslog, file) as the
- * prefix "<name>: " or "<name> queue <q>: "; in the journal also as the
- * fields DOMID=, DEVID=, VDEV= (when known) and QUEUE= (when given).
+ * prefix "<name>: " or "<name> queue <q>: " (the one device prefix: grep
+ * "vbd 5/51712[: ]" finds every line of the device, its rate-limit
+ * summaries and debug lines included); in the journal also as the fields
+ * DOMID=, DEVID=, VDEV= (when known) and QUEUE= (when given), so
+ * `journalctl DOMID=5` finds them.  Self-contained (copies of the strings),
+ * so engines and the data plane keep a copy of the vbd's.
  */
 struct log_dev {
-    const char *name;           /* "vbd 5/51712" */
+    char name[64];              /* "vbd 5/51712" */
     int domid;                  /* frontend domid; < 0: unknown */
     long long devid;            /* < 0: unknown */
-    const char *vdev;           /* "xvdb" (backend `dev`); NULL or "": unknown */
+    char vdev[16];              /* "xvdb" (backend `dev`); "": unknown */
 };
 #define LOG_NO_QUEUE (-1)
+/* Fill d: name and vdev copied (truncated to the buffers; NULL: ""). */
+void log_dev_init(struct log_dev *d, const char *name, int domid, long long devid,
+                  const char *vdev);
 /* A message about device d (queue >= 0: about that queue of it). */
 void log_dev(int level, const struct log_dev *d, int queue, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /*
+ * Debug categories (xen-blkbackd(8) --debug): LOG_DEBUG lines about one
+ * part of the daemon, each tagged "[<category>] " after the device prefix
+ * and with the journal field DEBUG_CATEGORY=.  A category's lines print
+ * when it is on, or when the log level is debug (every category), whatever
+ * the level otherwise.  Off, LOG_DBG costs one load and one predictable
+ * branch: no call, no formatting (tcmu-runner's per-subsystem debug,
+ * ublksrv ublk_dbg; ublk-org/ublksrv:include/ublksrv_utils.h).
+ */
+enum log_cat {
+    LOG_CAT_RING     = 1u << 0,     /* requests taken off / answered on the ring */
+    LOG_CAT_GRANT    = 1u << 1,     /* grant map/unmap/copy, persistent cache */
+    LOG_CAT_XENSTORE = 1u << 2,     /* watch events, xenbus state reads */
+    LOG_CAT_ENGINE   = 1u << 3,     /* storage engine open, connect, queues */
+    LOG_CAT_RESTART  = 1u << 4,     /* restart state: slots saved and re-issued */
+};
+#define LOG_CAT_ALL 0x1fu
+/* The effective mask (categories on, or LOG_CAT_ALL at level debug); read by
+ * LOG_DBG only.  Set through log_debug_set and log_set_level. */
+extern unsigned log_debug_mask;
+/* "ring,grant,..." (names of enum log_cat, "all", "none"; any case) -> *out
+ * (a mask of LOG_CAT_*).  0, or -EINVAL (an unknown name: *bad, when not
+ * NULL, points at it; *out untouched). */
+int  log_debug_parse(const char *s, unsigned *out, const char **bad);
+/* The category list as log_debug_parse reads it ("none" when empty) in buf
+ * (truncated to len); returns buf. */
+const char *log_debug_format(unsigned cats, char *buf, size_t len);
+void log_debug_set(unsigned cats);      /* the --debug categories */
+unsigned log_debug_get(void);           /* the --debug categories (not the level's) */
+/* A debug line of category cat (one LOG_CAT_*) about d (NULL: none) and
+ * queue; printed whatever the level (LOG_DBG has checked the category). */
+void log_dbg_dev(unsigned cat, const struct log_dev *d, int queue, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define LOG_DBG(cat, d, queue, ...)                                                         \
+    do {                                                                                    \
+        if (__builtin_expect(__atomic_load_n(&log_debug_mask, __ATOMIC_RELAXED) & (cat), 0)) \
+            log_dbg_dev(cat, d, queue, __VA_ARGS__);                                        \
+    } while (0)
+
+/*
  * The journal fields of one message, as sd_journal_sendv(3) takes them:
  * MESSAGE= (the text as printed, prefix included), PRIORITY= (syslog level
  * 0..7), SYSLOG_IDENTIFIER=, then DOMID=, DEVID=, VDEV=, QUEUE= for what d
- * and queue know.  d may be NULL.  Fills iov[0..n) pointing into f->buf;
- * returns n (3..7).  Exposed for tests/t_log.c.
+ * and queue know, and DEBUG_CATEGORY= for cat (one LOG_CAT_*; 0: none).
+ * d may be NULL.  Fills iov[0..n) pointing into f->buf; returns n (3..8).
+ * Exposed for tests/t_log.c.
  */
-#define LOG_JOURNAL_MAX_FIELDS 7
+#define LOG_JOURNAL_MAX_FIELDS 8
 struct log_fields {
     struct iovec iov[LOG_JOURNAL_MAX_FIELDS];
     char buf[LOG_JOURNAL_MAX_FIELDS][128];
     char message[1100];
 };
 unsigned log_journal_fields(int level, const char *ident, const struct log_dev *d, int queue,
-                            const char *text, struct log_fields *f);
+                            unsigned cat, const char *text, struct log_fields *f);
 
 /*
  * Rate limiter: at most `burst` messages per `interval_ms`; the next message
@@ -78,7 +126,7 @@ struct log_ratelimit {
 #define LOG_RATELIMIT_INIT { 5000, 10, 0, 0, 0 }
 void log_rl(struct log_ratelimit *rl, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* log_rl about device d (and queue), as log_dev; the "(N similar messages
- * suppressed)" line carries d's fields in the journal too. */
+ * suppressed)" line carries d's prefix and its journal fields too. */
 void log_rl_dev(struct log_ratelimit *rl, int level, const struct log_dev *d, int queue,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 

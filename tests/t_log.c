@@ -8,14 +8,20 @@
 #include <unistd.h>
 
 /* The fields as "NAME=value" strings, for comparing. */
-static unsigned fields(int level, const struct log_dev *d, int queue, const char *text,
-                       char out[][1100])
+static unsigned fields_cat(int level, const struct log_dev *d, int queue, unsigned cat,
+                           const char *text, char out[][1100])
 {
     struct log_fields f;
-    unsigned n = log_journal_fields(level, "xen-blkbackd", d, queue, text, &f);
+    unsigned n = log_journal_fields(level, "xen-blkbackd", d, queue, cat, text, &f);
     for (unsigned i = 0; i < n; i++)
         snprintf(out[i], 1100, "%.*s", (int)f.iov[i].iov_len, (const char *)f.iov[i].iov_base);
     return n;
+}
+
+static unsigned fields(int level, const struct log_dev *d, int queue, const char *text,
+                       char out[][1100])
+{
+    return fields_cat(level, d, queue, 0, text, out);
 }
 
 static void test_fields(void)
@@ -68,7 +74,7 @@ static void test_printed_text(void)
         "t_log[warning]: vbd 5/51712 queue 3: WRITE request id 9 refused: beyond the end",
         "t_log[warning]: vbd 5/51712 queue 1: fault 0",
         "t_log[warning]: vbd 5/51712 queue 1: fault 1",
-        "t_log[warning]: (3 similar messages suppressed)",
+        "t_log[warning]: vbd 5/51712 queue 1: (3 similar messages suppressed)",
         "t_log[warning]: vbd 5/51712 queue 1: fault again",
     };
     FILE *f = fopen(path, "r");

@@ -461,7 +461,7 @@ void control_log_devices(struct backend *b)
                 break;
             len += (size_t)w;
         }
-        log_notice("%s:%s", v->name, line);
+        VLOG(v, LOG_NOTICE, "%s", line + (line[0] == ' '));
         json_object_put(o);
     }
 }

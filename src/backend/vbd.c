@@ -43,7 +43,6 @@ int vbd_new(struct backend *b, const char *kind, xen_domid_t fe, unsigned devid,
     v->serial = ++b->next_serial;
     snprintf(v->name, sizeof(v->name), "vbd %u/%u", fe, devid);
     snprintf(v->token, sizeof(v->token), "xbd:vbd:%u", v->serial);
-    v->log_id = (struct log_dev){ .name = v->name, .domid = fe, .devid = devid, .vdev = v->vdev };
     v->be_state = v->fe_state = v->online = -1;
     if (asprintf(&v->be_path, "%s/%s/%s/%u/%u", b->home, XSK_BACKEND_DIR, kind, fe, devid) < 0) {
         free(v);
@@ -53,6 +52,7 @@ int vbd_new(struct backend *b, const char *kind, xen_domid_t fe, unsigned devid,
     if (xs_read_str(b, v->be_path, XSK_DEV, &dev) == 0)
         snprintf(v->vdev, sizeof(v->vdev), "%s", dev);     /* for the log fields only */
     free(dev);
+    log_dev_init(&v->log_id, v->name, fe, devid, v->vdev);
     v->next = b->vbds;
     b->vbds = v;
     for (size_t i = 0; i < ARRAY_SIZE(be_watch_keys); i++) {

@@ -350,6 +350,7 @@ static int open_engine(struct vbd *v, const char *params, bool readonly, bool sh
         .readonly = readonly,
         .direct = b->cfg->direct_io,
         .name = v->name,
+        .dev = &v->log_id,
         .shared_write = shared,
         .why = why,
         .why_len = sizeof(why),

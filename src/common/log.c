@@ -26,6 +26,8 @@ static struct {
     pthread_mutex_t lock;
 } L = { LOG_TARGET_STDERR, LOG_INFO, "xen-blkbackd", "", NULL, PTHREAD_MUTEX_INITIALIZER };
 
+static void debug_mask_update(void);
+
 static const char *level_name(int level)
 {
     switch (level) {
@@ -43,6 +45,7 @@ int log_init(const char *ident, enum log_target target, const char *path, int ma
     pthread_mutex_lock(&L.lock);
     snprintf(L.ident, sizeof(L.ident), "%s", ident ? ident : "xen-blkbackd");
     L.level = max_level;
+    debug_mask_update();
     L.target = target;
     if (L.file) {
         fclose(L.file);
@@ -84,8 +87,91 @@ int log_reopen(void)
     return rc;
 }
 
-void log_set_level(int level) { __atomic_store_n(&L.level, level, __ATOMIC_RELAXED); }
+unsigned log_debug_mask;               /* LOG_DBG's: cats, or all at level debug */
+static unsigned debug_cats;             /* --debug */
+
+/* log_debug_mask from the level and the categories (either just changed). */
+static void debug_mask_update(void)
+{
+    unsigned m = __atomic_load_n(&debug_cats, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&L.level, __ATOMIC_RELAXED) >= LOG_DEBUG)
+        m = LOG_CAT_ALL;
+    __atomic_store_n(&log_debug_mask, m, __ATOMIC_RELAXED);
+}
+
+void log_set_level(int level)
+{
+    __atomic_store_n(&L.level, level, __ATOMIC_RELAXED);
+    debug_mask_update();
+}
 int  log_get_level(void) { return __atomic_load_n(&L.level, __ATOMIC_RELAXED); }
+
+void log_debug_set(unsigned cats)
+{
+    __atomic_store_n(&debug_cats, cats & LOG_CAT_ALL, __ATOMIC_RELAXED);
+    debug_mask_update();
+}
+unsigned log_debug_get(void) { return __atomic_load_n(&debug_cats, __ATOMIC_RELAXED); }
+
+/* The category names, bit i of enum log_cat at [i]. */
+static const char *const cat_names[] = { "ring", "grant", "xenstore", "engine", "restart" };
+
+static const char *cat_name(unsigned cat)
+{
+    for (unsigned i = 0; i < ARRAY_SIZE(cat_names); i++)
+        if (cat == 1u << i)
+            return cat_names[i];
+    return "debug";
+}
+
+int log_debug_parse(const char *s, unsigned *out, const char **bad)
+{
+    unsigned m = 0;
+    const char *p = s ? s : "";
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        unsigned bit = 0;
+        if (n == 3 && !strncasecmp(p, "all", 3))
+            bit = LOG_CAT_ALL;
+        else if (n == 4 && !strncasecmp(p, "none", 4))
+            bit = 0;
+        else {
+            for (unsigned i = 0; i < ARRAY_SIZE(cat_names); i++)
+                if (strlen(cat_names[i]) == n && !strncasecmp(p, cat_names[i], n))
+                    bit = 1u << i;
+            if (!bit) {
+                if (bad)
+                    *bad = p;
+                return -EINVAL;
+            }
+        }
+        m |= bit;
+        p += n;
+        if (*p == ',' && *++p == '\0') {  /* "ring," */
+            if (bad)
+                *bad = p;
+            return -EINVAL;
+        }
+    }
+    *out = m;
+    return 0;
+}
+
+const char *log_debug_format(unsigned cats, char *buf, size_t len)
+{
+    size_t o = 0;
+    if (len)
+        buf[0] = '\0';
+    for (unsigned i = 0; i < ARRAY_SIZE(cat_names); i++)
+        if (cats & (1u << i)) {
+            int n = snprintf(buf + o, len > o ? len - o : 0, "%s%s", o ? "," : "", cat_names[i]);
+            if (n > 0)
+                o += (size_t)n;
+        }
+    if (!o)
+        snprintf(buf, len, "none");
+    return buf;
+}
 
 int log_level_parse(const char *s, int lo, int hi, int *out)
 {
@@ -130,8 +216,17 @@ static unsigned field(struct log_fields *f, unsigned n, const char *fmt, ...)
     return n + 1;
 }
 
+void log_dev_init(struct log_dev *d, const char *name, int domid, long long devid,
+                  const char *vdev)
+{
+    snprintf(d->name, sizeof(d->name), "%s", name ? name : "");
+    d->domid = domid;
+    d->devid = devid;
+    snprintf(d->vdev, sizeof(d->vdev), "%s", vdev ? vdev : "");
+}
+
 unsigned log_journal_fields(int level, const char *ident, const struct log_dev *d, int queue,
-                            const char *text, struct log_fields *f)
+                            unsigned cat, const char *text, struct log_fields *f)
 {
     unsigned n = 0;
     snprintf(f->message, sizeof(f->message), "MESSAGE=%s", text);
@@ -143,19 +238,21 @@ unsigned log_journal_fields(int level, const char *ident, const struct log_dev *
         n = field(f, n, "DOMID=%d", d->domid);
     if (d && d->devid >= 0)
         n = field(f, n, "DEVID=%lld", d->devid);
-    if (d && d->vdev && *d->vdev)
+    if (d && *d->vdev)
         n = field(f, n, "VDEV=%s", d->vdev);
     if (queue >= 0)
         n = field(f, n, "QUEUE=%d", queue);
+    if (cat)
+        n = field(f, n, "DEBUG_CATEGORY=%s", cat_name(cat));
     return n;
 }
 
 /* Write one formatted message (its device prefix already in msg). */
-static void emit(int level, const struct log_dev *d, int queue, const char *msg)
+static void emit(int level, const struct log_dev *d, int queue, unsigned cat, const char *msg)
 {
     if (L.target == LOG_TARGET_JOURNAL) {
         struct log_fields f;
-        unsigned n = log_journal_fields(level, L.ident, d, queue, msg, &f);
+        unsigned n = log_journal_fields(level, L.ident, d, queue, cat, msg, &f);
         if (sd_journal_sendv(f.iov, (int)n) == 0)
             return;
         /* no journal (socket gone): stderr, as before the target existed */
@@ -182,21 +279,46 @@ void log_vmsg(int level, const char *fmt, va_list ap)
         return;
     char msg[1024];
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    emit(level, NULL, LOG_NO_QUEUE, msg);
+    emit(level, NULL, LOG_NO_QUEUE, 0, msg);
 }
 
-/* "<name>: <fmt>" or "<name> queue <q>: <fmt>", the text every device line
- * had when the prefix was part of each format string. */
+/* The device prefix "<name>: " or "<name> queue <q>: " (nothing for d NULL)
+ * in msg[0..len); returns its length (at most len - 1). */
+static size_t dev_prefix(char *msg, size_t len, const struct log_dev *d, int queue)
+{
+    int n = !d ? snprintf(msg, len, "%s", "")
+            : queue >= 0 ? snprintf(msg, len, "%s queue %d: ", d->name, queue)
+                         : snprintf(msg, len, "%s: ", d->name);
+    return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
+}
+
+/* prefix + tag ("[ring] " for a debug category) + fmt, then emit. */
+static void log_vdev_cat(int level, const struct log_dev *d, int queue, unsigned cat,
+                         const char *fmt, va_list ap)
+{
+    char msg[1024];
+    size_t n = dev_prefix(msg, sizeof(msg), d, queue);
+    if (cat) {
+        int t = snprintf(msg + n, sizeof(msg) - n, "[%s] ", cat_name(cat));
+        n = t < 0 ? n : n + (size_t)t < sizeof(msg) ? n + (size_t)t : sizeof(msg) - 1;
+    }
+    vsnprintf(msg + n, sizeof(msg) - n, fmt, ap);
+    emit(level, d, d ? queue : LOG_NO_QUEUE, cat, msg);
+}
+
 static void log_vdev(int level, const struct log_dev *d, int queue, const char *fmt, va_list ap)
 {
     if (level > log_get_level())
         return;
-    char msg[1024];
-    int n = queue >= 0 ? snprintf(msg, sizeof(msg), "%s queue %d: ", d->name, queue)
-                       : snprintf(msg, sizeof(msg), "%s: ", d->name);
-    if (n >= 0 && (size_t)n < sizeof(msg))
-        vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
-    emit(level, d, queue, msg);
+    log_vdev_cat(level, d, queue, 0, fmt, ap);
+}
+
+void log_dbg_dev(unsigned cat, const struct log_dev *d, int queue, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vdev_cat(LOG_DEBUG, d, queue, cat, fmt, ap);
+    va_end(ap);
 }
 
 void log_dev(int level, const struct log_dev *d, int queue, const char *fmt, ...)
@@ -222,10 +344,11 @@ static bool rl_admit(struct log_ratelimit *rl, int level, const struct log_dev *
     uint64_t now = xbd_now_ms();
     if (now - rl->window_start_ms >= rl->interval_ms) {
         if (rl->suppressed && level <= log_get_level()) {
-            char msg[64];
-            snprintf(msg, sizeof(msg), "(%llu similar messages suppressed)",
+            char msg[128];
+            size_t n = dev_prefix(msg, sizeof(msg), d, queue);
+            snprintf(msg + n, sizeof(msg) - n, "(%llu similar messages suppressed)",
                      (unsigned long long)rl->suppressed);
-            emit(level, d, d ? queue : LOG_NO_QUEUE, msg);
+            emit(level, d, d ? queue : LOG_NO_QUEUE, 0, msg);
         }
         rl->window_start_ms = now;
         rl->printed = 0;

@@ -45,7 +45,7 @@
 struct aio_engine {
     struct engine base;
     int fd;
-    char name[64];
+    struct log_dev dev;         /* whose prefix and fields its log lines carry */
 };
 
 struct aio_queue {
@@ -83,9 +83,9 @@ static int aio_open(const struct engine_params *p, struct engine **out)
     struct aio_engine *a = calloc(1, sizeof(*a));
     if (!a)
         return -ENOMEM;
-    snprintf(a->name, sizeof(a->name), "%s", p->name ? p->name : p->path);
+    eng_log_dev(&a->dev, p);
     a->base.ops = &engine_aio;
-    int rc = eng_store_open(p, a->name, &a->base, &a->fd);
+    int rc = eng_store_open(p, &a->dev, &a->base, &a->fd);
     if (rc < 0) {
         free(a);
         return rc;
@@ -286,7 +286,8 @@ static void aio_queue_close(struct engine_queue *eq)
             break;
     }
     if (q->in_kernel)
-        log_warn("%s: %u I/O still in flight after 1 s at queue close", q->e->name, q->in_kernel);
+        log_dev(LOG_WARNING, &q->e->dev, LOG_NO_QUEUE,
+                "%u I/O still in flight after 1 s at queue close", q->in_kernel);
     io_destroy(q->ctx);
     close(q->efd);
     pthread_cond_destroy(&q->cv);

@@ -21,8 +21,9 @@
 #include <stdbool.h>
 #include <string.h>
 
-const struct engine_ops *eng_default_ops(const char *name)
+const struct engine_ops *eng_default_ops(const struct engine_params *p)
 {
+    struct log_dev d;
     static bool warned;                 /* atomic */
     struct io_uring ring;
     int rc = io_uring_queue_init(1, &ring, 0);
@@ -32,10 +33,12 @@ const struct engine_ops *eng_default_ops(const char *name)
     }
     if (rc != -ENOSYS && rc != -EPERM)
         return &engine_uring;
+    eng_log_dev(&d, p);
     if (!__atomic_exchange_n(&warned, true, __ATOMIC_RELAXED))
-        log_warn("%s: io_uring unavailable (io_uring_setup: %s): using the aio engine (libaio) "
-                 "instead; further fallbacks are logged at info level", name, strerror(-rc));
+        log_dev(LOG_WARNING, &d, LOG_NO_QUEUE, "io_uring unavailable (io_uring_setup: %s): using "
+                "the aio engine (libaio) instead; further fallbacks are logged at info level",
+                strerror(-rc));
     else
-        log_info("%s: io_uring unavailable (%s): engine aio", name, strerror(-rc));
+        log_dev(LOG_INFO, &d, LOG_NO_QUEUE, "io_uring unavailable (%s): engine aio", strerror(-rc));
     return &engine_aio;
 }

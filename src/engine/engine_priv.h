@@ -117,7 +117,8 @@ int engine_null_open_size(uint64_t size, const struct engine_params *p, struct e
  * else), -errno of open/fstat/ioctl, -EINVAL (empty path, neither file nor
  * block device);
  * *e is left alone on failure.  `name` is for log lines. */
-int eng_store_open(const struct engine_params *p, const char *name, struct engine *e, int *fd_out);
+int eng_store_open(const struct engine_params *p, const struct log_dev *dev, struct engine *e,
+                   int *fd_out);
 
 /* The size now of a store opened by eng_store_open, in bytes: BLKGETSIZE64
  * for a block device, st_size for a file (engine_ops.get_size of the uring
@@ -131,7 +132,8 @@ int eng_store_size(int fd, uint64_t *bytes);
  * else, or read-write on a file backing a loop device), -errno of fcntl
  * (ENOLCK is logged and accepted).  `name` is for log lines. */
 int eng_store_open_flags(const struct engine_params *p);
-int eng_store_claim(int fd, const struct stat *st, const struct engine_params *p, const char *name);
+int eng_store_claim(int fd, const struct stat *st, const struct engine_params *p,
+                    const struct log_dev *dev);
 
 /*
  * The one table of engine and filter names (src/engine/params.c): what a
@@ -164,8 +166,13 @@ const char *eng_params_path(const char *params);
 
 /* The engine of an unprefixed params value (src/engine/default.c): uring,
  * or aio when an io_uring probe ring fails with ENOSYS/EPERM (logged, the
- * first time as a warning).  `name` is for log lines. */
-const struct engine_ops *eng_default_ops(const char *name);
+ * first time as a warning).  p: whose device the log lines name
+ * (eng_log_dev). */
+const struct engine_ops *eng_default_ops(const struct engine_params *p);
+
+/* The device an engine's log lines are about (log.h log_dev): a copy of
+ * p->dev, or one named p->name (else p->path) with domid/devid unknown. */
+void eng_log_dev(struct log_dev *out, const struct engine_params *p);
 
 /* An rbd: params value without the prefix (src/engine/rbd.c has the syntax).
  * Names and values unescaped and NUL-terminated; cluster_key is the option

@@ -113,7 +113,8 @@ static int loop_backing(const struct stat *st, char *dev, size_t len)
     return rc;
 }
 
-int eng_store_claim(int fd, const struct stat *st, const struct engine_params *p, const char *name)
+int eng_store_claim(int fd, const struct stat *st, const struct engine_params *p,
+                    const struct log_dev *dev)
 {
     if (!S_ISREG(st->st_mode))
         return 0;                   /* block devices: O_EXCL at open */
@@ -134,8 +135,8 @@ int eng_store_claim(int fd, const struct stat *st, const struct engine_params *p
     if (e == ENOLCK) {
         /* A filesystem without locks (NFS without lockd): QEMU's
          * locking=auto goes on unlocked as well. */
-        log_warn("%s: %s cannot be locked (ENOLCK): nothing prevents a second writer",
-                 name, p->path);
+        log_dev(LOG_WARNING, dev, LOG_NO_QUEUE,
+                "%s cannot be locked (ENOLCK): nothing prevents a second writer", p->path);
         return 0;
     }
     return -e;

@@ -112,7 +112,7 @@ struct conn {
 
 struct nbd_engine {
     struct engine base;
-    char name[64];
+    struct log_dev dev;         /* whose prefix and fields its log lines carry */
     char *uri;                  /* without our options */
     uint64_t timeout_ns;
     uint32_t reconnect_ms;      /* 0: never reconnect */
@@ -596,15 +596,17 @@ static void conn_fail(struct conn *c, const char *why, bool was_up)
     if (!c->lost_logged) {
         c->lost_logged = true;
         if (n->reconnect_ms)
-            log_warn("%s: NBD connection to %s lost: %s; %u request(s) answered with errors; "
-                     "reconnecting at the next request (then every %u ms or more while it fails)",
-                     n->name, n->uri, why, failed, n->reconnect_ms);
+            log_dev(LOG_WARNING, &n->dev, LOG_NO_QUEUE,
+                    "NBD connection to %s lost: %s; %u request(s) answered with errors; "
+                    "reconnecting at the next request (then every %u ms or more while it fails)",
+                    n->uri, why, failed, n->reconnect_ms);
         else
-            log_warn("%s: NBD connection to %s lost: %s; %u request(s) answered with errors; "
-                     "reconnect=off: every further request fails", n->name, n->uri, why, failed);
+            log_dev(LOG_WARNING, &n->dev, LOG_NO_QUEUE,
+                    "NBD connection to %s lost: %s; %u request(s) answered with errors; "
+                    "reconnect=off: every further request fails", n->uri, why, failed);
     } else {
-        log_debug("%s: NBD %s: %s; %u request(s) failed", n->name, was_up ? "connection" : "reconnect",
-                  why, failed);
+        LOG_DBG(LOG_CAT_ENGINE, &n->dev, LOG_NO_QUEUE, "NBD %s: %s; %u request(s) failed",
+                was_up ? "connection" : "reconnect", why, failed);
     }
 }
 
@@ -646,7 +648,8 @@ static void conn_check(struct conn *c)
         c->state = C_UP;
         c->backoff_ms = c->e->reconnect_ms;
         if (c->lost_logged)
-            log_notice("%s: NBD connection to %s re-established", c->e->name, c->e->uri);
+            log_dev(LOG_NOTICE, &c->e->dev, LOG_NO_QUEUE, "NBD connection to %s re-established",
+                    c->e->uri);
         c->lost_logged = false;
         conn_issue_waiting(c);
     }
@@ -685,7 +688,7 @@ static int nbd_open(const struct engine_params *p, struct engine **out)
     struct nbd_engine *n = calloc(1, sizeof(*n));
     if (!n)
         return -ENOMEM;
-    snprintf(n->name, sizeof(n->name), "%s", p->name ? p->name : p->path);
+    eng_log_dev(&n->dev, p);
     n->base.ops = nbd_ops();
     int rc = parse_uri(p->path, n, p);
     if (rc < 0) {
@@ -697,7 +700,7 @@ static int nbd_open(const struct engine_params *p, struct engine **out)
     rc = handle_connect_sync(n, &h, why, sizeof(why));
     if (rc < 0) {
         set_why(p, "%s", why);
-        log_debug("%s: NBD connect to %s: %s", n->name, n->uri, why);
+        LOG_DBG(LOG_CAT_ENGINE, &n->dev, LOG_NO_QUEUE, "NBD connect to %s: %s", n->uri, why);
         goto fail;
     }
     int64_t size = nbd_get_size(h);
@@ -734,11 +737,12 @@ static int nbd_open(const struct engine_params *p, struct engine **out)
         rc = -ENOMEM;
         goto fail;
     }
-    log_info("%s: NBD %s: %" PRIu64 " bytes, block sizes min %" PRId64 " preferred %" PRId64
-             " max %" PRId64 ", %s, flush %d, fua %d, trim %d, multi-conn %d (%s)", n->name, n->uri,
-             n->base.size, bmin, bpref, bmax, n->base.readonly ? "ro" : "rw", n->base.caps.flush,
-             n->base.caps.fua, nbd_can_trim(h) > 0, n->multi_conn,
-             n->multi_conn ? "one connection per queue" : "one connection shared by all queues");
+    log_dev(LOG_INFO, &n->dev, LOG_NO_QUEUE, "NBD %s: %" PRIu64 " bytes, block sizes min %" PRId64
+            " preferred %" PRId64 " max %" PRId64 ", %s, flush %d, fua %d, trim %d, "
+            "multi-conn %d (%s)",
+            n->uri, n->base.size, bmin, bpref, bmax, n->base.readonly ? "ro" : "rw",
+            n->base.caps.flush, n->base.caps.fua, nbd_can_trim(h) > 0, n->multi_conn,
+            n->multi_conn ? "one connection per queue" : "one connection shared by all queues");
     *out = &n->base;
     return 0;
 fail:
@@ -819,7 +823,7 @@ static int nbd_queue_open(struct engine *e, unsigned depth, struct engine_queue 
         if (rc == 0 && (rc = handle_check(n, h, why, sizeof(why))) < 0)
             nbd_close(h);
         if (rc < 0) {
-            log_err("%s: NBD connection for a new queue: %s", n->name, why);
+            log_dev(LOG_ERR, &n->dev, LOG_NO_QUEUE, "NBD connection for a new queue: %s", why);
             goto fail;
         }
         c = conn_new(n, h);
@@ -913,8 +917,8 @@ static void nbd_queue_close(struct engine_queue *eq)
         q->ndone = 0;
     }
     if (q->outstanding) {
-        log_warn("%s: %u NBD request(s) still in flight after 1 s at queue close", n->name,
-                 q->outstanding);
+        log_dev(LOG_WARNING, &n->dev, LOG_NO_QUEUE,
+                "%u NBD request(s) still in flight after 1 s at queue close", q->outstanding);
         conn_fail(c, "queue closed with requests in flight", c->state == C_UP);
     }
     for (struct nbd_queue **pp = &c->queues; *pp; pp = &(*pp)->next)

@@ -160,7 +160,7 @@ int engine_open_params(const char *params, const struct engine_params *p,
     if (!*rest)
         return -EINVAL;
     q.path = rest;
-    const struct engine_ops *ops = k ? k->ops : eng_default_ops(q.name ? q.name : rest);
+    const struct engine_ops *ops = k ? k->ops : eng_default_ops(&q);
     return ops->open(&q, out);
 }
 

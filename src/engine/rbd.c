@@ -284,7 +284,7 @@ struct rbd_engine {
     struct rbd_cluster *cluster;
     rados_ioctx_t ioctx;
     rbd_image_t image;
-    char name[64];
+    struct log_dev dev;         /* whose prefix and fields its log lines carry */
 };
 
 struct rbd_queue;
@@ -328,7 +328,7 @@ static int rbd_engine_open(const struct engine_params *p, struct engine **out)
         set_why(p, "%s", "syntax: rbd:<pool>[/<namespace>]/<image>[@<snapshot>][:<key>=<value>]...");
         goto out_free;
     }
-    snprintf(e->name, sizeof(e->name), "%s", p->name ? p->name : p->path);
+    eng_log_dev(&e->dev, p);
     e->base.ops = &engine_rbd;
     block_signals(&old);
     rc = cluster_get(r, p, &e->cluster);
@@ -373,13 +373,13 @@ static int rbd_engine_open(const struct engine_params *p, struct engine **out)
     e->base.caps.exit_drains_io = true;
     uint64_t feat = 0;
     if (!ro && rbd_get_features(e->image, &feat) == 0 && !(feat & RBD_FEATURE_EXCLUSIVE_LOCK))
-        log_warn("%s: rbd image '%s' has no exclusive-lock feature: after a daemon crash the "
-                 "dead client's writes are not fenced off (xen-blkbackd-engines(7))",
-                 e->name, r->image);
-    log_info("%s: rbd %s/%s%s%s%s: %llu bytes, %llu-byte objects%s", e->name, r->pool,
-             r->ns[0] ? r->ns : "", r->ns[0] ? "/" : "", r->image, r->snap[0] ? " (snapshot)" : "",
-             (unsigned long long)st.size, (unsigned long long)st.obj_size,
-             ro ? ", read-only" : "");
+        log_dev(LOG_WARNING, &e->dev, LOG_NO_QUEUE,
+                "rbd image '%s' has no exclusive-lock feature: after a daemon crash the "
+                "dead client's writes are not fenced off (xen-blkbackd-engines(7))", r->image);
+    log_dev(LOG_INFO, &e->dev, LOG_NO_QUEUE, "rbd %s/%s%s%s%s: %llu bytes, %llu-byte objects%s",
+            r->pool, r->ns[0] ? r->ns : "", r->ns[0] ? "/" : "", r->image,
+            r->snap[0] ? " (snapshot)" : "", (unsigned long long)st.size,
+            (unsigned long long)st.obj_size, ro ? ", read-only" : "");
     free(r);
     *out = &e->base;
     return 0;
@@ -405,7 +405,7 @@ static void rbd_engine_close(struct engine *eb)
         return;
     int rc = rbd_close(e->image);   /* flushes the client cache */
     if (rc < 0)
-        log_warn("%s: rbd_close: %s", e->name, strerror(-rc));
+        log_dev(LOG_WARNING, &e->dev, LOG_NO_QUEUE, "rbd_close: %s", strerror(-rc));
     rados_ioctx_destroy(e->ioctx);
     cluster_put(e->cluster);
     free(e);
@@ -514,8 +514,8 @@ static void rbd_queue_close(struct engine_queue *eq)
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 5;
         if (pthread_cond_timedwait(&q->cv, &q->mu, &ts) == ETIMEDOUT && q->in_lib)
-            log_warn("%s: queue close: %u I/O still in librbd after %u s", q->e->name, q->in_lib,
-                     waited += 5);
+            log_dev(LOG_WARNING, &q->e->dev, LOG_NO_QUEUE,
+                    "queue close: %u I/O still in librbd after %u s", q->in_lib, waited += 5);
     }
     pthread_mutex_unlock(&q->mu);
     close(q->efd);

@@ -102,7 +102,8 @@ static int probe_file(int fd, const struct stat *st, struct engine *e)
     return 0;
 }
 
-int eng_store_open(const struct engine_params *p, const char *name, struct engine *e, int *fd_out)
+int eng_store_open(const struct engine_params *p, const struct log_dev *dev, struct engine *e,
+                   int *fd_out)
 {
     if (!p || !p->path || !*p->path)
         return -EINVAL;
@@ -113,7 +114,8 @@ int eng_store_open(const struct engine_params *p, const char *name, struct engin
         fd = open(p->path, flags);
         if (fd >= 0) {
             tmp.direct = false;
-            log_warn("%s: O_DIRECT refused by %s (EINVAL), using buffered I/O", name, p->path);
+            log_dev(LOG_WARNING, dev, LOG_NO_QUEUE, "O_DIRECT refused by %s (EINVAL), using "
+                    "buffered I/O", p->path);
         }
     }
     if (fd < 0)
@@ -125,7 +127,7 @@ int eng_store_open(const struct engine_params *p, const char *name, struct engin
     else if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode))
         rc = -EINVAL;
     else
-        rc = eng_store_claim(fd, &st, p, name);     /* before anything touches it */
+        rc = eng_store_claim(fd, &st, p, dev);     /* before anything touches it */
     if (rc == 0)
         rc = S_ISBLK(st.st_mode) ? probe_blockdev(fd, &st, &tmp) : probe_file(fd, &st, &tmp);
     if (rc < 0) {

@@ -42,7 +42,7 @@
 struct uring_engine {
     struct engine base;
     int fd;
-    char name[64];
+    struct log_dev dev;         /* whose prefix and fields its log lines carry */
 };
 
 struct uring_queue {
@@ -62,9 +62,9 @@ static int uring_open(const struct engine_params *p, struct engine **out)
     struct uring_engine *u = calloc(1, sizeof(*u));
     if (!u)
         return -ENOMEM;
-    snprintf(u->name, sizeof(u->name), "%s", p->name ? p->name : p->path);
+    eng_log_dev(&u->dev, p);
     u->base.ops = &engine_uring;
-    int rc = eng_store_open(p, u->name, &u->base, &u->fd);
+    int rc = eng_store_open(p, &u->dev, &u->base, &u->fd);
     if (rc < 0) {
         free(u);
         return rc;
@@ -166,7 +166,8 @@ static void uring_queue_close(struct engine_queue *eq)
             io_uring_cq_advance(&q->ring, n);
         }
         if (q->busy)
-            log_warn("%s: %u I/O still in flight at queue close", q->e->name, q->busy);
+            log_dev(LOG_WARNING, &q->e->dev, LOG_NO_QUEUE, "%u I/O still in flight at queue close",
+                    q->busy);
     }
     /* The registered file is a reference to the store's open file
      * description, and so keeps its lock (src/engine/lock.c).  The ring is

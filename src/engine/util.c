@@ -3,6 +3,7 @@
  * eventfd, size parsing.
  */
 #include "engine_priv.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -114,4 +115,12 @@ int eng_parse_size(const char *s, const char *end, uint64_t *out)
         return -EINVAL;
     *out = v * mul;
     return 0;
+}
+
+void eng_log_dev(struct log_dev *out, const struct engine_params *p)
+{
+    if (p->dev)
+        *out = *p->dev;
+    else
+        log_dev_init(out, p->name ? p->name : p->path, -1, -1, NULL);
 }

@@ -209,7 +209,7 @@ static int slots_setup(struct dp *dp)
     uint16_t *redo = NULL;
     for (unsigned i = 0; i < dp->nq; i++)
         nr_slots[i] = dp->q[i]->nr_slots;
-    int rc = rs_open(&dp->rs, dp->cfg.state_path, &dp->cfg, nr_slots, dp->name);
+    int rc = rs_open(&dp->rs, dp->cfg.state_path, &dp->cfg, nr_slots, &dp->id);
     if (rc < 0)
         return rc;
     for (unsigned i = 0; i < dp->nq && rc == 0; i++) {
@@ -224,7 +224,7 @@ static int slots_setup(struct dp *dp)
                 break;
             }
             if (rs_recover(&dp->rs, i, dp->attach_req[i], dp->attach_rsp[i], q->nr_slots,
-                           redo, &n, &req_cons, dp->name) < 0) {
+                           redo, &n, &req_cons) < 0) {
                 memset(recs, 0, q->nr_slots * sizeof(*recs));
                 n = 0;
                 req_cons = r->req_cons;
@@ -276,8 +276,7 @@ int dp_create(const struct xen_ops *ops, struct xen_host *host,
     dp->cfg.name = dp->name;
     snprintf(dp->vdev, sizeof(dp->vdev), "%s", cfg->vdev ? cfg->vdev : "");
     dp->cfg.vdev = dp->vdev;
-    dp->id = (struct log_dev){ .name = dp->name, .domid = cfg->fe_domid, .devid = cfg->devid,
-                               .vdev = dp->vdev };
+    log_dev_init(&dp->id, dp->name, cfg->fe_domid, cfg->devid, dp->vdev);
     dp->info = (struct dp_info){
         .abi = cfg->abi,
         .nr_queues = cfg->nr_queues,

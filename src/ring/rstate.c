@@ -68,10 +68,11 @@ static void fill(struct rs_hdr *h, const struct dp_config *cfg, const unsigned *
 }
 
 int rs_open(struct rstate *rs, const char *path, const struct dp_config *cfg,
-            const unsigned *nr_slots, const char *name)
+            const unsigned *nr_slots, const struct log_dev *dev)
 {
     uint64_t rec_off[XBD_MAX_QUEUES];
     memset(rs, 0, sizeof(*rs));
+    rs->dev = dev;
     for (unsigned i = 0; i < cfg->nr_queues; i++)
         if (nr_slots[i] == 0 || nr_slots[i] > 65536)
             return -EINVAL;
@@ -93,7 +94,7 @@ int rs_open(struct rstate *rs, const char *path, const struct dp_config *cfg,
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         int rc = -errno;
-        log_err("%s: restart state %s: %s", name, path, strerror(-rc));
+        log_dev(LOG_ERR, dev, LOG_NO_QUEUE, "restart state %s: %s", path, strerror(-rc));
         free(rs->path);
         rs->path = NULL;
         return rc;
@@ -103,7 +104,7 @@ int rs_open(struct rstate *rs, const char *path, const struct dp_config *cfg,
     bool take_over = false;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         rc = fstat(fd, &st) < 0 ? -errno : -EINVAL;
-        log_err("%s: restart state %s: not a regular file", name, path);
+        log_dev(LOG_ERR, dev, LOG_NO_QUEUE, "restart state %s: not a regular file", path);
         goto out;
     }
     if (cfg->reattach && (size_t)st.st_size == len) {
@@ -120,21 +121,21 @@ int rs_open(struct rstate *rs, const char *path, const struct dp_config *cfg,
         }
     }
     if (cfg->reattach && !take_over)
-        log_warn("%s: no restart state of these rings in %s%s: resuming at the published "
-                 "responses; requests that were in flight when the previous daemon stopped "
-                 "may go unanswered or be answered twice", name, path,
-                 st.st_size ? " (stale file replaced)" : "");
+        log_dev(LOG_WARNING, dev, LOG_NO_QUEUE, "no restart state of these rings in %s%s: "
+                "resuming at the published responses; requests that were in flight when the "
+                "previous daemon stopped may go unanswered or be answered twice", path,
+                st.st_size ? " (stale file replaced)" : "");
     if (!take_over) {
         /* A new, empty state: truncate first so no old record survives. */
         if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)len) < 0) {
             rc = -errno;
-            log_err("%s: restart state %s: %s", name, path, strerror(-rc));
+            log_dev(LOG_ERR, dev, LOG_NO_QUEUE, "restart state %s: %s", path, strerror(-rc));
             goto out;
         }
         void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
         if (p == MAP_FAILED) {
             rc = -errno;
-            log_err("%s: restart state %s: mmap: %s", name, path, strerror(-rc));
+            log_dev(LOG_ERR, dev, LOG_NO_QUEUE, "restart state %s: mmap: %s", path, strerror(-rc));
             goto out;
         }
         rs->hdr = p;
@@ -159,7 +160,8 @@ void rs_close(struct rstate *rs)
     }
     if (rs->path) {
         if (!rs->keep && unlink(rs->path) < 0 && errno != ENOENT)
-            log_warn("restart state %s: cannot remove: %s", rs->path, strerror(errno));
+            log_dev(LOG_WARNING, rs->dev, LOG_NO_QUEUE, "restart state %s: cannot remove: %s",
+                    rs->path, strerror(errno));
         free(rs->path);
         rs->path = NULL;
     }
@@ -172,8 +174,7 @@ static inline int32_t idx_diff(uint32_t a, uint32_t b)
 }
 
 int rs_recover(struct rstate *rs, unsigned qi, uint32_t req_prod, uint32_t rsp_prod,
-               unsigned size, uint16_t *redo, unsigned *nredo, uint32_t *req_cons,
-               const char *name)
+               unsigned size, uint16_t *redo, unsigned *nredo, uint32_t *req_cons)
 {
     struct rs_queue *q = &rs->hdr->q[qi];
     struct rs_rec *rec = rs_recs(rs, qi);
@@ -187,7 +188,7 @@ int rs_recover(struct rstate *rs, unsigned qi, uint32_t req_prod, uint32_t rsp_p
         if (r->state == RS_ANSWERED && idx_diff(r->rsp_idx, rsp_prod) < 0)
             continue;           /* published before the crash, not yet marked free */
         if (r->state != RS_INFLIGHT && r->state != RS_ANSWERED) {
-            log_err("%s queue %u: restart state: slot %u in unknown state %u", name, qi, i,
+            log_dev(LOG_ERR, rs->dev, (int)qi, "restart state: slot %u in unknown state %u", i,
                     r->state);
             return -EPROTO;
         }
@@ -219,8 +220,8 @@ int rs_recover(struct rstate *rs, unsigned qi, uint32_t req_prod, uint32_t rsp_p
             (i && rec[redo[i]].ring_idx == rec[redo[i - 1]].ring_idx))
             why = "a record outside the consumed range";
     if (why) {
-        log_err("%s queue %u: restart state not used: %s (req_prod %" PRIu32 ", rsp_prod %"
-                PRIu32 ", saved req_cons %" PRIu32 ", %u record(s) in flight)", name, qi, why,
+        log_dev(LOG_ERR, rs->dev, (int)qi, "restart state not used: %s (req_prod %" PRIu32
+                ", rsp_prod %" PRIu32 ", saved req_cons %" PRIu32 ", %u record(s) in flight)", why,
                 req_prod, rsp_prod, __atomic_load_n(&q->req_cons, __ATOMIC_RELAXED), n);
         return -EPROTO;
     }

@@ -51,6 +51,7 @@
 #include <stdint.h>
 #include "blkif_abi.h"
 #include "dataplane.h"
+#include "log.h"
 
 #define RS_MAGIC    0x54534258u     /* "XBST" */
 #define RS_VERSION  1u
@@ -92,6 +93,7 @@ struct rstate {
     char *path;                     /* NULL: anonymous, nothing survives the process */
     bool recovered;                 /* an existing file of this ring was taken over */
     bool keep;                      /* leave the file for a restarted daemon */
+    const struct log_dev *dev;      /* whose log lines (rs_open's; outlives rs) */
 };
 
 /*
@@ -101,10 +103,11 @@ struct rstate {
  * tests).  reattach: take over an existing file if it belongs to these rings
  * (rs->recovered = true); otherwise (or if it does not match) the file is
  * created anew, empty.  0, or -errno of open/ftruncate/mmap, -EINVAL (too
- * many slots).  Errors are logged with `name`.
+ * many slots).  Errors are logged about dev (log.h; kept in rs->dev, so it
+ * must outlive rs).
  */
 int  rs_open(struct rstate *rs, const char *path, const struct dp_config *cfg,
-             const unsigned *nr_slots, const char *name);
+             const unsigned *nr_slots, const struct log_dev *dev);
 
 /* Unmap; remove the file unless rs->keep.  Idempotent. */
 void rs_close(struct rstate *rs);
@@ -123,7 +126,6 @@ static inline struct rs_rec *rs_recs(const struct rstate *rs, unsigned qi)
  * (message logged; nothing is changed then).
  */
 int  rs_recover(struct rstate *rs, unsigned qi, uint32_t req_prod, uint32_t rsp_prod,
-                unsigned size, uint16_t *redo, unsigned *nredo, uint32_t *req_cons,
-                const char *name);
+                unsigned size, uint16_t *redo, unsigned *nredo, uint32_t *req_cons);
 
 #endif
