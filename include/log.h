@@ -111,6 +111,11 @@ struct log_fields {
 };
 unsigned log_journal_fields(int level, const char *ident, const struct log_dev *d, int queue,
                             unsigned cat, const char *text, struct log_fields *f);
+/* Tests only (tests/t_log.c): with LOG_TARGET_JOURNAL, hand each message's
+ * fields (f->iov[0..n)) to fn instead of sd_journal_sendv(3).  NULL: the
+ * journal again.  Set before the logging threads start. */
+typedef void log_journal_sink_fn(const struct log_fields *f, unsigned n, void *arg);
+void log_set_journal_sink(log_journal_sink_fn *fn, void *arg);
 
 /*
  * Rate limiter: at most `burst` messages per `interval_ms`; the next message

@@ -61,6 +61,7 @@ int main(int argc, char **argv)
         xbd_config_free(&cfg);
         return 2;
     }
+    log_debug_set(cfg.debug_cats);
     if (cfg.config_path)
         log_info("config %s", cfg.config_path);
 

@@ -160,7 +160,7 @@ static void check_binary(void)
 static void check_manpages(void)
 {
     static const char *const keys[] = {
-        "foreground", "pidfile", "xen", "log", "log-level", "control", "backend-types", "domid",
+        "foreground", "pidfile", "xen", "log", "log-level", "debug", "control", "backend-types", "domid",
         "wait-hotplug", "allow-test-engines", "grant-mode", "max-ring-page-order", "max-queues",
         "max-indirect-segments", "persistent", "persistent-cap", "poll-us", "feature-barrier",
         "direct-io", "stop-timeout", "resize-check", "on-exit",

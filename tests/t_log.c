@@ -1,4 +1,4 @@
-/* t_log: device log lines (log_dev, log_rl_dev) print exactly the text of the old "%s: " / "%s queue %u: " formats; the journal target's fields (MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, DOMID, DEVID, VDEV, QUEUE) are formatted right; JOURNAL_STREAM is trusted only when it names our stderr; with a journald socket, journalctl DOMID=... finds the message. */
+/* t_log: device log lines (log_dev, log_rl_dev, LOG_DBG) print the one prefix "<name>: " / "<name> queue <q>: ", rate-limit summaries included; the journal target's fields (MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, DOMID, DEVID, VDEV, QUEUE, DEBUG_CATEGORY) are formatted right and every message of a device (summary and debug lines too) carries its DOMID/DEVID; --debug category lists parse and print back; a category turns its lines on and off (off: arguments not even evaluated), level debug turns all on; JOURNAL_STREAM is trusted only when it names our stderr; with a journald socket, journalctl DOMID=... finds the message. */
 #include "harness.h"
 #include "log.h"
 #include "lib/e2e.h"
@@ -51,6 +51,143 @@ static void test_fields(void)
     big[sizeof(big) - 1] = 0;
     T_EQ(fields(LOG_INFO, &d, 0, big, f), 7);
     T_CHECK(strlen(f[0]) < 1100 && !strncmp(f[0], "MESSAGE=xxx", 11), "long message");
+    /* a debug line names its category */
+    T_EQ(fields_cat(LOG_DEBUG, &d, 0, LOG_CAT_GRANT, "vbd 5/51712 queue 0: [grant] x", f), 8);
+    T_CHECK(!strcmp(f[6], "QUEUE=0") && !strcmp(f[7], "DEBUG_CATEGORY=grant"), "%s %s", f[6], f[7]);
+    T_EQ(fields_cat(LOG_DEBUG, NULL, LOG_NO_QUEUE, LOG_CAT_XENSTORE, "[xenstore] w", f), 4);
+    T_CHECK(!strcmp(f[3], "DEBUG_CATEGORY=xenstore"), "%s", f[3]);
+}
+
+/* struct log_dev keeps its own copies (engines and the data plane copy the
+ * vbd's), truncated to its buffers. */
+static void test_dev_init(void)
+{
+    char name[80], vdev[40];
+    snprintf(name, sizeof(name), "vbd 5/51712");
+    snprintf(vdev, sizeof(vdev), "xvdb");
+    struct log_dev d, c;
+    log_dev_init(&d, name, 5, 51712, vdev);
+    c = d;
+    memset(name, 'z', sizeof(name) - 1);
+    name[sizeof(name) - 1] = 0;
+    vdev[0] = 0;
+    T_CHECK(!strcmp(c.name, "vbd 5/51712") && !strcmp(c.vdev, "xvdb") && c.domid == 5 &&
+            c.devid == 51712, "copy: %s %s %d %lld", c.name, c.vdev, c.domid, c.devid);
+    log_dev_init(&d, name, -1, -1, NULL);
+    T_EQ(strlen(d.name), sizeof(d.name) - 1);
+    T_CHECK(d.vdev[0] == 0 && d.domid == -1 && d.devid == -1, "no vdev/domid/devid");
+    char f[LOG_JOURNAL_MAX_FIELDS][1100];
+    T_EQ(fields(LOG_INFO, &d, LOG_NO_QUEUE, "x", f), 3);    /* nothing known: no fields */
+}
+
+static void test_debug_parse(void)
+{
+    unsigned m = 12345;
+    const char *bad = NULL;
+    T_EQ(log_debug_parse("ring,grant", &m, NULL), 0);
+    T_EQ(m, LOG_CAT_RING | LOG_CAT_GRANT);
+    T_EQ(log_debug_parse("XenStore,ENGINE,restart", &m, NULL), 0);
+    T_EQ(m, LOG_CAT_XENSTORE | LOG_CAT_ENGINE | LOG_CAT_RESTART);
+    T_EQ(log_debug_parse("all", &m, NULL), 0);
+    T_EQ(m, LOG_CAT_ALL);
+    T_EQ(log_debug_parse("none", &m, NULL), 0);
+    T_EQ(m, 0);
+    m = 7;
+    T_EQ(log_debug_parse("", &m, NULL), 0);
+    T_EQ(m, 0);
+    static const char *const wrong[] = { "ring,", ",ring", "ring,,grant", "rings", "ring grant",
+                                         "bogus", "ring,bogus" };
+    for (size_t i = 0; i < ARRAY_SIZE(wrong); i++) {
+        m = 99;
+        bad = NULL;
+        T_CHECK(log_debug_parse(wrong[i], &m, &bad) == -EINVAL && m == 99 && bad,
+                "'%s' refused, output untouched (%u)", wrong[i], m);
+    }
+    T_EQ(log_debug_parse("ring,bogus", &m, &bad), -EINVAL);
+    T_CHECK(bad && !strcmp(bad, "bogus"), "bad points at the wrong name: %s", bad ? bad : "-");
+    /* every mask prints as a list that parses back to it */
+    char buf[128];
+    for (unsigned k = 0; k <= LOG_CAT_ALL; k++) {
+        log_debug_format(k, buf, sizeof(buf));
+        T_CHECK(log_debug_parse(buf, &m, NULL) == 0 && m == k, "%u -> '%s' -> %u", k, buf, m);
+    }
+    T_CHECK(!strcmp(log_debug_format(0, buf, sizeof(buf)), "none"), "%s", buf);
+    T_CHECK(!strcmp(log_debug_format(LOG_CAT_GRANT | LOG_CAT_RESTART, buf, sizeof(buf)),
+                    "grant,restart"), "%s", buf);
+}
+
+/* Every journal message t_log's sink got, as "FIELD=value|FIELD=value|...". */
+static char sunk[32][1400];
+static unsigned nsunk;
+static void sink(const struct log_fields *f, unsigned n, void *arg)
+{
+    (void)arg;
+    if (nsunk >= ARRAY_SIZE(sunk))
+        return;
+    size_t o = 0;
+    for (unsigned i = 0; i < n && o < sizeof(sunk[0]); i++)
+        o += (size_t)snprintf(sunk[nsunk] + o, sizeof(sunk[0]) - o, "%s%.*s", i ? "|" : "",
+                              (int)f->iov[i].iov_len, (const char *)f->iov[i].iov_base);
+    nsunk++;
+}
+
+static int evaluated;
+static int count_eval(void) { return ++evaluated; }
+
+/* Through the journal target (with the test sink): each message of the
+ * device has its fields, the suppressed-count line and the debug lines too;
+ * categories turn their lines on and off. */
+static void test_journal_messages(void)
+{
+    log_set_journal_sink(sink, NULL);
+    T_ASSERT(log_init("t_log", LOG_TARGET_JOURNAL, NULL, LOG_INFO) == 0, "log_init journal");
+    log_debug_set(0);
+    struct log_dev d;
+    log_dev_init(&d, "vbd 9/51728", 9, 51728, "xvdc");
+    nsunk = 0;
+    evaluated = 0;
+    struct log_ratelimit rl = { 60000, 1, 0, 0, 0 };
+    log_rl_dev(&rl, LOG_WARNING, &d, 2, "fault %d", 0);
+    log_rl_dev(&rl, LOG_WARNING, &d, 2, "fault %d", 1);          /* suppressed */
+    log_rl_dev(&rl, LOG_WARNING, &d, 2, "fault %d", 2);          /* suppressed */
+    rl.window_start_ms = 0;
+    log_rl_dev(&rl, LOG_WARNING, &d, 2, "fault %d", 3);
+    LOG_DBG(LOG_CAT_RING, &d, 1, "off %d", count_eval());        /* off: not even evaluated */
+    T_EQ(evaluated, 0);
+    log_debug_set(LOG_CAT_RING | LOG_CAT_RESTART);
+    T_EQ(log_debug_get(), LOG_CAT_RING | LOG_CAT_RESTART);
+    LOG_DBG(LOG_CAT_RING, &d, 1, "req %d", count_eval());
+    LOG_DBG(LOG_CAT_GRANT, &d, 1, "grant %d", count_eval());     /* not this category */
+    LOG_DBG(LOG_CAT_RESTART, &d, LOG_NO_QUEUE, "redo");
+    log_debug("plain debug");                                  /* level info: still off */
+    T_EQ(evaluated, 1);
+    log_set_level(LOG_DEBUG);                                  /* level debug: every category */
+    LOG_DBG(LOG_CAT_GRANT, &d, 0, "grant at level debug");
+    log_set_level(LOG_INFO);
+    LOG_DBG(LOG_CAT_GRANT, &d, 0, "grant off again");
+    T_EQ(log_debug_get(), LOG_CAT_RING | LOG_CAT_RESTART);     /* the level did not change them */
+    log_debug_set(0);
+    LOG_DBG(LOG_CAT_RING, &d, 1, "ring off again");
+    log_set_journal_sink(NULL, NULL);
+    log_init("t_log", LOG_TARGET_STDERR, NULL, LOG_DEBUG);
+
+    static const char *const want[] = {
+        "MESSAGE=vbd 9/51728 queue 2: fault 0|PRIORITY=4|SYSLOG_IDENTIFIER=t_log|DOMID=9|"
+        "DEVID=51728|VDEV=xvdc|QUEUE=2",
+        "MESSAGE=vbd 9/51728 queue 2: (2 similar messages suppressed)|PRIORITY=4|"
+        "SYSLOG_IDENTIFIER=t_log|DOMID=9|DEVID=51728|VDEV=xvdc|QUEUE=2",
+        "MESSAGE=vbd 9/51728 queue 2: fault 3|PRIORITY=4|SYSLOG_IDENTIFIER=t_log|DOMID=9|"
+        "DEVID=51728|VDEV=xvdc|QUEUE=2",
+        "MESSAGE=vbd 9/51728 queue 1: [ring] req 1|PRIORITY=7|SYSLOG_IDENTIFIER=t_log|DOMID=9|"
+        "DEVID=51728|VDEV=xvdc|QUEUE=1|DEBUG_CATEGORY=ring",
+        "MESSAGE=vbd 9/51728: [restart] redo|PRIORITY=7|SYSLOG_IDENTIFIER=t_log|DOMID=9|"
+        "DEVID=51728|VDEV=xvdc|DEBUG_CATEGORY=restart",
+        "MESSAGE=vbd 9/51728 queue 0: [grant] grant at level debug|PRIORITY=7|"
+        "SYSLOG_IDENTIFIER=t_log|DOMID=9|DEVID=51728|VDEV=xvdc|QUEUE=0|DEBUG_CATEGORY=grant",
+    };
+    T_EQ(nsunk, ARRAY_SIZE(want));
+    for (unsigned i = 0; i < nsunk && i < ARRAY_SIZE(want); i++)
+        T_CHECK(!strcmp(sunk[i], want[i]), "message %u: '%s', expected '%s'", i, sunk[i], want[i]);
 }
 
 /* The file target prints device lines exactly as the old formats did. */
@@ -59,7 +196,8 @@ static void test_printed_text(void)
     char path[512];
     snprintf(path, sizeof(path), "%s/log.txt", t_tmpdir(0));
     T_ASSERT(log_init("t_log", LOG_TARGET_FILE, path, LOG_DEBUG) == 0, "log_init file");
-    const struct log_dev d = { "vbd 5/51712", 5, 51712, "xvdb" };
+    struct log_dev d;
+    log_dev_init(&d, "vbd 5/51712", 5, 51712, "xvdb");
     log_dev(LOG_NOTICE, &d, LOG_NO_QUEUE, "connected '%s'", "/srv/a.img");
     log_dev(LOG_WARNING, &d, 3, "WRITE request id %d refused: %s", 9, "beyond the end");
     struct log_ratelimit rl = { 60000, 2, 0, 0, 0 };
@@ -67,6 +205,12 @@ static void test_printed_text(void)
         log_rl_dev(&rl, LOG_WARNING, &d, 1, "fault %d", i);
     rl.window_start_ms = 0;                 /* the window is over */
     log_rl_dev(&rl, LOG_WARNING, &d, 1, "fault again");
+    log_set_level(LOG_INFO);
+    log_debug_set(LOG_CAT_ENGINE);
+    LOG_DBG(LOG_CAT_ENGINE, &d, LOG_NO_QUEUE, "NBD connect to %s: %s", "nbd://h/e", "refused");
+    LOG_DBG(LOG_CAT_RING, &d, 0, "not printed");
+    LOG_DBG(LOG_CAT_ENGINE, NULL, LOG_NO_QUEUE, "no device");
+    log_debug_set(0);
     log_init("t_log", LOG_TARGET_STDERR, NULL, LOG_DEBUG);
 
     static const char *const want[] = {
@@ -76,6 +220,8 @@ static void test_printed_text(void)
         "t_log[warning]: vbd 5/51712 queue 1: fault 1",
         "t_log[warning]: vbd 5/51712 queue 1: (3 similar messages suppressed)",
         "t_log[warning]: vbd 5/51712 queue 1: fault again",
+        "t_log[debug]: vbd 5/51712: [engine] NBD connect to nbd://h/e: refused",
+        "t_log[debug]: [engine] no device",
     };
     FILE *f = fopen(path, "r");
     T_ASSERT(f, "%s", path);
@@ -123,7 +269,8 @@ static void test_journald(void)
     }
     unsigned domid = 30000 + (unsigned)getpid() % 30000;
     log_init("t_log", LOG_TARGET_JOURNAL, NULL, LOG_DEBUG);
-    const struct log_dev d = { "vbd", (int)domid, 51728, "xvdc" };
+    struct log_dev d;
+    log_dev_init(&d, "vbd", (int)domid, 51728, "xvdc");
     log_dev(LOG_NOTICE, &d, 1, "t_log journal probe %u", domid);
     log_init("t_log", LOG_TARGET_STDERR, NULL, LOG_DEBUG);
     char *out = NULL;
@@ -147,7 +294,10 @@ static void test_journald(void)
 int main(void)
 {
     test_fields();
+    test_dev_init();
+    test_debug_parse();
     test_printed_text();
+    test_journal_messages();
     test_journal_stream();
     test_journald();
     return t_done();

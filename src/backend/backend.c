@@ -174,8 +174,8 @@ static void top_event(struct backend *b, const char *kind, const char *path)
 
 static void watch_event(struct backend *b, const char *path, const char *token)
 {
-    log_debug("watch %s [%s]", path, token);
     if (!strncmp(token, TOP_TOKEN_PREFIX, strlen(TOP_TOKEN_PREFIX))) {
+        LOG_DBG(LOG_CAT_XENSTORE, NULL, LOG_NO_QUEUE, "watch %s [%s]", path, token);
         const char *kind = token + strlen(TOP_TOKEN_PREFIX);
         for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
             if (!strcmp(kind, kinds[i]) && kind_enabled(b, kinds[i]))
@@ -185,6 +185,8 @@ static void watch_event(struct backend *b, const char *path, const char *token)
         const char *s = token + strlen(VBD_TOKEN_PREFIX);
         if (parse_id(s, strlen(s), UINT32_MAX, &serial)) {
             struct vbd *v = find_serial(b, (unsigned)serial);
+            LOG_DBG(LOG_CAT_XENSTORE, v ? &v->log_id : NULL, LOG_NO_QUEUE, "watch %s [%s]%s",
+                    path, token, v ? "" : ": no such device (stale token)");
             if (v)
                 vbd_changed(v);     /* stale tokens of freed devices are ignored */
         }

@@ -192,6 +192,12 @@ static int set_log_level(struct xbd_config *c, const char *v, const char **why)
     return log_level_parse(v, LOG_ERR, LOG_DEBUG, &c->log_level);
 }
 
+static int set_debug(struct xbd_config *c, const char *v, const char **why)
+{
+    (void)why;
+    return log_debug_parse(v, &c->debug_cats, NULL);
+}
+
 static int set_control(struct xbd_config *c, const char *v, const char **why)
 {
     if (strcmp(v, "none") && v[0] != '/')
@@ -312,6 +318,11 @@ static const struct xbd_config_key keys[] = {
     { .name = "log-level", .type = XBD_CFG_TEXT, .arg = "LEVEL", .def = "info",
       .section = S_DAEMON, .set = set_log_level,
       .expect = "err, warning, notice, info or debug", .help = "err, warning, notice, info, debug" },
+    { .name = "debug", .type = XBD_CFG_TEXT, .arg = "CAT[,CAT...]", .def = "none",
+      .section = S_DAEMON, .set = set_debug,
+      .expect = "none, all or a list of ring, grant, xenstore, engine, restart",
+      .help = "debug lines of these categories at any log level:\n"
+              "ring, grant, xenstore, engine, restart, all or none" },
     { .name = "control", .type = XBD_CFG_TEXT, .arg = "PATH|none", .def = XBD_DEFAULT_CONTROL,
       .no_init = true, .section = S_DAEMON, .set = set_control,
       .expect = "an absolute socket path or none", .help = "control socket" },

@@ -36,6 +36,7 @@ struct xbd_config {
                                    main() picks journal under systemd */
     char *log_path;             /* LOG_TARGET_FILE only */
     int log_level;              /* LOG_ERR..LOG_DEBUG */
+    unsigned debug_cats;        /* --debug: LOG_CAT_* (log.h) */
     char *control_path;         /* NULL: XBD_DEFAULT_CONTROL; "": none */
     bool type_vbd, type_vbd3;   /* backend kinds served */
     int domid;                  /* -1: sim domid=, else xenstore `domid`, else 0 */

@@ -226,10 +226,9 @@ void vbd_changed(struct vbd *v)
     }
     int be = v->be_state, fe = v->fe_state;
     bool online = v->online == 1;
-    if (log_get_level() >= LOG_DEBUG)
-        VLOG(v, LOG_DEBUG, "backend %s, frontend %s, online %d, hotplug %s",
-              xenbus_state_name(be), xenbus_state_name(fe), online,
-              v->hotplug_connected ? "connected" : "-");
+    LOG_DBG(LOG_CAT_XENSTORE, &v->log_id, LOG_NO_QUEUE, "backend %s, frontend %s, online %d, "
+            "hotplug %s", xenbus_state_name(be), xenbus_state_name(fe), online,
+            v->hotplug_connected ? "connected" : "-");
     if (be < 0)
         return;                 /* toolstack half-way; wait for `state` */
 

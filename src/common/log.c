@@ -247,12 +247,25 @@ unsigned log_journal_fields(int level, const char *ident, const struct log_dev *
     return n;
 }
 
+static log_journal_sink_fn *journal_sink;
+static void *journal_sink_arg;
+
+void log_set_journal_sink(log_journal_sink_fn *fn, void *arg)
+{
+    journal_sink = fn;
+    journal_sink_arg = arg;
+}
+
 /* Write one formatted message (its device prefix already in msg). */
 static void emit(int level, const struct log_dev *d, int queue, unsigned cat, const char *msg)
 {
     if (L.target == LOG_TARGET_JOURNAL) {
         struct log_fields f;
         unsigned n = log_journal_fields(level, L.ident, d, queue, cat, msg, &f);
+        if (journal_sink) {
+            journal_sink(&f, n, journal_sink_arg);
+            return;
+        }
         if (sd_journal_sendv(f.iov, (int)n) == 0)
             return;
         /* no journal (socket gone): stderr, as before the target existed */

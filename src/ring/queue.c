@@ -156,10 +156,16 @@ static void *ring_entry(struct dpq *q, RING_IDX i)
 
 static void start_barrier(struct dpq *q, struct dp_slot *s);
 
+static const char *op_name(uint8_t op);
+
 /* Write the response of slot s, release its grants and the slot. */
 static void finish(struct dpq *q, struct dp_slot *s, int16_t status)
 {
     RING_IDX r = RING(q)->rsp_prod_pvt;
+    LOG_DBG(LOG_CAT_RING, q->id, (int)q->idx, "%s id %" PRIu64 ": status %d at rsp %u",
+            op_name(s->chk.rsp_op), s->req->id, status, r);
+    LOG_DBG(LOG_CAT_GRANT, q->id, (int)q->idx, "id %" PRIu64 ": %u grant(s) released",
+            s->req->id, s->map.held ? s->map.count : 0);
     dpg_put(&q->g, &s->map);
     blkif_abi_put_rsp(q->abi, ring_entry(q, r), s->req->id, s->chk.rsp_op, status);
     s->rec->rsp_idx = r;
@@ -318,6 +324,9 @@ static void start_data(struct dpq *q, struct dp_slot *s)
         finish(q, s, BLKIF_RSP_ERROR);
         return;
     }
+    LOG_DBG(LOG_CAT_GRANT, q->id, (int)q->idx, "id %" PRIu64 ": %u grant(s) %s (first gref %u), "
+            "%u iovec(s)", s->req->id, n, dpg_copies(&q->g) ? "to copy" : "reached", seg[0].gref,
+            niov);
     s->niov = (uint16_t)niov;
     s->io.op = s->chk.to_guest ? ENGINE_OP_READ : ENGINE_OP_WRITE;
     s->io.offset = s->req->sector_number << 9;
@@ -462,6 +471,9 @@ static void dispatch(struct dpq *q, struct dp_slot *s)
      * validation steps see the same size. */
     q->lim.sectors = __atomic_load_n(&q->sectors, __ATOMIC_ACQUIRE);
     int st = blkif_check_req(&q->lim, s->req, c);
+    LOG_DBG(LOG_CAT_RING, q->id, (int)q->idx, "%s id %" PRIu64 " sector %" PRIu64 ", %u segment(s)"
+            " at req %u", op_name(s->req->operation), s->req->id, s->req->sector_number,
+            s->req->nr_segments, s->rec->ring_idx);
 
     s->map.count = 0;
     if (st != BLKIF_RSP_OKAY) {
@@ -544,6 +556,9 @@ static void replay(struct dpq *q)
     ST_ADD(&q->st, replayed, q->nredo);
     uint64_t now = xbd_now_ns();
     for (unsigned i = 0; i < q->nredo; i++) {
+        LOG_DBG(LOG_CAT_RESTART, q->id, (int)q->idx, "re-issue slot %u: %s id %" PRIu64
+                " consumed at req %u", q->redo[i], op_name(q->slots[q->redo[i]].req->operation),
+                q->slots[q->redo[i]].req->id, q->slots[q->redo[i]].rec->ring_idx);
         slot_start(&q->slots[q->redo[i]], now);
         dispatch(q, &q->slots[q->redo[i]]);
     }

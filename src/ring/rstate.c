@@ -120,6 +120,9 @@ int rs_open(struct rstate *rs, const char *path, const struct dp_config *cfg,
             munmap(p, len);
         }
     }
+    if (take_over)
+        LOG_DBG(LOG_CAT_RESTART, dev, LOG_NO_QUEUE, "restart state %s taken over (%u queue(s), "
+                "%zu bytes)", path, cfg->nr_queues, len);
     if (cfg->reattach && !take_over)
         log_dev(LOG_WARNING, dev, LOG_NO_QUEUE, "no restart state of these rings in %s%s: "
                 "resuming at the published responses; requests that were in flight when the "
