@@ -60,8 +60,9 @@ void log_dev(int level, const struct log_dev *d, int queue, const char *fmt, ...
  * Debug categories (xen-blkbackd(8) --debug): LOG_DEBUG lines about one
  * part of the daemon, each tagged "[<category>] " after the device prefix
  * and with the journal field DEBUG_CATEGORY=.  A category's lines print
- * when it is on, or when the log level is debug (every category), whatever
- * the level otherwise.  Off, LOG_DBG costs one load and one predictable
+ * when it is on, or when the log level is debug and it is one of
+ * LOG_CAT_LEVEL_DEBUG, whatever the level otherwise.  ring and grant log
+ * every request (not rate limited): only asked for by name.  Off, LOG_DBG costs one load and one predictable
  * branch: no call, no formatting (tcmu-runner's per-subsystem debug,
  * ublksrv ublk_dbg; ublk-org/ublksrv:include/ublksrv_utils.h).
  */
@@ -73,7 +74,10 @@ enum log_cat {
     LOG_CAT_RESTART  = 1u << 4,     /* restart state: slots saved and re-issued */
 };
 #define LOG_CAT_ALL 0x1fu
-/* The effective mask (categories on, or LOG_CAT_ALL at level debug); read by
+/* What level debug turns on: the categories of few lines (before the
+ * categories, these were the plain debug lines). */
+#define LOG_CAT_LEVEL_DEBUG (LOG_CAT_XENSTORE | LOG_CAT_ENGINE | LOG_CAT_RESTART)
+/* The effective mask (categories on, | LOG_CAT_LEVEL_DEBUG at level debug); read by
  * LOG_DBG only.  Set through log_debug_set and log_set_level. */
 extern unsigned log_debug_mask;
 /* "ring,grant,..." (names of enum log_cat, "all", "none"; any case) -> *out

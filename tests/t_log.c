@@ -1,4 +1,4 @@
-/* t_log: device log lines (log_dev, log_rl_dev, LOG_DBG) print the one prefix "<name>: " / "<name> queue <q>: ", rate-limit summaries included; the journal target's fields (MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, DOMID, DEVID, VDEV, QUEUE, DEBUG_CATEGORY) are formatted right and every message of a device (summary and debug lines too) carries its DOMID/DEVID; --debug category lists parse and print back; a category turns its lines on and off (off: arguments not even evaluated), level debug turns all on; JOURNAL_STREAM is trusted only when it names our stderr; with a journald socket, journalctl DOMID=... finds the message. */
+/* t_log: device log lines (log_dev, log_rl_dev, LOG_DBG) print the one prefix "<name>: " / "<name> queue <q>: ", rate-limit summaries included; the journal target's fields (MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, DOMID, DEVID, VDEV, QUEUE, DEBUG_CATEGORY) are formatted right and every message of a device (summary and debug lines too) carries its DOMID/DEVID; --debug category lists parse and print back; a category turns its lines on and off (off: arguments not even evaluated), level debug turns on xenstore/engine/restart but not the per-request ring/grant; JOURNAL_STREAM is trusted only when it names our stderr; with a journald socket, journalctl DOMID=... finds the message. */
 #include "harness.h"
 #include "log.h"
 #include "lib/e2e.h"
@@ -161,10 +161,13 @@ static void test_journal_messages(void)
     LOG_DBG(LOG_CAT_RESTART, &d, LOG_NO_QUEUE, "redo");
     log_debug("plain debug");                                  /* level info: still off */
     T_EQ(evaluated, 1);
-    log_set_level(LOG_DEBUG);                                  /* level debug: every category */
-    LOG_DBG(LOG_CAT_GRANT, &d, 0, "grant at level debug");
+    log_set_level(LOG_DEBUG);       /* level debug: the few-line categories, not ring/grant */
+    LOG_DBG(LOG_CAT_ENGINE, &d, 0, "engine at level debug");
+    LOG_DBG(LOG_CAT_XENSTORE, &d, LOG_NO_QUEUE, "xenstore at level debug");
+    LOG_DBG(LOG_CAT_GRANT, &d, 0, "grant not at level debug");
+    LOG_DBG(LOG_CAT_RING, &d, 0, "ring still on");
     log_set_level(LOG_INFO);
-    LOG_DBG(LOG_CAT_GRANT, &d, 0, "grant off again");
+    LOG_DBG(LOG_CAT_ENGINE, &d, 0, "engine off again");
     T_EQ(log_debug_get(), LOG_CAT_RING | LOG_CAT_RESTART);     /* the level did not change them */
     log_debug_set(0);
     LOG_DBG(LOG_CAT_RING, &d, 1, "ring off again");
@@ -182,8 +185,12 @@ static void test_journal_messages(void)
         "DEVID=51728|VDEV=xvdc|QUEUE=1|DEBUG_CATEGORY=ring",
         "MESSAGE=vbd 9/51728: [restart] redo|PRIORITY=7|SYSLOG_IDENTIFIER=t_log|DOMID=9|"
         "DEVID=51728|VDEV=xvdc|DEBUG_CATEGORY=restart",
-        "MESSAGE=vbd 9/51728 queue 0: [grant] grant at level debug|PRIORITY=7|"
-        "SYSLOG_IDENTIFIER=t_log|DOMID=9|DEVID=51728|VDEV=xvdc|QUEUE=0|DEBUG_CATEGORY=grant",
+        "MESSAGE=vbd 9/51728 queue 0: [engine] engine at level debug|PRIORITY=7|"
+        "SYSLOG_IDENTIFIER=t_log|DOMID=9|DEVID=51728|VDEV=xvdc|QUEUE=0|DEBUG_CATEGORY=engine",
+        "MESSAGE=vbd 9/51728: [xenstore] xenstore at level debug|PRIORITY=7|"
+        "SYSLOG_IDENTIFIER=t_log|DOMID=9|DEVID=51728|VDEV=xvdc|DEBUG_CATEGORY=xenstore",
+        "MESSAGE=vbd 9/51728 queue 0: [ring] ring still on|PRIORITY=7|"
+        "SYSLOG_IDENTIFIER=t_log|DOMID=9|DEVID=51728|VDEV=xvdc|QUEUE=0|DEBUG_CATEGORY=ring",
     };
     T_EQ(nsunk, ARRAY_SIZE(want));
     for (unsigned i = 0; i < nsunk && i < ARRAY_SIZE(want); i++)

@@ -11,6 +11,8 @@
  *   resize <domid> <devid>     {"ok":true,"domid","devid","name","old_sectors","sectors","changed"}
  *                              (online resize to the backing store's size: vbd_resize)
  *   metrics                    {"ok":true,"metrics":"<Prometheus text exposition>"}
+ *   debug [<cat>[,<cat>...]]   {"ok":true,"debug":"ring,grant","was":"none"} (the --debug
+ *                              categories, log.h LOG_CAT_*; without an argument: just read)
  * Errors: {"ok":false,"error":"..."}.  Counters are struct vbd_stats (stats.h)
  * under blkback's names.  Served on the main thread; clients are non-blocking.
  */
@@ -33,7 +35,7 @@
 
 #define CTL_MAX_CLIENTS 16
 #define CTL_LINE_MAX 512
-#define CTL_TRY "try: version, list, stats [domid devid], resize domid devid, metrics"
+#define CTL_TRY "try: version, list, stats [domid devid], resize domid devid, metrics, debug [cats]"
 
 struct ctl_client {
     int fd;
@@ -290,6 +292,33 @@ static json_object *error_json(const char *msg)
     return o;
 }
 
+/* debug [cats]: read or set the --debug categories (log_debug_set); a
+ * wrong list changes nothing. */
+static json_object *debug_json(const char *cats)
+{
+    char was[96], now[96];
+    unsigned old = log_debug_get(), m = old;
+    const char *bad = NULL;
+    if (cats && log_debug_parse(cats, &m, &bad)) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "debug: unknown category '%.*s'; expected ring, grant, "
+                 "xenstore, engine, restart, all or none, comma-separated",
+                 bad ? (int)strcspn(bad, ",") : 0, bad ? bad : "");
+        return error_json(msg);
+    }
+    log_debug_format(old, was, sizeof(was));
+    log_debug_format(m, now, sizeof(now));
+    if (cats) {
+        log_debug_set(m);
+        log_notice("control: debug categories %s (were %s)", now, was);
+    }
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "ok", json_object_new_boolean(true));
+    add_str(o, "debug", now);
+    add_str(o, "was", was);
+    return o;
+}
+
 /* resize <domid> <devid>: vbd_resize with the reason of a refusal as the error. */
 static json_object *resize_json(struct backend *b, const char *sfe, const char *sdev)
 {
@@ -390,6 +419,8 @@ char *control_request(struct backend *b, const char *line)
         }
     } else if (!strcmp(argv[0], "resize") && argc == 3) {
         o = resize_json(b, argv[1], argv[2]);
+    } else if (!strcmp(argv[0], "debug") && argc <= 2) {
+        o = debug_json(argc == 2 ? argv[1] : NULL);
     } else if (!strcmp(argv[0], "metrics") && argc == 1) {
         char *text = metrics_text(b);
         if (text) {

@@ -372,8 +372,8 @@ static int open_engine(struct vbd *v, const char *params, bool readonly, bool sh
         VLOG(v, LOG_NOTICE, "reattach: '%s' free after %llu ms", spec,
              (unsigned long long)(xbd_now_ms() - v->busy_since_ms));
     v->busy_since_ms = 0;
-    LOG_DBG(LOG_CAT_ENGINE, &v->log_id, LOG_NO_QUEUE, "engine %s opened '%s': %llu bytes, "
-            "block %u/%u B, %s, %s, flush %d, discard %d, fua %d", e->ops->name, spec,
+    LOG_DBG(LOG_CAT_ENGINE, &v->log_id, LOG_NO_QUEUE, "opened '%s' with the %s engine: %llu "
+            "bytes, block %u/%u B, %s, %s, flush %d, discard %d, fua %d", spec, e->ops->name,
             (unsigned long long)e->size, e->logical_block_size, e->physical_block_size,
             e->readonly ? "ro" : "rw", e->direct ? "O_DIRECT" : "buffered", e->caps.flush,
             e->caps.discard, e->caps.fua);

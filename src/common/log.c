@@ -95,7 +95,7 @@ static void debug_mask_update(void)
 {
     unsigned m = __atomic_load_n(&debug_cats, __ATOMIC_RELAXED);
     if (__atomic_load_n(&L.level, __ATOMIC_RELAXED) >= LOG_DEBUG)
-        m = LOG_CAT_ALL;
+        m |= LOG_CAT_LEVEL_DEBUG;
     __atomic_store_n(&log_debug_mask, m, __ATOMIC_RELAXED);
 }
 

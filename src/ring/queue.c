@@ -471,9 +471,10 @@ static void dispatch(struct dpq *q, struct dp_slot *s)
      * validation steps see the same size. */
     q->lim.sectors = __atomic_load_n(&q->sectors, __ATOMIC_ACQUIRE);
     int st = blkif_check_req(&q->lim, s->req, c);
-    LOG_DBG(LOG_CAT_RING, q->id, (int)q->idx, "%s id %" PRIu64 " sector %" PRIu64 ", %u segment(s)"
-            " at req %u", op_name(s->req->operation), s->req->id, s->req->sector_number,
-            s->req->nr_segments, s->rec->ring_idx);
+    LOG_DBG(LOG_CAT_RING, q->id, (int)q->idx, "%s id %" PRIu64 " sector %" PRIu64 ", %u %s"
+            "segment(s) at req %u", op_name(blkif_rsp_op(s->req)), s->req->id,
+            s->req->sector_number, s->req->nr_segments,
+            s->req->operation == BLKIF_OP_INDIRECT ? "indirect " : "", s->rec->ring_idx);
 
     s->map.count = 0;
     if (st != BLKIF_RSP_OKAY) {
@@ -557,7 +558,7 @@ static void replay(struct dpq *q)
     uint64_t now = xbd_now_ns();
     for (unsigned i = 0; i < q->nredo; i++) {
         LOG_DBG(LOG_CAT_RESTART, q->id, (int)q->idx, "re-issue slot %u: %s id %" PRIu64
-                " consumed at req %u", q->redo[i], op_name(q->slots[q->redo[i]].req->operation),
+                " consumed at req %u", q->redo[i], op_name(blkif_rsp_op(q->slots[q->redo[i]].req)),
                 q->slots[q->redo[i]].req->id, q->slots[q->redo[i]].rec->ring_idx);
         slot_start(&q->slots[q->redo[i]], now);
         dispatch(q, &q->slots[q->redo[i]]);

@@ -1,6 +1,7 @@
 /*
  * xen-blkbackctl - query a running xen-blkbackd through its control socket:
- *   xen-blkbackctl [-s SOCK] [--json] list|stats [DOMID DEVID]|resize DOMID DEVID|version|metrics
+ *   xen-blkbackctl [-s SOCK] [--json] list|stats [DOMID DEVID]|resize DOMID DEVID|version|metrics|
+ *                  debug [CAT[,CAT...]]
  *   xen-blkbackctl [-s SOCK] stats --interval SECS [--count N] [DOMID DEVID]
  *   xen-blkbackctl [-s SOCK] top [-b] [-n N] [-d SECS] [-o COLUMN]
  * Sends one request line, reads one JSON reply, prints a table (or the raw
@@ -36,6 +37,8 @@ static void usage(FILE *f)
 "                         (online resize; growing only)\n"
 "  version                daemon version\n"
 "  metrics                the counters in the Prometheus text format\n"
+"  debug [CAT[,CAT...]]   show or set the debug categories (ring, grant, xenstore,\n"
+"                         engine, restart, all, none) of the running daemon\n"
 "  stats --interval SECS [--count N] [DOMID DEVID]\n"
 "                         the counters' increments every SECS seconds\n"
 "  top [-b] [-n N] [-d SECS] [-o iops|mbps|p99|occ|dev]\n"
@@ -302,6 +305,15 @@ int main(int argc, char **argv)
             snprintf(req, sizeof(req), "stats %.32s %.32s\n", args[1], args[2]);
         else
             snprintf(req, sizeof(req), "stats\n");
+    } else if (!strcmp(cmd, "debug")) {
+        if (na > 2) {
+            usage(stderr);
+            return 2;
+        }
+        if (na == 2)
+            snprintf(req, sizeof(req), "debug %.200s\n", args[1]);
+        else
+            snprintf(req, sizeof(req), "debug\n");
     } else if (!strcmp(cmd, "resize")) {
         if (na != 3) {
             usage(stderr);
@@ -333,6 +345,11 @@ int main(int argc, char **argv)
             printf("%s: unchanged, %lld sectors\n", gets(o, "name"), geti(o, "sectors"));
     } else if (!strcmp(cmd, "metrics")) {
         fputs(gets(o, "metrics"), stdout);
+    } else if (!strcmp(cmd, "debug")) {
+        if (na == 2)
+            printf("debug categories: %s (were %s)\n", gets(o, "debug"), gets(o, "was"));
+        else
+            printf("debug categories: %s\n", gets(o, "debug"));
     } else if (!strcmp(cmd, "list")) {
         print_list(get(o, "devices"));
     } else {
