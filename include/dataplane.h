@@ -49,6 +49,60 @@ struct blkif_limits {
     unsigned max_indirect_segs; /* feature-max-indirect-segments; 0 = no INDIRECT */
 };
 
+/*
+ * Per-disk QoS (xen-blkbackd(8) QOS): token buckets per vbd, shared by all
+ * its queues.  Six limits, each a rate per second and a burst (the bucket
+ * size): requests (iops, read-iops, write-iops) and bytes (bps, read-bps,
+ * write-bps); a READ is charged to iops, read-iops, bps and read-bps, a
+ * WRITE to the total and write ones.  FLUSH, BARRIER and DISCARD are not
+ * limited.  A request the buckets cannot pay for now waits in the backend
+ * (the queue consumes nothing behind it, the guest sees latency, never an
+ * error) until they have refilled; a request costing more than a bucket's
+ * burst waits for a full bucket and leaves it in debt, so the long-run rate
+ * is the limit exactly (cf. qemu/qemu:util/throttle.c leaky buckets,
+ * xapi-project/blktap:drivers/block-valve.c).
+ */
+enum dp_qos_kind {
+    DP_QOS_IOPS = 0, DP_QOS_READ_IOPS, DP_QOS_WRITE_IOPS,   /* requests per second */
+    DP_QOS_BPS, DP_QOS_READ_BPS, DP_QOS_WRITE_BPS,          /* bytes per second */
+    DP_QOS_N
+};
+#define DP_QOS_IOPS_MIN UINT64_C(1)                   /* accepted ranges (dp_qos_parse) */
+#define DP_QOS_IOPS_MAX UINT64_C(10000000)            /* 10 M requests/s */
+#define DP_QOS_BPS_MIN UINT64_C(4096)                 /* one page per second */
+#define DP_QOS_BPS_MAX (UINT64_C(1) << 40)            /* 1 TiB/s */
+#define DP_QOS_BURST_MULT UINT64_C(3600)              /* burst at most an hour of the rate */
+
+struct dp_qos_limit {
+    uint64_t rate;              /* per second (requests or bytes); 0 = no limit */
+    uint64_t burst;             /* bucket size, same unit; 0 = rate/10, at least one
+                                   request (iops) or 4096 bytes (bps) */
+};
+struct dp_qos {
+    struct dp_qos_limit l[DP_QOS_N];   /* by enum dp_qos_kind */
+};
+
+/* "iops", "read-iops", "write-iops", "bps", "read-bps", "write-bps"; NULL
+ * for no kind.  The config keys and backend keys are "qos-" + name, the
+ * xen-blkbackctl limit keys the name itself. */
+const char *dp_qos_name(enum dp_qos_kind k);
+/* The kind of a name (as dp_qos_name; a "qos-" prefix is allowed).  0 or -ENOENT. */
+int dp_qos_kind_parse(const char *name, enum dp_qos_kind *out);
+/*
+ * Parse a limit: "none" (no limit), "RATE" or "RATE/BURST", decimal, with an
+ * optional suffix k, m, g (x1000, x1000000, x1000000000) for iops and K, M,
+ * G, T (x1024 ...) for bps.  RATE in DP_QOS_IOPS_MIN..DP_QOS_IOPS_MAX
+ * requests/s or DP_QOS_BPS_MIN..DP_QOS_BPS_MAX bytes/s, BURST in 1..RATE x
+ * DP_QOS_BURST_MULT (bps: 4096..).  0, or -EINVAL with a message naming the
+ * accepted range in err (*out unchanged).
+ */
+int dp_qos_parse(enum dp_qos_kind k, const char *v, struct dp_qos_limit *out,
+                 char *err, size_t errlen);
+/* "none", "RATE" or "RATE/BURST" (plain numbers) into buf. */
+void dp_qos_format(const struct dp_qos_limit *l, char *buf, size_t len);
+/* True when some limit of q is set. */
+bool dp_qos_any(const struct dp_qos *q);
+
 struct dp_queue_cfg {
     uint32_t nr_ring_pages;                     /* 1 << ring-page-order */
     uint32_t ring_ref[XBD_MAX_RING_PAGES];      /* frontend grant refs of the ring pages */
@@ -82,6 +136,7 @@ struct dp_config {
                                        NULL: kept in anonymous memory only */
     unsigned persistent_idle_ms;    /* release persistent grants unused this long;
                                        0 = 60000 (Linux persistent_grant_unused_seconds) */
+    struct dp_qos qos;              /* limits to start with (dp_set_qos); zero: none */
 };
 
 struct dp;
@@ -161,6 +216,17 @@ int  dp_get_queue_stats(struct dp *dp, unsigned i, struct vbd_stats *out);
 int  dp_set_sectors(struct dp *dp, uint64_t sectors);
 /* The size requests are validated against now (512-byte sectors). */
 uint64_t dp_get_sectors(const struct dp *dp);
+
+/*
+ * Change the QoS limits of a running (or created) data plane: from the next
+ * request on, every queue pays into the new buckets.  A bucket that stays
+ * limited keeps its level (capped at the new burst), a new one starts full.
+ * Any thread.  0, -EINVAL (dp or q NULL, a rate or burst outside the ranges
+ * of dp_qos_parse: nothing changed).
+ */
+int  dp_set_qos(struct dp *dp, const struct dp_qos *q);
+/* The limits in force (zero: none). */
+void dp_get_qos(struct dp *dp, struct dp_qos *out);
 
 /* True once a queue halted on a protocol violation (bogus req_prod). */
 bool dp_halted(struct dp *dp);

@@ -56,6 +56,8 @@ struct vbd_stats {
     uint64_t eopnotsupp;    /* responses with BLKIF_RSP_EOPNOTSUPP */
     uint64_t bad_req;       /* requests refused by validation (subset of errors/eopnotsupp) */
     uint64_t io_errors;     /* storage errors (subset of errors) */
+    uint64_t throttled;     /* READ/WRITE requests held back by the QoS limits */
+    uint64_t throttle_ns;   /* time they waited for the buckets, CLOCK_MONOTONIC ns */
     uint64_t replayed;      /* requests re-issued from the restart state (xen-blkbackd(8) RESTART) */
     /* protocol cost */
     uint64_t gnt_map, gnt_unmap, gnt_copy;    /* ops calls (batched calls count once) */

@@ -99,6 +99,8 @@ static const struct mcounter {
       "Storage errors (counted in errors_total{status=\"error\"} too).", ONE(io_errors) },
     { "xen_blkback_replayed_requests_total",
       "Requests re-issued from the restart state of a previous daemon.", ONE(replayed) },
+    { "xen_blkback_throttled_requests_total",
+      "Read and write requests held back by the vbd's QoS limits.", ONE(throttled) },
     { "xen_blkback_grant_map_calls_total", "Grant map calls (a batch counts once).", ONE(gnt_map) },
     { "xen_blkback_grant_unmap_calls_total", "Grant unmap calls (a batch counts once).",
       ONE(gnt_unmap) },
@@ -219,6 +221,12 @@ char *metrics_text(struct backend *b)
     }
     for (i = 0; i < ARRAY_SIZE(counters); i++)
         per_device(&m, &counters[i]);
+    family(&m, "xen_blkback_throttled_seconds_total", "counter",
+           "Time read and write requests waited for the vbd's QoS buckets.");
+    for (i = 0; i < m.n; i++) {
+        series(&m, "xen_blkback_throttled_seconds_total", "", m.d[i].v, NULL);
+        fprintf(m.f, "%.9f\n", (double)m.d[i].st.throttle_ns / 1e9);
+    }
     histogram(&m, "xen_blkback_request_duration_seconds",
               "Request latency from being consumed off the ring to its response being pushed.",
               false);

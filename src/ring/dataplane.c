@@ -6,6 +6,7 @@
 #include "dataplane.h"
 #include "util.h"
 #include "queue.h"
+#include "qos.h"
 #include "rstate.h"
 
 #include <errno.h>
@@ -32,6 +33,7 @@ struct dp {
     RING_IDX attach_req[XBD_MAX_QUEUES], attach_rsp[XBD_MAX_QUEUES];   /* shared, at attach */
     pthread_mutex_t lock;       /* dp_stop vs dp_stop */
     bool started, stopped;
+    struct dpqos qos;           /* the vbd's QoS buckets, shared by its queues (qos.c) */
 };
 
 static bool is_pow2(uint32_t v)
@@ -108,6 +110,7 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
     q->esz = blkif_abi_entry_size(cfg->abi);
     q->eng = cfg->engine;
     q->poll_us = cfg->poll_us;
+    q->qos = &dp->qos;
     q->stop_efd = -1;
     for (unsigned i = 0; i < DPQ_RL_N; i++)
         q->rl[i] = (struct log_ratelimit)LOG_RATELIMIT_INIT;
@@ -257,6 +260,7 @@ static void dp_free(struct dp *dp)
         free(q);
     }
     pthread_mutex_destroy(&dp->lock);
+    dpqos_fini(&dp->qos);
     free(dp);
 }
 
@@ -295,7 +299,9 @@ int dp_create(const struct xen_ops *ops, struct xen_host *host,
         .persistent = cfg->persistent,
     };
     pthread_mutex_init(&dp->lock, NULL);
-    for (unsigned i = 0; i < cfg->nr_queues; i++) {
+    dpqos_init(&dp->qos);
+    rc = dpqos_set(&dp->qos, &cfg->qos, xbd_now_ns());
+    for (unsigned i = 0; rc == 0 && i < cfg->nr_queues; i++) {
         struct dpq *q = calloc(1, sizeof(*q));
         if (!q) {
             rc = -ENOMEM;
@@ -494,6 +500,18 @@ void dp_get_info(const struct dp *dp, struct dp_info *out)
 {
     *out = dp->info;
     out->lim.sectors = dp_get_sectors(dp);
+}
+
+int dp_set_qos(struct dp *dp, const struct dp_qos *q)
+{
+    if (!dp || !q)
+        return -EINVAL;
+    return dpqos_set(&dp->qos, q, xbd_now_ns());
+}
+
+void dp_get_qos(struct dp *dp, struct dp_qos *out)
+{
+    dpqos_get(&dp->qos, out);
 }
 
 bool dp_halted(struct dp *dp)

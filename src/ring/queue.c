@@ -464,6 +464,53 @@ static void io_done(struct engine_io *io, void *arg)
 
 /* ---- dispatch ------------------------------------------------------------ */
 
+/* A validated READ/WRITE goes to the engine. */
+static void start_rw(struct dpq *q, struct dp_slot *s)
+{
+    if (s->chk.kind == BLKIF_KIND_READ)
+        ST_ADD(&q->st, rd_sect, s->chk.nr_sectors);
+    else
+        ST_ADD(&q->st, wr_sect, s->chk.nr_sectors);
+    start_data(q, s);
+}
+
+/* Pay the QoS buckets for READ/WRITE s, or hold it (q->held: the queue
+ * consumes nothing until qos_release starts it).  True when held. */
+static bool qos_hold(struct dpq *q, struct dp_slot *s)
+{
+    uint64_t now = xbd_now_ns();
+    uint64_t wait = dpqos_take(q->qos, s->chk.kind == BLKIF_KIND_WRITE,
+                               s->chk.nr_sectors << 9, now);
+    if (!wait)
+        return false;
+    ST_ADD(&q->st, throttled, 1);
+    q->held = s;
+    q->held_since = now;
+    q->held_until = now + wait;
+    return true;
+}
+
+/* Start the held request once the buckets can pay for it (or at once:
+ * force, when the queue stops, or the limits were lifted). */
+static void qos_release(struct dpq *q, bool force)
+{
+    struct dp_slot *s = q->held;
+    uint64_t now = xbd_now_ns();
+    if (!s || (!force && now < q->held_until))
+        return;
+    if (!force && __atomic_load_n(&q->qos->on, __ATOMIC_ACQUIRE)) {
+        uint64_t wait = dpqos_take(q->qos, s->chk.kind == BLKIF_KIND_WRITE,
+                                   s->chk.nr_sectors << 9, now);
+        if (wait) {
+            q->held_until = now + wait;
+            return;
+        }
+    }
+    ST_ADD(&q->st, throttle_ns, now - q->held_since);
+    q->held = NULL;
+    start_rw(q, s);
+}
+
 static void dispatch(struct dpq *q, struct dp_slot *s)
 {
     struct blkif_checked *c = &s->chk;
@@ -503,11 +550,12 @@ static void dispatch(struct dpq *q, struct dp_slot *s)
             refuse(q, s, (int16_t)st);
             return;
         }
-        if (c->kind == BLKIF_KIND_READ)
-            ST_ADD(&q->st, rd_sect, c->nr_sectors);
-        else
-            ST_ADD(&q->st, wr_sect, c->nr_sectors);
-        start_data(q, s);
+        /* QoS (dataplane.h): one predictable branch when no limit is set;
+         * re-issued requests of a restart (replay) are not held. */
+        if (__atomic_load_n(&q->qos->on, __ATOMIC_ACQUIRE) && !q->nredo &&
+            qos_hold(q, s))
+            return;
+        start_rw(q, s);
         return;
     case BLKIF_KIND_FLUSH:
     case BLKIF_KIND_BARRIER:
@@ -595,7 +643,7 @@ static void halt(struct dpq *q, RING_IDX rp)
 /* Can the queue take requests off the ring now? */
 static bool can_consume(const struct dpq *q)
 {
-    return !q->halted && !q->stopping && !q->oo && !q->barrier;
+    return !q->halted && !q->stopping && !q->oo && !q->barrier && !q->held;
 }
 
 /*
@@ -621,7 +669,7 @@ static void sweep(struct dpq *q, bool arm)
         }
         q->seen_prod = rp;
         set_occupancy(q);
-        while (rc != rp && !RING_REQUEST_CONS_OVERFLOW(r, rc) && !q->barrier) {
+        while (rc != rp && !RING_REQUEST_CONS_OVERFLOW(r, rc) && !q->barrier && !q->held) {
             struct dp_slot *s = slot_get(q);
             if (!s) {
                 if (!q->oo)
@@ -640,6 +688,8 @@ static void sweep(struct dpq *q, bool arm)
         }
         if (q->oo || q->barrier || RING_REQUEST_CONS_OVERFLOW(r, rc))
             break;              /* woken again by a completion */
+        if (q->held)
+            break;              /* woken again by the QoS timeout */
         if (!arm) {
             if (__atomic_load_n(&r->sring->req_prod, __ATOMIC_RELAXED) == rp)
                 break;
@@ -676,6 +726,7 @@ static int reap(struct dpq *q)
  */
 static void service(struct dpq *q, bool arm)
 {
+    qos_release(q, false);
     for (unsigned round = 1;; round++) {
         for (;;) {
             sweep(q, arm);
@@ -714,6 +765,7 @@ static void drain(struct dpq *q)
 {
     struct pollfd pfd = { .fd = q->eng->ops->completion_fd(q->eq), .events = POLLIN };
 
+    qos_release(q, true);       /* the held request is I/O like any other now */
     copy_flush(q);
     submit(q);
     while (q->inflight) {
@@ -817,11 +869,25 @@ void *dpq_thread(void *arg)
             if (t >= 0 && (timeout < 0 || t < timeout))
                 timeout = t;
         }
-        int n = poll(pfd, 3, timeout);
+        /* A request held by QoS: sleep until the buckets have refilled
+         * (ns precision: ppoll), no spinning. */
+        struct timespec ts, *tsp = NULL;
+        if (timeout >= 0) {
+            ts = (struct timespec){ timeout / 1000, (long)(timeout % 1000) * 1000000 };
+            tsp = &ts;
+        }
+        if (q->held && timeout != 0) {
+            uint64_t now = xbd_now_ns(), w = q->held_until > now ? q->held_until - now : 0;
+            if (!tsp || w < (uint64_t)timeout * 1000000) {
+                ts = (struct timespec){ (time_t)(w / 1000000000), (long)(w % 1000000000) };
+                tsp = &ts;
+            }
+        }
+        int n = ppoll(pfd, 3, tsp, NULL);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            log_dev(LOG_ERR, q->id, (int)q->idx, "poll: %s", strerror(errno));
+            log_dev(LOG_ERR, q->id, (int)q->idx, "ppoll: %s", strerror(errno));
             break;
         }
         if (pfd[2].revents) {

@@ -22,6 +22,7 @@
 #include "dataplane.h"
 #include "grant.h"
 #include "log.h"
+#include "qos.h"
 #include "rstate.h"
 #include "validate.h"
 
@@ -108,6 +109,9 @@ struct dpq {
     uint64_t sweep_ns, reap_ns;     /* clock at the start of the last sweep / reap */
     RING_IDX seen_prod;             /* req_prod at the last sweep (ring occupancy) */
     struct dp_slot *barrier;        /* BARRIER parked or running: consume nothing */
+    struct dpqos *qos;              /* the vbd's QoS buckets (qos.h), shared by its queues */
+    struct dp_slot *held;           /* READ/WRITE waiting for the QoS buckets: consume nothing */
+    uint64_t held_since, held_until;    /* CLOCK_MONOTONIC ns: held at / ask again at */
     uint16_t *answered;             /* slots answered since the last publish [nr_slots] */
     unsigned nanswered;
     RING_IDX notified_upto;         /* rsp_prod at the last notify decision */
