@@ -94,7 +94,7 @@ int dp_qos_kind_parse(const char *name, enum dp_qos_kind *out);
  * G, T (x1024 ...) for bps.  RATE in DP_QOS_IOPS_MIN..DP_QOS_IOPS_MAX
  * requests/s or DP_QOS_BPS_MIN..DP_QOS_BPS_MAX bytes/s, BURST in 1..RATE x
  * DP_QOS_BURST_MULT (bps: 4096..).  0, or -EINVAL with a message naming the
- * accepted range in err (*out unchanged).
+ * accepted range in err, without the limit's name (*out unchanged).
  */
 int dp_qos_parse(enum dp_qos_kind k, const char *v, struct dp_qos_limit *out,
                  char *err, size_t errlen);

@@ -196,6 +196,19 @@ int  vbd_resize(struct vbd *v, const char *trigger, char *why, size_t len, uint6
 /* vbd_resize of every connected read-write vbd (the resize-check timer). */
 void vbd_check_sizes(struct backend *b);
 
+/* ---- vbd_qos.c -------------------------------------------------------------- */
+/* The backend keys of the QoS limits by enum dp_qos_kind (qos-iops, ...). */
+extern const char *const vbd_qos_keys[DP_QOS_N];
+/* The limits device v is to run with into *out: per limit its backend key if
+ * present, else the config key; a key that does not parse is logged (with
+ * the accepted range) and that limit stays keep's. */
+void vbd_qos_read(struct vbd *v, const struct dp_qos *keep, struct dp_qos *out);
+/* Install q on v's running data plane if it differs (logged, `why` says
+ * who asked); nothing when not connected or q is out of range. */
+void vbd_qos_apply(struct vbd *v, const struct dp_qos *q, const char *why);
+/* A watch event: re-read the keys and apply (connected devices only). */
+void vbd_qos_changed(struct vbd *v);
+
 /* ---- xs_tx.c ---------------------------------------------------------------- */
 /* One key to write (sval if not NULL, else val) or remove (rm). */
 struct xs_kv {

@@ -286,12 +286,34 @@ static int set_metrics_listen(struct xbd_config *c, const char *v, const char **
     return set_str(&c->metrics_listen, v);
 }
 
+/* qos-*: dp_qos_parse, whose message names the accepted range. */
+static int set_qos(struct xbd_config *c, enum dp_qos_kind k, const char *v, const char **why)
+{
+    static __thread char msg[300];
+    if (dp_qos_parse(k, v, &c->qos.l[k], msg, sizeof(msg))) {
+        *why = msg;
+        return -EINVAL;
+    }
+    return 0;
+}
+#define SET_QOS(fn, kind) \
+    static int fn(struct xbd_config *c, const char *v, const char **why) \
+    { return set_qos(c, kind, v, why); }
+SET_QOS(set_qos_iops, DP_QOS_IOPS)
+SET_QOS(set_qos_read_iops, DP_QOS_READ_IOPS)
+SET_QOS(set_qos_write_iops, DP_QOS_WRITE_IOPS)
+SET_QOS(set_qos_bps, DP_QOS_BPS)
+SET_QOS(set_qos_read_bps, DP_QOS_READ_BPS)
+SET_QOS(set_qos_write_bps, DP_QOS_WRITE_BPS)
+#undef SET_QOS
+
 #define F(field) offsetof(struct xbd_config, field)
 #define S_DAEMON    "Daemon"
 #define S_XENSTORE  "Xenstore"
 #define S_STORAGE   "Storage"
 #define S_PROTOCOL  "Protocol features advertised to frontends"
 #define S_LIFECYCLE "Lifecycle"
+#define S_QOS       "Per-disk QoS (every vbd; backend keys qos-* override)"
 
 /*
  * Every option and config key, in the order of the usage text.  `def` is the
@@ -381,6 +403,17 @@ static const struct xbd_config_key keys[] = {
       .expect = "[ADDR:]PORT, [IPV6]:PORT or none",
       .help = "serve Prometheus metrics over HTTP at /metrics\n"
               "(ADDR default 127.0.0.1)" },
+#define QOS_KEY(n, fn, xk, unit, what) \
+    { .name = n, .type = XBD_CFG_TEXT, .arg = "none|RATE[/BURST]", .def = "none", \
+      .section = S_QOS, .xs_key = xk, .set = fn, .expect = "none or RATE[/BURST]", \
+      .help = what " per second (" unit "), bucket BURST" }
+    QOS_KEY("qos-iops", set_qos_iops, XSK_QOS_IOPS, "1..10000000", "requests"),
+    QOS_KEY("qos-read-iops", set_qos_read_iops, XSK_QOS_READ_IOPS, "1..10000000", "reads"),
+    QOS_KEY("qos-write-iops", set_qos_write_iops, XSK_QOS_WRITE_IOPS, "1..10000000", "writes"),
+    QOS_KEY("qos-bps", set_qos_bps, XSK_QOS_BPS, "4096..2^40", "bytes"),
+    QOS_KEY("qos-read-bps", set_qos_read_bps, XSK_QOS_READ_BPS, "4096..2^40", "bytes read"),
+    QOS_KEY("qos-write-bps", set_qos_write_bps, XSK_QOS_WRITE_BPS, "4096..2^40", "bytes written"),
+#undef QOS_KEY
     { .name = "help", .type = XBD_CFG_CLI, .shortopt = 'h', .help = "this text" },
     { .name = "version", .type = XBD_CFG_CLI, .shortopt = 'V', .help = "print the version" },
 };

@@ -56,6 +56,7 @@ struct xbd_config {
     enum xbd_on_exit on_exit;
     char *state_dir;            /* NULL: XBD_DEFAULT_STATE_DIR, or <sim dir>/run under sim */
     char *metrics_listen;       /* HTTP /metrics at [ADDR:]PORT; NULL: off */
+    struct dp_qos qos;          /* QoS limits of every vbd (backend keys qos-* override) */
 };
 
 /*

@@ -35,7 +35,8 @@
 
 #define CTL_MAX_CLIENTS 16
 #define CTL_LINE_MAX 512
-#define CTL_TRY "try: version, list, stats [domid devid], resize domid devid, metrics, debug [cats]"
+#define CTL_TRY "try: version, list, stats [domid devid], resize domid devid, " \
+                "limit domid devid [name=value ...], metrics, debug [cats]"
 
 struct ctl_client {
     int fd;
@@ -233,6 +234,18 @@ static void add_str(json_object *o, const char *k, const char *v)
     json_object_object_add(o, k, v ? json_object_new_string(v) : NULL);
 }
 
+/* {"iops":"1000/2000","read-iops":"none",...} */
+static json_object *qos_json(const struct dp_qos *q)
+{
+    json_object *o = json_object_new_object();
+    for (unsigned k = 0; k < DP_QOS_N; k++) {
+        char val[48];
+        dp_qos_format(&q->l[k], val, sizeof(val));
+        add_str(o, dp_qos_name((enum dp_qos_kind)k), val);
+    }
+    return o;
+}
+
 /* What the data plane of a connected vbd runs with (dp_get_info): the
  * resolved grant mode and features, not the configured ones. */
 static json_object *features_json(struct vbd *v)
@@ -257,6 +270,9 @@ static json_object *features_json(struct vbd *v)
     add_str(f, "grant_mode_asked", grant_mode_name(v->conn.grant_mode));
     if (d.persistent_cap)
         json_object_object_add(f, "persistent_cap", json_object_new_int64(d.persistent_cap));
+    struct dp_qos q;
+    dp_get_qos(v->dp, &q);
+    json_object_object_add(f, "qos", qos_json(&q));
     return f;
 }
 
@@ -350,14 +366,88 @@ static json_object *resize_json(struct backend *b, const char *sfe, const char *
     return o;
 }
 
+/*
+ * limit <domid> <devid> [name=value ...]: the QoS limits (dataplane.h names and
+ * dp_qos_parse values).  All values are checked first: one bad value refuses
+ * the request and changes nothing.  The new values are written to the
+ * device's backend keys (xs_keys.h XSK_QOS_*: they stay for the next connect
+ * and the toolstack sees them) and applied to the running data plane.  No
+ * pairs: the limits in force.
+ */
+static json_object *limit_json(struct backend *b, int argc, char **argv)
+{
+    uint64_t fe = 0, devid = 0;
+    if (argc < 3 || xbd_parse_u64(argv[1], 10, 0, 65535, &fe) ||
+        xbd_parse_u64(argv[2], 10, 0, UINT32_MAX, &devid))
+        return error_json("usage: limit domid devid [iops|read-iops|write-iops|bps|read-bps|"
+                          "write-bps=none|RATE[/BURST] ...]");
+    struct vbd *v = b->vbds;
+    while (v && (v->fe_domid != fe || v->devid != devid))
+        v = v->next;
+    if (!v)
+        return error_json("no such device");
+    struct dp_qos cur, q;
+    if (v->dp)
+        dp_get_qos(v->dp, &cur);
+    else
+        vbd_qos_read(v, &b->cfg->qos, &cur);
+    q = cur;
+    struct xs_kv kv[DP_QOS_N];
+    char vals[DP_QOS_N][48];
+    unsigned n = 0;
+    for (int i = 3; i < argc; i++) {
+        char msg[400], err[300];
+        char *eq = strchr(argv[i], '=');
+        enum dp_qos_kind k;
+        if (eq)
+            *eq = 0;
+        if (!eq || dp_qos_kind_parse(argv[i], &k)) {
+            snprintf(msg, sizeof(msg), "%s: limit refused: '%s': expected iops, read-iops, "
+                     "write-iops, bps, read-bps or write-bps=VALUE", v->name, argv[i]);
+            return error_json(msg);
+        }
+        if (dp_qos_parse(k, eq + 1, &q.l[k], err, sizeof(err))) {
+            snprintf(msg, sizeof(msg), "%s: limit refused: %s: %s", v->name, dp_qos_name(k), err);
+            log_notice("control: %s", msg);
+            return error_json(msg);
+        }
+        unsigned j = 0;
+        while (j < n && strcmp(kv[j].key, vbd_qos_keys[k]))
+            j++;
+        dp_qos_format(&q.l[k], vals[j], sizeof(vals[j]));
+        xs_kv_str(&kv[j], vbd_qos_keys[k], vals[j]);
+        n += j == n;
+    }
+    if (n) {
+        int rc = xs_tx_write(b, v->be_path, kv, n, -1);
+        if (rc) {
+            char msg[400];
+            snprintf(msg, sizeof(msg), "%s: limit refused: cannot write %s: %s", v->name,
+                     v->be_path, strerror(-rc));
+            return error_json(msg);
+        }
+        vbd_qos_apply(v, &q, "control request");
+    }
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "ok", json_object_new_boolean(true));
+    json_object_object_add(o, "domid", json_object_new_int(v->fe_domid));
+    json_object_object_add(o, "devid", json_object_new_int64(v->devid));
+    add_str(o, "name", v->name);
+    json_object_object_add(o, "connected", json_object_new_boolean(v->dp != NULL));
+    json_object_object_add(o, "limits", qos_json(&q));
+    return o;
+}
+
+#define CTL_MAX_ARGS (3 + 2 * DP_QOS_N)     /* limit domid devid + room for repeats */
+
 char *control_request(struct backend *b, const char *line)
 {
     char buf[CTL_LINE_MAX], *save = NULL;
     snprintf(buf, sizeof(buf), "%s", line);
-    char *argv[4] = { 0 };
+    char *argv[CTL_MAX_ARGS] = { 0 };
     int argc = 0;
     for (char *t = strtok_r(buf, " \t\r\n", &save); t; t = strtok_r(NULL, " \t\r\n", &save)) {
-        if (argc == 4) {
+        if (argc == CTL_MAX_ARGS) {
             argc++;
             break;
         }
@@ -417,6 +507,8 @@ char *control_request(struct backend *b, const char *line)
                 json_object_object_add(o, "devices", a);
             }
         }
+    } else if (!strcmp(argv[0], "limit") && argc >= 3 && argc <= CTL_MAX_ARGS) {
+        o = limit_json(b, argc, argv);
     } else if (!strcmp(argv[0], "resize") && argc == 3) {
         o = resize_json(b, argv[1], argv[2]);
     } else if (!strcmp(argv[0], "debug") && argc <= 2) {

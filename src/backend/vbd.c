@@ -29,7 +29,12 @@ static int watch_path(struct vbd *v, const char *dir, const char *key, bool on)
     return on ? b->ops->xs_watch(b->xs, p, v->token) : b->ops->xs_unwatch(b->xs, p, v->token);
 }
 
-static const char *const be_watch_keys[] = { XSK_STATE, XSK_ONLINE, XSK_HOTPLUG_STATUS };
+/* The QoS keys too (vbd_qos.c): a change applies live. */
+static const char *const be_watch_keys[] = {
+    XSK_STATE, XSK_ONLINE, XSK_HOTPLUG_STATUS,
+    XSK_QOS_IOPS, XSK_QOS_READ_IOPS, XSK_QOS_WRITE_IOPS,
+    XSK_QOS_BPS, XSK_QOS_READ_BPS, XSK_QOS_WRITE_BPS,
+};
 
 int vbd_new(struct backend *b, const char *kind, xen_domid_t fe, unsigned devid, struct vbd **out)
 {
@@ -231,6 +236,7 @@ void vbd_changed(struct vbd *v)
             v->hotplug_connected ? "connected" : "-");
     if (be < 0)
         return;                 /* toolstack half-way; wait for `state` */
+    vbd_qos_changed(v);
 
     /* online=0 and nothing (more) connected: the device is finished. */
     if (!online && (be == XenbusStateClosed || be == XenbusStateInitialising ||

@@ -526,6 +526,7 @@ int vbd_connect(struct vbd *v)
     dc->engine = e;
     dc->persistent_cap = cfg->persistent_cap;
     dc->poll_us = cfg->poll_us;
+    vbd_qos_read(v, &cfg->qos, &dc->qos);
     dc->reattach = reattach;
     char sdir[256], spath[320];
     xbd_config_state_dir(cfg, sdir, sizeof(sdir));   /* made by owner_acquire at start-up */

@@ -52,6 +52,14 @@
 #define XSK_FEATURE_PERSISTENT  "feature-persistent"        /* also read from the frontend */
 #define XSK_GRANT_MODE          "grant-mode"                /* ours, optional: per-device grant mode */
 #define XSK_ERROR               "error"                     /* <backend>/error */
+/* ours, optional: per-device QoS limits (dataplane.h dp_qos_parse syntax:
+ * none | RATE[/BURST]); watched, a change applies live */
+#define XSK_QOS_IOPS            "qos-iops"
+#define XSK_QOS_READ_IOPS       "qos-read-iops"
+#define XSK_QOS_WRITE_IOPS      "qos-write-iops"
+#define XSK_QOS_BPS             "qos-bps"
+#define XSK_QOS_READ_BPS        "qos-read-bps"
+#define XSK_QOS_WRITE_BPS       "qos-write-bps"
 
 /* ---- written by the frontend (docs/protocol.md §1.3) ---------------------- */
 #define XSK_RING_REF            "ring-ref"                  /* one page */

@@ -132,14 +132,14 @@ int dp_qos_parse(enum dp_qos_kind k, const char *v, struct dp_qos_limit *out,
         rc = check_limit(k, &l);
     if (rc) {
         if (is_bps(k))
-            seterr(err, errlen, "%s: expected none or RATE[/BURST] bytes/s, RATE %" PRIu64
+            seterr(err, errlen, "expected none or RATE[/BURST] bytes/s, RATE %" PRIu64
                    "..%" PRIu64 " (suffix K, M, G, T: x1024), BURST %" PRIu64
-                   "..RATE x %" PRIu64 ", got '%s'", names[k], rate_min(k), rate_max(k),
+                   "..RATE x %" PRIu64 ", got '%s'", rate_min(k), rate_max(k),
                    DP_QOS_BPS_MIN, DP_QOS_BURST_MULT, v ? v : "");
         else
-            seterr(err, errlen, "%s: expected none or RATE[/BURST] requests/s, RATE %" PRIu64
+            seterr(err, errlen, "expected none or RATE[/BURST] requests/s, RATE %" PRIu64
                    "..%" PRIu64 " (suffix k, m, g: x1000), BURST 1..RATE x %" PRIu64
-                   ", got '%s'", names[k], rate_min(k), rate_max(k), DP_QOS_BURST_MULT,
+                   ", got '%s'", rate_min(k), rate_max(k), DP_QOS_BURST_MULT,
                    v ? v : "");
         return -EINVAL;
     }

@@ -2,6 +2,7 @@
  * xen-blkbackctl - query a running xen-blkbackd through its control socket:
  *   xen-blkbackctl [-s SOCK] [--json] list|stats [DOMID DEVID]|resize DOMID DEVID|version|metrics|
  *                  debug [CAT[,CAT...]]
+ *   xen-blkbackctl [-s SOCK] [--json] limit DOMID DEVID [NAME=none|RATE[/BURST] ...]
  *   xen-blkbackctl [-s SOCK] stats --interval SECS [--count N] [DOMID DEVID]
  *   xen-blkbackctl [-s SOCK] top [-b] [-n N] [-d SECS] [-o COLUMN]
  * Sends one request line, reads one JSON reply, prints a table (or the raw
@@ -35,6 +36,10 @@ static void usage(FILE *f)
 "  stats [DOMID DEVID]    counters (blkback names: oo_req rd_req wr_req ...)\n"
 "  resize DOMID DEVID     advertise the backing store's current size to the guest\n"
 "                         (online resize; growing only)\n"
+"  limit DOMID DEVID [NAME=VALUE ...]\n"
+"                         QoS limits of a device: NAME iops, read-iops, write-iops,\n"
+"                         bps, read-bps, write-bps; VALUE none or RATE[/BURST]\n"
+"                         (per second); no NAME: show the limits in force\n"
 "  version                daemon version\n"
 "  metrics                the counters in the Prometheus text format\n"
 "  debug [CAT[,CAT...]]   show or set the debug categories (ring, grant, xenstore,\n"
@@ -241,7 +246,7 @@ int main(int argc, char **argv)
     if (optind < argc && !strcmp(argv[optind], "top"))
         return ctl_top(sock, argc - optind, argv + optind);
     /* --json may also follow the command; stats takes --interval, --count */
-    char *args[4];
+    char *args[16];
     int na = 0;
     const char *interval = NULL, *count = NULL;
     for (int i = optind; i < argc; i++) {
@@ -257,19 +262,20 @@ int main(int argc, char **argv)
             interval = argv[i] + 11;
         } else if (na && !strcmp(args[0], "stats") && !strncmp(argv[i], "--count=", 8)) {
             count = argv[i] + 8;
-        } else if (na < 4) {
+        } else if (na < 16) {
             args[na++] = argv[i];
         } else {
-            na = 5;
+            na = 17;
         }
     }
-    if (na == 0 || na > 3) {
+    bool limit = na && !strcmp(args[0], "limit");
+    if (na == 0 || (na > 3 && !(limit && na <= 15))) {
         usage(stderr);
         return 2;
     }
     const char *cmd = args[0];
     bool one = false;
-    char req[256];
+    char req[1024];
     if ((interval || count) && (strcmp(cmd, "stats") || json || (na != 1 && na != 3))) {
         fprintf(stderr, "xen-blkbackctl: --interval and --count go with stats (not --json)\n");
         return 2;
@@ -314,6 +320,19 @@ int main(int argc, char **argv)
             snprintf(req, sizeof(req), "debug %.200s\n", args[1]);
         else
             snprintf(req, sizeof(req), "debug\n");
+    } else if (limit) {
+        if (na < 3) {
+            usage(stderr);
+            return 2;
+        }
+        int n = snprintf(req, sizeof(req), "limit %.32s %.32s", args[1], args[2]);
+        for (int i = 3; i < na && n < (int)sizeof(req); i++)
+            n += snprintf(req + n, sizeof(req) - (size_t)n, " %s", args[i]);
+        if (n + 2 > (int)sizeof(req)) {
+            fprintf(stderr, "xen-blkbackctl: limit: request too long\n");
+            return 2;
+        }
+        snprintf(req + n, sizeof(req) - (size_t)n, "\n");
     } else if (!strcmp(cmd, "resize")) {
         if (na != 3) {
             usage(stderr);
@@ -343,6 +362,11 @@ int main(int argc, char **argv)
                    geti(o, "old_sectors"), geti(o, "sectors"));
         else
             printf("%s: unchanged, %lld sectors\n", gets(o, "name"), geti(o, "sectors"));
+    } else if (limit) {
+        printf("%s:", gets(o, "name"));
+        json_object_object_foreach(get(o, "limits"), k, v)
+            printf(" %s=%s", k, json_object_get_string(v));
+        printf("%s\n", getb(o, "connected") ? "" : " (not connected: applies at connect)");
     } else if (!strcmp(cmd, "metrics")) {
         fputs(gets(o, "metrics"), stdout);
     } else if (!strcmp(cmd, "debug")) {
