@@ -55,6 +55,9 @@ struct bb_opts {
     int discard_enable;             /* --discard-enable 0|1; -1 = libxl default (1 iff mode w) */
     bool hotplug, keep, destroy;
     const char *grant_mode;         /* --grant-mode: backend `grant-mode` key, NULL = none */
+#define BB_MAX_BE_KEYS 8
+    const char *be_keys[BB_MAX_BE_KEYS];    /* --backend-key KEY=VALUE, as given */
+    unsigned n_be_keys;
     const char *before_detach;      /* --before-detach: shell command run while connected */
     double timeout_s;               /* --timeout, each wait */
     /* blkfront */

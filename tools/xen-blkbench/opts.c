@@ -204,6 +204,8 @@ void bb_usage(FILE *f)
 "  --hotplug              write hotplug-status=connected after backend InitWait\n"
 "  --keep                 leave the device connected and the domain alive at exit\n"
 "  --before-detach CMD    run the shell command CMD while still connected, before detach\n"
+"  --backend-key KEY=VAL  write one more backend key (e.g. qos-iops=500 for xen-blkbackd;\n"
+"                         repeatable, up to 8)\n"
 "  --grant-mode MODE      write backend `grant-mode` (auto|map|copy|persistent) for xen-blkbackd\n"
 "  --destroy              remove the device like `xl destroy` (frontend dir deleted first)\n"
 "  --timeout SEC          limit of each wait (10)\n"
@@ -313,6 +315,19 @@ static int opt_grant_mode(struct bb_opts *o, const char *a, struct parse_state *
     if (grant_mode_parse(a, &m))
         return fail(err, errlen, "--grant-mode: expected auto, map, copy or persistent, got '%s'", a);
     o->grant_mode = a;
+    return 0;
+}
+
+static int opt_backend_key(struct bb_opts *o, const char *a, struct parse_state *st,
+                           char *err, size_t errlen)
+{
+    (void)st;
+    const char *eq = strchr(a, '='), *slash = strchr(a, '/');
+    if (!eq || eq == a || (slash && slash < eq) || eq - a > 64)
+        return fail(err, errlen, "--backend-key: expected KEY=VALUE (KEY a name, no '/'), got '%s'", a);
+    if (o->n_be_keys == BB_MAX_BE_KEYS)
+        return fail(err, errlen, "--backend-key: at most %d", BB_MAX_BE_KEYS);
+    o->be_keys[o->n_be_keys++] = a;
     return 0;
 }
 
@@ -439,6 +454,7 @@ static const struct bb_opt opts[] = {
     FLAG("keep", keep),
     STR("before-detach", before_detach),
     FN("grant-mode", required_argument, opt_grant_mode),
+    FN("backend-key", required_argument, opt_backend_key),
     FLAG("destroy", destroy),
     SECS("timeout", timeout_s),
     WORD("abi", required_argument, abi, abi_words, "x86_64, x86_32 or native"),

@@ -185,6 +185,13 @@ static int vbd_add_tx(struct bb_dev *d, xs_transaction_t t)
         if ((rc = bbx_write(&d->xs, t, p, o->grant_mode)))
             return rc;
     }
+    for (unsigned i = 0; i < o->n_be_keys; i++) {  /* --backend-key KEY=VALUE */
+        char p[256];
+        const char *eq = strchr(o->be_keys[i], '=');
+        snprintf(p, sizeof(p), "%s/%.*s", d->be, (int)(eq - o->be_keys[i]), o->be_keys[i]);
+        if ((rc = bbx_write(&d->xs, t, p, eq + 1)))
+            return rc;
+    }
     return 0;
 }
 
