@@ -114,7 +114,8 @@ int e2e_bench(struct e2e *e, unsigned domid, const char *target, const char *con
     return rc;
 }
 
-long long e2e_field(const char *out, const char *section, const char *key)
+/* Where the value of `key=` on the line starting with `section` starts; NULL. */
+static const char *field_at(const char *out, const char *section, const char *key)
 {
     size_t sl = strlen(section), kl = strlen(key);
     for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
@@ -123,10 +124,22 @@ long long e2e_field(const char *out, const char *section, const char *key)
         const char *end = strchr(l, '\n');
         for (const char *p = l + sl; p && (!end || p < end); p = strchr(p + 1, ' ')) {
             if (!strncmp(p + 1, key, kl) && p[1 + kl] == '=')
-                return strtoll(p + 2 + kl, NULL, 10);
+                return p + 2 + kl;
         }
     }
-    return -1;
+    return NULL;
+}
+
+long long e2e_field(const char *out, const char *section, const char *key)
+{
+    const char *v = field_at(out, section, key);
+    return v ? strtoll(v, NULL, 10) : -1;
+}
+
+double e2e_field_double(const char *out, const char *section, const char *key)
+{
+    const char *v = field_at(out, section, key);
+    return v ? strtod(v, NULL) : -1;
 }
 
 const char *e2e_make_image(struct e2e *e, const char *name, unsigned mib)

@@ -41,6 +41,8 @@ int  e2e_bench(struct e2e *e, unsigned domid, const char *target, const char *co
 /* Value of `key=` on the stdout line starting with `section` (e.g.
  * "verify", "mismatches"), as an integer; -1 if absent. */
 long long e2e_field(const char *out, const char *section, const char *key);
+/* The same as a double ("runtime=2.345"); -1 if absent. */
+double e2e_field_double(const char *out, const char *section, const char *key);
 
 /* The checks of a successful verified xen-blkbench run (exit status rc,
  * output out): exit 0, no mismatch and something verified, no ERROR or
