@@ -33,6 +33,10 @@ static inline uint64_t xbd_now_ms(void)
  */
 int xbd_parse_u64(const char *s, int base, uint64_t lo, uint64_t hi, uint64_t *out);
 
+/* A message into err[errlen] (vsnprintf); nothing when err is NULL or
+ * errlen 0.  For the (char *err, size_t errlen) out-parameters of parsers. */
+void xbd_seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Name of a xenbus state (enum xenbus_state, xen/io/xenbus.h: 0 Unknown ..
  * 8 Reconfigured); "missing" for s < 0 (no state key), "invalid" above 8. */
 const char *xenbus_state_name(int s);

@@ -22,18 +22,6 @@
 
 #define CFG_SECTION "xen-blkbackd"
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 void xbd_config_free(struct xbd_config *c)
 {
     free(c->config_path);
@@ -313,7 +301,7 @@ SET_QOS(set_qos_write_bps, DP_QOS_WRITE_BPS)
 #define S_STORAGE   "Storage"
 #define S_PROTOCOL  "Protocol features advertised to frontends"
 #define S_LIFECYCLE "Lifecycle"
-#define S_QOS       "Per-disk QoS (every vbd; backend keys qos-* override)"
+#define S_QOS       "Per-disk QoS"
 
 /*
  * Every option and config key, in the order of the usage text.  `def` is the
@@ -462,7 +450,7 @@ int xbd_config_set(struct xbd_config *c, const char *key, const char *v,
     int rc;
 
     if (!k || k->type == XBD_CFG_CLI) {
-        seterr(err, errlen, "unknown option '%s'", key);
+        xbd_seterr(err, errlen, "unknown option '%s'", key);
         return -ENOENT;
     }
     switch (k->type) {
@@ -481,7 +469,7 @@ int xbd_config_set(struct xbd_config *c, const char *key, const char *v,
         break;
     default:
         if (!k->optional && (!v || !*v)) {
-            seterr(err, errlen, "%s: a value is required", key);
+            xbd_seterr(err, errlen, "%s: a value is required", key);
             return -EINVAL;
         }
         rc = k->set(c, v, &why);
@@ -491,9 +479,9 @@ int xbd_config_set(struct xbd_config *c, const char *key, const char *v,
         break;
     }
     if (why)
-        seterr(err, errlen, "%s: %s", key, why);
+        xbd_seterr(err, errlen, "%s: %s", key, why);
     else
-        seterr(err, errlen, "%s: expected %s, got '%s'", key, expect, v ? v : "");
+        xbd_seterr(err, errlen, "%s: expected %s, got '%s'", key, expect, v ? v : "");
     return -EINVAL;
 }
 
@@ -512,13 +500,13 @@ static int cfg_ini_handler(void *user, const char *section, const char *name, co
     if (x->rc)
         return 0;
     if (section[0] && strcmp(section, CFG_SECTION)) {
-        seterr(x->err, x->errlen, "unknown section [%s]", section);
+        xbd_seterr(x->err, x->errlen, "unknown section [%s]", section);
         x->rc = -EINVAL;
         return 0;
     }
     const struct xbd_config_key *k = find_key(name);
     if (k && k->type == XBD_CFG_CLI) {
-        seterr(x->err, x->errlen, "'%s' is not a config file key", name);
+        xbd_seterr(x->err, x->errlen, "'%s' is not a config file key", name);
         x->rc = -EINVAL;
         return 0;
     }
@@ -538,7 +526,7 @@ int xbd_config_load_file(struct xbd_config *c, const char *path, bool must_exist
         int e = errno;
         if (e == ENOENT && !must_exist)
             return 0;
-        seterr(err, errlen, "%s: %s", path, strerror(e));
+        xbd_seterr(err, errlen, "%s: %s", path, strerror(e));
         return -e;
     }
     char msg[256] = "";
@@ -549,10 +537,10 @@ int xbd_config_load_file(struct xbd_config *c, const char *path, bool must_exist
         if (x.rc == -ENOMEM)
             return -ENOMEM;
         if (line < 0) {
-            seterr(err, errlen, "%s: cannot parse", path);
+            xbd_seterr(err, errlen, "%s: cannot parse", path);
             return -EINVAL;
         }
-        seterr(err, errlen, "%s:%d: %s", path, line, msg[0] ? msg : "syntax error");
+        xbd_seterr(err, errlen, "%s:%d: %s", path, line, msg[0] ? msg : "syntax error");
         return -EINVAL;
     }
     int rc = set_str(&c->config_path, path);
@@ -656,14 +644,14 @@ int xbd_config_parse_args(struct xbd_config *c, int argc, char **argv,
     while ((ch = getopt_long(argc, argv, shortopts, opts, &idx)) != -1) {
         const char *name = NULL;
         if (ch == ':') {
-            seterr(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+            xbd_seterr(err, errlen, "option '%s' needs a value", argv[optind - 1]);
             return -EINVAL;
         }
         if (ch == '?') {
             if (optopt)
-                seterr(err, errlen, "unknown option '-%c'", optopt);
+                xbd_seterr(err, errlen, "unknown option '-%c'", optopt);
             else
-                seterr(err, errlen, "unknown option '%s'", argv[optind - 1]);
+                xbd_seterr(err, errlen, "unknown option '%s'", argv[optind - 1]);
             return -EINVAL;
         }
         if (ch >= OPT_BASE)
@@ -686,7 +674,7 @@ int xbd_config_parse_args(struct xbd_config *c, int argc, char **argv,
         }
     }
     if (optind < argc) {
-        seterr(err, errlen, "unexpected argument '%s'", argv[optind]);
+        xbd_seterr(err, errlen, "unexpected argument '%s'", argv[optind]);
         return -EINVAL;
     }
     return 0;

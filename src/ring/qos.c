@@ -8,7 +8,7 @@
  * using one CPU 1/N of its limit).  The buckets are guarded by one per-vbd
  * mutex that is taken only when some limit is set (dpqos->on), for a few
  * dozen instructions per request; an unlimited vbd costs one predictable
- * branch per request (qemu/qemu:block/throttle-groups.c shares one
+ * branch per request (qemu/qemu:block/throttle-groups.c@v7.2.0 shares one
  * ThrottleState under a lock between the members of a group the same way).
  */
 #include "qos.h"
@@ -85,18 +85,6 @@ static int parse_num(enum dp_qos_kind k, const char *s, size_t n, uint64_t *out)
     return 0;
 }
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* The range of a limit checked (0 or -EINVAL). */
 static int check_limit(enum dp_qos_kind k, const struct dp_qos_limit *l)
 {
@@ -132,12 +120,12 @@ int dp_qos_parse(enum dp_qos_kind k, const char *v, struct dp_qos_limit *out,
         rc = check_limit(k, &l);
     if (rc) {
         if (is_bps(k))
-            seterr(err, errlen, "expected none or RATE[/BURST] bytes/s, RATE %" PRIu64
+            xbd_seterr(err, errlen, "expected none or RATE[/BURST] bytes/s, RATE %" PRIu64
                    "..%" PRIu64 " (suffix K, M, G, T: x1024), BURST %" PRIu64
                    "..RATE x %" PRIu64 ", got '%s'", rate_min(k), rate_max(k),
                    DP_QOS_BPS_MIN, DP_QOS_BURST_MULT, v ? v : "");
         else
-            seterr(err, errlen, "expected none or RATE[/BURST] requests/s, RATE %" PRIu64
+            xbd_seterr(err, errlen, "expected none or RATE[/BURST] requests/s, RATE %" PRIu64
                    "..%" PRIu64 " (suffix k, m, g: x1000), BURST 1..RATE x %" PRIu64
                    ", got '%s'", rate_min(k), rate_max(k), DP_QOS_BURST_MULT,
                    v ? v : "");
