@@ -59,8 +59,8 @@ struct blkif_limits {
  * (the queue consumes nothing behind it, the guest sees latency, never an
  * error) until they have refilled; a request costing more than a bucket's
  * burst waits for a full bucket and leaves it in debt, so the long-run rate
- * is the limit exactly (cf. qemu/qemu:util/throttle.c leaky buckets,
- * xapi-project/blktap:drivers/block-valve.c).
+ * is the limit exactly (cf. qemu/qemu:util/throttle.c@v7.2.0 leaky buckets,
+ * xapi-project/blktap:drivers/block-valve.c@2ff39723e534).
  */
 enum dp_qos_kind {
     DP_QOS_IOPS = 0, DP_QOS_READ_IOPS, DP_QOS_WRITE_IOPS,   /* requests per second */
