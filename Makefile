@@ -147,6 +147,7 @@ bench: all
 	bench/matrix.sh $(O)
 	bench/nbd.sh $(O)
 	bench/rbd.sh $(O)
+	bench/qos.sh $(O)
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/xen $(DESTDIR)$(LIBEXECDIR)
