@@ -229,6 +229,24 @@ uint64_t dpqos_take(struct dpqos *b, bool write, uint64_t bytes, uint64_t now_ns
                 wait = w;
         }
     }
+    if (wait) {
+        /* Sleep a little longer than one request needs, so that a wake-up
+         * lets several go (the thread's cost is per wake-up, and a limited
+         * guest is still a neighbour): up to DPQOS_MIN_WAIT_NS, but never
+         * longer than half of the smallest bucket takes to fill, which
+         * keeps the rate exact. */
+        uint64_t min = DPQOS_MIN_WAIT_NS;
+        for (unsigned i = 0; i < 4; i++) {
+            unsigned k = kinds[i];
+            if (!b->cfg.l[k].rate)
+                continue;
+            uint64_t half = (uint64_t)(b->size[k] / 2 * 1e9 / (double)b->cfg.l[k].rate);
+            if (half < min)
+                min = half;
+        }
+        if (wait < min)
+            wait = min;
+    }
     if (!wait)
         for (unsigned i = 0; i < 4; i++)
             if (b->cfg.l[kinds[i]].rate)

@@ -20,6 +20,8 @@ struct dpqos {
     uint64_t last_ns;           /* CLOCK_MONOTONIC of the last refill */
 };
 
+#define DPQOS_MIN_WAIT_NS 1000000ull    /* a held request waits at least this (or half a bucket) */
+
 void dpqos_init(struct dpqos *b);
 void dpqos_fini(struct dpqos *b);
 
