@@ -28,7 +28,7 @@ SANFLAGS =
 OPT      = -O2
 endif
 
-PKGS    := xenstore xengnttab xenevtchn liburing inih json-c libcrypto libsystemd libnbd libmicrohttpd
+PKGS    := xenstore xengnttab xenevtchn liburing inih json-c libcrypto libsystemd libnbd libmicrohttpd libseccomp
 # A missing build dependency stops make here, naming the pkg-config package
 # (and the Debian package of scripts/deps.sh), not later in the compiler.
 # The libraries without a .pc file (libaio; librbd/librados on Debian 12) are
@@ -43,6 +43,7 @@ DEB_OF_libcrypto := libssl-dev
 DEB_OF_libsystemd := libsystemd-dev
 DEB_OF_libnbd := libnbd-dev
 DEB_OF_libmicrohttpd := libmicrohttpd-dev
+DEB_OF_libseccomp := libseccomp-dev
 HASH := \#
 HDR_DEPS := libaio.h:libaio-dev rbd/librbd.h:librbd-dev rados/librados.h:librados-dev
 ifeq ($(filter-out clean distclean,$(or $(MAKECMDGOALS),all)),)

@@ -18,6 +18,7 @@
 #include "blkif_abi.h"
 #include "engine.h"
 #include "stats.h"
+#include "confine.h"
 
 #define XBD_MAX_RING_ORDER 5                    /* blkif.h: max-ring-page-order, we accept up to 5 */
 #define XBD_MAX_RING_PAGES (1u << XBD_MAX_RING_ORDER)
@@ -137,6 +138,9 @@ struct dp_config {
     unsigned persistent_idle_ms;    /* release persistent grants unused this long;
                                        0 = 60000 (Linux persistent_grant_unused_seconds) */
     struct dp_qos qos;              /* limits to start with (dp_set_qos); zero: none */
+    enum confine_mode seccomp;      /* each queue thread loads the queue allow-list
+                                       first (confine.h) if the engine's caps.seccomp_ok;
+                                       CONFINE_OFF: none */
 };
 
 struct dp;

@@ -59,6 +59,11 @@ struct engine_caps {
      * threads, src/engine/rbd.c).  Filters inherit it from their inner
      * engine. */
     bool exit_drains_io;
+    /* Its queue I/O runs within the queue threads' seccomp allow-list
+     * (include/confine.h): uring, aio (eng_store_open) and null; not nbd
+     * and rbd (libnbd/librados calls and threads are not in the list), whose
+     * queue threads run unconfined.  Filters inherit it. */
+    bool seccomp_ok;
 };
 
 /* What the control plane hands to open (from xenstore params/mode). */

@@ -6,7 +6,7 @@ pkgs="build-essential pkg-config libxen-dev liburing-dev libaio-dev libinih-dev 
       xenstore-utils fio e2fsprogs util-linux bc gnuplot-nox jq
       libsystemd-dev systemd man-db
       libnbd-dev libnbd-bin nbdkit qemu-utils qemu-system-common
-      libmicrohttpd-dev prometheus curl
+      libmicrohttpd-dev prometheus curl libseccomp-dev
       dpkg-dev debhelper lintian
       librbd-dev librados-dev ceph-mon ceph-osd ceph-common"
 missing=""

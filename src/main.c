@@ -8,6 +8,7 @@
  */
 #include "backend/backend.h"
 #include "backend/config.h"
+#include "confine.h"
 #include "log.h"
 
 #include <errno.h>
@@ -28,6 +29,26 @@ static int write_pidfile(const char *path)
     int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
     int rc = write(fd, buf, (size_t)n) == n ? 0 : -EIO;
     close(fd);
+    return rc;
+}
+
+/* --user: hand the state directory (restart state, control socket) to the
+ * user, then become it for good (confine.h).  0 or -errno, logged. */
+static int drop_user(const struct xbd_config *cfg)
+{
+    uid_t uid;
+    gid_t gid;
+    char dir[256];
+    int rc = confine_user_lookup(cfg->user, &uid, &gid);
+    if (rc == 0 && chown(xbd_config_state_dir(cfg, dir, sizeof(dir)), uid, gid) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = confine_drop_user(uid, gid);
+    if (rc)
+        log_err("cannot run as user %s: %s", cfg->user, strerror(-rc));
+    else
+        log_notice("running as user %s (uid %u, gid %u), no capabilities", cfg->user,
+                   (unsigned)uid, (unsigned)gid);
     return rc;
 }
 
@@ -74,6 +95,8 @@ int main(int argc, char **argv)
         log_err("pidfile %s: %s", cfg.pidfile, strerror(-rc));
     else if (rc == 0)
         pidfile = cfg.pidfile != NULL;
+    if (rc == 0 && cfg.user)
+        rc = drop_user(&cfg);
     if (rc == 0)
         rc = backend_run(b);
     backend_destroy(b);

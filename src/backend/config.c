@@ -31,6 +31,7 @@ void xbd_config_free(struct xbd_config *c)
     free(c->control_path);
     free(c->state_dir);
     free(c->metrics_listen);
+    free(c->user);
     memset(c, 0, sizeof(*c));
 }
 
@@ -294,6 +295,25 @@ SET_QOS(set_qos_bps, DP_QOS_BPS)
 SET_QOS(set_qos_read_bps, DP_QOS_READ_BPS)
 SET_QOS(set_qos_write_bps, DP_QOS_WRITE_BPS)
 #undef SET_QOS
+static int set_seccomp(struct xbd_config *c, const char *v, const char **why)
+{
+    (void)why;
+    return confine_mode_parse(v, &c->seccomp);
+}
+
+static int set_user(struct xbd_config *c, const char *v, const char **why)
+{
+    uid_t uid;
+    gid_t gid;
+    if (!strcmp(v, "none"))
+        return set_str(&c->user, NULL);
+    int rc = confine_user_lookup(v, &uid, &gid);
+    if (rc == -ENOENT)
+        *why = "no such user";
+    else if (rc)
+        *why = "a user name or a uid other than 0";
+    return rc ? -EINVAL : set_str(&c->user, v);
+}
 
 #define F(field) offsetof(struct xbd_config, field)
 #define S_DAEMON    "Daemon"
@@ -302,6 +322,7 @@ SET_QOS(set_qos_write_bps, DP_QOS_WRITE_BPS)
 #define S_PROTOCOL  "Protocol features advertised to frontends"
 #define S_LIFECYCLE "Lifecycle"
 #define S_QOS       "Per-disk QoS"
+#define S_CONFINE   "Confinement (xen-blkbackd(8) CONFINEMENT)"
 
 /*
  * Every option and config key, in the order of the usage text.  `def` is the
@@ -402,6 +423,16 @@ static const struct xbd_config_key keys[] = {
     QOS_KEY("qos-read-bps", set_qos_read_bps, XSK_QOS_READ_BPS, "4096..2^40", "bytes read"),
     QOS_KEY("qos-write-bps", set_qos_write_bps, XSK_QOS_WRITE_BPS, "4096..2^40", "bytes written"),
 #undef QOS_KEY
+    { .name = "seccomp", .type = XBD_CFG_TEXT, .arg = "off|log|trap|kill", .def = "off",
+      .section = S_CONFINE, .set = set_seccomp, .expect = "off, log, trap or kill",
+      .help = "seccomp allow-list of the queue threads; a\n"
+              "syscall outside it: log (allowed, kernel log),\n"
+              "trap (reported, then killed), kill" },
+    { .name = "user", .type = XBD_CFG_TEXT, .arg = "NAME|UID|none", .def = "none",
+      .no_init = true, .section = S_CONFINE, .set = set_user,
+      .expect = "a user name, a uid or none",
+      .help = "run as this user after start-up (xenstore,\n"
+              "control socket, locks); every capability dropped" },
     { .name = "help", .type = XBD_CFG_CLI, .shortopt = 'h', .help = "this text" },
     { .name = "version", .type = XBD_CFG_CLI, .shortopt = 'V', .help = "print the version" },
 };

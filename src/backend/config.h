@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include "dataplane.h"
 #include "log.h"
+#include "confine.h"
 
 #define XBD_VERSION             "0.1.0"
 #define XBD_DEFAULT_CONFIG      "/etc/xen/xen-blkbackd.conf"
@@ -57,6 +58,8 @@ struct xbd_config {
     char *state_dir;            /* NULL: XBD_DEFAULT_STATE_DIR, or <sim dir>/run under sim */
     char *metrics_listen;       /* HTTP /metrics at [ADDR:]PORT; NULL: off */
     struct dp_qos qos;          /* QoS limits of every vbd (backend keys qos-* override) */
+    enum confine_mode seccomp;  /* queue threads' allow-list (confine.h); default off */
+    char *user;                 /* run as this user after start-up; NULL: stay root */
 };
 
 /*

@@ -525,6 +525,11 @@ int vbd_connect(struct vbd *v)
     dc->vdev = v->vdev;
     dc->engine = e;
     dc->persistent_cap = cfg->persistent_cap;
+    dc->seccomp = cfg->seccomp;
+    if (cfg->seccomp != CONFINE_OFF && !e->caps.seccomp_ok)
+        VLOG(v, LOG_NOTICE, "seccomp %s: the %s engine is not confined; its queue threads "
+             "run without the allow-list (xen-blkbackd(8) CONFINEMENT)",
+             confine_mode_name(cfg->seccomp), e->ops->name);
     dc->poll_us = cfg->poll_us;
     vbd_qos_read(v, &cfg->qos, &dc->qos);
     dc->reattach = reattach;

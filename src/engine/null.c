@@ -31,6 +31,7 @@ int engine_null_open_size(uint64_t size, const struct engine_params *p, struct e
     e->caps.exit_drains_io = true;     /* no I/O touches guest memory */
     e->caps.discard = true;
     e->caps.discard_granularity = 4096;
+    e->caps.seccomp_ok = true;
     *out = e;
     return 0;
 }

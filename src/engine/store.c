@@ -135,6 +135,7 @@ int eng_store_open(const struct engine_params *p, const struct log_dev *dev, str
         return rc;
     }
     tmp.caps.flush = true;
+    tmp.caps.seccomp_ok = true;        /* read/write through io_uring or libaio */
     *e = tmp;
     *fd_out = fd;
     return 0;

@@ -111,6 +111,7 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
     q->eng = cfg->engine;
     q->poll_us = cfg->poll_us;
     q->qos = &dp->qos;
+    q->seccomp = cfg->seccomp;
     q->stop_efd = -1;
     for (unsigned i = 0; i < DPQ_RL_N; i++)
         q->rl[i] = (struct log_ratelimit)LOG_RATELIMIT_INIT;

@@ -838,6 +838,16 @@ void *dpq_thread(void *arg)
     bool tick = dpg_has_tick(&q->g);     /* grant-cache housekeeping */
     bool arm = q->poll_us == 0;
 
+    if (q->seccomp != CONFINE_OFF && q->eng->caps.seccomp_ok) {
+        int rc = confine_thread(CONFINE_ROLE_QUEUE, q->seccomp);
+        if (rc < 0) {           /* a thread we cannot confine does not serve */
+            log_dev(LOG_ERR, q->id, (int)q->idx, "cannot load the seccomp allow-list: %s",
+                    strerror(-rc));
+            q->halted = true;
+            ST_ADD(&q->st, halted, 1);
+        }
+    }
+
     ST_SET(&q->st, ring_slots, RING_SIZE(RING(q)));
     q->seen_prod = RING(q)->rsp_prod_pvt + q->inflight;
     kick(q);

@@ -127,6 +127,7 @@ struct dpq {
     bool halted, stopping, oo, need_push;
     bool reattached;                /* taken over from a previous daemon: notify once at start */
     unsigned poll_us;
+    enum confine_mode seccomp;      /* dp_config.seccomp */
 
     /* thread */
     pthread_t thread;

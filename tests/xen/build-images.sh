@@ -38,14 +38,14 @@ case $DIST in
   util-linux e2fsprogs procps iproute2 busybox-static fio qemu-system-xen dmsetup
   qemu-system-common qemu-utils
   liburing2 libaio1 libinih1 libjson-c5 libxenstore4 libxengnttab1 libxenevtchn1
-  libsystemd0 libnbd0 librbd1 librados2 libmicrohttpd12" ;;
+  libsystemd0 libnbd0 librbd1 librados2 libmicrohttpd12 libseccomp2" ;;
     trixie)
         XEN_DIR=${XEN_DIR:-$ROOT/build/xen-trixie}; XENV=4.20
         # The hypervisor comes from the chroot's apt (the host is bookworm).
         DOM0_PKGS="linux-image-amd64 xen-utils-4.20 xen-utils-common xenstore-utils kmod udev
   util-linux e2fsprogs procps iproute2 busybox-static dmsetup
   liburing2 libaio1t64 libinih1 libjson-c5 libxenstore4 libxengnttab1 libxenevtchn1
-  libsystemd0 libnbd0 librbd1 librados2 libmicrohttpd12t64" ;;
+  libsystemd0 libnbd0 librbd1 librados2 libmicrohttpd12t64 libseccomp2" ;;
     *) echo "build-images: --dist=bookworm|trixie" >&2; exit 2 ;;
 esac
 [ $REBUILD = 1 ] && rm -f "$XEN_DIR/stamp.rootfs"
