@@ -40,10 +40,11 @@ const char *confine_mode_name(enum confine_mode m);
  * xen-project/xen:tools/libs/gnttab/linux.c (gntdev MAP_GRANT_REF, mmap,
  * SET_UNMAP_NOTIFY, GET_OFFSET_FOR_VADDR, munmap, UNMAP_GRANT_REF,
  * GRANT_COPY), tools/libs/evtchn/linux.c (NOTIFY ioctl, read of the pending
- * port, write to unmask).  0, -EINVAL (bad role/mode), -ENOMEM, or the
+ * port, write to unmask).  sim: the Xen services are the simulated host's,
+ * which also opens files (a guest's memory) from a queue thread.  0, -EINVAL (bad role/mode), -ENOMEM, or the
  * -errno of seccomp_load.
  */
-int confine_thread(enum confine_role role, enum confine_mode mode);
+int confine_thread(enum confine_role role, enum confine_mode mode, bool sim);
 
 /*
  * Resolve --user: a user name (getpwnam) or a numeric uid ("65534", group

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <linux/fs.h>
+#include <linux/io_uring.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <seccomp.h>
@@ -59,7 +60,7 @@ static const int queue_syscalls[] = {
     SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
     /* engines: io_uring and libaio submission and reaping */
     SCMP_SYS(io_uring_enter), SCMP_SYS(io_submit), SCMP_SYS(io_getevents),
-    SCMP_SYS(io_pgetevents), SCMP_SYS(io_cancel),
+    SCMP_SYS(io_pgetevents), SCMP_SYS(io_cancel), SCMP_SYS(io_destroy),
     /* grant maps (gntdev mmap), slots, the allocator */
     SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mprotect), SCMP_SYS(madvise),
     SCMP_SYS(mremap), SCMP_SYS(brk),
@@ -72,6 +73,14 @@ static const int queue_syscalls[] = {
     SCMP_SYS(exit), SCMP_SYS(exit_group), SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
     SCMP_SYS(rt_sigaction), SCMP_SYS(tgkill), SCMP_SYS(restart_syscall),
     SCMP_SYS(sigaltstack), SCMP_SYS(close),
+};
+
+/* Under the simulated host only: its grant table opens a guest domain's
+ * memory file the first time a queue maps from it (src/sim/sim_gntmap.c),
+ * where libxengnttab makes an ioctl on the open gntdev. */
+static const int queue_sim_syscalls[] = {
+    SCMP_SYS(openat), SCMP_SYS(open), SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(lseek),
+    SCMP_SYS(fcntl), SCMP_SYS(flock),
 };
 
 /* ioctl commands of a queue thread (the argument compared on 32 bits: the
@@ -149,7 +158,7 @@ static void test_violation(void)
         syscall(SYS_ptrace, -1L, 0L, 0L, 0L);
 }
 
-int confine_thread(enum confine_role role, enum confine_mode mode)
+int confine_thread(enum confine_role role, enum confine_mode mode, bool sim)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     uint32_t deny;
@@ -170,8 +179,16 @@ int confine_thread(enum confine_role role, enum confine_mode mode)
     }
     if (role != CONFINE_ROLE_QUEUE)
         return -EINVAL;
-    if (mode == CONFINE_TRAP)
+    if (mode == CONFINE_TRAP) {
+        /* Unblocked here: a seccomp SIGSYS that finds the signal blocked is
+         * delivered with the default action instead of the handler
+         * (torvalds/linux:kernel/signal.c force_sig_info_to_task). */
+        sigset_t sys;
+        sigemptyset(&sys);
+        sigaddset(&sys, SIGSYS);
+        pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
         pthread_once(&once, install_sigsys);
+    }
     prctl(PR_GET_NAME, thread_name, 0, 0, 0);
 
     scmp_filter_ctx ctx = seccomp_init(deny);
@@ -180,6 +197,13 @@ int confine_thread(enum confine_role role, enum confine_mode mode)
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(queue_syscalls); i++)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, queue_syscalls[i], 0);
+    for (size_t i = 0; rc == 0 && sim && i < ARRAY_SIZE(queue_sim_syscalls); i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, queue_sim_syscalls[i], 0);
+    /* the engine queue's close, at the thread's end (src/engine/uring.c:
+     * the store's registered file dropped before the ring goes) */
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(io_uring_register), 1,
+                              SCMP_A1_32(SCMP_CMP_EQ, IORING_UNREGISTER_FILES));
     for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(queue_ioctls); i++)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
                               SCMP_A1_32(SCMP_CMP_EQ, (uint32_t)queue_ioctls[i]));

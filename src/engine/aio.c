@@ -231,6 +231,16 @@ static int aio_queue_open(struct engine *e, unsigned depth, struct engine_queue 
     }
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->cv, NULL);
+    /* The worker of flushes and discards starts here, in the control plane,
+     * not at the first flush: a confined queue thread may not create
+     * threads (include/confine.h). */
+    rc = worker_start(q);
+    if (rc < 0) {
+        close(q->efd);
+        io_destroy(q->ctx);
+        queue_free(q);
+        return rc;
+    }
     *out = (struct engine_queue *)q;
     return 0;
 }
@@ -341,7 +351,7 @@ static int aio_submit(struct engine_queue *eq)
     int started = 0;
 
     if (q->nstage) {
-        int rc = q->worker ? 0 : worker_start(q);
+        int rc = q->worker ? 0 : -EIO;
         if (rc < 0) {
             for (unsigned i = 0; i < q->nstage; i++) {
                 q->stage[i]->result = rc;

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -838,8 +839,12 @@ void *dpq_thread(void *arg)
     bool tick = dpg_has_tick(&q->g);     /* grant-cache housekeeping */
     bool arm = q->poll_us == 0;
 
+    char tname[16];             /* here too: the thread may run before dp_start names it */
+    snprintf(tname, sizeof(tname), "xbd-q%u", q->idx);
+    prctl(PR_SET_NAME, tname, 0, 0, 0);
     if (q->seccomp != CONFINE_OFF && q->eng->caps.seccomp_ok) {
-        int rc = confine_thread(CONFINE_ROLE_QUEUE, q->seccomp);
+        int rc = confine_thread(CONFINE_ROLE_QUEUE, q->seccomp,
+                                !strcmp(q->ops->name, "sim"));
         if (rc < 0) {           /* a thread we cannot confine does not serve */
             log_dev(LOG_ERR, q->id, (int)q->idx, "cannot load the seccomp allow-list: %s",
                     strerror(-rc));

@@ -1,0 +1,230 @@
+/*
+ * Confinement (xen-blkbackd(8) CONFINEMENT) on the simulated host: with
+ * --seccomp=kill the uring and aio engines serve verified I/O (grant modes
+ * copy, persistent, map) while every queue thread shows "Seccomp: 2" in its
+ * /proc status and the main thread none; the daemon is SIGKILLed under the
+ * load and restarted, and the guest finishes clean.  A syscall outside the
+ * list (the XBD_TEST_FORBIDDEN_SYSCALL hook) kills the process of SIGSYS
+ * with the report in trap mode and at once in kill mode.  --user=65534
+ * leaves no capability and that uid.
+ */
+#include "harness.h"
+#include "util.h"
+#include "lib/e2e.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define DEVID 51712
+
+static const char *kill_args[] = { "--seccomp=kill", NULL };
+static const char *trap_args[] = { "--seccomp=trap", NULL };
+/* T_CONFINE_TRAP=1: trap instead of kill, to see which syscall a list lacks. */
+static const char *const *run_args = kill_args;
+
+static void daemon_start(struct e2e *e, const char *const *extra)
+{
+    static char xen_arg[512];
+    const char *args[16];
+    unsigned n = 0;
+    snprintf(xen_arg, sizeof(xen_arg), "--xen=sim:%s", e->sim);
+    args[n++] = xen_arg;
+    for (unsigned i = 0; extra[i] && n < 15; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    int rc = t_daemon_start(&e->d, e->sim, args, 20000);
+    T_ASSERT(rc == 0, "daemon start: %s", strerror(-rc));
+}
+
+/* Value of "Key:" in /proc/<pid>/task/<tid>/<file> into v (trimmed). */
+static bool proc_field(pid_t pid, const char *tid, const char *file, const char *key,
+                       char *v, size_t len)
+{
+    char path[128], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/task/%s/%s", (int)pid, tid, file);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    bool found = false;
+    size_t kl = strlen(key);
+    while (!found && fgets(line, sizeof(line), f)) {
+        if (key[0] && (strncmp(line, key, kl) || line[kl] != ':'))
+            continue;
+        const char *s = key[0] ? line + kl + 1 : line;
+        s += strspn(s, " \t");
+        snprintf(v, len, "%s", s);
+        v[strcspn(v, "\n")] = 0;
+        found = true;
+    }
+    fclose(f);
+    return found;
+}
+
+/* Queue threads (comm xbd-q*) with Seccomp 2 into *conf, without into *bare;
+ * the main thread's Seccomp field into main_mode. */
+static void count_confined(pid_t pid, unsigned *conf, unsigned *bare, char *main_mode, size_t ml)
+{
+    char dir[64], tid[16];
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+    *conf = *bare = 0;
+    snprintf(tid, sizeof(tid), "%d", (int)pid);
+    if (!proc_field(pid, tid, "status", "Seccomp", main_mode, ml))
+        snprintf(main_mode, ml, "?");
+    DIR *d = opendir(dir);
+    T_ASSERT(d);
+    for (struct dirent *de; (de = readdir(d));) {
+        char comm[32], sc[16];
+        if (de->d_name[0] == '.' || !proc_field(pid, de->d_name, "comm", "", comm, sizeof(comm)))
+            continue;
+        if (strncmp(comm, "xbd-q", 5))
+            continue;
+        if (proc_field(pid, de->d_name, "status", "Seccomp", sc, sizeof(sc)) && !strcmp(sc, "2"))
+            (*conf)++;
+        else
+            (*bare)++;
+    }
+    closedir(d);
+}
+
+/* Verified guest I/O on `target` under --seccomp=kill, a SIGKILL and
+ * restart in the middle; queue threads checked before the kill. */
+static void run_case(struct e2e *e, unsigned domid, const char *engine, const char *mode)
+{
+    char img[32], target[600], out_path[600];
+    snprintf(img, sizeof(img), "c%u.img", domid);
+    snprintf(target, sizeof(target), "%s:%s", engine, e2e_make_image(e, img, 32));
+    snprintf(out_path, sizeof(out_path), "%s/bench-%u.out", e->work, domid);
+    T_LOG("dom %u: %s, grant mode %s, --seccomp=kill", domid, engine, mode);
+    pid_t child = fork();
+    T_ASSERT(child >= 0);
+    if (child == 0) {
+        const char *args[] = { "--rw", "randrw", "--bs-range", "512-64k", "--iodepth", "32",
+            "--queues", "2", "--grant-mode", mode, "--persistent", "--indirect-segs", "32",
+            "--runtime", "3", "--size", "16m", "--verify", "--flush", "--timeout", "30", NULL };
+        char *out = NULL;
+        int rc = e2e_bench(e, domid, target, args, &out);
+        FILE *f = fopen(out_path, "w");
+        if (f) {
+            fputs(out ? out : "", f);
+            fclose(f);
+        }
+        _exit(rc == 0 ? 0 : 1);
+    }
+    uint64_t end = xbd_now_ms() + 15000;
+    while (xbd_now_ms() < end && t_daemon_stat(&e->d, domid, DEVID, "wr_req") < 20)
+        usleep(2000);
+    T_CHECK(xbd_now_ms() < end, "dom %u: no I/O", domid);
+    unsigned conf, bare;
+    char mm[16];
+    count_confined(e->d.pid, &conf, &bare, mm, sizeof(mm));
+    T_LOG("dom %u: %u queue thread(s) with Seccomp 2, %u without; main thread Seccomp %s",
+          domid, conf, bare, mm);
+    T_CHECK(conf >= 2 && bare == 0, "dom %u: queue threads confined %u, not %u", domid, conf, bare);
+    T_CHECK(!strcmp(mm, "0"), "main thread Seccomp %s (the control plane is not confined)", mm);
+    T_EQ(t_daemon_signal(&e->d, SIGKILL, 15000), 128 + SIGKILL);
+    daemon_start(e, run_args);
+
+    int wst;
+    T_ASSERT(waitpid(child, &wst, 0) == child);
+    char *out = NULL;
+    e2e_sh(&out, "cat '%s'", out_path);
+    bool ok = WIFEXITED(wst) && WEXITSTATUS(wst) == 0;
+    T_CHECK(ok, "dom %u: the guest saw an error", domid);
+    if (!ok) {
+        fprintf(stderr, "%s", out ? out : "");
+        t_daemon_dump_log(&e->d, 40);
+    }
+    T_EQ(out ? e2e_field(out, "verify", "mismatches") : -1, 0);
+    free(out);
+    T_CHECK(t_daemon_alive(&e->d), "dom %u: the daemon died under --seccomp=kill", domid);
+}
+
+/* The test hook makes each confined queue thread step outside its list. */
+static void violation(struct e2e *e, unsigned domid, const char *mode)
+{
+    char arg[32], img[32];
+    snprintf(arg, sizeof(arg), "--seccomp=%s", mode);
+    const char *extra[] = { arg, NULL };
+    T_EQ(t_daemon_stop(&e->d, 15000), 0);
+    setenv("XBD_TEST_FORBIDDEN_SYSCALL", "1", 1);
+    daemon_start(e, extra);
+    unsetenv("XBD_TEST_FORBIDDEN_SYSCALL");
+    snprintf(img, sizeof(img), "v%u.img", domid);
+    const char *path = e2e_make_image(e, img, 8);
+    const char *args[] = { "--rw", "write", "--size", "1m", "--timeout", "5", NULL };
+    char *out = NULL;
+    int brc = e2e_bench(e, domid, path, args, &out);
+    free(out);
+    T_CHECK(brc != 0, "%s: the guest's I/O was served by a thread that broke its list", mode);
+    uint64_t end = xbd_now_ms() + 10000;
+    int wst = 0, st = -1;
+    pid_t r = 0;
+    while (xbd_now_ms() < end && (r = waitpid(e->d.pid, &wst, WNOHANG)) == 0)
+        usleep(10000);
+    if (r == e->d.pid) {
+        e->d.pid = 0;
+        st = WIFSIGNALED(wst) ? 128 + WTERMSIG(wst) : WEXITSTATUS(wst);
+    } else {
+        st = t_daemon_signal(&e->d, SIGKILL, 5000);
+    }
+    T_CHECK(st == 128 + SIGSYS, "%s: daemon status %d, want death by SIGSYS (%d)", mode, st,
+            128 + SIGSYS);
+    char *l = NULL;
+    e2e_sh(&l, "grep -ac 'seccomp: forbidden syscall [0-9]* (arch 0x[0-9a-f]*) in thread "
+           "xbd-q0 (tid [0-9]*): killing the process' '%s'", e->d.log);
+    long long n = l ? atoll(l) : -1;
+    free(l);
+    /* one log file for every daemon of the test: trap adds one report */
+    static long long before = 0;
+    long long want = before + !strcmp(mode, "trap");
+    T_CHECK(n == want, "%s: %lld report line(s) in the log, want %lld", mode, n, want);
+    if (n != want)
+        t_daemon_dump_log(&e->d, 8);
+    before = n;
+    T_LOG("%s: daemon died of SIGSYS, report lines %lld", mode, n);
+    daemon_start(e, run_args);
+}
+
+/* Uid and capabilities after --user (the sim host's files stay root's, so
+ * no device is attached as that user here). */
+static void user_drop(struct e2e *e)
+{
+    const char *extra[] = { "--seccomp=kill", "--user=65534", NULL };
+    T_EQ(t_daemon_stop(&e->d, 15000), 0);
+    daemon_start(e, extra);
+    char tid[16], uid[64], eff[32], prm[32];
+    snprintf(tid, sizeof(tid), "%d", (int)e->d.pid);
+    T_ASSERT(proc_field(e->d.pid, tid, "status", "Uid", uid, sizeof(uid)));
+    T_ASSERT(proc_field(e->d.pid, tid, "status", "CapEff", eff, sizeof(eff)));
+    T_ASSERT(proc_field(e->d.pid, tid, "status", "CapPrm", prm, sizeof(prm)));
+    T_LOG("--user=65534: Uid %s, CapEff %s, CapPrm %s", uid, eff, prm);
+    T_CHECK(!strcmp(uid, "65534\t65534\t65534\t65534"), "Uid %s", uid);
+    T_CHECK(!strcmp(eff, "0000000000000000") && !strcmp(prm, "0000000000000000"),
+            "capabilities left: CapEff %s CapPrm %s", eff, prm);
+    char *v = t_daemon_request(&e->d, "version");
+    T_CHECK(v && strstr(v, "\"ok\":true"), "control socket after the drop: %s", v ? v : "none");
+    free(v);
+    T_EQ(t_daemon_signal(&e->d, SIGKILL, 5000), 128 + SIGKILL);
+    daemon_start(e, run_args);
+}
+
+int main(void)
+{
+    struct e2e e;
+    if (getenv("T_CONFINE_TRAP"))
+        run_args = trap_args;
+    e2e_start(&e, run_args);
+    run_case(&e, 10, "uring", "copy");
+    run_case(&e, 11, "aio", "persistent");
+    run_case(&e, 12, "uring", "map");
+    violation(&e, 20, "trap");
+    violation(&e, 21, "kill");
+    user_drop(&e);
+    T_EQ(e2e_stop(&e), 0);
+    return t_done();
+}
