@@ -182,7 +182,7 @@ int confine_thread(enum confine_role role, enum confine_mode mode, bool sim)
     if (mode == CONFINE_TRAP) {
         /* Unblocked here: a seccomp SIGSYS that finds the signal blocked is
          * delivered with the default action instead of the handler
-         * (torvalds/linux:kernel/signal.c force_sig_info_to_task). */
+         * (torvalds/linux:kernel/signal.c@v6.1 force_sig_info_to_task). */
         sigset_t sys;
         sigemptyset(&sys);
         sigaddset(&sys, SIGSYS);
