@@ -27,20 +27,6 @@ static const char *trap_args[] = { "--seccomp=trap", NULL };
 /* T_CONFINE_TRAP=1: trap instead of kill, to see which syscall a list lacks. */
 static const char *const *run_args = kill_args;
 
-static void daemon_start(struct e2e *e, const char *const *extra)
-{
-    static char xen_arg[512];
-    const char *args[16];
-    unsigned n = 0;
-    snprintf(xen_arg, sizeof(xen_arg), "--xen=sim:%s", e->sim);
-    args[n++] = xen_arg;
-    for (unsigned i = 0; extra[i] && n < 15; i++)
-        args[n++] = extra[i];
-    args[n] = NULL;
-    int rc = t_daemon_start(&e->d, e->sim, args, 20000);
-    T_ASSERT(rc == 0, "daemon start: %s", strerror(-rc));
-}
-
 /* Value of "Key:" in /proc/<pid>/task/<tid>/<file> into v (trimmed). */
 static bool proc_field(pid_t pid, const char *tid, const char *file, const char *key,
                        char *v, size_t len)
@@ -100,21 +86,10 @@ static void run_case(struct e2e *e, unsigned domid, const char *engine, const ch
     snprintf(target, sizeof(target), "%s:%s", engine, e2e_make_image(e, img, 32));
     snprintf(out_path, sizeof(out_path), "%s/bench-%u.out", e->work, domid);
     T_LOG("dom %u: %s, grant mode %s, --seccomp=kill", domid, engine, mode);
-    pid_t child = fork();
-    T_ASSERT(child >= 0);
-    if (child == 0) {
-        const char *args[] = { "--rw", "randrw", "--bs-range", "512-64k", "--iodepth", "32",
-            "--queues", "2", "--grant-mode", mode, "--persistent", "--indirect-segs", "32",
-            "--runtime", "3", "--size", "16m", "--verify", "--flush", "--timeout", "30", NULL };
-        char *out = NULL;
-        int rc = e2e_bench(e, domid, target, args, &out);
-        FILE *f = fopen(out_path, "w");
-        if (f) {
-            fputs(out ? out : "", f);
-            fclose(f);
-        }
-        _exit(rc == 0 ? 0 : 1);
-    }
+    const char *args[] = { "--rw", "randrw", "--bs-range", "512-64k", "--iodepth", "32",
+        "--queues", "2", "--grant-mode", mode, "--persistent", "--indirect-segs", "32",
+        "--runtime", "3", "--size", "16m", "--verify", "--flush", "--timeout", "30", NULL };
+    pid_t child = e2e_bench_bg(e, domid, target, args, out_path);
     uint64_t end = xbd_now_ms() + 15000;
     while (xbd_now_ms() < end && t_daemon_stat(&e->d, domid, DEVID, "wr_req") < 20)
         usleep(2000);
@@ -127,7 +102,7 @@ static void run_case(struct e2e *e, unsigned domid, const char *engine, const ch
     T_CHECK(conf >= 2 && bare == 0, "dom %u: queue threads confined %u, not %u", domid, conf, bare);
     T_CHECK(!strcmp(mm, "0"), "main thread Seccomp %s (the control plane is not confined)", mm);
     T_EQ(t_daemon_signal(&e->d, SIGKILL, 15000), 128 + SIGKILL);
-    daemon_start(e, run_args);
+    e2e_daemon_start(e, run_args);
 
     int wst;
     T_ASSERT(waitpid(child, &wst, 0) == child);
@@ -152,7 +127,7 @@ static void violation(struct e2e *e, unsigned domid, const char *mode)
     const char *extra[] = { arg, NULL };
     T_EQ(t_daemon_stop(&e->d, 15000), 0);
     setenv("XBD_TEST_FORBIDDEN_SYSCALL", "1", 1);
-    daemon_start(e, extra);
+    e2e_daemon_start(e, extra);
     unsetenv("XBD_TEST_FORBIDDEN_SYSCALL");
     snprintf(img, sizeof(img), "v%u.img", domid);
     const char *path = e2e_make_image(e, img, 8);
@@ -187,7 +162,7 @@ static void violation(struct e2e *e, unsigned domid, const char *mode)
         t_daemon_dump_log(&e->d, 8);
     before = n;
     T_LOG("%s: daemon died of SIGSYS, report lines %lld", mode, n);
-    daemon_start(e, run_args);
+    e2e_daemon_start(e, run_args);
 }
 
 /* Uid and capabilities after --user (the sim host's files stay root's, so
@@ -196,7 +171,7 @@ static void user_drop(struct e2e *e)
 {
     const char *extra[] = { "--seccomp=kill", "--user=65534", NULL };
     T_EQ(t_daemon_stop(&e->d, 15000), 0);
-    daemon_start(e, extra);
+    e2e_daemon_start(e, extra);
     char tid[16], uid[64], eff[32], prm[32];
     snprintf(tid, sizeof(tid), "%d", (int)e->d.pid);
     T_ASSERT(proc_field(e->d.pid, tid, "status", "Uid", uid, sizeof(uid)));
@@ -210,7 +185,7 @@ static void user_drop(struct e2e *e)
     T_CHECK(v && strstr(v, "\"ok\":true"), "control socket after the drop: %s", v ? v : "none");
     free(v);
     T_EQ(t_daemon_signal(&e->d, SIGKILL, 5000), 128 + SIGKILL);
-    daemon_start(e, run_args);
+    e2e_daemon_start(e, run_args);
 }
 
 int main(void)

@@ -109,21 +109,6 @@ static pid_t hold_evtchn(struct e2e *e, unsigned domid, unsigned hold_ms)
     return pid;
 }
 
-/* (Re)start the daemon on the e2e host with `extra` options. */
-static void daemon_start(struct e2e *e, const char *const *extra)
-{
-    static char xen_arg[512];
-    const char *args[16];
-    unsigned n = 0;
-    snprintf(xen_arg, sizeof(xen_arg), "--xen=sim:%s", e->sim);
-    args[n++] = xen_arg;
-    for (unsigned i = 0; extra[i] && n < 15; i++)
-        args[n++] = extra[i];
-    args[n] = NULL;
-    int rc = t_daemon_start(&e->d, e->sim, args, 20000);
-    T_ASSERT(rc == 0, "daemon start: %s", strerror(-rc));
-}
-
 static long long stat_of(struct e2e *e, unsigned domid, const char *name)
 {
     return t_daemon_stat(&e->d, domid, DEVID, name);
@@ -166,24 +151,13 @@ static void run_case(struct e2e *e, unsigned domid, const struct rcase *c, unsig
 
     if (c->abandon) {           /* a daemon whose SIGTERM drain gives up early */
         T_EQ(t_daemon_stop(&e->d, 15000), 0);
-        daemon_start(e, abandon_args);
+        e2e_daemon_start(e, abandon_args);
     }
-    pid_t child = fork();
-    T_ASSERT(child >= 0);
-    if (child == 0) {
-        const char *args[] = { "--rw", "randrw", "--bs-range", "512-64k", "--iodepth", qd,
-            "--queues", queues, "--ring-order", order, "--abi", c->abi, "--grant-mode", c->mode,
-            "--persistent", "--indirect-segs", "32", "--runtime", "3", "--size", "16m",
-            "--verify", "--flush", "--timeout", "30", NULL };
-        char *out = NULL;
-        int rc = e2e_bench(e, domid, target, args, &out);
-        FILE *f = fopen(out_path, "w");
-        if (f) {
-            fputs(out ? out : "", f);
-            fclose(f);
-        }
-        _exit(rc == 0 ? 0 : 1);
-    }
+    const char *args[] = { "--rw", "randrw", "--bs-range", "512-64k", "--iodepth", qd,
+        "--queues", queues, "--ring-order", order, "--abi", c->abi, "--grant-mode", c->mode,
+        "--persistent", "--indirect-segs", "32", "--runtime", "3", "--size", "16m",
+        "--verify", "--flush", "--timeout", "30", NULL };
+    pid_t child = e2e_bench_bg(e, domid, target, args, out_path);
     /* Wait for I/O in flight (at depth > 1: several requests), then stop. */
     uint64_t end = xbd_now_ms() + 15000;
     unsigned want = c->qd > 1 ? 2 : 1;
@@ -202,7 +176,7 @@ static void run_case(struct e2e *e, unsigned domid, const struct rcase *c, unsig
         T_EQ(st, 128 + SIGKILL);
     usleep(c->gap_ms * 1000);
     pid_t holder = c->hold_ms ? hold_evtchn(e, domid, c->hold_ms) : -1;
-    daemon_start(e, daemon_args);
+    e2e_daemon_start(e, daemon_args);
     if (holder > 0) {
         int hst;
         T_ASSERT(waitpid(holder, &hst, 0) == holder);
@@ -248,7 +222,7 @@ static void run_case(struct e2e *e, unsigned domid, const struct rcase *c, unsig
     free(out);
     if (c->abandon) {
         T_EQ(t_daemon_stop(&e->d, 15000), 0);
-        daemon_start(e, daemon_args);
+        e2e_daemon_start(e, daemon_args);
     }
 }
 

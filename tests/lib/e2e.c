@@ -38,6 +38,37 @@ void e2e_start_sim(struct e2e *e, const char *sim_opts, const char *const *daemo
     T_ASSERT(rc == 0, "daemon: %s", strerror(-rc));
 }
 
+pid_t e2e_bench_bg(struct e2e *e, unsigned domid, const char *target, const char *const *args,
+                   const char *out_path)
+{
+    pid_t child = fork();
+    T_ASSERT(child >= 0);
+    if (child)
+        return child;
+    char *out = NULL;
+    int rc = e2e_bench(e, domid, target, args, &out);
+    FILE *f = fopen(out_path, "w");
+    if (f) {
+        fputs(out ? out : "", f);
+        fclose(f);
+    }
+    _exit(rc == 0 ? 0 : 1);
+}
+
+void e2e_daemon_start(struct e2e *e, const char *const *extra)
+{
+    static char xen_arg[512];
+    const char *args[16];
+    unsigned n = 0;
+    snprintf(xen_arg, sizeof(xen_arg), "--xen=sim:%s", e->sim);
+    args[n++] = xen_arg;
+    for (unsigned i = 0; extra && extra[i] && n < 15; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    int rc = t_daemon_start(&e->d, e->sim, args, 20000);
+    T_ASSERT(rc == 0, "daemon start: %s", strerror(-rc));
+}
+
 int e2e_stop(struct e2e *e)
 {
     return t_daemon_stop(&e->d, 15000);

@@ -27,6 +27,11 @@ void e2e_start(struct e2e *e, const char *const *daemon_args);
  * (e.g. "unmap_delay_us=10000"; see xen_ops_sim.c). */
 void e2e_start_sim(struct e2e *e, const char *sim_opts, const char *const *daemon_args);
 
+/* (Re)start the daemon alone on the running host e (after it stopped or
+ * was killed) with --xen=sim:<dir> and `extra` (NULL-terminated, at most 14;
+ * may be NULL).  Fails the test on error. */
+void e2e_daemon_start(struct e2e *e, const char *const *extra);
+
 /* Stop the daemon with SIGTERM; returns its exit status (0 expected; a leak
  * found by LeakSanitizer at exit makes it non-zero). */
 int  e2e_stop(struct e2e *e);
@@ -37,6 +42,11 @@ int  e2e_stop(struct e2e *e);
  * Returns its exit status, or -1 if it could not run / was killed.
  */
 int  e2e_bench(struct e2e *e, unsigned domid, const char *target, const char *const *args, char **out);
+
+/* e2e_bench in a child process, its output written to out_path; the
+ * child exits 0 if the bench did.  Returns the child's pid (waitpid it). */
+pid_t e2e_bench_bg(struct e2e *e, unsigned domid, const char *target, const char *const *args,
+                   const char *out_path);
 
 /* Value of `key=` on the stdout line starting with `section` (e.g.
  * "verify", "mismatches"), as an integer; -1 if absent. */
