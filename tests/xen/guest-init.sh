@@ -232,22 +232,36 @@ st_ro() {
     fi
 }
 
-st_fs() {
-    d=$1
-    waitdev $d || { result fs@$d FAIL "no /dev/$d"; return; }
-    mkfs.ext4 -q -F /dev/$d > /tmp/mkfs.out 2>&1 || { cat /tmp/mkfs.out; result fs@$d FAIL "mkfs failed"; return; }
-    mount -t ext4 /dev/$d /mnt/t || { result fs@$d FAIL "mount failed"; return; }
-    dd if=/dev/urandom of=/mnt/t/big bs=1M count=24 2>/dev/null
-    local k=0; while [ $k -lt 200 ]; do echo "file $k $(date)" > /mnt/t/f$k; k=$((k+1)); done
+# fs_fill step d MiB files: mkfs.ext4, mount on /mnt/t, a MiB random file and `files`
+# small ones; sum1 = their md5. fs_recheck step d: umount, drop caches, remount, sum2,
+# umount, e2fsck -fn (rc). Both print the step's FAIL result and return 1 on failure.
+fs_fill() {
+    local step=$1 d=$2 k=0
+    mkfs.ext4 -q -F /dev/$d > /tmp/mkfs.out 2>&1 || { cat /tmp/mkfs.out; result $step FAIL "mkfs failed"; return 1; }
+    mount -t ext4 /dev/$d /mnt/t || { result $step FAIL "mount failed"; return 1; }
+    dd if=/dev/urandom of=/mnt/t/big bs=1M count=$3 2>/dev/null
+    while [ $k -lt $4 ]; do echo "file $k $(date)" > /mnt/t/f$k; k=$((k+1)); done
+    sync
     sum1=$(cat /mnt/t/big /mnt/t/f* | md5sum | cut -c1-32)
-    umount /mnt/t || { result fs@$d FAIL "umount failed"; return; }
+}
+fs_recheck() {
+    local step=$1 d=$2
+    umount /mnt/t || { result $step FAIL "umount failed"; return 1; }
     echo 3 > /proc/sys/vm/drop_caches
-    mount -t ext4 /dev/$d /mnt/t || { result fs@$d FAIL "remount failed"; return; }
+    mount -t ext4 /dev/$d /mnt/t || { result $step FAIL "remount failed"; return 1; }
     sum2=$(cat /mnt/t/big /mnt/t/f* | md5sum | cut -c1-32)
     umount /mnt/t
     e2fsck -fn /dev/$d > /tmp/fsck.out 2>&1; rc=$?
+    [ $rc = 0 ] || tail -5 /tmp/fsck.out
+}
+
+st_fs() {
+    d=$1
+    waitdev $d || { result fs@$d FAIL "no /dev/$d"; return; }
+    fs_fill fs@$d $d 24 200 || return
+    fs_recheck fs@$d $d || return
     if [ "$sum1" != "$sum2" ]; then result fs@$d FAIL "file md5 changed across remount"
-    elif [ $rc != 0 ]; then tail -5 /tmp/fsck.out; result fs@$d FAIL "e2fsck rc=$rc"
+    elif [ $rc != 0 ]; then result fs@$d FAIL "e2fsck rc=$rc"
     else result fs@$d PASS "ext4 24MiB+200 files, remount md5 ok, fsck clean"
     fi
 }
@@ -255,12 +269,7 @@ st_fs() {
 st_rsz() {   # ext4 on d, files; dom0 grows the disk online; resize2fs while mounted
     d=$1
     waitdev $d || { result rsz@$d FAIL "no /dev/$d"; return; }
-    mkfs.ext4 -q -F /dev/$d > /tmp/mkfs.out 2>&1 || { cat /tmp/mkfs.out; result rsz@$d FAIL "mkfs failed"; return; }
-    mount -t ext4 /dev/$d /mnt/t || { result rsz@$d FAIL "mount failed"; return; }
-    dd if=/dev/urandom of=/mnt/t/big bs=1M count=16 2>/dev/null
-    local k=0; while [ $k -lt 100 ]; do echo "file $k $(date)" > /mnt/t/f$k; k=$((k+1)); done
-    sync
-    sum1=$(cat /mnt/t/big /mnt/t/f* | md5sum | cut -c1-32)
+    fs_fill rsz@$d $d 16 100 || return
     s0=$(cat /sys/block/$d/size); b0=$(df -k /mnt/t | awk 'NR == 2 { print $2 }')
     say RSZ-READY $d $s0
     local w=0
@@ -270,14 +279,9 @@ st_rsz() {   # ext4 on d, files; dom0 grows the disk online; resize2fs while mou
     resize2fs /dev/$d > /tmp/rsz.out 2>&1 || { cat /tmp/rsz.out; umount /mnt/t; result rsz@$d FAIL "resize2fs failed"; return; }
     b1=$(df -k /mnt/t | awk 'NR == 2 { print $2 }')
     echo "after resize" > /mnt/t/new; sync
-    umount /mnt/t || { result rsz@$d FAIL "umount failed"; return; }
-    echo 3 > /proc/sys/vm/drop_caches
-    mount -t ext4 /dev/$d /mnt/t || { result rsz@$d FAIL "remount failed"; return; }
-    sum2=$(cat /mnt/t/big /mnt/t/f* | md5sum | cut -c1-32)
-    umount /mnt/t
-    e2fsck -fn /dev/$d > /tmp/fsck.out 2>&1; rc=$?
+    fs_recheck rsz@$d $d || return
     if [ "$sum1" != "$sum2" ]; then result rsz@$d FAIL "file md5 changed across the resize"
-    elif [ $rc != 0 ]; then tail -5 /tmp/fsck.out; result rsz@$d FAIL "e2fsck rc=$rc"
+    elif [ $rc != 0 ]; then result rsz@$d FAIL "e2fsck rc=$rc"
     elif [ "$b1" -le "$b0" ]; then result rsz@$d FAIL "filesystem did not grow ($b0 -> $b1 KiB)"
     else result rsz@$d PASS "sectors $s0 -> $s1 online, ext4 ${b0} -> ${b1} KiB by resize2fs while mounted, files intact, fsck clean"
     fi
