@@ -78,6 +78,12 @@ struct engine_params {
                                  * carry (log.h); copied at open */
     bool shared_write;          /* mode "w!": read-write, shared on purpose: no
                                  * exclusive claim (see engine_store_holder) */
+    const struct engine *share_claim;   /* optional (NULL): open the store that this
+                                 * open engine (uring or aio, same path, same
+                                 * readonly) holds, on a dup of its fd: the claim
+                                 * is shared and lives until both are closed
+                                 * (migration to the same host, the caller's
+                                 * same-VM rule: src/backend/vbd_connect.c) */
     char *why;                  /* optional (NULL): where open may explain a failure in
                                  * one line (why_len bytes, terminated), e.g. the NBD
                                  * server's answer; left alone when open succeeds */
@@ -130,6 +136,9 @@ struct engine {
     bool readonly;
     bool is_blockdev;
     bool direct;                /* O_DIRECT in effect */
+    bool store_fd_ok;           /* store_fd is set (engines opened by eng_store_open) */
+    int store_fd;               /* the fd the engine does its I/O on and holds the
+                                 * claim with (engine_params.share_claim) */
     struct engine_caps caps;
 };
 

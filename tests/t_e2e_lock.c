@@ -1,4 +1,4 @@
-/* t_e2e_lock: one writer per image file: a second read-write (or read-only) attach of an image in use read-write is refused (error node, Closing, one log line naming the holder) while the first keeps working; read-only twice and w! twice are allowed; another program's OFD write lock refuses an attach; a restarted daemon that finds the lock held waits (still Connected, other devices served) and reattaches once it is released. */
+/* t_e2e_lock: one writer per image file: a second read-write (or read-only) attach of an image in use read-write is refused (error node, Closing, one log line naming the holder) while the first keeps working, unless both frontends are domains of the same VM (migration to this host: the claim is shared and outlives the outgoing domain's vbd); read-only twice and w! twice are allowed; another program's OFD write lock refuses an attach; a restarted daemon that finds the lock held waits (still Connected, other devices served) and reattaches once it is released. */
 #include "harness.h"
 #include "util.h"
 #include "lib/e2e.h"
@@ -114,6 +114,53 @@ static void shared_writers(const char *img)
     share_detach(&E.d, &b);
 }
 
+/* 0 when another program can take a write lock on the whole file (and drops it). */
+static int try_lock(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    T_ASSERT(fd >= 0, "%s: %s", path, strerror(errno));
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    int rc = fcntl(fd, F_OFD_SETLK, &fl) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+static void same_vm(const char *img)
+{
+    T_LOG("---- two domains of one VM (migration to this host): the claim is shared");
+    hx_write("/local/domain/71/vm", "/vm/0b6e0a1c-aaaa");
+    hx_write("/local/domain/72/vm", "/vm/0b6e0a1c-aaaa");
+    hx_write("/local/domain/73/vm", "/vm/5d1f77e2-bbbb");
+    long notes = hx_log_count(&E.d, "vbd 72/51712:", "a domain of the same VM");
+    struct sdev a, b, c;
+    share_attach_ok(&E.d, E.sim, &a, 71, img, "w");
+    share_write_read(&a, 136, 12, "outgoing domain");
+    share_attach_ok(&E.d, E.sim, &b, 72, img, "w");
+    T_EQ(hx_log_count(&E.d, "vbd 72/51712:", "a domain of the same VM") - notes, 1);
+    struct treq w;
+    guest_rw_req(&a.g, &w, BLKIF_OP_WRITE, 13, 144, 1, 8);
+    T_EQ(guest_do_req(&a.g, 0, &w, BLKIF_RSP_OKAY, "outgoing writes"), BLKIF_RSP_OKAY);
+    T_CHECK(share_read_matches(&b, 144, NULL, sim_dom_page(a.g.dom, w.pfn[0])),
+            "the incoming domain does not read what the outgoing one wrote");
+    /* another VM is refused, naming the first holder */
+    share_attach_refused(&E.d, E.sim, &c, 73, img, "w", "of this daemon");
+    share_detach(&E.d, &c);
+    T_CHECK(try_lock(img) < 0, "the image is unlocked while two domains use it");
+    /* the outgoing domain goes: the claim stays with the incoming one */
+    share_detach(&E.d, &a);
+    T_CHECK(try_lock(img) < 0, "the image is unlocked after the outgoing domain left");
+    share_write_read(&b, 152, 14, "incoming domain alone");
+    share_attach_refused(&E.d, E.sim, &c, 73, img, "w", "vbd 72/51712 of this daemon");
+    share_detach(&E.d, &c);
+    share_detach(&E.d, &b);
+    T_EQ(try_lock(img), 0);
+    /* a read-only attach of the same VM beside a writer: still refused (one mode) */
+    share_attach_ok(&E.d, E.sim, &a, 71, img, "w");
+    share_attach_refused(&E.d, E.sim, &b, 72, img, "r", "vbd 71/51712");
+    share_detach(&E.d, &b);
+    share_detach(&E.d, &a);
+}
+
 static void reattach_wait(const char *img, const char *other)
 {
     T_LOG("---- restart while the image is still locked");
@@ -173,6 +220,7 @@ int main(void)
     ro_twice(img);
     foreign_lock(img);
     shared_writers(img);
+    same_vm(img);
     reattach_wait(img, other);
 
     T_EQ(t_daemon_ndevices(&E.d), 0);

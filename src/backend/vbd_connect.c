@@ -237,18 +237,76 @@ static int read_frontend(struct vbd *v, struct dp_config *dc, bool *fe_persisten
 #define BUSY_LOG_MS 5000
 #define BUSY_GIVE_UP_MS 60000
 
-/* Who holds `spec`: another vbd of this daemon, else engine_store_holder. */
-static void store_holder(struct vbd *v, const char *spec, char *buf, size_t len)
+/* The vbd of this daemon that holds `spec` open, or NULL. */
+static struct vbd *own_holder(struct vbd *v, const char *spec)
 {
     struct engine_store_id id;
     if (engine_store_id(spec, &id) == 0)
         for (struct vbd *o = v->be->vbds; o; o = o->next)
             if (o != v && o->engine && o->store_id_ok && o->store_id.dev == id.dev &&
-                o->store_id.ino == id.ino && o->store_id.blockdev == id.blockdev) {
-                snprintf(buf, len, "%s of this daemon (mode %s)", o->name, o->mode);
-                return;
-            }
-    engine_store_holder(spec, buf, len);
+                o->store_id.ino == id.ino && o->store_id.blockdev == id.blockdev)
+                return o;
+    return NULL;
+}
+
+/* Who holds `spec`: another vbd of this daemon, else engine_store_holder. */
+static void store_holder(struct vbd *v, const char *spec, char *buf, size_t len)
+{
+    struct vbd *o = own_holder(v, spec);
+    if (o)
+        snprintf(buf, len, "%s of this daemon (mode %s)", o->name, o->mode);
+    else
+        engine_store_holder(spec, buf, len);
+}
+
+/* "/local/domain/<domid>/<key>" as a malloc'd string, or NULL. */
+static char *dom_read(struct backend *b, unsigned domid, const char *key)
+{
+    char dir[48], *val = NULL;
+    snprintf(dir, sizeof(dir), "/local/domain/%u", domid);
+    return xs_read_str(b, dir, key, &val) ? NULL : val;
+}
+
+/* The vm path of the domain a device model domain serves (its `target`), or NULL. */
+static char *target_vm(struct backend *b, unsigned domid)
+{
+    char *t = dom_read(b, domid, "target"), *vm = NULL;
+    uint64_t td;
+    if (t && !xbd_parse_u64(t, 10, 0, 0x7fef, &td))
+        vm = dom_read(b, (unsigned)td, "vm");
+    free(t);
+    return vm;
+}
+
+static bool str_eq(const char *a, const char *b) { return a && b && !strcmp(a, b); }
+
+/* Are the frontends of v (new) and o (holding the store) the same VM?  The
+ * rule of Xen's block script for a disk that is already in use (same_vm of
+ * xen-project/xen:tools/hotplug/Linux/block-common.sh@RELEASE-4.17.7): the
+ * /local/domain/<id>/vm paths are equal (libxl gives the domain that a
+ * migration or restore creates the vm path "/vm/<uuid>" of the VM it came
+ * from: tools/libs/light/libxl_create.c@RELEASE-4.17.7 libxl__domain_make),
+ * with a "-1" suffix of the new one's ignored (xend's naming), or o's vm node
+ * is already gone (a domain being destroyed), or one is the device model
+ * domain (`target`) of the other's VM. */
+static bool same_vm(struct vbd *v, struct vbd *o)
+{
+    struct backend *b = v->be;
+    char *fe = dom_read(b, v->fe_domid, "vm");
+    if (!fe)
+        return false;
+    size_t n = strlen(fe);
+    if (n > 2 && !strcmp(fe + n - 2, "-1"))
+        fe[n - 2] = 0;
+    char *other = dom_read(b, o->fe_domid, "vm");
+    char *tvm = target_vm(b, v->fe_domid), *otvm = target_vm(b, o->fe_domid);
+    bool same = !other || str_eq(fe, other) || str_eq(tvm, other) || str_eq(fe, otvm) ||
+                str_eq(tvm, otvm);
+    free(fe);
+    free(other);
+    free(tvm);
+    free(otvm);
+    return same;
 }
 
 /* The store could not be claimed (-EBUSY): vbd_fatal on a fresh connect or
@@ -357,6 +415,14 @@ static int open_engine(struct vbd *v, const char *params, bool readonly, bool sh
     };
     struct engine *e = NULL;
     int rc = engine_open_params(spec, &ep, b->cfg->allow_test_engines, &e);
+    struct vbd *o = rc == -EBUSY ? own_holder(v, spec) : NULL;
+    if (o && !shared && !strcmp(o->mode, readonly ? "r" : "w") && same_vm(v, o)) {
+        ep.share_claim = o->engine;
+        rc = engine_open_params(spec, &ep, b->cfg->allow_test_engines, &e);
+        if (rc == 0)
+            VLOG(v, LOG_NOTICE, "'%s' is in use by %s, a domain of the same VM (a migration "
+                 "or restore on this host): sharing its claim", spec, o->name);
+    }
     if (rc == -EBUSY) {
         store_busy(v, spec, reattach);
         return rc;

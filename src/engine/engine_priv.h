@@ -113,7 +113,9 @@ int engine_null_open_size(uint64_t size, const struct engine_params *p, struct e
  * buffered with one warning where refused (EINVAL); fills e->size (bytes),
  * logical/physical_block_size (bytes), readonly, is_blockdev, direct, caps
  * (flush; discard probed).  e->ops is kept.  The store is claimed on that
- * fd (eng_store_claim below).  0 and *fd_out, or -EBUSY (held by someone
+ * fd (eng_store_claim below), or with p->share_claim shared with the
+ * engine named there (a dup of its fd, no claim of its own: store.c
+ * share_open).  Sets e->store_fd(_ok).  0 and *fd_out, or -EBUSY (held by someone
  * else), -errno of open/fstat/ioctl, -EINVAL (empty path, neither file nor
  * block device);
  * *e is left alone on failure.  `name` is for log lines. */

@@ -102,12 +102,46 @@ static int probe_file(int fd, const struct stat *st, struct engine *e)
     return 0;
 }
 
+/* engine_params.share_claim: the same store on a dup of the holder's fd, so
+ * the OFD lock or the O_EXCL claim (one open file description) stays held
+ * until both engines are closed; the new engine's figures (size, block
+ * sizes, O_DIRECT, caps) are the holder's.  -EBUSY when the holder has no
+ * such fd, is another engine, is opened with another readonly, or is not
+ * the store at p->path; -errno of stat/fstat/fcntl. */
+static int share_open(const struct engine_params *p, struct engine *e, int *fd_out)
+{
+    const struct engine *h = p->share_claim;
+    struct stat want, got;
+    if (!h->store_fd_ok || h->ops != e->ops || h->readonly != p->readonly)
+        return -EBUSY;
+    if (stat(p->path, &want) < 0)
+        return -errno;
+    if (fstat(h->store_fd, &got) < 0)
+        return -errno;
+    bool blk = S_ISBLK(want.st_mode);
+    if (blk != S_ISBLK(got.st_mode) ||
+        (blk ? want.st_rdev != got.st_rdev
+             : (want.st_dev != got.st_dev || want.st_ino != got.st_ino)))
+        return -EBUSY;
+    int fd = fcntl(h->store_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct engine tmp = *h;
+    tmp.ops = e->ops;
+    tmp.store_fd = fd;
+    *e = tmp;
+    *fd_out = fd;
+    return 0;
+}
+
 int eng_store_open(const struct engine_params *p, const struct log_dev *dev, struct engine *e,
                    int *fd_out)
 {
     if (!p || !p->path || !*p->path)
         return -EINVAL;
     struct engine tmp = { .ops = e->ops, .readonly = p->readonly, .direct = p->direct };
+    if (p->share_claim)
+        return share_open(p, e, fd_out);
     int flags = (p->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | eng_store_open_flags(p);
     int fd = open(p->path, flags | (p->direct ? O_DIRECT : 0));
     if (fd < 0 && errno == EINVAL && p->direct) {
@@ -136,6 +170,8 @@ int eng_store_open(const struct engine_params *p, const struct log_dev *dev, str
     }
     tmp.caps.flush = true;
     tmp.caps.seccomp_ok = true;        /* read/write through io_uring or libaio */
+    tmp.store_fd_ok = true;
+    tmp.store_fd = fd;
     *e = tmp;
     *fd_out = fd;
     return 0;
