@@ -16,7 +16,8 @@
 #   patv@d     the pattern at 128 MiB must have md5 xt.patmd5 (after destroy + re-create)
 #   swap@d     wait (up to 240 s) for dom0 to hot-attach /dev/d (same-guest comparison)
 #   rterm@d rkill@d rooo@d rmulti@d rsecond@d   restart cases: fio --verify while dom0
-#              restarts the daemon; "@@G RST-RUNNING <case>" when fio starts; fio ends
+#              restarts the daemon; rsave@d rmig@d: the same while dom0 saves and
+#              restores us, or migrates us to itself; "@@G RST-RUNNING <case>" when fio starts; fio ends
 #              (--trigger-file) xt.rstt= s after dom0's token "XT-GO <case>" appears at
 #              250 MiB of xvdb;
 #              prints the pause (fio's max latency) and any new blkfront/kernel messages;
@@ -400,7 +401,7 @@ for s in $(echo "$STEPS" | tr '+' ' '); do
     T_STEP=$(up)
     case $name in
         neg|dd|fio|perf|flush|discard|ro|fs|rsz|hp|fiolong|ctr|pat|patv|patc|swap|fiorc) st_$name $dev ;;
-        rterm|rkill|rooo|rmulti|rsecond) st_rst ${name#r} $dev ;;
+        rterm|rkill|rooo|rmulti|rsecond|rsave|rmig) st_rst ${name#r} $dev ;;
         *) result $s FAIL "unknown step" ;;
     esac
 done

@@ -69,6 +69,9 @@ case $ACCEL in
     kvm) accel="-accel kvm -cpu host" ;;
     *) echo "run.sh: --accel=tcg|kvm" >&2; exit 2 ;;
 esac
+# livemig: SVM nested paging, so that Xen has HAP and can run a PVH guest (Debian's Xen has
+# no shadow paging: no HVM/PVH without HAP); see scenarios.sh phase_livemig
+case ",$PLAN," in *,livemig,*) [ $ACCEL = tcg ] && accel="$accel,+svm,+npt" ;; esac
 dom0_args="root=/dev/vda rw console=hvc0 init=/opt/xentest/dom0-init.sh xt.plan=$(echo "$PLAN" | tr ',' '+') xt.hpn=$HPN${RC:+ xt.rc=$RC}${RSTT:+ xt.rstt=$RSTT}"
 xen_args="console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=1024M,max:1024M dom0_max_vcpus=2"
 
