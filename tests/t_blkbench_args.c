@@ -33,6 +33,7 @@ static void test_args(void)
     T_CHECK(!strcmp(o.sim_dir, "/dev/shm/h"), "%s", "failed");
     T_EQ(o.domid, 1);
     T_EQ(o.be_domid, 0);
+    T_EQ(o.be_kind, BB_BE_VBD);
     T_EQ(o.devid, 51712);
     T_EQ(o.mode, 'w');
     T_EQ(o.discard_enable, 1);          /* libxl default: 1 when read-write */
@@ -41,7 +42,7 @@ static void test_args(void)
     T_EQ(o.indirect_segs, BB_LINUX_INDIRECT_DEFAULT);
     T_CHECK(o.timeout_s == 10.0, "%s", "failed");
 
-    T_EQ(parse(&o, err, ARGS("--sim", "d", "--domid", "7", "--backend-domid", "3", "--vdev", "xvdb",
+    T_EQ(parse(&o, err, ARGS("--sim", "d", "--domid", "7", "--backend-domid", "3", "--backend-type", "vbd3", "--vdev", "xvdb",
                              "--target", "/img", "--mode", "r", "--abi", "x86_32", "--ring-order", "2",
                              "--queues", "4", "--indirect-segs", "256", "--persistent", "--rw", "randrw",
                              "--rwmixread", "70", "--bs-range", "512-64k", "--iodepth", "32",
@@ -51,6 +52,7 @@ static void test_args(void)
     T_CHECK(!err[0], "%s", err);
     T_EQ(o.domid, 7);
     T_EQ(o.be_domid, 3);
+    T_EQ(o.be_kind, BB_BE_VBD3);
     T_EQ(o.devid, 51728);
     T_CHECK(!strcmp(o.target, "/img"), "%s", "failed");
     T_EQ(o.mode, 'r');
@@ -103,6 +105,7 @@ static void test_args(void)
         ARGS("--sim", "d", "--domid", "0"),
         ARGS("--sim", "d", "--timeout", "0"),
         ARGS("--sim", "d", "--abi", "arm"),
+        ARGS("--sim", "d", "--backend-type", "qdisk"),
         ARGS("--sim", "d", "--page-offset", "8"),
         ARGS("--sim", "d", "--bogus"),
         ARGS("--sim", "d", "extra"),

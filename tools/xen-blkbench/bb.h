@@ -37,6 +37,10 @@
 /* ------------------------------------------------------------------ opts */
 enum bb_rw { BB_RW_NONE = 0, BB_RW_READ, BB_RW_WRITE, BB_RW_RANDREAD, BB_RW_RANDWRITE, BB_RW_RANDRW };
 enum bb_abi_opt { BB_ABI_X86_64 = 0, BB_ABI_X86_32, BB_ABI_NATIVE /* no protocol key */ };
+/* backend/vbd (backendtype=phy) or backend/vbd3 (Xen >= 4.19 backendtype=tap:
+ * params "raw:<target>", xen-project/xen:tools/libs/light/libxl_disk.c@RELEASE-4.20.0) */
+enum bb_be_kind { BB_BE_VBD = 0, BB_BE_VBD3 };
+#define BB_BE_KIND_NAME(k) ((k) == BB_BE_VBD3 ? "vbd3" : "vbd")
 enum bb_expect { BB_EXPECT_OK = 0, BB_EXPECT_ERROR, BB_EXPECT_EOPNOTSUPP, BB_EXPECT_ANY_FAIL };
 
 struct bb_discard_range { uint64_t offset, len; };     /* bytes */
@@ -46,6 +50,7 @@ struct bb_opts {
     const char *sim_dir;            /* --sim DIR (required) */
     const char *xenstore;           /* --xenstore PATH: sets XENSTORED_PATH */
     uint32_t domid, be_domid;       /* --domid 1, --backend-domid 0 */
+    int be_kind;                    /* --backend-type: enum bb_be_kind */
     const char *vdev;               /* --vdev xvda */
     uint32_t devid;                 /* from vdev (xen-vbd-interface.7) */
     const char *target;             /* --target PATH (params) */

@@ -23,8 +23,8 @@ static void show_backend_error(struct bb_dev *d)
         free(v);
     }
     /* Linux xenbus_dev_error: <be home>/error/<nodename>/error */
-    snprintf(p, sizeof(p), "/local/domain/%u/error/backend/vbd/%u/%u/error", d->o->be_domid,
-             d->o->domid, d->o->devid);
+    snprintf(p, sizeof(p), "/local/domain/%u/error/backend/%s/%u/%u/error", d->o->be_domid,
+             BB_BE_KIND_NAME(d->o->be_kind), d->o->domid, d->o->devid);
     if (!bbx_read(&d->xs, XBT_NULL, p, &v)) {
         bb_err(d, "backend error (%s): %s", p, v);
         free(v);

@@ -196,6 +196,8 @@ void bb_usage(FILE *f)
 "  --xenstore PATH        xenstored socket (sets XENSTORED_PATH; default: $XENSTORED_PATH,\n"
 "                         else DIR/xs.sock if it exists)\n"
 "  --domid N              frontend domain (1)         --backend-domid N  backend domain (0)\n"
+"  --backend-type vbd|vbd3   backend/vbd (phy), or backend/vbd3 as Xen >= 4.19 for\n"
+"                         backendtype=tap, params \"raw:<target>\" (vbd)\n"
 "  --vdev NAME            xvda, xvdb, ... or a number (xvda)\n"
 "  --target PATH          backend `params` (the image or block device)\n"
 "  --mode w|r             access mode (w)            --script PATH   backend `script`\n"
@@ -418,6 +420,9 @@ static const struct bb_word abi_words[] = {
     { "x86_64", BB_ABI_X86_64 }, { "x86_64-abi", BB_ABI_X86_64 }, { "x86_32", BB_ABI_X86_32 },
     { "x86_32-abi", BB_ABI_X86_32 }, { "native", BB_ABI_NATIVE }, { NULL, 0 },
 };
+static const struct bb_word be_kind_words[] = {
+    { "vbd", BB_BE_VBD }, { "vbd3", BB_BE_VBD3 }, { NULL, 0 },
+};
 static const struct bb_word rw_words[] = {
     { "read", BB_RW_READ }, { "write", BB_RW_WRITE }, { "randread", BB_RW_RANDREAD },
     { "randwrite", BB_RW_RANDWRITE }, { "randrw", BB_RW_RANDRW }, { NULL, 0 },
@@ -444,6 +449,7 @@ static const struct bb_opt opts[] = {
     STR("xenstore", xenstore),
     U32("domid", domid, 1, 0x7fef, "1..32751"),
     U32("backend-domid", be_domid, 0, 0x7fef, "0..32751"),
+    WORD("backend-type", required_argument, be_kind, be_kind_words, "vbd or vbd3"),
     FN("vdev", required_argument, opt_vdev),
     STR("target", target),
     FN("mode", required_argument, opt_mode),

@@ -99,7 +99,8 @@ int ts_domain_create(struct bb_dev *d)
     const struct bb_opts *o = d->o;
     snprintf(d->dompath, sizeof(d->dompath), "/local/domain/%u", o->domid);
     snprintf(d->fe, sizeof(d->fe), "/local/domain/%u/device/vbd/%u", o->domid, o->devid);
-    snprintf(d->be, sizeof(d->be), "/local/domain/%u/backend/vbd/%u/%u", o->be_domid, o->domid, o->devid);
+    snprintf(d->be, sizeof(d->be), "/local/domain/%u/backend/%s/%u/%u", o->be_domid,
+             BB_BE_KIND_NAME(o->be_kind), o->domid, o->devid);
     snprintf(d->lx, sizeof(d->lx), "/libxl/%u/device/vbd/%u", o->domid, o->devid);
     return in_tx(d, domain_tx, "writing domain nodes");
 }
@@ -140,11 +141,13 @@ static int vbd_add_tx(struct bb_dev *d, xs_transaction_t t)
         { "discard-enable", "" }, { "specification", "xen" },
     };
     snprintf(be[0].v, sizeof(be[0].v), "%s", d->fe);
-    snprintf(be[1].v, sizeof(be[1].v), "%s", o->target);
+    /* vbd3: libxl's "<format>:<path>" of backendtype=tap (bb.h enum bb_be_kind) */
+    snprintf(be[1].v, sizeof(be[1].v), "%s%s", o->be_kind == BB_BE_VBD3 ? "raw:" : "", o->target);
     snprintf(be[2].v, sizeof(be[2].v), "%s", o->script);
     snprintf(be[3].v, sizeof(be[3].v), "%u", o->domid);
     snprintf(be[8].v, sizeof(be[8].v), "%s", o->vdev);
     snprintf(be[10].v, sizeof(be[10].v), "%c", o->mode);
+    snprintf(be[9].v, sizeof(be[9].v), "%s", o->be_kind == BB_BE_VBD3 ? "tap" : "phy");
     snprintf(be[12].v, sizeof(be[12].v), "%d", o->discard_enable);
     /* frontend keys (libxl device_disk_add, docs/protocol.md §1.3) */
     struct kv fe[] = {
@@ -273,9 +276,10 @@ void ts_vbd_remove_nodes(struct bb_dev *d)
     bbx_rm(&d->xs, XBT_NULL, d->fe);
     bbx_rm(&d->xs, XBT_NULL, d->lx);
     bbx_rm(&d->xs, XBT_NULL, d->be);
-    /* libxl__xs_path_cleanup: drop the now empty backend/vbd/<domid> */
+    /* libxl__xs_path_cleanup: drop the now empty backend/<kind>/<domid> */
     char parent[128];
-    snprintf(parent, sizeof(parent), "/local/domain/%u/backend/vbd/%u", d->o->be_domid, d->o->domid);
+    snprintf(parent, sizeof(parent), "/local/domain/%u/backend/%s/%u", d->o->be_domid,
+             BB_BE_KIND_NAME(d->o->be_kind), d->o->domid);
     unsigned n = 0;
     char **l = xs_directory(d->xs.h, XBT_NULL, parent, &n);
     if (l && n == 0)
