@@ -138,6 +138,16 @@ struct dp_config {
     unsigned persistent_idle_ms;    /* release persistent grants unused this long;
                                        0 = 60000 (Linux persistent_grant_unused_seconds) */
     struct dp_qos qos;              /* limits to start with (dp_set_qos); zero: none */
+    struct td3_stats *td3;          /* libxenstat's vbd3 record (stats.h) to keep current,
+                                       e.g. mapped from its shared-memory file; NULL:
+                                       none.  Each queue thread adds what it counted
+                                       since its last time (relaxed atomic adds), once
+                                       per batch of responses, before the guest can
+                                       see them, and once per wake-up; no syscall.
+                                       The caller fills the rest (version, the
+                                       counters to start from) before dp_start and
+                                       keeps it valid until dp_destroy, for good
+                                       if dp_leaked. */
     enum confine_mode seccomp;      /* each queue thread loads the queue allow-list
                                        first (confine.h) if the engine's caps.seccomp_ok;
                                        CONFINE_OFF: none */
@@ -231,6 +241,11 @@ uint64_t dp_get_sectors(const struct dp *dp);
 int  dp_set_qos(struct dp *dp, const struct dp_qos *q);
 /* The limits in force (zero: none). */
 void dp_get_qos(struct dp *dp, struct dp_qos *out);
+
+/* True when dp_stop left a queue behind (its I/O still in the kernel at the
+ * deadline): that queue's thread may still write what it was given
+ * (dp_config.td3), which must then stay mapped.  dp non-NULL. */
+bool dp_leaked(const struct dp *dp);
 
 /* True once a queue halted on a protocol violation (bogus req_prod). */
 bool dp_halted(struct dp *dp);

@@ -73,6 +73,38 @@ struct vbd_stats {
     struct vbd_lat lat[VBD_OP_N];   /* latency histograms by enum vbd_op */
 };
 
+/*
+ * The statistics record tapdisk3 keeps per vbd in a shared-memory file and
+ * libxenstat (xentop) reads for a vbd3 device since Xen 4.19: struct stats of
+ * xapi-project/blktap:drivers/tapdisk-metrics-stats.h@79774319a75a, read as
+ * struct vbd3_stats (xen-project/xen:tools/libs/stat/xenstat_priv.h@RELEASE-4.20.0)
+ * by read_attributes_vbd3 of tools/libs/stat/xenstat_linux.c, which takes
+ * the first sizeof (96) bytes, refuses a version other than
+ * TD3_STATS_VERSION and uses oo_reqs, read_reqs_submitted, read_sectors,
+ * write_reqs_submitted and write_sectors (xentop's VBD_OO, VBD_RD, VBD_WR,
+ * VBD_RSECT, VBD_WSECT).  Host byte order.  Sectors are 512-byte units;
+ * ticks are microseconds (tapdisk: gettimeofday from submission to
+ * completion; ours: the `total` latency of struct vbd_lat).  Where the file
+ * lives: src/backend/td3_stats.c.
+ */
+#define TD3_STATS_VERSION 1u
+struct td3_stats {
+    uint32_t version;
+    uint32_t __pad;
+    uint64_t oo_reqs;               /* vbd_stats.oo_req */
+    uint64_t read_reqs_submitted;   /* rd_req: READs taken off the ring and validated */
+    uint64_t read_reqs_completed;   /* of those, answered */
+    uint64_t read_sectors;          /* rd_sect */
+    uint64_t read_total_ticks;      /* us, summed over the completed READs */
+    uint64_t write_reqs_submitted;  /* wr_req */
+    uint64_t write_reqs_completed;
+    uint64_t write_sectors;         /* wr_sect (FLUSH/BARRIER data included, as blkback) */
+    uint64_t write_total_ticks;     /* us */
+    uint64_t io_errors;             /* io_errors */
+    uint64_t flags;                 /* 0 (tapdisk3 sets none either) */
+};
+_Static_assert(sizeof(struct td3_stats) == 96, "libxenstat's struct vbd3_stats");
+
 /* dst += src, gauges included. */
 static inline void vbd_stats_add(struct vbd_stats *dst, const struct vbd_stats *src)
 {

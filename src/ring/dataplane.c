@@ -110,6 +110,7 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
     q->esz = blkif_abi_entry_size(cfg->abi);
     q->eng = cfg->engine;
     q->poll_us = cfg->poll_us;
+    q->td3 = cfg->td3;
     q->qos = &dp->qos;
     q->seccomp = cfg->seccomp;
     q->stop_efd = -1;
@@ -436,6 +437,14 @@ void dp_stop(struct dp *dp, unsigned timeout_ms)
     pthread_mutex_unlock(&dp->lock);
 }
 
+bool dp_leaked(const struct dp *dp)
+{
+    bool leaked = false;
+    for (unsigned i = 0; i < dp->nq; i++)
+        leaked |= dp->q[i]->leaked;
+    return leaked;
+}
+
 void dp_destroy(struct dp *dp)
 {
     if (!dp)
@@ -443,10 +452,7 @@ void dp_destroy(struct dp *dp)
     dp_stop(dp, 5000);
     /* A leaked queue's thread may still write its records: leave the file
      * mapped (and in place) rather than have it fault. */
-    bool leaked = false;
-    for (unsigned i = 0; i < dp->nq; i++)
-        leaked |= dp->q[i]->leaked;
-    if (!leaked)
+    if (!dp_leaked(dp))
         rs_close(&dp->rs);
     dp_free(dp);
 }

@@ -200,26 +200,58 @@ static void set_occupancy(struct dpq *q)
     ST_SET(&q->st, ring_occupancy, (RING_IDX)(q->seen_prod - RING(q)->rsp_prod_pvt));
 }
 
+/* libxenstat's vbd3 record (stats.h struct td3_stats, dp_config.td3): add
+ * what this queue counted since its last call.  The queues of a vbd share
+ * the record, hence atomic adds (relaxed: each field is read whole, the
+ * record may be torn across fields, as tapdisk3's plain stores are). */
+static void td3_publish(struct dpq *q)
+{
+    struct td3_stats *t = q->td3;
+    if (!t)
+        return;
+    const struct vbd_stats *s = &q->st;
+    const uint64_t now[ARRAY_SIZE(q->td3_added)] = {
+        s->oo_req, s->rd_req, q->td3_done[VBD_OP_READ], s->rd_sect,
+        s->lat[VBD_OP_READ].total.sum_ns / 1000, s->wr_req, q->td3_done[VBD_OP_WRITE],
+        s->wr_sect, s->lat[VBD_OP_WRITE].total.sum_ns / 1000, s->io_errors,
+    };
+    uint64_t *const field[ARRAY_SIZE(q->td3_added)] = {
+        &t->oo_reqs, &t->read_reqs_submitted, &t->read_reqs_completed, &t->read_sectors,
+        &t->read_total_ticks, &t->write_reqs_submitted, &t->write_reqs_completed,
+        &t->write_sectors, &t->write_total_ticks, &t->io_errors,
+    };
+    for (unsigned i = 0; i < ARRAY_SIZE(now); i++)
+        if (now[i] != q->td3_added[i]) {
+            __atomic_fetch_add(field[i], now[i] - q->td3_added[i], __ATOMIC_RELAXED);
+            q->td3_added[i] = now[i];
+        }
+}
+
 /* Make the written responses visible (rsp_prod), then free their records:
  * RING_PUSH_RESPONSES of xen/io/ring.h, without the notify decision.  Each
- * response's request goes into the latency histograms (stats.h) now. */
+ * response's request goes into the latency histograms (stats.h) and the
+ * vbd3 record first, so a guest that sees an answer finds it counted. */
 static void publish(struct dpq *q)
 {
     if (!q->nanswered)
         return;
-    xen_wmb();                  /* responses before rsp_prod */
-    RING(q)->sring->rsp_prod = RING(q)->rsp_prod_pvt;
-    __asm__ __volatile__("" ::: "memory");      /* rsp_prod before the records are freed */
     uint64_t now = xbd_now_ns();
     for (unsigned i = 0; i < q->nanswered; i++) {
         struct dp_slot *s = &q->slots[q->answered[i]];
-        __atomic_store_n(&s->rec->state, RS_FREE, __ATOMIC_RELAXED);
         if (s->lat_op < VBD_OP_N) {
             struct vbd_lat *l = &q->st.lat[s->lat_op];
             hist_add(&l->total, now > s->t_cons ? now - s->t_cons : 0);
             hist_add(&l->engine, s->eng_ns);
+            if (s->lat_op == VBD_OP_READ || s->lat_op == VBD_OP_WRITE)
+                q->td3_done[s->lat_op]++;
         }
     }
+    td3_publish(q);
+    xen_wmb();                  /* responses before rsp_prod */
+    RING(q)->sring->rsp_prod = RING(q)->rsp_prod_pvt;
+    __asm__ __volatile__("" ::: "memory");      /* rsp_prod before the records are freed */
+    for (unsigned i = 0; i < q->nanswered; i++)
+        __atomic_store_n(&q->slots[q->answered[i]].rec->state, RS_FREE, __ATOMIC_RELAXED);
     q->nanswered = 0;
     set_occupancy(q);
 }
@@ -745,6 +777,7 @@ static void service(struct dpq *q, bool arm)
             break;
     }
     push_responses(q);
+    td3_publish(q);             /* requests taken but not answered yet */
 }
 
 /* The event channel fired: take the event and unmask.  One pending read per

@@ -28,6 +28,7 @@
 
 #define DPQ_DISCARD_CHUNK (1ull << 30)      /* bytes per engine DISCARD */
 #define DPQ_MAX_SEGS 1024                   /* iovecs per engine I/O (UIO_MAXIOV) */
+#define DPQ_TD3_COUNTERS 10                 /* struct td3_stats oo_reqs .. io_errors */
 
 enum dpq_stage {
     DPQ_FREE = 0,
@@ -140,6 +141,13 @@ struct dpq {
     uint64_t deadline_ns;           /* CLOCK_MONOTONIC, set by dp_stop */
 
     struct vbd_stats st;
+    /* libxenstat's vbd3 record (dp_config.td3), NULL: none; what this queue
+     * added to each of its counters so far (queue.c td3_publish, in the
+     * record's order from oo_reqs); READ/WRITE requests answered (by enum
+     * vbd_op) */
+    struct td3_stats *td3;
+    uint64_t td3_added[DPQ_TD3_COUNTERS];
+    uint64_t td3_done[2];
     struct log_ratelimit rl[DPQ_RL_N];
 };
 
