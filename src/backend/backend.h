@@ -53,6 +53,13 @@ struct backend {
     uint64_t next_size_check_ms;    /* CLOCK_MONOTONIC; 0: not scheduled (vbd_resize.c) */
 };
 
+/* A mapped statistics file of a vbd3 device (td3_stats.c). */
+#define TD3_PATH_MAX 256
+struct td3_file {
+    struct td3_stats *mem;          /* one page, MAP_SHARED; NULL: none */
+    char path[TD3_PATH_MAX];
+};
+
 /* The negotiated connection of a vbd (valid while v->dp != NULL). */
 /* What only the control plane knows of a connection; what the data plane
  * runs with (protocol, queues, ring order, features, the resolved grant
@@ -107,6 +114,13 @@ struct vbd {
     struct vbd_conn conn;
     struct vbd_stats stats_base;    /* counters of earlier connections */
     unsigned connects;              /* successful connects */
+    /* vbd3: libxenstat's statistics file (td3_stats.c) */
+    struct td3_file td3;
+    struct td3_stats td3_carry;     /* counters of the previous daemon's file */
+    bool td3_taken;                 /* that file was looked for (first connect) */
+    bool td3_keep;                  /* daemon exit, device left connected: keep it */
+    bool td3_leaked;                /* a queue thread left behind may write it: stays mapped */
+    bool td3_warned;                /* creating it failed once (logged) */
     uint64_t resize_refused_bytes;  /* store size last refused by a resize (logged once) */
 };
 
@@ -208,6 +222,44 @@ void vbd_qos_read(struct vbd *v, const struct dp_qos *keep, struct dp_qos *out);
 void vbd_qos_apply(struct vbd *v, const struct dp_qos *q, const char *why);
 /* A watch event: re-read the keys and apply (connected devices only). */
 void vbd_qos_changed(struct vbd *v);
+
+/* ---- td3_stats.c ------------------------------------------------------------- */
+/* The directory of tapdisk3's statistics files, fixed in libxenstat
+ * (xen-project/xen:tools/libs/stat/xenstat_linux.c@RELEASE-4.20.0). */
+#define TD3_SHM_ROOT "/dev/shm"
+/*
+ * Create <root>/td3-<pid>/vbd-<domid>-<devid> (directory 0700, file 0600,
+ * one page, as tapdisk3 does), map it shared and fill it with init, version
+ * TD3_STATS_VERSION (stats.h struct td3_stats; units there).  0 (f->mem,
+ * f->path set), -ENAMETOOLONG, -errno of mkdir/open/ftruncate/mmap (nothing
+ * left behind).
+ */
+int  td3_file_create(const char *root, long pid, unsigned domid, unsigned devid,
+                     const struct td3_stats *init, struct td3_file *f);
+/* Unmap; remove=true also unlinks the file and then its directory if empty.
+ * Idempotent. */
+void td3_file_close(struct td3_file *f, bool remove);
+/* The previous daemon's file of the vbd, <root>/td3-<pid>/vbd-<domid>-<devid>
+ * with pid as read from kthread-pid (a decimal number, else -EINVAL):
+ * read its record into *out (if it is a version-1 record: else -EINVAL,
+ * *out untouched) and remove it (and its directory if empty).  0, -EINVAL,
+ * -ENOENT (no such file), -errno. */
+int  td3_file_take(const char *root, const char *pid, unsigned domid, unsigned devid,
+                   struct td3_stats *out);
+/* Is v a device libxenstat reads a statistics file for (kind vbd3)? */
+bool vbd_td3_wanted(const struct vbd *v);
+/* At connect, before dp_create: v's file in TD3_SHM_ROOT for our pid, made
+ * from v->stats_base plus the counters of a previous daemon's file (looked
+ * for once per vbd through a kthread-pid of another pid, td3_file_take:
+ * a restart, or a device left connected while no daemon ran).  The record
+ * for dp_config.td3, or NULL (not vbd3, or creating it failed: one warning
+ * per device, the device served without it).  The caller writes
+ * kthread-pid = getpid() with the device properties. */
+struct td3_stats *vbd_td3_open(struct vbd *v);
+/* After the data plane is destroyed: unmap (not if v->td3_leaked); remove
+ * the file and the kthread-pid key unless v->td3_keep (on-exit=leave: for
+ * the next daemon). */
+void vbd_td3_close(struct vbd *v);
 
 /* ---- xs_tx.c ---------------------------------------------------------------- */
 /* One key to write (sval if not NULL, else val) or remove (rm). */

@@ -305,8 +305,10 @@ void vbd_changed(struct vbd *v)
 
 void vbd_shutdown(struct vbd *v, bool close)
 {
-    if (!close && v->dp)
+    if (!close && v->dp) {
         dp_keep_state(v->dp);   /* for the next daemon: xen-blkbackd(8) RESTART */
+        v->td3_keep = true;     /* and the xentop figures to go on from (td3_stats.c) */
+    }
     vbd_disconnect(v);
     if (close && v->be_state >= 0 && v->be_state != XenbusStateClosed)
         set_state(v, XenbusStateClosed);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <xen/io/xenbus.h>
 
 
@@ -67,6 +68,7 @@ void vbd_disconnect(struct vbd *v)
         dp_get_stats(v->dp, &s);
         vbd_stats_clear_gauges(&s);                    /* gauges of a dead ring */
         vbd_stats_add(&v->stats_base, &s);
+        v->td3_leaked = dp_leaked(v->dp);
         dp_destroy(v->dp);
         v->dp = NULL;
         VLOG(v, LOG_INFO, "disconnected (ring unmapped, event channels unbound)");
@@ -75,6 +77,7 @@ void vbd_disconnect(struct vbd *v)
         v->engine->ops->close(v->engine);
         v->engine = NULL;
     }
+    vbd_td3_close(v);           /* after the queue threads that wrote it */
 }
 
 void vbd_fatal(struct vbd *v, int err, const char *fmt, ...)
@@ -474,7 +477,7 @@ static int advertise(struct vbd *v)
     const struct engine_caps *caps = &v->engine->caps;
     struct dp_info d;
     dp_get_info(v->dp, &d);
-    struct xs_kv kv[12];
+    struct xs_kv kv[13];
     unsigned n = 0;
 
     xs_kv_set(&kv[n++], XSK_SECTORS, c->sectors);
@@ -500,6 +503,12 @@ static int advertise(struct vbd *v)
     /* Our own setting; the result is the AND with the frontend's
      * (docs/protocol.md §1.2; torvalds/linux:drivers/block/xen-blkback/xenbus.c@v6.1 connect) */
     xs_kv_set(&kv[n++], XSK_FEATURE_PERSISTENT, vbd_offers_persistent(v));
+    /* vbd3: where libxenstat finds the statistics file (td3_stats.c); none,
+     * not a previous daemon's */
+    if (v->td3.mem)
+        xs_kv_set(&kv[n++], XSK_KTHREAD_PID, (unsigned long long)getpid());
+    else if (vbd_td3_wanted(v))
+        xs_kv_rm(&kv[n++], XSK_KTHREAD_PID);
     int to = v->be_state == XenbusStateConnected ? -1 : XenbusStateConnected;
     return xs_tx_write(v->be, v->be_path, kv, n, to);
 }
@@ -603,6 +612,7 @@ int vbd_connect(struct vbd *v)
     xbd_config_state_dir(cfg, sdir, sizeof(sdir));   /* made by owner_acquire at start-up */
     snprintf(spath, sizeof(spath), "%s/%s-%u-%u.state", sdir, v->kind, v->fe_domid, v->devid);
     dc->state_path = spath;
+    dc->td3 = vbd_td3_open(v);
 
     rc = dp_create(b->ops, b->host, dc, &v->dp);
     if (rc) {

@@ -50,6 +50,9 @@
 #define XSK_DISCARD_ALIGNMENT   "discard-alignment"         /* bytes */
 #define XSK_DISCARD_SECURE      "discard-secure"
 #define XSK_FEATURE_PERSISTENT  "feature-persistent"        /* also read from the frontend */
+/* vbd3: the pid in the path of the statistics file libxenstat reads
+ * (td3_stats.c; tapdisk3's tapback writes tapdisk's pid) */
+#define XSK_KTHREAD_PID         "kthread-pid"
 #define XSK_GRANT_MODE          "grant-mode"                /* ours, optional: per-device grant mode */
 #define XSK_ERROR               "error"                     /* <backend>/error */
 /* ours, optional: per-device QoS limits (dataplane.h dp_qos_parse syntax:
