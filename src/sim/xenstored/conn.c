@@ -16,6 +16,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,7 +28,7 @@
 
 static struct log_ratelimit rl_drop = LOG_RATELIMIT_INIT;
 
-struct xsd_conn *conn_new(struct xsd_server *s, int fd)
+struct xsd_conn *conn_new(struct xsd_server *s, int fd, uint32_t domid)
 {
     struct xsd_conn *c = calloc(1, sizeof(*c));
     if (!c)
@@ -35,6 +36,9 @@ struct xsd_conn *conn_new(struct xsd_server *s, int fd)
     c->srv = s;
     c->fd = fd;
     c->id = ++s->next_conn_id;
+    c->domid = domid;
+    c->unpriv = domid != 0;
+    snprintf(c->home, sizeof(c->home), "/local/domain/%u", domid);
     return c;
 }
 

@@ -63,7 +63,7 @@ void op_introduce(struct xsd_req *r)
     d->shutdown = false;
     reply_str(r, "OK");
     if (fire)
-        watch_fire(r->s, "@introduceDomain", false);
+        watch_fire(r->s, "@introduceDomain", false, NULL, 0);
 }
 
 void op_release(struct xsd_req *r)
@@ -78,7 +78,7 @@ void op_release(struct xsd_req *r)
     d->introduced = false;
     d->target = UINT32_MAX;
     reply_str(r, "OK");
-    watch_fire(r->s, "@releaseDomain", false);
+    watch_fire(r->s, "@releaseDomain", false, NULL, 0);
 }
 
 void op_is_domain_introduced(struct xsd_req *r)

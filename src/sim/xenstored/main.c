@@ -3,7 +3,9 @@
  * Listens on a unix socket (--socket, default $XENSTORED_PATH) and serves the
  * xenstore wire protocol to any number of clients from one poll() loop; the
  * real libxenstore and xenstore-* tools reach it through XENSTORED_PATH
- * (docs/protocol.md §5).  Foreground only; SIGTERM/SIGINT exit 0 and remove the
+ * (docs/protocol.md §5).  Each --domain-socket DOMID:PATH is one more
+ * socket whose clients act as that unprivileged domain (perms.c), as a
+ * driver domain's /dev/xen/xenbus would.  Foreground only; SIGTERM/SIGINT exit 0 and remove the
  * socket and pidfile.  See man/xen-sim-xenstored.8.
  */
 #include "xenstored.h"
@@ -43,6 +45,8 @@ static void usage(FILE *f, const char *prog)
         "  --max-transactions N   open transactions per connection (default %u; more: ENOSPC)\n"
         "  --max-outq BYTES       output queued to one client before it is dropped (default %u)\n"
         "  --max-nodes N          nodes in the store (default %u; more: ENOSPC)\n"
+        "  --domain-socket DOMID:PATH  one more socket whose clients act as unprivileged\n"
+        "                         domain DOMID (1..32751), permissions checked (repeatable)\n"
         "  -h, --help             this help\n",
         prog, XSD_DEF_MAX_WATCHES, XSD_DEF_MAX_TXNS, XSD_DEF_MAX_OUTQ, XSD_DEF_MAX_NODES);
 }
@@ -99,7 +103,13 @@ static int write_pidfile(const char *path)
     return 0;
 }
 
-static void accept_clients(struct xsd_server *s, int lfd)
+struct listener {
+    int fd;
+    uint32_t domid;             /* what its clients act as: 0 = privileged */
+    const char *path;
+};
+
+static void accept_clients(struct xsd_server *s, int lfd, uint32_t domid)
 {
     static struct log_ratelimit rl = LOG_RATELIMIT_INIT;
     while (s->nconns < XSD_MAX_CONNS) {
@@ -109,13 +119,13 @@ static void accept_clients(struct xsd_server *s, int lfd)
                 log_rl(&rl, LOG_WARNING, "accept: %s", strerror(errno));
             return;
         }
-        struct xsd_conn *c = conn_new(s, fd);
+        struct xsd_conn *c = conn_new(s, fd, domid);
         if (!c) {
             close(fd);
             return;
         }
         s->conns[s->nconns++] = c;
-        log_debug("conn %u: connected", c->id);
+        log_debug("conn %u: connected as domain %u", c->id, domid);
     }
 }
 
@@ -134,15 +144,18 @@ static void reap_dead(struct xsd_server *s)
     s->nconns = j;
 }
 
-static int serve(struct xsd_server *s, int lfd, const sigset_t *waitmask)
+static int serve(struct xsd_server *s, const struct listener *l, unsigned nl,
+                 const sigset_t *waitmask)
 {
-    static struct pollfd pfd[XSD_MAX_CONNS + 1];
-    static struct xsd_conn *pc[XSD_MAX_CONNS + 1];
+    static struct pollfd pfd[XSD_MAX_CONNS + XSD_MAX_LISTENERS];
+    static struct xsd_conn *pc[XSD_MAX_CONNS + XSD_MAX_LISTENERS];
     while (!stop_signal) {
         nfds_t n = 0;
         bool work = false;
-        pfd[n] = (struct pollfd){ .fd = lfd, .events = s->nconns < XSD_MAX_CONNS ? POLLIN : 0 };
-        pc[n++] = NULL;
+        for (unsigned i = 0; i < nl; i++) {
+            pfd[n] = (struct pollfd){ .fd = l[i].fd, .events = s->nconns < XSD_MAX_CONNS ? POLLIN : 0 };
+            pc[n++] = NULL;
+        }
         for (unsigned i = 0; i < s->nconns; i++) {
             struct xsd_conn *c = s->conns[i];
             short ev = (conn_may_read(c) ? POLLIN : 0) | (c->outq ? POLLOUT : 0);
@@ -158,9 +171,10 @@ static int serve(struct xsd_server *s, int lfd, const sigset_t *waitmask)
             log_err("poll: %s", strerror(errno));
             return -1;
         }
-        if (pfd[0].revents & POLLIN)
-            accept_clients(s, lfd);
-        for (nfds_t i = 1; i < n; i++) {
+        for (unsigned i = 0; i < nl; i++)
+            if (pfd[i].revents & POLLIN)
+                accept_clients(s, l[i].fd, l[i].domid);
+        for (nfds_t i = nl; i < n; i++) {
             struct xsd_conn *c = pc[i];
             if (c->dead)
                 continue;
@@ -177,7 +191,8 @@ static int serve(struct xsd_server *s, int lfd, const sigset_t *waitmask)
 
 int main(int argc, char **argv)
 {
-    enum { O_SOCKET = 256, O_PIDFILE, O_LEVEL, O_VERBOSE, O_WATCHES, O_TXNS, O_OUTQ, O_NODES };
+    enum { O_SOCKET = 256, O_PIDFILE, O_LEVEL, O_VERBOSE, O_WATCHES, O_TXNS, O_OUTQ, O_NODES,
+           O_DOMSOCK };
     static const struct option opts[] = {
         { "socket", required_argument, NULL, O_SOCKET },
         { "pidfile", required_argument, NULL, O_PIDFILE },
@@ -187,6 +202,7 @@ int main(int argc, char **argv)
         { "max-transactions", required_argument, NULL, O_TXNS },
         { "max-outq", required_argument, NULL, O_OUTQ },
         { "max-nodes", required_argument, NULL, O_NODES },
+        { "domain-socket", required_argument, NULL, O_DOMSOCK },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -196,6 +212,9 @@ int main(int argc, char **argv)
     int level = LOG_NOTICE, o;
     uint64_t v;
     unsigned long max_nodes = XSD_DEF_MAX_NODES;
+    struct listener l[XSD_MAX_LISTENERS];
+    unsigned nl = 1;
+    char *colon;
 
     s->max_watches = XSD_DEF_MAX_WATCHES;
     s->max_txns = XSD_DEF_MAX_TXNS;
@@ -220,6 +239,18 @@ int main(int argc, char **argv)
             else if (o == O_TXNS) s->max_txns = (unsigned)v;
             else if (o == O_OUTQ) s->max_outq = v;
             else max_nodes = v;
+            break;
+        case O_DOMSOCK:
+            colon = strchr(optarg, ':');
+            if (colon)
+                *colon = '\0';
+            if (!colon || !colon[1] || xbd_parse_u64(optarg, 10, 1, 0x7fef, &v) ||
+                nl >= XSD_MAX_LISTENERS) {
+                fprintf(stderr, "%s: bad --domain-socket (DOMID:PATH, DOMID 1..32751, at most %d)\n",
+                        argv[0], XSD_MAX_LISTENERS - 1);
+                return 2;
+            }
+            l[nl++] = (struct listener){ .fd = -1, .domid = (uint32_t)v, .path = colon + 1 };
             break;
         case 'h': usage(stdout, argv[0]); return 0;
         default: usage(stderr, argv[0]); return 2;
@@ -253,25 +284,26 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int lfd = listen_on(sock);
-    if (lfd < 0) {
-        log_err("cannot listen on %s: %s", sock, strerror(-lfd));
-        tree_free(&s->tree);
-        return 1;
-    }
-    if (pidfile) {
-        int rc = write_pidfile(pidfile);
-        if (rc) {
-            log_err("cannot write pidfile %s: %s", pidfile, strerror(-rc));
-            close(lfd);
-            unlink(sock);
-            tree_free(&s->tree);
-            return 1;
+    l[0] = (struct listener){ .fd = -1, .domid = 0, .path = sock };
+    int rc = 0;
+    for (unsigned i = 0; i < nl && !rc; i++) {
+        l[i].fd = listen_on(l[i].path);
+        if (l[i].fd < 0) {
+            log_err("cannot listen on %s: %s", l[i].path, strerror(-l[i].fd));
+            rc = 1;
+        } else if (i) {
+            log_notice("listening on %s as domain %u", l[i].path, l[i].domid);
         }
     }
-    log_notice("listening on %s", sock);
-
-    int rc = serve(s, lfd, &waitmask);
+    if (!rc && pidfile && (rc = write_pidfile(pidfile)) != 0) {
+        log_err("cannot write pidfile %s: %s", pidfile, strerror(-rc));
+        pidfile = NULL;
+        rc = 1;
+    }
+    if (!rc) {
+        log_notice("listening on %s", sock);
+        rc = serve(s, l, nl, &waitmask);
+    }
     if (stop_signal)
         log_notice("signal %d: exiting", (int)stop_signal);
 
@@ -279,8 +311,12 @@ int main(int argc, char **argv)
         conn_free(s->conns[i]);
     s->nconns = 0;
     tree_free(&s->tree);
-    close(lfd);
-    unlink(sock);
+    for (unsigned i = 0; i < nl; i++) {
+        if (l[i].fd >= 0) {
+            close(l[i].fd);
+            unlink(l[i].path);
+        }
+    }
     if (pidfile)
         unlink(pidfile);
     return rc ? 1 : 0;

@@ -1,8 +1,11 @@
 /*
  * ops.c - request handlers of xen-sim-xenstored, one per xs_wire.h type.
  * Payload formats and errors follow Xen docs/misc/xenstore.txt and
- * docs/protocol.md §5.1; every socket client is privileged dom0, so node
- * permissions are stored and returned but never enforced.
+ * docs/protocol.md §5.1.  Main-socket clients are privileged dom0; a
+ * --domain-socket client is checked as xenstored checks an unprivileged
+ * domain (perms.c): reads need READ, writes WRITE, SET_PERMS ownership, the
+ * domain requests and CONTROL are refused with EACCES (xenstored_core.c
+ * wire_funcs XS_FLAG_PRIV).
  */
 #include "xenstored.h"
 #include "util.h"
@@ -107,9 +110,15 @@ int parse_domid(const char *s, uint32_t *out)
     return 0;
 }
 
-static int canon_arg(const char *in, char *out)
+/* A path argument of r, relative ones against the caller's home. */
+static int canon_arg(const struct xsd_req *r, const char *in, char *out)
 {
-    return path_canon(in, out, PATH_BUF);
+    return path_canon(r->c->home, in, out, PATH_BUF);
+}
+
+int conn_owner(const struct xsd_conn *c)
+{
+    return c->unpriv ? (int)c->domid : -1;
 }
 
 /* ---- changes: on the main tree (firing watches) or in a transaction --- */
@@ -163,81 +172,99 @@ static int note_change(struct xsd_txn *x, struct xsd_tree *t, enum xsd_logop op,
     return rc;
 }
 
-/* Apply one change to tree t.  live: t is the main tree, fire watches. */
-static int do_change(struct xsd_server *s, struct xsd_tree *t, bool live, enum xsd_logop op,
-                     const char *path, const void *data, unsigned len)
+/* Apply one change to tree t.  live: t is the main tree, fire watches (for
+ * a removal before the nodes go, while their perms can still be seen, as
+ * xenstored's delnode_sub does). */
+static int do_change(struct xsd_server *s, struct xsd_tree *t, bool live, int owner,
+                     enum xsd_logop op, const char *path, const void *data, unsigned len)
 {
     struct xsd_node *n = tree_lookup(t, path);
+    struct xsd_perm *old = NULL;
+    unsigned nold = 0;
     int rc = 0;
     switch (op) {
     case LOG_WRITE:
-        rc = tree_create(t, path, &n);
+        rc = tree_create(t, path, owner, &n);
         if (!rc)
             rc = tree_set_value(t, n, data, len);
         break;
     case LOG_MKDIR:
         if (n)
             return 0;           /* exists: nothing changes, no event */
-        rc = tree_create(t, path, &n);
+        rc = tree_create(t, path, owner, &n);
         break;
     case LOG_RM:
         if (!n)
             return 0;
         if (!n->parent)
             return -EINVAL;
+        if (live)
+            watch_fire(s, path, true, NULL, 0);
         tree_remove(t, n);
-        break;
+        return 0;
     case LOG_PERMS:
         if (!n)
             return -ENOENT;
+        old = n->perms;         /* a watcher losing access still gets the event */
+        nold = n->nperms;
+        n->perms = NULL;
         rc = tree_set_perms(t, n, data, len / (unsigned)sizeof(struct xsd_perm));
+        if (rc) {
+            n->perms = old;
+            return rc;
+        }
         break;
     }
     if (rc == 0 && live)
-        watch_fire(s, path, op == LOG_RM);
+        watch_fire(s, path, false, old, nold);
+    free(old);
     return rc;
 }
 
-int ops_apply(struct xsd_server *s, enum xsd_logop op, const char *path, const void *data, unsigned len)
+int ops_apply(struct xsd_server *s, int owner, enum xsd_logop op, const char *path,
+              const void *data, unsigned len)
 {
-    return do_change(s, &s->tree, true, op, path, data, len);
+    return do_change(s, &s->tree, true, owner, op, path, data, len);
 }
 
 static int change(struct xsd_req *r, enum xsd_logop op, const char *path, const void *data, unsigned len)
 {
+    int owner = conn_owner(r->c);
     if (!r->x)
-        return ops_apply(r->s, op, path, data, len);
+        return ops_apply(r->s, owner, op, path, data, len);
     int rc = note_change(r->x, r->t, op, path);
     if (!rc)
-        rc = do_change(r->s, r->t, false, op, path, data, len);
+        rc = do_change(r->s, r->t, false, owner, op, path, data, len);
     if (!rc)
         rc = txn_log(r->x, op, path, data, len);
     return rc;
 }
 
-/* Look a node up for reading (recorded in a transaction, even if absent). */
-static struct xsd_node *get_node(struct xsd_req *r, const char *path, int *err)
+/* Look a node up for an access needing `want` (XSD_PERM_*; recorded in a
+ * transaction, even if absent).  NULL and *err -ENOENT, -EACCES (node_access)
+ * or a transaction's error. */
+static struct xsd_node *get_node(struct xsd_req *r, const char *path, unsigned want, int *err)
 {
     if (r->x && (*err = txn_note(r->x, path)) != 0)
         return NULL;
-    struct xsd_node *n = tree_lookup(r->t, path);
-    *err = n ? 0 : -ENOENT;
+    struct xsd_node *n = NULL;
+    *err = node_access(r->c, r->t, path, want, &n);
     return n;
 }
 
 /* The node named by a request's one path argument, looked up for reading
  * (get_node); NULL after replying EINVAL (no or bad path) or the lookup's
- * error (ENOENT, a transaction's). */
+ * error (ENOENT, EACCES, a transaction's). */
 static struct xsd_node *arg_node(struct xsd_req *r)
 {
     char path[PATH_BUF];
     const char *a = onearg(r);
     int rc;
-    if (!a || canon_arg(a, path)) {
+    if (!a || canon_arg(r, a, path)) {
         reply_err(r, EINVAL);
         return NULL;
     }
-    struct xsd_node *n = get_node(r, path, &rc);
+    struct xsd_node *n = get_node(r, path, XSD_PERM_READ, &rc);
     if (!n)
         reply_err(r, rc);
     return n;
@@ -256,9 +283,12 @@ static void op_read(struct xsd_req *r)
 static void op_write(struct xsd_req *r)
 {
     char path[PATH_BUF];
+    int rc;
     const char *z = memchr(r->p, '\0', r->len);
-    if (!z || canon_arg(r->p, path))
+    if (!z || canon_arg(r, r->p, path))
         return reply_err(r, EINVAL);
+    if (!get_node(r, path, XSD_PERM_WRITE, &rc) && rc != -ENOENT)
+        return reply_err(r, rc);        /* ENOENT: created (parent writable) */
     unsigned off = (unsigned)(z - r->p) + 1;
     reply_rc(r, change(r, LOG_WRITE, path, r->p + off, r->len - off));
 }
@@ -266,14 +296,14 @@ static void op_write(struct xsd_req *r)
 static void op_mkdir(struct xsd_req *r)
 {
     char path[PATH_BUF];
+    int rc;
     const char *a = onearg(r);
-    if (!a || canon_arg(a, path))
+    if (!a || canon_arg(r, a, path))
         return reply_err(r, EINVAL);
-    if (r->x && tree_lookup(r->t, path)) {
-        int rc;
-        get_node(r, path, &rc);         /* nothing changes, but it was read */
-        return reply_rc(r, rc);
-    }
+    if (get_node(r, path, XSD_PERM_WRITE, &rc))
+        return reply_rc(r, 0);          /* exists: nothing changes, but it was read */
+    if (rc != -ENOENT)
+        return reply_err(r, rc);
     reply_rc(r, change(r, LOG_MKDIR, path, NULL, 0));
 }
 
@@ -282,9 +312,11 @@ static void op_rm(struct xsd_req *r)
     char path[PATH_BUF], parent[PATH_BUF];
     const char *a = onearg(r);
     int rc;
-    if (!a || canon_arg(a, path) || strcmp(path, "/") == 0)
+    if (!a || canon_arg(r, a, path) || strcmp(path, "/") == 0)
         return reply_err(r, EINVAL);
-    if (!tree_lookup(r->t, path)) {
+    if (!get_node(r, path, XSD_PERM_WRITE, &rc)) {
+        if (rc != -ENOENT)
+            return reply_err(r, rc);
         /* Missing is fine if the parent exists (xenstored do_rm). */
         snprintf(parent, sizeof(parent), "%s", path);
         char *sl = strrchr(parent, '/');
@@ -292,10 +324,9 @@ static void op_rm(struct xsd_req *r)
             sl[1] = '\0';
         else
             *sl = '\0';
-        if (r->x && (rc = txn_note(r->x, path)) != 0)
+        if (r->x && (rc = txn_note(r->x, parent)) != 0)
             return reply_err(r, rc);
-        get_node(r, parent, &rc);
-        return reply_rc(r, rc);
+        return reply_rc(r, tree_lookup(r->t, parent) ? 0 : -ENOENT);
     }
     reply_rc(r, change(r, LOG_RM, path, NULL, 0));
 }
@@ -327,12 +358,12 @@ static void op_directory_part(struct xsd_req *r)
     char path[PATH_BUF];
     const char *v[2];
     int rc;
-    if (get_strings(r, v, 2) != 2 || r->p[r->len - 1] != '\0' || canon_arg(v[0], path))
+    if (get_strings(r, v, 2) != 2 || r->p[r->len - 1] != '\0' || canon_arg(r, v[0], path))
         return reply_err(r, EINVAL);
     uint64_t off;
     if (xbd_parse_u64(v[1], 10, 0, UINT64_MAX, &off))
         return reply_err(r, EINVAL);
-    struct xsd_node *n = get_node(r, path, &rc);
+    struct xsd_node *n = get_node(r, path, XSD_PERM_READ, &rc);
     if (!n)
         return reply_err(r, rc);
 
@@ -376,19 +407,26 @@ static void op_set_perms(struct xsd_req *r)
     struct xsd_perm perms[XENSTORE_PAYLOAD_MAX / 3];
     unsigned np;
     const char *z = memchr(r->p, '\0', r->len);
-    if (!z || canon_arg(r->p, path))
+    if (!z || canon_arg(r, r->p, path))
         return reply_err(r, EINVAL);
     unsigned off = (unsigned)(z - r->p) + 1;
     if (perms_parse(r->p + off, r->len - off, perms, ARRAY_SIZE(perms), &np))
         return reply_err(r, EINVAL);
+    if (r->c->unpriv && np > XSD_UNPRIV_MAX_PERMS)
+        return reply_err(r, ENOSPC);
     int rc;
-    if (!get_node(r, path, &rc))
+    /* We must own the node (tools can do this too); an unprivileged
+     * domain may not give it away (xenstored do_set_perms). */
+    struct xsd_node *n = get_node(r, path, XSD_PERM_WRITE | XSD_PERM_OWNER, &rc);
+    if (!n)
         return reply_err(r, rc);
+    if (r->c->unpriv && perms[0].domid != n->perms[0].domid)
+        return reply_err(r, EPERM);
     reply_rc(r, change(r, LOG_PERMS, path, perms, np * (unsigned)sizeof(perms[0])));
 }
 
 /* Watch path: "@special", or a node path (relative ones give relative events). */
-static int watch_path(const char *in, char *out, bool *relative)
+static int watch_path(const struct xsd_req *r, const char *in, char *out, bool *relative)
 {
     if (in[0] == '@') {
         *relative = false;
@@ -398,7 +436,7 @@ static int watch_path(const char *in, char *out, bool *relative)
         return 0;
     }
     *relative = in[0] != '/';
-    return canon_arg(in, out);
+    return canon_arg(r, in, out);
 }
 
 static void op_watch(struct xsd_req *r)
@@ -406,7 +444,7 @@ static void op_watch(struct xsd_req *r)
     char path[PATH_BUF];
     const char *v[2];
     bool rel;
-    if (get_strings(r, v, 2) < 2 || watch_path(v[0], path, &rel))
+    if (get_strings(r, v, 2) < 2 || watch_path(r, v[0], path, &rel))
         return reply_err(r, EINVAL);
     int rc = watch_add(r->c, path, v[1], rel);
     reply_rc(r, rc);
@@ -423,7 +461,7 @@ static void op_unwatch(struct xsd_req *r)
     char path[PATH_BUF];
     const char *v[2];
     bool rel;
-    if (get_strings(r, v, 2) < 2 || watch_path(v[0], path, &rel))
+    if (get_strings(r, v, 2) < 2 || watch_path(r, v[0], path, &rel))
         return reply_err(r, EINVAL);
     reply_rc(r, watch_del(r->c, path, v[1]));
 }
@@ -456,6 +494,18 @@ static void op_reset_watches(struct xsd_req *r)
     watch_free_all(r->c);
     txn_free_all(r->c);
     reply_str(r, "OK");
+}
+
+/* Requests for privileged connections only (xenstored wire_funcs XS_FLAG_PRIV). */
+static bool priv_only(uint32_t type)
+{
+    switch (type) {
+    case XS_CONTROL: case XS_INTRODUCE: case XS_RELEASE: case XS_IS_DOMAIN_INTRODUCED:
+    case XS_RESUME: case XS_SET_TARGET:
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* Requests that may carry a transaction id (the rest ignore it). */
@@ -500,6 +550,8 @@ void ops_dispatch(struct xsd_conn *c, const struct xsd_sockmsg *hdr, const char 
                      .t = &c->srv->tree };
     if (c->srv->verbose)
         ops_trace(c, ">", hdr->type, hdr->tx_id, payload, hdr->len);
+    if (c->unpriv && priv_only(hdr->type))
+        return reply_err(&r, EACCES);
     if (hdr->tx_id && uses_txn(hdr->type)) {
         r.x = txn_find(c, hdr->tx_id);
         if (!r.x)

@@ -15,13 +15,13 @@
 
 static const char valid_chars[] = "-/_@";
 
-int path_canon(const char *in, char *out, size_t len)
+int path_canon(const char *home, const char *in, char *out, size_t len)
 {
     size_t n;
     if (in[0] != '/') {
         if (strlen(in) > XENSTORE_REL_PATH_MAX)
             return -EINVAL;
-        n = (size_t)snprintf(out, len, "%s/%s", XSD_DOM0_PATH, in);
+        n = (size_t)snprintf(out, len, "%s/%s", home, in);
     } else {
         n = (size_t)snprintf(out, len, "%s", in);
     }
@@ -160,7 +160,7 @@ int tree_set_value(struct xsd_tree *t, struct xsd_node *n, const void *val, unsi
     return 0;
 }
 
-int tree_create(struct xsd_tree *t, const char *path, struct xsd_node **out)
+int tree_create(struct xsd_tree *t, const char *path, int owner, struct xsd_node **out)
 {
     const char *rest;
     struct xsd_node *n = walk(t, path, &rest);
@@ -174,6 +174,8 @@ int tree_create(struct xsd_tree *t, const char *path, struct xsd_node **out)
                 node_free(k);
             return -ENOMEM;
         }
+        if (owner >= 0)
+            k->perms[0].domid = (uint32_t)owner;
         t->nnodes++;
         n->gen = ++*t->gen_counter;     /* its child list changed */
         k->gen = ++*t->gen_counter;
@@ -272,11 +274,11 @@ int tree_init(struct xsd_tree *t, uint64_t *gen_counter, unsigned max_nodes)
     t->root = node_new("", 0);
     if (!t->root || tree_set_perms(t, t->root, &dom0_none, 1) || tree_set_value(t, t->root, "", 0))
         goto fail;
-    if (tree_create(t, "/local/domain/0/domid", &n) || tree_set_value(t, n, "0", 1))
+    if (tree_create(t, "/local/domain/0/domid", -1, &n) || tree_set_value(t, n, "0", 1))
         goto fail;
-    if (tree_create(t, "/local/domain/0/name", &n) || tree_set_value(t, n, "Domain-0", 8))
+    if (tree_create(t, "/local/domain/0/name", -1, &n) || tree_set_value(t, n, "Domain-0", 8))
         goto fail;
-    if (tree_create(t, "/tool", &n))
+    if (tree_create(t, "/tool", -1, &n))
         goto fail;
     return 0;
 fail:

@@ -146,7 +146,7 @@ int txn_end(struct xsd_conn *c, struct xsd_txn *x, bool commit)
             rc = -EAGAIN;
         } else {
             for (struct xsd_logent *e = x->log; e; e = e->next) {
-                int r = ops_apply(s, e->op, e->path, e->data, e->len);
+                int r = ops_apply(s, conn_owner(c), e->op, e->path, e->data, e->len);
                 if (r)      /* cannot happen unless out of memory or nodes */
                     log_warn("conn %u: transaction %u: replay of %s failed: %s",
                              c->id, x->id, e->path, strerror(-r));

@@ -6,8 +6,13 @@
  *
  * Layout: tree.c (nodes, paths, perms), txn.c (transactions), watch.c
  * (watches and events), ops.c (one handler per request type), conn.c
- * (framing, per-connection queues), main.c (options, socket, poll loop).
- * Every socket connection is privileged dom0 (xenstored_domain.c).
+ * (framing, per-connection queues), main.c (options, sockets, poll loop),
+ * perms.c (permission checks).  A connection on the main socket is
+ * privileged dom0; one on a --domain-socket acts as that unprivileged domain
+ * and has its permissions checked as xenstored checks a domain's ring
+ * connection (xen-project/xen:tools/xenstore/xenstored_core.c@RELEASE-4.17.7
+ * perm_for_conn, get_node, errno_from_parents; xenstored_watch.c
+ * watch_permitted).
  */
 #ifndef XSD_XENSTORED_H
 #define XSD_XENSTORED_H
@@ -19,7 +24,6 @@
 #include <xen/io/xs_wire.h>
 
 #define XSD_HDR_LEN       ((uint32_t)sizeof(struct xsd_sockmsg))   /* 16 B */
-#define XSD_DOM0_PATH     "/local/domain/0"
 
 /* Default limits (each overridable on the command line; see main.c). */
 #define XSD_DEF_MAX_WATCHES  128        /* per connection; more -> E2BIG   */
@@ -29,6 +33,9 @@
 #define XSD_MAX_CONNS        1024
 #define XSD_MAX_TXNS_TOTAL   256        /* over all connections -> EAGAIN */
 #define XSD_MAX_DOMAINS      1024
+#define XSD_MAX_LISTENERS    17         /* the main socket + 16 --domain-socket */
+#define XSD_UNPRIV_MAX_PERMS 5          /* perms per node an unprivileged domain may set
+                                         * (xenstored quota_nb_perms_per_node) -> ENOSPC */
 
 /* ---- tree.c: the node store ---------------------------------------- */
 
@@ -64,10 +71,11 @@ void tree_free(struct xsd_tree *t);
 int  tree_copy(struct xsd_tree *dst, const struct xsd_tree *src);
 
 /* Canonical absolute path of a request path: relative paths resolve against
- * /local/domain/0 (xenstored_core.c canonicalize).  Writes into out (size
- * len).  0, or -EINVAL for a bad path (charset -/_@ + alnum, no // or
- * trailing /, <= XENSTORE_ABS_PATH_MAX, relative <= XENSTORE_REL_PATH_MAX). */
-int  path_canon(const char *in, char *out, size_t len);
+ * home, the caller's /local/domain/<domid> (xenstored_core.c canonicalize).
+ * Writes into out (size len).  0, or -EINVAL for a bad path (charset -/_@ +
+ * alnum, no // or trailing /, <= XENSTORE_ABS_PATH_MAX, relative <=
+ * XENSTORE_REL_PATH_MAX). */
+int  path_canon(const char *home, const char *in, char *out, size_t len);
 /* True if child is path or below it (xenstore.txt "child"). */
 bool path_is_child(const char *child, const char *parent);
 
@@ -75,9 +83,11 @@ struct xsd_node *tree_lookup(const struct xsd_tree *t, const char *path);
 /* Deepest existing node on the way to path (the root at least). */
 struct xsd_node *tree_nearest(const struct xsd_tree *t, const char *path);
 /* Create path and any missing parents; new nodes get an empty value and
- * their parent's perms (xenstored construct_node).  Existing nodes are left
- * alone.  *out: the node.  0, -ENOSPC (node limit), -ENOMEM. */
-int  tree_create(struct xsd_tree *t, const char *path, struct xsd_node **out);
+ * their parent's perms, with owner (>= 0) in place of the first entry's domid
+ * ("unpriv domains own what they create", xenstored construct_node); owner
+ * -1 keeps the inherited owner.  Existing nodes are left alone.  *out: the
+ * node.  0, -ENOSPC (node limit), -ENOMEM. */
+int  tree_create(struct xsd_tree *t, const char *path, int owner, struct xsd_node **out);
 /* Replace a node's value and stamp it.  0 or -ENOMEM. */
 int  tree_set_value(struct xsd_tree *t, struct xsd_node *n, const void *val, unsigned len);
 /* Replace perms and stamp.  0 or -ENOMEM. */
@@ -144,6 +154,9 @@ struct xsd_conn {
     struct xsd_txn *txns;
     unsigned ntxns;
     bool dead;          /* close at the end of this loop iteration */
+    uint32_t domid;     /* the domain it acts as: 0 on the main socket */
+    bool unpriv;        /* a --domain-socket connection: permissions are checked */
+    char home[32];      /* /local/domain/<domid>: relative paths and watch events */
 };
 
 struct xsd_domain {
@@ -169,7 +182,8 @@ struct xsd_server {
 };
 
 /* conn.c */
-struct xsd_conn *conn_new(struct xsd_server *s, int fd);
+/* A connection acting as domain domid (0: privileged, else unprivileged). */
+struct xsd_conn *conn_new(struct xsd_server *s, int fd, uint32_t domid);
 void conn_free(struct xsd_conn *c);
 /* Read what the socket has and handle complete requests (at most a batch).
  * Marks the connection dead on EOF, error or protocol violation. */
@@ -222,13 +236,38 @@ const char *ops_type_name(uint32_t type);
 void ops_trace(struct xsd_conn *c, const char *dir, uint32_t type, uint32_t tx,
                const char *p, uint32_t len);
 
+/* perms.c: permission bits of a connection on a node (xenstored XS_PERM_*). */
+#define XSD_PERM_READ   1u
+#define XSD_PERM_WRITE  2u
+#define XSD_PERM_OWNER  4u
+/* What c may do on a node with perms p[np]: everything for a privileged
+ * connection, the owner (p[0]) and its SET_TARGET target; else the first
+ * entry naming c's domain, else p[0]'s mode (xenstored perm_for_conn). */
+unsigned perm_for_conn(const struct xsd_conn *c, const struct xsd_perm *p, unsigned np);
+/* Look path up in t for an access needing all of `want`: 0 and *out, or
+ * -EACCES (present but not allowed), or for a missing node -ENOENT if its
+ * nearest existing ancestor grants c some of `want`, else -EACCES, so that
+ * a domain learns nothing about nodes it may not see (xenstored get_node,
+ * errno_from_parents). */
+int  node_access(const struct xsd_conn *c, const struct xsd_tree *t, const char *path,
+                 unsigned want, struct xsd_node **out);
+/* May c see an event for the node at path in t (old: its perms before a
+ * SET_PERMS, may be NULL)?  Privileged: always; else if the old perms, the
+ * node's or its parent's let c read (xenstored_watch.c watch_permitted);
+ * never for @special events. */
+bool watch_permitted(const struct xsd_conn *c, const struct xsd_tree *t, const char *path,
+                     const struct xsd_perm *old, unsigned nold);
+
 /* watch.c */
 int  watch_add(struct xsd_conn *c, const char *path, const char *token, bool relative);
 int  watch_del(struct xsd_conn *c, const char *path, const char *token);
 void watch_free_all(struct xsd_conn *c);
-/* Fire watches for a change at path (recursive: a removal, so watches
- * below path fire too, with their own path). */
-void watch_fire(struct xsd_server *s, const char *path, bool recursive);
+/* Fire watches for a change at path (recursive: a removal, called before the
+ * node goes, so watches below path fire too, with their own path), to the
+ * connections that may see it (watch_permitted; old: the node's perms
+ * before a SET_PERMS, else NULL). */
+void watch_fire(struct xsd_server *s, const char *path, bool recursive,
+                const struct xsd_perm *old, unsigned nold);
 void watch_send(struct xsd_conn *c, const struct xsd_watch *w, const char *epath);
 
 /* txn.c */
@@ -242,8 +281,11 @@ int  txn_end(struct xsd_conn *c, struct xsd_txn *x, bool commit);
 void txn_free_all(struct xsd_conn *c);
 
 /* ops.c: apply a change on the main tree (used live and by commit replay),
- * firing watches.  0 or -errno. */
-int  ops_apply(struct xsd_server *s, enum xsd_logop op, const char *path,
+ * firing watches; owner: the domain that owns nodes it creates (-1: they
+ * inherit their parent's owner, as for dom0).  0 or -errno. */
+int  ops_apply(struct xsd_server *s, int owner, enum xsd_logop op, const char *path,
                const void *data, unsigned len);
+/* The owner argument of ops_apply for changes made by c. */
+int  conn_owner(const struct xsd_conn *c);
 
 #endif
