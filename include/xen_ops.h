@@ -104,6 +104,12 @@ struct xen_ops {
     /* 0 and *port when a port fired (it is left masked); -EAGAIN when none. */
     int  (*evtchn_pending)(struct xen_evtchn *e, xen_port_t *port);
     int  (*evtchn_unmask)(struct xen_evtchn *e, xen_port_t local);
+
+    /* ---- xenstore, appended ---------------------------------------------- */
+    /* The owner of a node: the domain of its first permission entry
+     * (xenstore.h xs_get_permissions; Xen docs/misc/xenstore.txt GET_PERMS).
+     * -ENOENT, -EACCES (not readable to us: an unprivileged domain's view). */
+    int  (*xs_get_owner)(struct xen_xs *xs, xen_tx_t t, const char *path, xen_domid_t *owner);
 };
 
 extern const struct xen_ops xen_ops_libxen;

@@ -148,3 +148,17 @@ int xen_lxs_tx_end(struct xen_xs *xs, xen_tx_t t, bool abort)
     errno = 0;
     return xs_transaction_end(xs->xsh, t, abort) ? 0 : neg_errno();
 }
+
+int xen_lxs_get_owner(struct xen_xs *xs, xen_tx_t t, const char *path, xen_domid_t *owner)
+{
+    unsigned n = 0;
+    errno = 0;
+    struct xs_permissions *p = xs_get_permissions(xs->xsh, t, path, &n);
+    if (!p)
+        return neg_errno();
+    int rc = n ? 0 : -EIO;
+    if (n)
+        *owner = p[0].id;
+    free(p);
+    return rc;
+}

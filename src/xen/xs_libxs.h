@@ -25,6 +25,7 @@ int  xen_lxs_unwatch(struct xen_xs *xs, const char *path, const char *token);
 int  xen_lxs_read_watch(struct xen_xs *xs, char **path, char **token);
 int  xen_lxs_tx_start(struct xen_xs *xs, xen_tx_t *t);
 int  xen_lxs_tx_end(struct xen_xs *xs, xen_tx_t t, bool abort);
+int  xen_lxs_get_owner(struct xen_xs *xs, xen_tx_t t, const char *path, xen_domid_t *owner);
 
 /* Initialiser for the xenstore members of a struct xen_ops. */
 #define XEN_LXS_OPS \
@@ -32,6 +33,7 @@ int  xen_lxs_tx_end(struct xen_xs *xs, xen_tx_t t, bool abort);
     .xs_read = xen_lxs_read, .xs_write = xen_lxs_write, .xs_mkdir = xen_lxs_mkdir, \
     .xs_rm = xen_lxs_rm, .xs_directory = xen_lxs_directory, .xs_watch = xen_lxs_watch, \
     .xs_unwatch = xen_lxs_unwatch, .xs_read_watch = xen_lxs_read_watch, \
-    .xs_tx_start = xen_lxs_tx_start, .xs_tx_end = xen_lxs_tx_end
+    .xs_tx_start = xen_lxs_tx_start, .xs_tx_end = xen_lxs_tx_end, \
+    .xs_get_owner = xen_lxs_get_owner
 
 #endif
