@@ -84,6 +84,8 @@ static void sync_device(struct backend *b, const char *kind, xen_domid_t fe, uns
     char dir[256];
     long long st, on;
     snprintf(dir, sizeof(dir), "%s/%s/%s/%u/%u", b->home, XSK_BACKEND_DIR, kind, fe, devid);
+    if (!backend_admit(b, kind, fe, devid, dir))
+        return;                 /* gone, not ours, or its frontend is not there */
     if (xs_read_int(b, dir, XSK_STATE, &st))
         return;                 /* not (yet) a device */
     if (xs_read_int(b, dir, XSK_ONLINE, &on) || on != 1) {
@@ -435,6 +437,7 @@ void backend_destroy(struct backend *b)
         return;
     while (b->vbds)
         vbd_free(b->vbds);
+    backend_admit_free(b);
     if (b->ctl)
         control_close(b->ctl);
     metrics_http_close(b->mhttp);

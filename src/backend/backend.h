@@ -51,6 +51,7 @@ struct backend {
     int base_log_level;             /* SIGUSR2 toggles between this and LOG_DEBUG */
     struct xbd_notify notify;
     uint64_t next_size_check_ms;    /* CLOCK_MONOTONIC; 0: not scheduled (vbd_resize.c) */
+    struct admit_refusal *refused;  /* directories we do not take on (admit.c) */
 };
 
 /* A mapped statistics file of a vbd3 device (td3_stats.c). */
@@ -144,6 +145,16 @@ int  backend_create(const struct xbd_config *cfg, struct backend **out);
 int  backend_run(struct backend *b);
 void backend_destroy(struct backend *b);
 struct vbd *backend_find_vbd(struct backend *b, const char *kind, xen_domid_t fe, unsigned devid);
+
+/* admit.c: may the daemon take on the backend directory dir of device
+ * fe/devid of kind (owned by us; an online one with a frontend we can
+ * read)?  true, or false after at most one log line per reason, with
+ * nothing written (xen-blkbackd(8) DRIVER DOMAIN).  A refusal is forgotten
+ * when dir is gone. */
+bool backend_admit(struct backend *b, const char *kind, xen_domid_t fe, unsigned devid,
+                   const char *dir);
+void backend_admit_forget(struct backend *b, const char *kind, xen_domid_t fe, unsigned devid);
+void backend_admit_free(struct backend *b);
 
 /* ---- vbd.c ---------------------------------------------------------------- */
 /* Track a device seen under backend/<kind>/<fe>/<devid>: register its watches
