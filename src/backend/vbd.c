@@ -192,7 +192,13 @@ static bool refresh(struct vbd *v)
     find_frontend(v);
     if (v->fe_path) {
         rc = xs_read_int(b, v->fe_path, XSK_STATE, &x);
-        if (rc == -ENOENT)
+        /* Gone.  In a driver domain a removed frontend reads as EACCES: its
+         * parents are not readable to us, while the node itself was (libxl
+         * gives the backend read access); xenstored answers EACCES for a
+         * missing node under an unreadable parent
+         * (xen-project/xen:tools/xenstore/xenstored_core.c@RELEASE-4.17.7
+         * errno_from_parents). */
+        if (rc == -ENOENT || rc == -EACCES)
             v->fe_state = -1;
         else if (rc && rc != -EINVAL)
             /* The read itself failed (xenstore connection, memory): the
