@@ -221,6 +221,12 @@ static int resolve_domid(struct backend *b)
         log_err("xenstore `domid` is not a domid; use --domid");
         return -EINVAL;
     }
+    if (rc == -EACCES) {
+        /* Only an unprivileged domain is refused its own node: we are not
+         * dom0, and guessing would watch the wrong backend path. */
+        log_err("cannot read xenstore `domid` (%s): not dom0; use --domid", strerror(-rc));
+        return rc;
+    }
     log_notice("cannot read xenstore `domid` (%s): assuming dom0", strerror(-rc));
     b->self = 0;
     return 0;
