@@ -1,4 +1,4 @@
-/* xen-blkbackd as a storage driver domain (domain 5, unprivileged, on a --domain-socket of the test xenstored, libxl 4.17's layout and permissions): it finds its domid in xenstore (and refuses to guess when that node is refused), serves verified I/O of guests whose vbds libxl put under /local/domain/5/backend/vbd, picks up a device created before it started, closes an xl-destroyed guest's device at once; a vbd of a domain that does not exist and a backend directory owned by another domain each get one log line and nothing written, also after more changes in them; a device whose frontend appears later is then taken on; an offline leftover of a dead domain is closed (for xl devd to remove). */
+/* xen-blkbackd as a storage driver domain (domain 5, unprivileged, on a --domain-socket of the test xenstored, libxl 4.17's layout and permissions): it finds its domid in xenstore (and refuses to guess when that node is refused), serves verified I/O of guests whose vbds libxl put under /local/domain/5/backend/vbd, picks up a device created before it started, closes an xl-destroyed guest's device at once; a vbd of a domain that does not exist, a backend directory owned by another domain and one not readable to it each get one log line and nothing written, also after more changes in them (a new line once such a directory went and came back); a device whose frontend appears later is then taken on; an offline leftover of a dead domain is closed (for xl devd to remove). */
 #include "harness.h"
 #include "util.h"
 #include "lib/e2e.h"
@@ -260,13 +260,21 @@ int main(void)
     backend_dir(33, 51712, DD, 1, XenbusStateInitialising, img);
     backend_dir(40, 51712, 40, 1, XenbusStateInitialising, img);
     backend_dir(34, 51712, DD, 0, XenbusStateClosing, img);
+    backend_dir(41, 51712, 41, 1, XenbusStateInitialising, img);
+    mknod_perms("/local/domain/5/backend/vbd/41/51712", 41, -1);       /* not even readable to us */
     char *s33 = snap("/local/domain/5/backend/vbd/33"), *s40 = snap("/local/domain/5/backend/vbd/40");
+    char *s41 = snap("/local/domain/5/backend/vbd/41");
     guest_run(11, img, "guest 11 after the bad directories");   /* every earlier event handled */
     T_EQ(wait_int("/local/domain/5/backend/vbd/34/51712/state", XenbusStateClosed), XenbusStateClosed);
     int l33 = log_lines("vbd 33/51712:", "does not exist");
     int l40 = log_lines("vbd 40/51712:", "owned by domain 40");
     T_CHECK(l33 == 1, "log lines for the vbd of a missing domain: %d", l33);
     T_CHECK(l40 == 1, "log lines for a directory owned by domain 40: %d", l40);
+    T_EQ(log_lines("vbd 41/51712:", "not readable to us"), 1);
+    char *t41 = snap("/local/domain/5/backend/vbd/41");
+    T_CHECK(!strcmp(s41, t41), "something written for domain 41:\n%s---\n%s", s41, t41);
+    free(s41);
+    free(t41);
     char *t33 = snap("/local/domain/5/backend/vbd/33"), *t40 = snap("/local/domain/5/backend/vbd/40");
     T_CHECK(!strcmp(s33, t33), "something written for domain 33:\n%s---\n%s", s33, t33);
     T_CHECK(!strcmp(s40, t40), "something written for domain 40:\n%s---\n%s", s40, t40);
@@ -296,6 +304,13 @@ int main(void)
     free(s40);
     free(t33);
     free(t40);
+
+    /* Removed with its parent and made again: a new refusal, logged again. */
+    T_ASSERT(xs_rm(xsh, XBT_NULL, "/local/domain/5/backend/vbd/40"));
+    guest_run(14, img, "guest 14 after a refused directory went");
+    backend_dir(40, 51712, 40, 1, XenbusStateInitialising, img);
+    guest_run(15, img, "guest 15 after it came back");
+    T_EQ(log_lines("vbd 40/51712:", "owned by domain 40"), 2);
 
     /* 4. Domain 33's frontend appears (a toolstack that writes the backend
      *    first): the next change in the backend directory takes it on. */

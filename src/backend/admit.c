@@ -59,6 +59,24 @@ void backend_admit_forget(struct backend *b, const char *kind, xen_domid_t fe, u
     }
 }
 
+void backend_admit_prune(struct backend *b, const char *kind, int fe)
+{
+    struct admit_refusal **pp = &b->refused;
+    while (*pp) {
+        struct admit_refusal *r = *pp;
+        char dir[256];
+        xen_domid_t owner;
+        snprintf(dir, sizeof(dir), "%s/%s/%s/%u/%u", b->home, XSK_BACKEND_DIR, kind, r->fe, r->devid);
+        if ((fe < 0 || r->fe == (xen_domid_t)fe) && !strcmp(r->kind, kind) &&
+            b->ops->xs_get_owner(b->xs, XEN_XS_NO_TX, dir, &owner) == -ENOENT) {
+            *pp = r->next;
+            free(r);
+            continue;
+        }
+        pp = &r->next;
+    }
+}
+
 void backend_admit_free(struct backend *b)
 {
     while (b->refused) {

@@ -116,6 +116,7 @@ static void scan_frontend_domain(struct backend *b, const char *kind, xen_domid_
         }
         free(ids);
     }
+    backend_admit_prune(b, kind, (int)fe);
     /* devices we know of that may have gone */
     for (struct vbd *v = b->vbds; v; v = v->next)
         if (v->fe_domid == fe && !strcmp(v->kind, kind))
@@ -136,6 +137,7 @@ static void scan_kind(struct backend *b, const char *kind)
         }
         free(fes);
     }
+    backend_admit_prune(b, kind, -1);
     for (struct vbd *v = b->vbds; v; v = v->next)
         if (!strcmp(v->kind, kind))
             vbd_changed(v);

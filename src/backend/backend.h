@@ -154,6 +154,9 @@ struct vbd *backend_find_vbd(struct backend *b, const char *kind, xen_domid_t fe
 bool backend_admit(struct backend *b, const char *kind, xen_domid_t fe, unsigned devid,
                    const char *dir);
 void backend_admit_forget(struct backend *b, const char *kind, xen_domid_t fe, unsigned devid);
+/* Forget the refusals of kind (of frontend domain fe; fe < 0: any) whose
+ * directory has gone, e.g. with its parent. */
+void backend_admit_prune(struct backend *b, const char *kind, int fe);
 void backend_admit_free(struct backend *b);
 
 /* ---- vbd.c ---------------------------------------------------------------- */
