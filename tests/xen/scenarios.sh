@@ -429,6 +429,55 @@ check_counters() {
     report $st $(( $(now) - t0 )) "$label: counters match guest" "${bad:+${bad# } -- }$txt"
 }
 
+# check_xentop guest dev devid label: right after check_counters (the same ctr@dev idle
+# window). Since Xen 4.19 libxenstat reads a vbd3 device's figures from
+# /dev/shm/td3-<kthread-pid>/vbd-<domid>-<devid>, which xen-blkbackd keeps (xen-blkbackd(8)
+# XENTOP). The device's "VBD Tapdisk3" line of `xentop -b -i 2 -d 1 -x` must equal the
+# daemon's counters (oo_req rd_req wr_req rd_sect wr_sect) and match the guest's
+# /sys/block/<dev>/stat by check_counters' rules (sectors equal; reads in [guest, 2 x guest];
+# writes in [guest - flushes, 2 x guest]).
+check_xentop() {
+    local g=$1 d=$2 dev=$3 label=$4 st=FAIL bad="" t0=$(now) x a kp f dom=${DOMID_OF[$1]}
+    if ! command -v xentop > /dev/null; then
+        report SKIP 0 "$label: xentop figures match guest" "no xentop"; return
+    fi
+    kp=$(xenstore-read /local/domain/0/backend/vbd3/$dom/$dev/kthread-pid 2>/dev/null)
+    f=/dev/shm/td3-$kp/vbd-$dom-$dev
+    x=$(xentop -b -i 2 -d 1 -x 2>/tmp/xentop.err | awk -v g="$g" -v dev="$dev" '
+        $1 == "VBD" { if (dom == g && $3 == dev) line = $0; next }
+        $1 != "NAME" && NF > 10 { dom = $1 }
+        END { print line }')
+    JS=$(xen-blkbackctl --json stats $dom $dev 2>&1)
+    glog $g | grep -q "@@G CTR-END $d " && bad="xentop ran after the guest's idle window;"
+    a=$(glog $g | grep "@@G CTR $d " | tail -1 | sed "s/.*@@G CTR $d //")
+    set -- $a
+    local grs=${1:-x} grse=${3:-x} gws=${5:-x} gwse=${7:-x} gf=${16:-x}
+    # "VBD Tapdisk3 51728 [ca:10]  OO:  0   RD:  123   WR:  45   RSECT:  6789   WSECT:  1011"
+    local xt xo xr xw xrs xws
+    read -r xt xo xr xw xrs xws <<< "$(echo "$x" | sed -n 's/^VBD \([A-Za-z0-9]*\) .*OO: *\([0-9-]*\) *RD: *\([0-9-]*\) *WR: *\([0-9-]*\) *RSECT: *\([0-9-]*\) *WSECT: *\([0-9-]*\).*/\1 \2 \3 \4 \5 \6/p')"
+    local oq=$(jnum oo_req) rq=$(jnum rd_req) rs=$(jnum rd_sect) wq=$(jnum wr_req) ws=$(jnum wr_sect)
+    local txt="xentop '${x:-no VBD line}'; daemon oo_req=$oq rd_req=$rq wr_req=$wq rd_sect=$rs wr_sect=$ws; guest reads=$grs rsect=$grse writes=$gws wsect=$gwse flushes=$gf; file $f"
+    info "xentop $g/$d: $txt"
+    [ -n "$kp" ] || bad="$bad no kthread-pid in backend/vbd3/$dom/$dev;"
+    [ -n "$kp" ] && [ ! -f "$f" ] && bad="$bad no $f;"
+    if ! [[ $xr =~ ^[0-9]+$ ]]; then
+        bad="$bad no xentop figures for $g/$dev ($(head -c 160 /tmp/xentop.err));"
+        info "xen-backend devices: $(ls /sys/bus/xen-backend/devices 2>&1 | tr '\n' ' '); td3: $(ls -d /dev/shm/td3-* 2>&1 | tr '\n' ' ')"
+        xentop -b -i 2 -d 1 -x 2>&1 | tail -12 | sed 's/^/[xentop] /'
+    elif [ "$grs" = x ] || [ "$rq" = - ]; then
+        bad="$bad no guest or daemon counters;"
+    else
+        [ "$xt" = Tapdisk3 ] || bad="$bad type $xt, not Tapdisk3;"
+        [ "$xo/$xr/$xw/$xrs/$xws" = "$oq/$rq/$wq/$rs/$ws" ] || bad="$bad xentop OO/RD/WR/RSECT/WSECT != daemon oo_req/rd_req/wr_req/rd_sect/wr_sect;"
+        [ "$xrs" = "$grse" ] || bad="$bad RSECT $xrs != guest $grse;"
+        [ "$xws" = "$gwse" ] || bad="$bad WSECT $xws != guest $gwse;"
+        [ "$xr" -ge "$grs" ] && [ "$xr" -le $((2 * grs)) ] || bad="$bad RD $xr not in [$grs, $((2 * grs))];"
+        [ "$xw" -ge $((gws - gf)) ] && [ "$xw" -le $((2 * gws)) ] || bad="$bad WR $xw not in [$((gws - gf)), $((2 * gws))];"
+    fi
+    [ -z "$bad" ] && st=PASS
+    report $st $(( $(now) - t0 )) "$label: xentop figures match guest" "${bad:+${bad# } -- }$txt"
+}
+
 # Daemon resources: fds, threads, gntdev mappings (VMAs of /dev/xen/gntdev in its maps),
 # and the sum of the grants_mapped gauges over its devices.
 daemon_res() {
@@ -618,6 +667,7 @@ phase_tap() {
         st=1; r="guest never reported neg@xvdb"
     fi
     check_counters $g xvdb $XVDB tap
+    check_xentop $g xvdb $XVDB tap
     wait_guest $g 400
     n=$(gstep $g neg@xvdb)
     if [ $st = 0 ] && [ "$(st_status "$n")" = PASS ]; then
