@@ -89,6 +89,23 @@ static void foreign_lock(const char *img)
     share_detach(&E.d, &a);
 }
 
+/* a writes one page (pattern seed) at sector; b reads the same data there. */
+static void write_seen(struct sdev *a, struct sdev *b, uint64_t sector, uint64_t seed,
+                       const char *why)
+{
+    struct treq w;
+    guest_rw_req(&a->g, &w, BLKIF_OP_WRITE, seed, sector, 1, 8);
+    T_EQ(guest_do_req(&a->g, 0, &w, BLKIF_RSP_OKAY, "write"), BLKIF_RSP_OKAY);
+    T_CHECK(share_read_matches(b, sector, NULL, sim_dom_page(a->g.dom, w.pfn[0])), "%s", why);
+}
+
+/* A plain writer of domain `domid` is refused, naming `holder`; detached again. */
+static void refused_by(const char *img, struct sdev *c, unsigned domid, const char *holder)
+{
+    share_attach_refused(&E.d, E.sim, c, domid, img, "w", holder);
+    share_detach(&E.d, c);
+}
+
 static void shared_writers(const char *img)
 {
     T_LOG("---- mode w!: two writers on purpose");
@@ -102,14 +119,9 @@ static void shared_writers(const char *img)
     share_write_read(&a, 80, 6, "w! writer A");
     share_write_read(&b, 88, 7, "w! writer B");
     /* each sees the other's write (O_DIRECT, one file) */
-    struct treq w;
-    guest_rw_req(&a.g, &w, BLKIF_OP_WRITE, 9, 96, 1, 8);
-    T_EQ(guest_do_req(&a.g, 0, &w, BLKIF_RSP_OKAY, "A writes"), BLKIF_RSP_OKAY);
-    T_CHECK(share_read_matches(&b, 96, NULL, sim_dom_page(a.g.dom, w.pfn[0])),
-            "B does not read what A wrote");
+    write_seen(&a, &b, 96, 9, "B does not read what A wrote");
     /* a plain writer still is refused beside them */
-    share_attach_refused(&E.d, E.sim, &c, 53, img, "w", "of this daemon");
-    share_detach(&E.d, &c);
+    refused_by(img, &c, 53, "of this daemon");
     share_detach(&E.d, &a);
     share_detach(&E.d, &b);
 }
@@ -137,21 +149,15 @@ static void same_vm(const char *img)
     share_write_read(&a, 136, 12, "outgoing domain");
     share_attach_ok(&E.d, E.sim, &b, 72, img, "w");
     T_EQ(hx_log_count(&E.d, "vbd 72/51712:", "a domain of the same VM") - notes, 1);
-    struct treq w;
-    guest_rw_req(&a.g, &w, BLKIF_OP_WRITE, 13, 144, 1, 8);
-    T_EQ(guest_do_req(&a.g, 0, &w, BLKIF_RSP_OKAY, "outgoing writes"), BLKIF_RSP_OKAY);
-    T_CHECK(share_read_matches(&b, 144, NULL, sim_dom_page(a.g.dom, w.pfn[0])),
-            "the incoming domain does not read what the outgoing one wrote");
+    write_seen(&a, &b, 144, 13, "the incoming domain does not read what the outgoing one wrote");
     /* another VM is refused, naming the first holder */
-    share_attach_refused(&E.d, E.sim, &c, 73, img, "w", "of this daemon");
-    share_detach(&E.d, &c);
+    refused_by(img, &c, 73, "of this daemon");
     T_CHECK(try_lock(img) < 0, "the image is unlocked while two domains use it");
     /* the outgoing domain goes: the claim stays with the incoming one */
     share_detach(&E.d, &a);
     T_CHECK(try_lock(img) < 0, "the image is unlocked after the outgoing domain left");
     share_write_read(&b, 152, 14, "incoming domain alone");
-    share_attach_refused(&E.d, E.sim, &c, 73, img, "w", "vbd 72/51712 of this daemon");
-    share_detach(&E.d, &c);
+    refused_by(img, &c, 73, "vbd 72/51712 of this daemon");
     share_detach(&E.d, &b);
     T_EQ(try_lock(img), 0);
     /* a read-only attach of the same VM beside a writer: still refused (one mode) */
