@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# Install the Debian 12 packages the build, the demo and the tests need.
+# Install the Debian packages the build, the demo and the tests need (Debian 12; the
+# same names hold on Debian 13, where the t64 transition renamed only run-time packages).
 # Idempotent: does nothing when everything is already there.
+#   --print-build  print the build dependencies of `make all` (the pkg-config and header
+#                  checks of the Makefile) and exit; tests/xen/build-images.sh installs
+#                  them in its Debian 13 build root
 set -eu
-pkgs="build-essential pkg-config libxen-dev liburing-dev libaio-dev libinih-dev libjson-c-dev libssl-dev
+build="build-essential pkg-config libxen-dev liburing-dev libaio-dev libinih-dev libjson-c-dev
+      libssl-dev libsystemd-dev libnbd-dev libmicrohttpd-dev libseccomp-dev librbd-dev librados-dev"
+if [ "${1:-}" = --print-build ]; then
+  echo $build
+  exit 0
+fi
+pkgs="$build
       xenstore-utils fio e2fsprogs util-linux bc gnuplot-nox jq
-      libsystemd-dev systemd man-db
-      libnbd-dev libnbd-bin nbdkit qemu-utils qemu-system-common
-      libmicrohttpd-dev prometheus curl libseccomp-dev
+      systemd man-db
+      libnbd-bin nbdkit qemu-utils qemu-system-common
+      prometheus curl
       dpkg-dev debhelper lintian
-      librbd-dev librados-dev ceph-mon ceph-osd ceph-common"
+      ceph-mon ceph-osd ceph-common"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
