@@ -9,7 +9,9 @@
 # Usage: tests/xen/build-images.sh [--dist=bookworm|trixie] [--no-daemon] [--rebuild-rootfs]
 #   --dist=trixie  Debian 13 dom0 with Xen 4.20 (backendtype=tap -> backend/vbd3), cached
 #                  in build/xen-trixie; the PV guest kernel/initramfs are the bookworm ones
-#                  (built first in build/xen when missing)
+#                  (built first in build/xen when missing). The daemon is built there in a
+#                  Debian 13 build root (buildroot/: Debian 13's gcc and -dev packages,
+#                  objects kept in buildroot/out), not on the host
 #   XEN_DIR   cache directory (default build/xen, build/xen-trixie for --dist=trixie)
 #   MIRROR    Debian mirror (default: the deb.debian.org one in the host's apt sources)
 set -euo pipefail
@@ -42,14 +44,26 @@ case $DIST in
     trixie)
         XEN_DIR=${XEN_DIR:-$ROOT/build/xen-trixie}; XENV=4.20
         # The hypervisor comes from the chroot's apt (the host is bookworm).
+        # qemu-system-xen: the qdisk backend (/usr/libexec/xen-qemu-system-i386) of the
+        # baseline phase; qemu-utils: qemu-img and, on Debian 13, qemu-storage-daemon (in
+        # qemu-system-common on Debian 12) for the nbd phase; dmsetup + dm-delay for
+        # restart. The lib* packages are the run-time libraries of the daemon built from
+        # BUILD_PKGS (t64 renames: libaio1t64, libmicrohttpd12t64, libssl3t64);
+        # build_daemon_trixie lists the packages of every library the programs load and
+        # stage_dom0img fails when one is not installed here.
         DOM0_PKGS="linux-image-amd64 xen-utils-4.20 xen-utils-common xenstore-utils kmod udev
-  util-linux e2fsprogs procps iproute2 busybox-static dmsetup
+  util-linux e2fsprogs procps iproute2 busybox-static dmsetup qemu-system-xen qemu-utils
   liburing2 libaio1t64 libinih1 libjson-c5 libxenstore4 libxengnttab1 libxenevtchn1
-  libsystemd0 libnbd0 librbd1 librados2 libmicrohttpd12t64 libseccomp2" ;;
+  libsystemd0 libnbd0 librbd1 librados2 libmicrohttpd12t64 libseccomp2 libssl3t64"
+        # The daemon's build dependencies, installed in the Debian 13 build root: the
+        # list of scripts/deps.sh (the -dev names are the same on 12 and 13; the run-time
+        # packages behind them are not).
+        BUILD_PKGS=$("$ROOT/scripts/deps.sh" --print-build) ;;
     *) echo "build-images: --dist=bookworm|trixie" >&2; exit 2 ;;
 esac
-[ $REBUILD = 1 ] && rm -f "$XEN_DIR/stamp.rootfs"
+[ $REBUILD = 1 ] && rm -f "$XEN_DIR/stamp.rootfs" "$XEN_DIR/stamp.buildroot"
 ROOTFS=$XEN_DIR/rootfs
+BUILDROOT=$XEN_DIR/buildroot
 
 log() { echo "[build-images $(date +%T)] $*"; }
 t_start=$(date +%s)
@@ -84,49 +98,64 @@ stage_xen() {
 }
 
 # ---------------------------------------------------------------- dom0 rootfs
+# chroot_mounts_up [dir]: /proc, /sys, /dev, and the shared .deb cache (debs-cache/, so a
+# rebuilt root downloads nothing twice) as /var/cache/apt/archives; default dir: ROOTFS.
 chroot_mounts_up() {
-    mountpoint -q "$ROOTFS/proc" || mount -t proc proc "$ROOTFS/proc"
-    mountpoint -q "$ROOTFS/sys" || mount -t sysfs sysfs "$ROOTFS/sys"
-    mountpoint -q "$ROOTFS/dev" || mount --bind /dev "$ROOTFS/dev"
+    local r=${1:-$ROOTFS}
+    mountpoint -q "$r/proc" || mount -t proc proc "$r/proc"
+    mountpoint -q "$r/sys" || mount -t sysfs sysfs "$r/sys"
+    mountpoint -q "$r/dev" || mount --bind /dev "$r/dev"
+    mkdir -p "$XEN_DIR/debs-cache" "$r/var/cache/apt/archives"
+    mountpoint -q "$r/var/cache/apt/archives" || mount --bind "$XEN_DIR/debs-cache" "$r/var/cache/apt/archives"
 }
 chroot_mounts_down() {
-    for m in dev sys proc; do
-        mountpoint -q "$ROOTFS/$m" 2>/dev/null && umount -l "$ROOTFS/$m" || true
+    local r=${1:-$ROOTFS} m
+    for m in var/cache/apt/archives dev sys proc; do
+        mountpoint -q "$r/$m" 2>/dev/null && umount -l "$r/$m" || true
     done
+}
+
+# make_root dir packages log: debootstrap --variant=minbase $SUITE into dir, then the
+# suite's -updates and -security as well (as the host; for bookworm that keeps xl at the
+# hypervisor's version), policy-rc.d = 101, dist-upgrade, install packages.
+make_root() {
+    local r=$1 pkgs=$2 alog=$3
+    trap "chroot_mounts_down $r" EXIT
+    chroot_mounts_down "$r"
+    rm -rf "$r" "$r.partial"
+    log "debootstrap $SUITE (minbase) from $MIRROR into $(basename "$r")"
+    mkdir -p "$XEN_DIR/debs-cache"
+    debootstrap --variant=minbase --cache-dir="$XEN_DIR/debs-cache" "$SUITE" "$r.partial" "$MIRROR" \
+        > "$alog.debootstrap" 2>&1 || { tail -20 "$alog.debootstrap"; exit 1; }
+    mv "$r.partial" "$r"
+    cat > "$r/etc/apt/sources.list" <<EOF2
+deb $MIRROR $SUITE main
+deb $MIRROR $SUITE-updates main
+deb $SEC_MIRROR $SUITE-security main
+EOF2
+    printf '#!/bin/sh\nexit 101\n' > "$r/usr/sbin/policy-rc.d"
+    chmod 755 "$r/usr/sbin/policy-rc.d"
+    # No initramfs-tools run for the kernel package: we boot our own busybox initramfs.
+    mkdir -p "$r/etc/initramfs-tools"
+    chroot_mounts_up "$r"
+    log "apt-get dist-upgrade + install $(basename "$r") packages"
+    chroot "$r" /usr/bin/env DEBIAN_FRONTEND=noninteractive LC_ALL=C bash -c "
+        apt-get update -q && apt-get -y -q dist-upgrade &&
+        apt-get -y -q install --no-install-recommends $(echo $pkgs)" > "$alog" 2>&1 ||
+        { tail -30 "$alog"; exit 1; }
+    chroot_mounts_down "$r"
+    trap - EXIT
+    rm -rf "$r"/var/lib/apt/lists/*
 }
 
 stage_rootfs() {
     local want; want=$(echo "$DOM0_PKGS" | tr -s ' \n' ' ' | md5sum | cut -c1-12)
     [ -f stamp.rootfs ] && [ "$(cat stamp.rootfs)" = "$want" ] && return 0
-    trap chroot_mounts_down EXIT
-    chroot_mounts_down
-    rm -rf "$ROOTFS" rootfs.partial
-    log "debootstrap $SUITE (minbase) from $MIRROR"
-    debootstrap --variant=minbase "$SUITE" rootfs.partial "$MIRROR" > debootstrap.log 2>&1 ||
-        { tail -20 debootstrap.log; exit 1; }
-    mv rootfs.partial "$ROOTFS"
+    rm -f stamp.rootfs overlay.list
+    make_root "$ROOTFS" "$DOM0_PKGS" apt.log
     [ "$DIST" = bookworm ] || rm -f stamp.xen
-    # Same suites as the host (bookworm, -updates, -security) so xl matches the hypervisor.
-    cat > "$ROOTFS/etc/apt/sources.list" <<EOF
-deb $MIRROR $SUITE main
-deb $MIRROR $SUITE-updates main
-deb $SEC_MIRROR $SUITE-security main
-EOF
-    printf '#!/bin/sh\nexit 101\n' > "$ROOTFS/usr/sbin/policy-rc.d"
-    chmod 755 "$ROOTFS/usr/sbin/policy-rc.d"
-    # No initramfs-tools run for the kernel package: we boot our own busybox initramfs.
-    mkdir -p "$ROOTFS/etc/initramfs-tools"
-    chroot_mounts_up
-    log "apt-get dist-upgrade + install dom0 packages"
-    chroot "$ROOTFS" /usr/bin/env DEBIAN_FRONTEND=noninteractive LC_ALL=C bash -c "
-        apt-get update -q && apt-get -y -q dist-upgrade &&
-        apt-get -y -q install --no-install-recommends $(echo $DOM0_PKGS)" > apt.log 2>&1 ||
-        { tail -30 apt.log; exit 1; }
-    chroot "$ROOTFS" apt-get clean
-    chroot_mounts_down
-    trap - EXIT
     rm -rf "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/locale/* \
-           "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/boot/initrd.img-*
+           "$ROOTFS"/boot/initrd.img-*
     echo "$want" > stamp.rootfs.pending
 }
 
@@ -310,6 +339,58 @@ stage_guest() {
     log "guest vmlinux $(du -h guest-vmlinux | cut -f1), initramfs $(du -h guest-initrd.img | cut -f1)"
 }
 
+# ---------------------------------------------------------------- trixie: the daemon built on Debian 13
+# A build root beside the dom0 rootfs, so the image carries no compiler: Debian 13's gcc
+# and the -dev packages of BUILD_PKGS. The tree is bind-mounted read-only at /src and
+# built with O=/out inside the root; /out keeps the objects, so after a source change
+# only what changed is recompiled (seconds), and the root itself is made once.
+stage_buildroot() {
+    local want; want=$(echo "$BUILD_PKGS" | tr -s ' \n' ' ' | md5sum | cut -c1-12)
+    [ -f stamp.buildroot ] && [ "$(cat stamp.buildroot)" = "$want" ] && return 0
+    rm -f stamp.buildroot
+    make_root "$BUILDROOT" "$BUILD_PKGS" build-apt.log
+    echo "$want" > stamp.buildroot
+}
+
+# in_buildroot 'cmd': sh -c cmd chrooted in the build root, in a private mount namespace
+# (its mounts vanish with it): the tree at /src (read-only), /proc, /dev.
+in_buildroot() {
+    unshare -m --propagation private /bin/sh -c '
+        set -e; r=$1; mkdir -p "$r/src"
+        mount --bind "$2" "$r/src"; mount -o remount,bind,ro "$r/src"
+        mount -t proc proc "$r/proc"; mount --bind /dev "$r/dev"
+        exec chroot "$r" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C /bin/sh -c "$3"' \
+        sh "$BUILDROOT" "$ROOT" "$1"
+}
+
+# build_daemon_trixie stage: `make all` and `make install DESTDIR=/stage PREFIX=/usr` in
+# the build root; xen-blkbackd --version and xen-blkbackctl --help must run there. The
+# result goes into stage; runtime.pkgs gets the Debian 13 packages of the libraries the
+# installed programs load (stage_dom0img checks that the dom0 image has them).
+build_daemon_trixie() {
+    local stage=$1 t0; t0=$(date +%s)
+    if in_buildroot 'rm -rf /stage && nice -n 10 make -C /src O=/out -j2 -s all &&
+            make -C /src O=/out -s install DESTDIR=/stage PREFIX=/usr' > install.log 2>&1; then
+        echo yes > daemon.installed
+    elif [ -x "$BUILDROOT/out/xen-blkbackd" ] &&
+         in_buildroot 'rm -rf /stage && make -C /src O=/out -s -o all install DESTDIR=/stage PREFIX=/usr' >> install.log 2>&1; then
+        # The tree does not build right now (others are editing it): install the last
+        # good build of buildroot/out rather than testing nothing.
+        log "the tree does not build in the build root; installed the last buildroot/out build (see $XEN_DIR/install.log)"
+        echo "yes (last buildroot/out build, tree did not build)" > daemon.installed
+    else
+        log "make install failed in the build root (daemon not installed; see $XEN_DIR/install.log)"
+        echo no > daemon.installed; return 0
+    fi
+    log "daemon built in the Debian 13 build root ($(( $(date +%s) - t0 )) s, make -C /src O=/out)"
+    in_buildroot '/stage/usr/sbin/xen-blkbackd --version && /stage/usr/bin/xen-blkbackctl --help > /dev/null' >> install.log 2>&1 ||
+        { echo "build-images: the daemon does not run in the build root:" >&2; tail -5 install.log >&2; exit 1; }
+    in_buildroot 'for f in /stage/usr/sbin/* /stage/usr/bin/* /stage/usr/libexec/xen-blkbackd/*; do ldd "$f"; done |
+        sed -n "s/.* => \(\/[^ ]*\) .*/\1/p" | sort -u | while read -r l; do
+            dpkg -S "$(readlink -f "$l")" 2>/dev/null || echo "?: $l"; done | cut -d: -f1 | sort -u' > runtime.pkgs
+    (cd "$BUILDROOT/stage" && tar cf - .) | (cd "$stage" && tar xf -)
+}
+
 # ---------------------------------------------------------------- dom0 disk image
 # Files we add to the pristine rootfs are listed in overlay.list and removed before the
 # next image, so a stale daemon never survives a rebuild.
@@ -319,7 +400,9 @@ stage_dom0img() {
         while read -r f; do rm -f "$ROOTFS$f"; done < overlay.list
     fi
     rm -rf "$stage"; mkdir -p "$stage"
-    if [ "$WITH_DAEMON" = 1 ]; then
+    if [ "$WITH_DAEMON" = 1 ] && [ "$DIST" != bookworm ]; then
+        build_daemon_trixie "$stage"
+    elif [ "$WITH_DAEMON" = 1 ]; then
         log "make install DESTDIR=$stage PREFIX=/usr"
         if make -C "$ROOT" -s install DESTDIR="$stage" PREFIX=/usr > install.log 2>&1; then
             echo yes > daemon.installed
@@ -341,12 +424,6 @@ stage_dom0img() {
     if [ ! -e "$stage/etc/modprobe.d" ] && [ -x "$ROOT/conf/install-extra.sh" ]; then
         DESTDIR="$stage" PREFIX=/usr SYSCONFDIR=/etc "$ROOT/conf/install-extra.sh" >> install.log 2>&1 || true
     fi
-    # Debian 13's libaio1t64 renamed the soname to libaio.so.1t64 (the t64 transition; the
-    # amd64 ABI is unchanged): a daemon built on Debian 12 looks for libaio.so.1.
-    local mad=usr/lib/x86_64-linux-gnu
-    if [ "$DIST" != bookworm ] && [ ! -e "$ROOTFS/$mad/libaio.so.1" ] && [ -e "$ROOTFS/$mad/libaio.so.1t64" ]; then
-        mkdir -p "$stage/$mad"; ln -s libaio.so.1t64 "$stage/$mad/libaio.so.1"
-    fi
     mkdir -p "$stage/opt/xentest"
     cp "$ROOT"/tests/xen/dom0-init.sh "$ROOT"/tests/xen/scenarios.sh "$stage/opt/xentest/"
     chmod 755 "$stage"/opt/xentest/*.sh
@@ -354,9 +431,19 @@ stage_dom0img() {
     (cd "$stage" && find . ! -type d | sed 's/^\.//') > overlay.list
     (cd "$stage" && tar cf - .) | (cd "$ROOTFS" && tar xf - --keep-directory-symlink)
     chroot "$ROOTFS" ldconfig
-    if [ -x "$ROOTFS/usr/sbin/xen-blkbackd" ] && ! chroot "$ROOTFS" /usr/sbin/xen-blkbackd --version > /dev/null 2>&1; then
-        echo "build-images: xen-blkbackd does not run in the $DIST dom0:" >&2
-        chroot "$ROOTFS" /usr/sbin/xen-blkbackd --version >&2 || true
+    if [ -x "$ROOTFS/usr/sbin/xen-blkbackd" ] && [ -s runtime.pkgs ] && [ "$DIST" != bookworm ]; then
+        local p missing=""
+        for p in $(cat runtime.pkgs); do
+            chroot "$ROOTFS" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+                missing="$missing $p"
+        done
+        [ -z "$missing" ] ||
+            { echo "build-images: the daemon's libraries come from$missing, not in the $DIST dom0: add to DOM0_PKGS" >&2; exit 1; }
+    fi
+    if [ -x "$ROOTFS/usr/sbin/xen-blkbackd" ] &&
+       ! chroot "$ROOTFS" /bin/sh -c '/usr/sbin/xen-blkbackd --version && /usr/bin/xen-blkbackctl --help' > /dev/null 2>&1; then
+        echo "build-images: xen-blkbackd or xen-blkbackctl does not run in the $DIST dom0:" >&2
+        chroot "$ROOTFS" /bin/sh -c '/usr/sbin/xen-blkbackd --version; /usr/bin/xen-blkbackctl --help' >&2 || true
         exit 1
     fi
     local sum; sum=$( (cd "$stage" && find . -type f -print0 | sort -z | xargs -0 md5sum) | md5sum | cut -c1-12)
@@ -386,6 +473,7 @@ if [ "$DIST" = bookworm ]; then
     stage_xen; stage_rootfs; check_skew; stage_initrd; stage_guest
 else
     stage_rootfs; stage_xen; check_skew; stage_initrd; stage_guest_copy
+    [ "$WITH_DAEMON" = 1 ] && stage_buildroot
 fi
 stage_dom0img
 log "done in $(( $(date +%s) - t_start )) s (daemon installed: $(cat daemon.installed))"
