@@ -17,6 +17,10 @@
  *    `xl create` timed out waiting for a daemon that was not running) is
  *    taken on, so that it is closed and xl devd can remove it.
  *
+ * A device of a kind the daemon does not serve (vbd3 without vbd3 in
+ * --backend-types, backend.c watches it for this alone) is refused the same
+ * way (backend_admit_unserved).
+ *
  * A refused directory gets one log line per reason and is looked at again on
  * every change in it (a frontend that appears, an owner dom0 corrects); the
  * refusal is forgotten when the directory goes.  Nothing is written for it.
@@ -30,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum refusal { R_NONE, R_UNREADABLE, R_NOT_OURS, R_NO_FRONTEND };
+enum refusal { R_NONE, R_UNREADABLE, R_NOT_OURS, R_NO_FRONTEND, R_KIND_NOT_SERVED };
 
 struct admit_refusal {
     struct admit_refusal *next;
@@ -165,4 +169,18 @@ bool backend_admit(struct backend *b, const char *kind, xen_domid_t fe, unsigned
         backend_admit_forget(b, kind, fe, devid);
     }
     return true;
+}
+
+void backend_admit_unserved(struct backend *b, const char *kind, xen_domid_t fe, unsigned devid,
+                            const char *dir)
+{
+    long long st;
+    if (xs_read_int(b, dir, XSK_STATE, &st) == -ENOENT) {
+        backend_admit_forget(b, kind, fe, devid);
+        return;                 /* gone, or not (yet) a device */
+    }
+    char msg[160];
+    snprintf(msg, sizeof(msg), "%s device (Xen >= 4.19 backendtype=tap), and --backend-types "
+             "does not include %s (--backend-types=vbd,%s serves it)", kind, kind, kind);
+    refuse(b, kind, fe, devid, R_KIND_NOT_SERVED, LOG_NOTICE, msg);
 }

@@ -30,6 +30,15 @@ static bool kind_enabled(const struct backend *b, const char *kind)
     return !strcmp(kind, XSK_KIND_VBD) ? b->cfg->type_vbd : b->cfg->type_vbd3;
 }
 
+/* Kinds whose directory is watched: the served ones, and vbd3 in any case, so
+ * that a vbd3 disk (Xen >= 4.19 backendtype=tap) says why nobody serves it
+ * (admit.c backend_admit_unserved).  An unserved vbd is the kernel's
+ * (--backend-types=vbd3). */
+static bool kind_watched(const struct backend *b, const char *kind)
+{
+    return kind_enabled(b, kind) || !strcmp(kind, XSK_KIND_VBD3);
+}
+
 struct vbd *backend_find_vbd(struct backend *b, const char *kind, xen_domid_t fe, unsigned devid)
 {
     for (struct vbd *v = b->vbds; v; v = v->next)
@@ -84,6 +93,10 @@ static void sync_device(struct backend *b, const char *kind, xen_domid_t fe, uns
     char dir[256];
     long long st, on;
     snprintf(dir, sizeof(dir), "%s/%s/%s/%u/%u", b->home, XSK_BACKEND_DIR, kind, fe, devid);
+    if (!kind_enabled(b, kind)) {
+        backend_admit_unserved(b, kind, fe, devid, dir);
+        return;
+    }
     if (!backend_admit(b, kind, fe, devid, dir))
         return;                 /* gone, not ours, or its frontend is not there */
     if (xs_read_int(b, dir, XSK_STATE, &st))
@@ -182,7 +195,7 @@ static void watch_event(struct backend *b, const char *path, const char *token)
         LOG_DBG(LOG_CAT_XENSTORE, NULL, LOG_NO_QUEUE, "watch %s [%s]", path, token);
         const char *kind = token + strlen(TOP_TOKEN_PREFIX);
         for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
-            if (!strcmp(kind, kinds[i]) && kind_enabled(b, kinds[i]))
+            if (!strcmp(kind, kinds[i]) && kind_watched(b, kinds[i]))
                 top_event(b, kinds[i], path);
     } else if (!strncmp(token, VBD_TOKEN_PREFIX, strlen(VBD_TOKEN_PREFIX))) {
         unsigned long serial;
@@ -313,17 +326,24 @@ int backend_create(const struct xbd_config *cfg, struct backend **out)
                 "(xen-blkbackctl metrics still answers)", cfg->metrics_listen);
     }
     for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
-        if (!kind_enabled(b, kinds[i]))
+        if (!kind_watched(b, kinds[i]))
             continue;
         char path[256], token[32];
+        bool served = kind_enabled(b, kinds[i]);
         snprintf(path, sizeof(path), "%s/%s/%s", b->home, XSK_BACKEND_DIR, kinds[i]);
         snprintf(token, sizeof(token), TOP_TOKEN_PREFIX "%s", kinds[i]);
         rc = b->ops->xs_watch(b->xs, path, token);
-        if (rc) {
+        if (rc && served) {
             log_err("cannot watch %s: %s", path, strerror(-rc));
             goto fail;
         }
-        log_info("watching %s", path);
+        if (rc)                 /* only for the "not served" lines: not worth failing */
+            log_notice("cannot watch %s: %s", path, strerror(-rc));
+        else if (served)
+            log_info("watching %s", path);
+        else
+            log_info("%s is not served (--backend-types): watched to log its devices as ignored", path);
+        rc = 0;
     }
     log_notice("xen-blkbackd " XBD_VERSION " up: xen %s, domid %u, hotplug gate %s, "
                "max-ring-page-order %u, max-queues %u, max-indirect-segments %u, persistent %s",
@@ -369,7 +389,7 @@ int backend_run(struct backend *b)
     /* The first watch events (each watch fires once) start the scan; scan
      * anyway in case the server does not send them. */
     for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
-        if (kind_enabled(b, kinds[i]))
+        if (kind_watched(b, kinds[i]))
             scan_kind(b, kinds[i]);
     reap(b);
     notify_ready(b);            /* watches armed, existing devices reattached */

@@ -158,6 +158,12 @@ void backend_admit_forget(struct backend *b, const char *kind, xen_domid_t fe, u
  * directory has gone, e.g. with its parent. */
 void backend_admit_prune(struct backend *b, const char *kind, int fe);
 void backend_admit_free(struct backend *b);
+/* A device directory dir under a kind not in --backend-types (backend.c
+ * watches vbd3 for this): one notice line per device saying why it is not
+ * served, nothing written; forgotten when it goes (a device made again with
+ * the same ids gets a new line). */
+void backend_admit_unserved(struct backend *b, const char *kind, xen_domid_t fe, unsigned devid,
+                            const char *dir);
 
 /* ---- vbd.c ---------------------------------------------------------------- */
 /* Track a device seen under backend/<kind>/<fe>/<devid>: register its watches
