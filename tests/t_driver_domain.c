@@ -40,8 +40,18 @@ static void mknod_perms(const char *path, unsigned owner, int reader)
 {
     struct xs_permissions p[2] = { { .id = owner, .perms = XS_PERM_NONE },
                                    { .id = (unsigned)reader, .perms = XS_PERM_READ } };
-    T_ASSERT(xs_mkdir(xsh, XBT_NULL, path), "mkdir %s", path);
-    T_ASSERT(xs_set_permissions(xsh, XBT_NULL, path, p, reader >= 0 ? 2 : 1), "perms %s", path);
+    /* in one transaction, as libxl does (libxl__xs_mknod): a watcher never
+     * sees the node with the creator's perms */
+    for (unsigned tries = 0;; tries++) {
+        T_ASSERT(tries < 16, "mknod %s: transaction keeps conflicting", path);
+        xs_transaction_t t = xs_transaction_start(xsh);
+        T_ASSERT(t, "xs_transaction_start: %s", strerror(errno));
+        T_ASSERT(xs_mkdir(xsh, t, path), "mkdir %s", path);
+        T_ASSERT(xs_set_permissions(xsh, t, path, p, reader >= 0 ? 2 : 1), "perms %s", path);
+        if (xs_transaction_end(xsh, t, false))
+            return;
+        T_ASSERT(errno == EAGAIN, "transaction end %s: %s", path, strerror(errno));
+    }
 }
 
 /* libxl__domain_make (libxl_create.c@RELEASE-4.17.7): dom path n0,r<domid>;
