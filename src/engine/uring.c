@@ -89,16 +89,36 @@ static void uring_close(struct engine *e)
 
 /*
  * Ring setup: SUBMIT_ALL (keep submitting past a failed SQE), CQSIZE =
- * 2 * depth; without SUBMIT_ALL on kernels that do not know it (-EINVAL).
- * Not used: COOP_TASKRUN and SINGLE_ISSUER|DEFER_TASKRUN.  Their
- * completion task work wakes a thread waiting in io_uring_enter, not one
- * sleeping in poll() as the queue thread does (it also waits for the event
- * channel); with DEFER_TASKRUN behind an eventfd a request was seen never
- * answered on 6.18, and neither measured better on tmpfs.
+ * 2 * depth, COOP_TASKRUN|TASKRUN_FLAG; each flag dropped in turn on kernels
+ * that do not know it (-EINVAL: COOP_TASKRUN and TASKRUN_FLAG are 5.19,
+ * SUBMIT_ALL 5.18).
+ *
+ * COOP_TASKRUN: a completion's task work (every io-wq completion frees its
+ * request through one; a block device's IRQ completion posts its CQE through
+ * one) is added with TWA_SIGNAL_NO_IPI instead of TWA_SIGNAL, so the worker
+ * or IRQ does not kick_process() the queue thread with a rescheduling IPI
+ * while it runs (torvalds/linux:io_uring/io_uring.c@v6.1 io_req_task_work_add,
+ * ctx->notify_method).  A queue thread asleep in ppoll() is still woken:
+ * __set_notify_signal() sets TIF_NOTIFY_SIGNAL and wakes an interruptible
+ * sleeper either way (torvalds/linux:include/linux/sched/signal.h@v6.1), its
+ * ppoll returns through the task work and restarts; a running one runs the
+ * work at its next system call.  TASKRUN_FLAG marks such pending work in the
+ * SQ flags, where liburing's peek (our reap) sees it and enters the kernel
+ * once to run it (cq_ring_needs_flush).  On tmpfs, where every read goes to an
+ * io-wq worker, the IPIs were 10 % of all the CPU samples of a 4 KiB randread
+ * (x2apic_send_IPI in the workers, the IPI handler in the queue threads).
+ * Not used: SINGLE_ISSUER|DEFER_TASKRUN.  Its task work wakes only a thread
+ * waiting in io_uring_enter, not one in poll() (the queue thread also waits
+ * for the event channel); behind an eventfd a request was seen never answered
+ * on 6.18.
  */
 static int ring_init(struct uring_queue *q, unsigned depth)
 {
-    static const unsigned variants[] = { IORING_SETUP_SUBMIT_ALL, 0 };
+    static const unsigned variants[] = {
+        IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+        IORING_SETUP_SUBMIT_ALL,
+        0,
+    };
     int rc = -EINVAL;
     for (unsigned i = 0; i < ARRAY_SIZE(variants); i++) {
         struct io_uring_params prm;
