@@ -99,3 +99,42 @@ med_summary() {
 
 # field KEY "k=v k=v ..." -> v
 field() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+# pair_ratios KEY RAW OURS: names of two arrays of result lines, element i of
+# each measured back to back -> the per-pair ratios ours/raw of KEY, one a line
+pair_ratios() {
+  local _k=$1 i
+  local -n _qr=$2 _qo=$3
+  for i in "${!_qr[@]}"; do
+    awk -v a="$(field "$_k" "${_qo[$i]}")" -v b="$(field "$_k" "${_qr[$i]}")" 'BEGIN { printf "%.3f\n", b ? a / b : 0 }'
+  done
+}
+
+# ratio_spread RAW OURS: names of two arrays of result lines measured in pairs ->
+# "median least greatest" of the per-pair IOPS ratios ours/raw
+ratio_spread() {
+  local rr; rr=$(pair_ratios iops "$1" "$2")
+  printf '%.2f %.2f %.2f\n' "$(echo "$rr" | median)" "$(echo "$rr" | sort -g | head -1)" \
+    "$(echo "$rr" | sort -g | tail -1)"
+}
+
+# pair_summary RAW OURS: names of two arrays of result lines, element i of each
+# measured back to back (interleaved runs) -> "raw-IOPS raw-us/io IOPS us/io
+# ratio ratio-min ratio-max cpu-ratio": medians of IOPS and CPU per I/O, the
+# median, least and greatest of the per-pair ratios ours/raw (IOPS) and the
+# median per-pair CPU ratio.  A pair's ratio is measured under the same load,
+# so it drifts less than either side on a shared machine.
+pair_summary() {
+  local -n _pr=$1 _po=$2
+  printf '%s %s %s %s %s %.2f\n' \
+    "$(med iops "${_pr[@]}")" "$(med cpu_us "${_pr[@]}")" "$(med iops "${_po[@]}")" "$(med cpu_us "${_po[@]}")" \
+    "$(ratio_spread "$1" "$2")" "$(pair_ratios cpu_us "$1" "$2" | median)"
+}
+
+# med_line LINES...: result lines ("k=v ...") -> one line of the same keys (those of the
+# first line), each the median over the lines.
+med_line() {
+  local k out=""
+  for k in $(echo "$1" | tr ' ' '\n' | sed -n 's/=.*//p'); do out+="$k=$(med "$k" "$@") "; done
+  echo "${out% }"
+}

@@ -4,12 +4,16 @@
 # on a tmpfs file and on a loop block device over it, plus a null engine for pure
 # protocol cost.  Fixed-format table on stdout and in $OUT/matrix.txt, a PNG plot of
 # 4 KiB randread IOPS vs queue depth in $OUT/iops-vs-qd.png.  Not a test.
-#   bench/matrix.sh [BUILD_DIR]   env: BENCH_RUNTIME (s, 2), BENCH_SIZE_MIB (512),
+# Each workload runs BENCH_RUNS times (raw fio, then every backend, again and again):
+# the table has the medians, the ratio is the median of the per-round ratios ours/raw,
+# its least..greatest in the spread column.
+#   bench/matrix.sh [BUILD_DIR]   env: BENCH_RUNTIME (s, 2), BENCH_RUNS (3), BENCH_SIZE_MIB (512),
 #   BENCH_MODES ("map copy persistent"), BENCH_QUEUES ("1 2"), BENCH_STORES ("file loop"),
 #   BENCH_DAEMON_ARGS (extra daemon options, e.g. --persistent-cap=8192), BENCH_OUT
 set -euo pipefail
 B=$(cd "${1:-build}" && pwd)
 runtime=${BENCH_RUNTIME:-2}
+runs=${BENCH_RUNS:-3}
 size_mib=${BENCH_SIZE_MIB:-512}
 modes=${BENCH_MODES:-map copy persistent}
 queues=${BENCH_QUEUES:-1 2}
@@ -42,47 +46,65 @@ workloads=(
 )
 
 res=$OUT/matrix.txt
-hdr=$(printf '%-5s %-18s %-11s %9s %8s %6s %7s %7s %7s %7s %7s %7s %6s' \
-  store workload backend IOPS MB/s p50us p99us cpu-us map/io copy/io ntfy/io subm/io ratio)
-{ echo "# xen-blkbackd protocol features benchmark, $(date -u +%FT%TZ), $(uname -r), $(nproc) CPUs, ${runtime}s per run"
+hdr=$(printf '%-5s %-18s %-13s %9s %8s %6s %7s %7s %7s %7s %7s %7s %6s %11s' \
+  store workload backend IOPS MB/s p50us p99us cpu-us map/io copy/io ntfy/io subm/io ratio spread)
+{ echo "# xen-blkbackd protocol features benchmark, $(date -u +%FT%TZ), $(uname -r), $(nproc) CPUs, load $(uptime | sed 's/.*load average: //'), ${runtime}s per run, medians of $runs rounds"
   echo "# per I/O: cpu-us = daemon user+system CPU (raw: the fio process's, io_uring workers included);"
   echo "# map = grant map+unmap calls;${BENCH_DAEMON_ARGS:+ daemon args: $BENCH_DAEMON_ARGS;}"
   echo "# copy = grant-copy calls; ntfy = event notifications sent; subm = engine (io_uring) submits;"
-  echo "# ratio = IOPS / raw fio IOPS on the same store in this run"
+  echo "# ratio = IOPS / raw fio IOPS of the same round (median over the rounds; spread: least..greatest)"
   echo "$hdr"; } | tee "$res"
 plotdat=$OUT/iops-vs-qd.dat
 : > "$plotdat"
 
 domid=1
-line() { # store label backend raw_iops result
-  local r=$5
-  printf '%-5s %-18s %-11s %9s %8s %6s %7s %7s %7s %7s %7s %7s %6s\n' "$1" "$2" "$3" \
+line() { # store label backend result [ratio least greatest]
+  local r=$4
+  printf '%-5s %-18s %-13s %9s %8s %6s %7s %7s %7s %7s %7s %7s %6s %11s\n' "$1" "$2" "$3" \
     "$(field iops "$r")" "$(field mbps "$r")" "$(field p50 "$r")" "$(field p99 "$r")" \
     "$(field cpu_us "$r")" "$(field map "$r")" "$(field copy "$r")" "$(field notify "$r")" \
-    "$(field submit "$r")" \
-    "$(awk -v a="$(field iops "$r")" -v b="$4" 'BEGIN { printf "%.2f", b ? a / b : 0 }')" | tee -a "$res"
+    "$(field submit "$r")" "${5:-1.00}" "${6:+$6..$7}" | tee -a "$res"
+}
+
+# One workload on every backend: BENCH_RUNS rounds of raw fio then each mode x queues
+# (a new guest each time), then the median lines.  store label target rw bs qd [raw-target]
+run_workload() {
+  local s=$1 label=$2 target=$3 rw=$4 bs=$5 qd=$6 rawt=${7:-$3}
+  local -a raws=() backends=()
+  local -A res_of=()
+  local m q b
+  for m in $modes; do for q in $queues; do backends+=("$m-q$q"); done; done
+  for _ in $(seq "$runs"); do
+    raws+=("$(raw_fio "$rawt" "$rw" "$bs" "$qd")")
+    for b in "${backends[@]}"; do
+      m=${b%-q*}; q=${b##*-q}
+      local extra=("${common[@]}" --grant-mode "$m" --queues "$q")
+      if [ "$m" = persistent ]; then extra+=(--persistent); fi
+      local o; o=$(ours $domid "$target" "$rw" "$bs" "$qd" "${extra[@]}") || o="iops=0"
+      domid=$((domid + 1))
+      res_of[$b]+="$o"$'\n'
+    done
+  done
+  local rawm; rawm=$(med_line "${raws[@]}")
+  line "$s" "$label" raw "$rawm"
+  if [ "$s" = file ] && [[ $label == 4k-randread-* ]]; then echo "raw $qd $(field iops "$rawm")" >> "$plotdat"; fi
+  for b in "${backends[@]}"; do
+    local -a os=()
+    mapfile -t os < <(printf '%s' "${res_of[$b]}")
+    local om; om=$(med_line "${os[@]}")
+    local sp; read -r -a sp <<<"$(ratio_spread raws os)"
+    line "$s" "$label" "$b" "$om" "${sp[@]}"
+    if [ "$s" = file ] && [[ $label == 4k-randread-* ]]; then
+      echo "$b $qd $(field iops "$om")" >> "$plotdat"
+    fi
+  done
 }
 
 run_store() { # store-name target
   local s=$1 target=$2
   for w in "${workloads[@]}"; do
     read -r label rw bs qd <<<"$w"
-    local raw; raw=$(raw_fio "$target" "$rw" "$bs" "$qd")
-    local ri; ri=$(field iops "$raw")
-    line "$s" "$label" raw "$ri" "$raw"
-    if [ "$s" = file ] && [[ $label == 4k-randread-* ]]; then echo "raw $qd $ri" >> "$plotdat"; fi
-    for m in $modes; do
-      for q in $queues; do
-        local extra=("${common[@]}" --grant-mode "$m" --queues "$q")
-        if [ "$m" = persistent ]; then extra+=(--persistent); fi
-        local o; o=$(ours $domid "$target" "$rw" "$bs" "$qd" "${extra[@]}") || o="iops=0"
-        domid=$((domid + 1))
-        line "$s" "$label" "$m-q$q" "$ri" "$o"
-        if [ "$s" = file ] && [[ $label == 4k-randread-* ]]; then
-          echo "$m-q$q $qd $(field iops "$o")" >> "$plotdat"
-        fi
-      done
-    done
+    run_workload "$s" "$label" "$target" "$rw" "$bs" "$qd"
   done
 }
 
@@ -100,17 +122,7 @@ for s in $stores; do
 done
 
 # pure protocol cost: the null engine (no storage I/O), 4 KiB random read QD 128
-raw=$(raw_fio null randread 4k 128)
-line null 4k-randread-qd128 raw "$(field iops "$raw")" "$raw"
-for m in $modes; do
-  for q in $queues; do
-    extra=("${common[@]}" --grant-mode "$m" --queues "$q")
-    if [ "$m" = persistent ]; then extra+=(--persistent); fi
-    o=$(ours $domid "null:$((size_mib << 20))" randread 4k 128 "${extra[@]}") || o="iops=0"
-    domid=$((domid + 1))
-    line null 4k-randread-qd128 "$m-q$q" "$(field iops "$raw")" "$o"
-  done
-done
+run_workload null 4k-randread-qd128 "null:$((size_mib << 20))" randread 4k 128 null
 
 echo "# targets: daemon cpu-us per 4k I/O <= raw fio's; 1m read >= 0.95 of raw; null >= 1M IOPS per daemon core;" | tee -a "$res"
 echo "#          map/io ~ 0 with persistent grants; ntfy/io <= 0.1 at QD >= 32" | tee -a "$res"
