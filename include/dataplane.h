@@ -130,7 +130,8 @@ struct dp_config {
     bool persistent;                /* feature-persistent negotiated by both sides */
     unsigned persistent_cap;        /* per queue, pages; 0 = auto: ring slots x (segments +
                                        indirect pages), 1056..8192 (src/ring/grant.h) */
-    unsigned poll_us;               /* spin on the ring this long before sleeping; 0 = off */
+    unsigned poll_us;               /* spin on the ring and the engine's completions (memory
+                                     * only) this long before sleeping; 0 = off */
     bool reattach;                  /* daemon restart: take over the rings as they are
                                        (restart state, else at the published rsp_prod) */
     const char *state_path;         /* restart state file (src/ring/rstate.h; a tmpfs);

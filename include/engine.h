@@ -19,7 +19,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#define ENGINE_OPS_VERSION 2      /* 2: get_size */
+#define ENGINE_OPS_VERSION 3      /* 2: get_size; 3: completions_ready */
 
 enum engine_op {
     ENGINE_OP_READ,
@@ -125,7 +125,18 @@ struct engine_ops {
      * syscall, no I/O; called from the control plane while queues run.
      * 0 or -errno of fstat/ioctl. */
     int  (*get_size)(struct engine *e, uint64_t *bytes);
+
+    /* ---- version 3 ---- */
+    /* Optional (NULL: the caller polls completion_fd instead).  Would reap
+     * find completions (or enter the kernel once to post them) now?  Told by
+     * memory loads only, never a system call: the polling queue thread
+     * (xen-blkbackd(8) --poll-us) asks it in a loop while I/O is in flight.
+     * uring: CQ entries, or task work pending in the SQ flags
+     * (IORING_SQ_TASKRUN).  On the queue's own thread. */
+    bool (*completions_ready)(struct engine_queue *q);
 };
+
+typedef bool (*engine_ready_fn)(struct engine_queue *q);
 
 /* The opened store; engines embed this as their first member. */
 struct engine {
@@ -179,6 +190,10 @@ int engine_open_params(const char *params, const struct engine_params *p,
  * failure.
  */
 int engine_get_size(struct engine *e, uint64_t *bytes);
+
+/* ops->completions_ready where the engine has it (checked against ops->size,
+ * as a struct of an older version lacks the field), else NULL. */
+engine_ready_fn engine_ready_op(const struct engine_ops *o);
 
 /*
  * One writer per backing store (src/engine/lock.c; xen-blkbackd-engines(7)

@@ -1,4 +1,4 @@
-/* t_dataplane: the data plane serves a guest played by this test on the simulated host (both ABIs, 1/2/4-page rings, 2 queues, map and copy grant modes): data lands in the image, faults get blkback's answers, a bogus req_prod halts only its ring, dp_stop answers or abandons in-flight I/O in time and returns every grant and port; a read-only vbd refuses write and flush. */
+/* t_dataplane: the data plane serves a guest played by this test on the simulated host (both ABIs, 1/2/4-page rings, 2 queues, map and copy grant modes): data lands in the image, faults get blkback's answers, a bogus req_prod halts only its ring (also when polling), dp_stop answers or abandons in-flight I/O in time and returns every grant and port; a read-only vbd refuses write and flush. */
 #include "harness.h"
 #include "util.h"
 #include "dataplane.h"
@@ -291,14 +291,17 @@ static void scenario_io(enum blkif_abi abi, unsigned npages, enum grant_mode mod
     free(big);
 }
 
-/* Two queues on 4-page rings; a bogus req_prod on queue 1 halts only it. */
-static void scenario_halt(void)
+/* Two queues on 4-page rings; a bogus req_prod on queue 1 halts only it.
+ * poll_us: the same through the polling loop (spin, serve what the memory
+ * shows without a ppoll, re-arm, sleep). */
+static void scenario_halt(unsigned poll_us)
 {
-    T_LOG("scenario halt: native, 2 queues, 4-page rings");
+    T_LOG("scenario halt: native, 2 queues, 4-page rings, poll_us %u", poll_us);
     make_image();
     struct guest g;
     struct dp_config cfg;
     struct engine *e = rig_up(&g, &cfg, BLKIF_ABI_NATIVE, 2, 4, imgpath);
+    cfg.poll_us = poll_us;
     struct dp *dp;
     T_ASSERT(dp_create(ops, xh, &cfg, &dp) == 0, "dp_create");
     T_EQ(sim_gnt_mapped_count(g.dom), 8);
@@ -669,7 +672,8 @@ int main(void)
     scenario_io(BLKIF_ABI_X86_32, 1, GRANT_MODE_COPY);
     scenario_io(BLKIF_ABI_NATIVE, 4, GRANT_MODE_MAP);
     scenario_io(BLKIF_ABI_NATIVE, 4, GRANT_MODE_COPY);
-    scenario_halt();
+    scenario_halt(0);
+    scenario_halt(200);
     scenario_faults(GRANT_MODE_MAP);
     scenario_faults(GRANT_MODE_COPY);
     scenario_reattach();

@@ -181,6 +181,13 @@ const char *eng_params_path(const char *params)
     return NULL;
 }
 
+engine_ready_fn engine_ready_op(const struct engine_ops *o)
+{
+    if (o->size < offsetof(struct engine_ops, completions_ready) + sizeof(o->completions_ready))
+        return NULL;
+    return o->completions_ready;
+}
+
 int engine_get_size(struct engine *e, uint64_t *bytes)
 {
     const struct engine_ops *o = e->ops;

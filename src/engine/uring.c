@@ -292,6 +292,17 @@ static int uring_completion_fd(struct engine_queue *eq)
     return ((struct uring_queue *)eq)->ring.ring_fd;
 }
 
+/* Memory loads only: CQ entries posted, or completion task work waiting
+ * (COOP_TASKRUN|TASKRUN_FLAG, see ring_init) that reap's peek runs by
+ * entering once; a CQ overflow likewise. */
+static bool uring_completions_ready(struct engine_queue *eq)
+{
+    struct uring_queue *q = (struct uring_queue *)eq;
+    return io_uring_cq_ready(&q->ring) ||
+           (__atomic_load_n(q->ring.sq.kflags, __ATOMIC_RELAXED) &
+            (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW));
+}
+
 #define REAP_BATCH 64
 
 static int uring_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
@@ -344,4 +355,5 @@ const struct engine_ops engine_uring = {
     .completion_fd = uring_completion_fd,
     .reap = uring_reap,
     .get_size = uring_get_size,
+    .completions_ready = uring_completions_ready,
 };

@@ -111,6 +111,7 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
     q->eng = cfg->engine;
     q->poll_us = cfg->poll_us;
     q->td3 = cfg->td3;
+    q->eng_ready = engine_ready_op(cfg->engine->ops);
     q->qos = &dp->qos;
     q->seccomp = cfg->seccomp;
     q->stop_efd = -1;
@@ -343,6 +344,7 @@ static void stop_threads(struct dp *dp, uint64_t deadline_ns)
         if (!q->running)
             continue;
         q->deadline_ns = deadline_ns;
+        __atomic_store_n(&q->stop_req, true, __ATOMIC_RELEASE);     /* for a spinning thread */
         uint64_t one = 1;
         if (write(q->stop_efd, &one, sizeof(one)) < 0)
             log_dev(LOG_ERR, &dp->id, (int)i, "cannot signal stop: %s", strerror(errno));

@@ -9,8 +9,9 @@
  * One round (service): drain the ring in one sweep, one gnt_copy for the
  * sweep's WRITE data and the completed READs (COPY mode), ONE engine submit,
  * responses pushed with at most one notification.  poll_us > 0: spin on the
- * ring (unarmed, so the frontend sends no event) before re-arming with
- * RING_FINAL_CHECK_FOR_REQUESTS and sleeping.  The persistent-grant cache's
+ * ring (unarmed, so the frontend sends no event) and the engine's completions
+ * (memory only) and serve what shows up without a ppoll, before re-arming
+ * with RING_FINAL_CHECK_FOR_REQUESTS and sleeping.  The persistent-grant cache's
  * housekeeping (dpg_tick) bounds the poll() timeout.
  */
 #include "queue.h"
@@ -454,6 +455,7 @@ static void io_done(struct engine_io *io, void *arg)
     struct dpq *q = arg;
     struct dp_slot *s = io->cookie;
 
+    q->nreaped++;
     if (s->eng_t0 && q->reap_ns > s->eng_t0)
         s->eng_ns += q->reap_ns - s->eng_t0;
     s->eng_t0 = 0;
@@ -829,25 +831,59 @@ static void drain(struct dpq *q)
     dpg_release_all(&q->g);     /* persistent grants */
 }
 
+static bool stop_requested(struct dpq *q)
+{
+    return __atomic_load_n(&q->stop_req, __ATOMIC_ACQUIRE);
+}
+
+enum spin_result {
+    SPIN_IDLE,                  /* nothing for poll_us: re-arm and sleep */
+    SPIN_WORK,                  /* seen in memory: serve without a system call */
+    SPIN_FD,                    /* an fd may be readable: ppoll without sleeping */
+};
+
 /*
- * Polling mode: spin up to poll_us on the ring (memory loads only) and, every
- * few rounds, on the fds (completions, event channel, stop) before sleeping.
- * True when there is work.
+ * Polling mode: spin up to poll_us on memory: the ring, the engine's
+ * completions (engine completions_ready, while I/O is in flight) and the stop
+ * request, so a busy queue finds its work without a system call (each one
+ * costs a hypervisor round trip in a PV dom0).  An engine without
+ * completions_ready has its fds polled every few rounds instead (one poll()
+ * each), as before.  The event channel is not looked at: while we spin
+ * unarmed the frontend sends no event, and one sent before stays pending
+ * (its port masked) until the next ppoll.
  */
-static bool spin(struct dpq *q, struct pollfd *pfd)
+static enum spin_result spin(struct dpq *q, struct pollfd *pfd)
 {
     uint64_t end = xbd_now_ns() + (uint64_t)q->poll_us * 1000;
     for (unsigned i = 0;; i++) {
         if (can_consume(q) && RING_HAS_UNCONSUMED_REQUESTS(RING(q)))
-            return true;
+            return SPIN_WORK;
+        if (q->eng_ready && q->inflight && q->eng_ready(q->eq))
+            return SPIN_WORK;
         if ((i & 15) == 15) {
-            if (poll(pfd, 3, 0) > 0)
-                return true;
+            if (stop_requested(q))
+                return SPIN_FD;
+            if (!q->eng_ready && poll(pfd, 3, 0) > 0)
+                return SPIN_FD;
             if (xbd_now_ns() >= end)
-                return false;
+                return SPIN_IDLE;
         }
         cpu_relax();
     }
+}
+
+/* Polling mode found work in memory: serve it without a ppoll.  False when
+ * that made no progress (nothing consumed, nothing reaped: the engine's
+ * answer was stale), so the caller re-arms and sleeps instead of spinning on
+ * it past poll_us. */
+static bool serve_polled(struct dpq *q, bool tick, bool arm)
+{
+    RING_IDX cons = RING(q)->req_cons;
+    uint64_t reaped = q->nreaped;
+    if (tick)
+        dpg_tick(&q->g, xbd_now_ns());
+    service(q, arm);
+    return RING(q)->req_cons != cons || q->nreaped != reaped;
 }
 
 /* poll() timeout in ms: until the grant cache's next housekeeping, or -1. */
@@ -901,9 +937,14 @@ void *dpq_thread(void *arg)
         q->notified_upto = RING(q)->rsp_prod_pvt;
     }
     while (!q->stopping) {
+        if (stop_requested(q))
+            break;              /* dp_stop's flag (the eventfd may come later) */
         int timeout = -1;
         if (q->poll_us && !q->halted) {
-            if (spin(q, pfd)) {
+            enum spin_result w = spin(q, pfd);
+            if (w == SPIN_WORK && serve_polled(q, tick, arm))
+                continue;
+            if (w != SPIN_IDLE) {
                 timeout = 0;
             } else {
                 int more;       /* re-arm before sleeping (docs/protocol.md §4.2) */

@@ -128,6 +128,8 @@ struct dpq {
     bool halted, stopping, oo, need_push;
     bool reattached;                /* taken over from a previous daemon: notify once at start */
     unsigned poll_us;
+    engine_ready_fn eng_ready;      /* engine_ready_op of the engine, or NULL */
+    uint64_t nreaped;               /* engine completions seen (polling: progress) */
     enum confine_mode seccomp;      /* dp_config.seccomp */
 
     /* thread */
@@ -138,6 +140,9 @@ struct dpq {
      * local work that stop_threads always waits for. */
     bool quiesced;
     int stop_efd;
+    bool stop_req;                  /* set (atomically) by dp_stop before the stop_efd
+                                     * write: stops the thread as the eventfd does, and
+                                     * a polling one sees it without a system call */
     uint64_t deadline_ns;           /* CLOCK_MONOTONIC, set by dp_stop */
 
     struct vbd_stats st;
@@ -162,9 +167,10 @@ int  dpq_alloc_slots(struct dpq *q, unsigned nr_slots, unsigned max_segs, struct
 void dpq_set_redo(struct dpq *q, const uint16_t *redo, unsigned n);
 void dpq_free_slots(struct dpq *q);
 
-/* The queue thread (arg: struct dpq *).  Returns when q->stop_efd fires,
- * after answering in-flight requests or at q->deadline_ns; on return the
- * engine queue is closed and no data grant is mapped. */
+/* The queue thread (arg: struct dpq *).  Returns when q->stop_req is set or
+ * q->stop_efd fires, after answering in-flight requests or at
+ * q->deadline_ns; on return the engine queue is closed and no data grant is
+ * mapped. */
 void *dpq_thread(void *arg);
 
 #endif
