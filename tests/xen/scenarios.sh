@@ -16,7 +16,8 @@ set -u
 XENBIN=$(ls -d /usr/lib/xen-4.*/bin 2>/dev/null | sort -V | tail -1)
 export PATH=$XENBIN:/usr/sbin:/usr/bin:/sbin:/bin
 PLAN=${1:-all}
-[ "$PLAN" = all ] && PLAN=baseline,daemon,destroy,twoguests,resize,nbd,restart,migrate
+ALL=baseline,daemon,destroy,twoguests,resize,nbd,restart,migrate
+PLAN=$(echo ",$PLAN," | tr '+' ',' | sed "s/,all,/,$ALL,/; s/^,//; s/,\$//")   # all may be one item of a list
 T=/opt/xentest
 CONS=/var/log/xen/console
 IMG=/img
@@ -650,6 +651,10 @@ phase_destroy() {
 phase_tap() {
     local t0=$(now) g=t1 r n st=0
     DAEMON_ARGS="--backend-types=vbd,vbd3 ${DAEMON_ARGS:-}"
+    # a daemon from an earlier phase serves backend/vbd only: restart it for vbd3 too
+    if daemon_alive && ! tr '\0' ' ' < /proc/$(dpid)/cmdline | grep -q vbd3; then
+        daemon_stop TERM 60 || info "tap: the earlier daemon did not stop: $DSTOP_WHY"
+    fi
     if ! daemon_installed || ! start_daemon; then
         report SKIP 0 "tap: negotiation (backend/vbd3)" "xen-blkbackd not available"; return
     fi
