@@ -132,7 +132,7 @@ int main(void)
     T_ASSERT(t_ceph_image(&C, "b", 16, 0) == 0, "rbd create b");
     char pb[600], p[1200];
     t_ceph_params(&C, "b", "", pb, sizeof(pb));
-    struct bg b = { .params = pb, .domid = 20, .runtime = 4 };
+    struct bg b = { .params = pb, .domid = 20, .runtime = 15 };  /* outlives the three faults on a loaded host */
     pthread_t th;
     T_ASSERT(pthread_create(&th, NULL, bg_bench, &b) == 0);
     T_CHECK(wait_io(20), "device B serves no writes");
