@@ -176,6 +176,13 @@ const struct engine_ops *eng_default_ops(const struct engine_params *p);
  * p->dev, or one named p->name (else p->path) with domid/devid unknown. */
 void eng_log_dev(struct log_dev *out, const struct engine_params *p);
 
+/* The io_uring of a queue of the uring engine (src/engine/uring.c) and
+ * whether its restrictions took (ring_restrict there), for tests that
+ * submit to the ring directly (tests/t_uring_restrict.c).  eq must come
+ * from engine_uring's queue_open. */
+struct io_uring;
+struct io_uring *eng_uring_ring(struct engine_queue *eq, bool *restricted);
+
 /* An rbd: params value without the prefix (src/engine/rbd.c has the syntax).
  * Names and values unescaped and NUL-terminated; cluster_key is the option
  * text after the image spec as written (images with equal text share one

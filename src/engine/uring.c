@@ -22,6 +22,9 @@
  * the queue reap right after each submit.  I/Os finished inside queue_io
  * (the synchronous ioctls, an unknown op) complete through a NOP SQE whose
  * user_data is tagged (UD_PRESET), so every completion comes out of the CQ.
+ *
+ * Each ring is restricted to those opcodes, on the registered store only
+ * (ring_restrict below): seccomp does not see what io_uring runs.
  */
 #include "engine.h"
 #include "util.h"
@@ -37,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 struct uring_engine {
@@ -51,6 +55,7 @@ struct uring_queue {
     unsigned depth, busy;       /* busy: queued + in flight */
     unsigned unsubmitted;
     bool fixed_file;            /* the store's fd is registered as file 0 */
+    bool restricted;            /* IORING_REGISTER_RESTRICTIONS took (ring_restrict) */
 };
 
 /* The store is opened and probed by eng_store_open (src/engine/store.c):
@@ -112,7 +117,7 @@ static void uring_close(struct engine *e)
  * for the event channel); behind an eventfd a request was seen never answered
  * on 6.18.
  */
-static int ring_init(struct uring_queue *q, unsigned depth)
+static int ring_init(struct uring_queue *q, unsigned depth, unsigned extra)
 {
     static const unsigned variants[] = {
         IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
@@ -123,13 +128,87 @@ static int ring_init(struct uring_queue *q, unsigned depth)
     for (unsigned i = 0; i < ARRAY_SIZE(variants); i++) {
         struct io_uring_params prm;
         memset(&prm, 0, sizeof(prm));
-        prm.flags = variants[i] | IORING_SETUP_CQSIZE;
+        prm.flags = variants[i] | IORING_SETUP_CQSIZE | extra;
         prm.cq_entries = depth * 2;
         rc = io_uring_queue_init_params(depth, &q->ring, &prm);
         if (rc != -EINVAL)
             return rc;
     }
     return rc;
+}
+
+/*
+ * Ring restrictions (xen-blkbackd(8) CONFINEMENT): seccomp does not see the
+ * operations io_uring runs, so each ring is created disabled
+ * (IORING_SETUP_R_DISABLED) and, before it is enabled, limited to the
+ * opcodes uring_queue_io and uring_queue_close submit, to IOSQE_FIXED_FILE
+ * on every SQE (required, no other flag allowed: only the store, the one
+ * registered file, is reachable) and to the one register call made after
+ * enabling (UNREGISTER_FILES at queue close).  Registering the store's file
+ * needs no entry: restrictions apply from enable on, and only a disabled
+ * ring takes them (torvalds/linux:io_uring/register.c@001b76b7e7
+ * io_register_restrictions, io_register_enable_rings, __io_uring_register:
+ * a refused register call is -EACCES; io_uring/io_uring.c
+ * io_check_restriction: a refused SQE completes with -EACCES).  Costs
+ * nothing per I/O (a bit test at SQE init).  Kernels before 5.10 have none
+ * of it (setup -EINVAL with R_DISABLED): one notice, rings unrestricted.
+ */
+static const uint8_t ring_sqe_ops[] = {
+    IORING_OP_READ, IORING_OP_READV, IORING_OP_WRITE, IORING_OP_WRITEV,
+    IORING_OP_FSYNC, IORING_OP_FALLOCATE,
+    IORING_OP_NOP,                      /* completions of I/O done in queue_io */
+    IORING_OP_ASYNC_CANCEL,             /* queue close with I/O in flight */
+};
+
+/* One notice per process where a ring is less restricted than designed. */
+static void restrict_notice(struct uring_queue *q, const char *what, int rc)
+{
+    static bool said;                   /* atomic */
+    if (!__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
+        log_dev(LOG_NOTICE, &q->e->dev, LOG_NO_QUEUE, "io_uring rings %s (%s); further rings "
+                "are not reported", what, strerror(-rc));
+}
+
+/* io_uring_register(2) itself: liburing 2.3 (Debian 12) declares
+ * io_uring_register_restrictions and io_uring_enable_rings but does not
+ * export them from liburing.so.2 (nm -D). */
+static int ring_register(struct uring_queue *q, unsigned op, void *arg, unsigned n)
+{
+    return syscall(__NR_io_uring_register, q->ring.ring_fd, op, arg, n) < 0 ? -errno : 0;
+}
+
+/* Restrict q's ring (created with R_DISABLED when `disabled`) and enable
+ * it.  0, or the -errno of IORING_REGISTER_ENABLE_RINGS (the ring is unusable). */
+static int ring_restrict(struct uring_queue *q, bool disabled)
+{
+    if (!disabled) {
+        restrict_notice(q, "not restricted: the kernel refuses IORING_SETUP_R_DISABLED "
+                        "(before 5.10)", -EINVAL);
+        return 0;
+    }
+    struct io_uring_restriction res[ARRAY_SIZE(ring_sqe_ops) + 3];
+    unsigned n = 0;
+    memset(res, 0, sizeof(res));
+    for (unsigned i = 0; i < ARRAY_SIZE(ring_sqe_ops); i++) {
+        res[n].opcode = IORING_RESTRICTION_SQE_OP;
+        res[n++].sqe_op = ring_sqe_ops[i];
+    }
+    res[n].opcode = IORING_RESTRICTION_REGISTER_OP;
+    res[n++].register_op = IORING_UNREGISTER_FILES;
+    res[n].opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
+    res[n++].sqe_flags = 0;
+    if (q->fixed_file) {
+        res[n].opcode = IORING_RESTRICTION_SQE_FLAGS_REQUIRED;
+        res[n++].sqe_flags = IOSQE_FIXED_FILE;
+    }
+    int rc = ring_register(q, IORING_REGISTER_RESTRICTIONS, res, n);
+    if (rc < 0)
+        restrict_notice(q, "not restricted: IORING_REGISTER_RESTRICTIONS failed", rc);
+    else if (!q->fixed_file)
+        restrict_notice(q, "restricted to the engine's opcodes only: the store could not be "
+                        "registered, so SQEs may name any fd", -EBADF);
+    q->restricted = rc == 0;
+    return ring_register(q, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
 }
 
 static int uring_queue_open(struct engine *e, unsigned depth, struct engine_queue **out)
@@ -141,12 +220,20 @@ static int uring_queue_open(struct engine *e, unsigned depth, struct engine_queu
         depth = 1;
     q->e = (struct uring_engine *)e;
     q->depth = depth;
-    int rc = ring_init(q, depth);
+    int rc = ring_init(q, depth, IORING_SETUP_R_DISABLED);
+    bool disabled = rc != -EINVAL;
+    if (!disabled)
+        rc = ring_init(q, depth, 0);    /* before 5.10 */
     if (rc < 0)
         goto fail;
     /* The store's fd as fixed file 0: no fget/fput per I/O.  Optional. */
     if (io_uring_register_files(&q->ring, &q->e->fd, 1) == 0)
         q->fixed_file = true;
+    rc = ring_restrict(q, disabled);
+    if (rc < 0) {
+        io_uring_queue_exit(&q->ring);
+        goto fail;
+    }
     *out = (struct engine_queue *)q;
     return 0;
 fail:
@@ -170,6 +257,8 @@ static void uring_queue_close(struct engine_queue *eq)
         if (sqe) {
             io_uring_prep_cancel(sqe, NULL, IORING_ASYNC_CANCEL_ANY);
             io_uring_sqe_set_data(sqe, NULL);
+            if (q->fixed_file)
+                sqe->flags |= IOSQE_FIXED_FILE; /* the ring requires it (ring_restrict) */
         }
         io_uring_submit(&q->ring);
         for (int tries = 0; tries < 10 && q->busy; tries++) {
@@ -263,10 +352,10 @@ static int uring_queue_io(struct engine_queue *eq, struct engine_io *io)
         prep_preset(sqe, io);
         goto queued;
     }
-    if (q->fixed_file)
-        sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data(sqe, io);
 queued:
+    if (q->fixed_file)
+        sqe->flags |= IOSQE_FIXED_FILE; /* every SQE, NOPs too: the ring requires it */
     q->busy++;
     q->unsubmitted++;
     return 0;
@@ -340,6 +429,13 @@ static int uring_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
             break;
     }
     return total;
+}
+
+struct io_uring *eng_uring_ring(struct engine_queue *eq, bool *restricted)
+{
+    struct uring_queue *q = (struct uring_queue *)eq;
+    *restricted = q->restricted;
+    return &q->ring;
 }
 
 const struct engine_ops engine_uring = {
