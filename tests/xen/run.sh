@@ -15,7 +15,7 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PLAN="" TIMEOUT=2400 BUILD=1 ACCEL=tcg HPN=20 DIST=bookworm RC="" RSTT=""
+PLAN="" TIMEOUT=3600 BUILD=1 ACCEL=tcg HPN=20 DIST=bookworm RC="" RSTT=""
 for a in "$@"; do
     case $a in
         --plan=*) PLAN=${a#*=} ;;
