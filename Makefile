@@ -4,6 +4,7 @@
 #   make demo       the main job on real input, simulated Xen host
 #   make bench      benchmarks (not tests): ratios against raw fio
 #   make check-xen  real Xen under QEMU with the real Linux blkfront
+#                   (XEN_DIST=trixie: Xen 4.20; XEN_PLAN=all,tap ...)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make deb        Debian packages (debhelper) into build/deb/, lintian-checked
 # V=1 shows full command lines.
@@ -136,9 +137,10 @@ check:
 	$(MAKE) SAN=1 tests
 	tests/run-tests.sh build/san
 
+# XEN_DIST=trixie: Debian 13 dom0 with Xen 4.20 (tests/xen/README.md); XEN_PLAN=phase,...
 check-xen: all
 	tests/xen/deps.sh --install
-	tests/xen/run.sh
+	tests/xen/run.sh $(if $(XEN_DIST),--dist=$(XEN_DIST)) $(if $(XEN_PLAN),--plan=$(XEN_PLAN))
 
 demo: all
 	demo/demo.sh $(O)
