@@ -18,10 +18,29 @@ static struct e2e E;
 static struct xs_handle *xsh;   /* dom0: the toolstack */
 static char dd_sock[108];
 
+/* The transaction put() and mknod_perms() write in (XBT_NULL: none). */
+static xs_transaction_t tx = XBT_NULL;
+
 static void put(const char *path, const char *val)
 {
-    T_ASSERT(xs_write(xsh, XBT_NULL, path, val, (unsigned)strlen(val)), "write %s: %s", path,
+    T_ASSERT(xs_write(xsh, tx, path, val, (unsigned)strlen(val)), "write %s: %s", path,
              strerror(errno));
+}
+
+/* Start a transaction for put()/mknod_perms(); tx_end: true when committed,
+ * false when it conflicted (EAGAIN: redo the writes). */
+static void tx_start(void)
+{
+    tx = xs_transaction_start(xsh);
+    T_ASSERT(tx, "xs_transaction_start: %s", strerror(errno));
+}
+
+static bool tx_end(void)
+{
+    bool ok = xs_transaction_end(xsh, tx, false);
+    T_ASSERT(ok || errno == EAGAIN, "transaction end: %s", strerror(errno));
+    tx = XBT_NULL;
+    return ok;
 }
 
 static void putf(const char *val, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -42,15 +61,15 @@ static void mknod_perms(const char *path, unsigned owner, int reader)
                                    { .id = (unsigned)reader, .perms = XS_PERM_READ } };
     /* in one transaction, as libxl does (libxl__xs_mknod): a watcher never
      * sees the node with the creator's perms */
+    bool own = tx == XBT_NULL;
     for (unsigned tries = 0;; tries++) {
         T_ASSERT(tries < 16, "mknod %s: transaction keeps conflicting", path);
-        xs_transaction_t t = xs_transaction_start(xsh);
-        T_ASSERT(t, "xs_transaction_start: %s", strerror(errno));
-        T_ASSERT(xs_mkdir(xsh, t, path), "mkdir %s", path);
-        T_ASSERT(xs_set_permissions(xsh, t, path, p, reader >= 0 ? 2 : 1), "perms %s", path);
-        if (xs_transaction_end(xsh, t, false))
+        if (own)
+            tx_start();
+        T_ASSERT(xs_mkdir(xsh, tx, path), "mkdir %s", path);
+        T_ASSERT(xs_set_permissions(xsh, tx, path, p, reader >= 0 ? 2 : 1), "perms %s", path);
+        if (!own || tx_end())
             return;
-        T_ASSERT(errno == EAGAIN, "transaction end %s: %s", path, strerror(errno));
     }
 }
 
@@ -80,19 +99,27 @@ static void backend_dir(unsigned fe, unsigned devid, unsigned owner, int online,
 {
     char be[128], v[128];
     snprintf(be, sizeof(be), "/local/domain/%u/backend/vbd/%u/%u", DD, fe, devid);
-    mknod_perms(be, owner, (int)(owner == DD ? fe : DD));
-    snprintf(v, sizeof(v), "/local/domain/%u/device/vbd/%u", fe, devid);
-    putf(v, "%s/frontend", be);
-    snprintf(v, sizeof(v), "%u", fe);
-    putf(v, "%s/frontend-id", be);
-    putf(params, "%s/params", be);
-    putf(online ? "1" : "0", "%s/online", be);
-    snprintf(v, sizeof(v), "%d", state);
-    putf(v, "%s/state", be);
-    putf("phy", "%s/type", be);
-    putf("w", "%s/mode", be);
-    putf("xvdb", "%s/dev", be);
-    putf("disk", "%s/device-type", be);
+    /* the whole directory in one transaction, as libxl__device_generic_add
+     * writes it: the daemon sees it complete or not at all */
+    for (unsigned tries = 0;; tries++) {
+        T_ASSERT(tries < 16, "backend dir %s: transaction keeps conflicting", be);
+        tx_start();
+        mknod_perms(be, owner, (int)(owner == DD ? fe : DD));
+        snprintf(v, sizeof(v), "/local/domain/%u/device/vbd/%u", fe, devid);
+        putf(v, "%s/frontend", be);
+        snprintf(v, sizeof(v), "%u", fe);
+        putf(v, "%s/frontend-id", be);
+        putf(params, "%s/params", be);
+        putf(online ? "1" : "0", "%s/online", be);
+        snprintf(v, sizeof(v), "%d", state);
+        putf(v, "%s/state", be);
+        putf("phy", "%s/type", be);
+        putf("w", "%s/mode", be);
+        putf("xvdb", "%s/dev", be);
+        putf("disk", "%s/device-type", be);
+        if (tx_end())
+            return;
+    }
 }
 
 /* Every node below path with its value and perms, one line each. */
