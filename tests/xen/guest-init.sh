@@ -11,7 +11,7 @@
 #              while mounted, files intact, fsck clean
 #              then 15 s idle (dom0's leak snapshot)
 #   fiolong@d  fio until dom0 destroys us
-#   ctr@d      print /sys/block/d/stat, stay idle 12 s (dom0 compares the daemon's counters)
+#   ctr@d      print /sys/block/d/stat, stay idle 25 s (dom0 compares the daemon's counters)
 #   pat@d      8 MiB random pattern at 128 MiB + fsync, md5 printed (before fiolong)
 #   patv@d     the pattern at 128 MiB must have md5 xt.patmd5 (after destroy + re-create)
 #   swap@d     wait (up to 240 s) for dom0 to hot-attach /dev/d (same-guest comparison)
@@ -136,7 +136,7 @@ st_ctr() {
     sync; blockdev --flushbufs /dev/$d
     a=$(cat /sys/block/$d/stat | tr -s ' ' | sed 's/^ //')
     say CTR $d $a
-    sleep 12
+    sleep 25                    # dom0 reads the daemon's counters, then xentop's (tap)
     b=$(cat /sys/block/$d/stat | tr -s ' ' | sed 's/^ //')
     say CTR-END $d $b
     # fields 1-8 and 12-17: 9-11 are the in-flight/time counters

@@ -404,7 +404,7 @@ jnum() {   # json key -> the first "key": N in $JS (no process)
 # write of 0 sectors once its flush completes, which blkfront sends as a FLUSH only.
 check_counters() {
     local g=$1 d=$2 dev=$3 label=$4 st=FAIL a late=no t0=$(now) bad=""
-    # poll gently until the step starts, then closely (the idle window is 12 s)
+    # poll gently until the step starts, then closely (the idle window is 25 s)
     if ! wait_marker $g "@@G RUN ctr@$d" 900 || ! wait_marker $g "@@G CTR $d " 60 0.3; then
         report FAIL 0 "$label: counters match guest" "guest never reached ctr@$d"; return
     fi
@@ -444,12 +444,14 @@ check_xentop() {
     fi
     kp=$(xenstore-read /local/domain/0/backend/vbd3/$dom/$dev/kthread-pid 2>/dev/null)
     f=/dev/shm/td3-$kp/vbd-$dom-$dev
+    [ -n "$kp" ] || bad="$bad no kthread-pid in backend/vbd3/$dom/$dev;"
+    [ -n "$kp" ] && [ ! -f "$f" ] && bad="$bad no $f;"
     x=$(xentop -b -i 2 -d 1 -x 2>/tmp/xentop.err | awk -v g="$g" -v dev="$dev" '
         $1 == "VBD" { if (dom == g && $3 == dev) line = $0; next }
         $1 != "NAME" && NF > 10 { dom = $1 }
         END { print line }')
     JS=$(xen-blkbackctl --json stats $dom $dev 2>&1)
-    glog $g | grep -q "@@G CTR-END $d " && bad="xentop ran after the guest's idle window;"
+    glog $g | grep -q "@@G CTR-END $d " && bad="$bad xentop ran after the guest's idle window;"
     a=$(glog $g | grep "@@G CTR $d " | tail -1 | sed "s/.*@@G CTR $d //")
     set -- $a
     local grs=${1:-x} grse=${3:-x} gws=${5:-x} gwse=${7:-x} gf=${16:-x}
@@ -459,8 +461,6 @@ check_xentop() {
     local oq=$(jnum oo_req) rq=$(jnum rd_req) rs=$(jnum rd_sect) wq=$(jnum wr_req) ws=$(jnum wr_sect)
     local txt="xentop '${x:-no VBD line}'; daemon oo_req=$oq rd_req=$rq wr_req=$wq rd_sect=$rs wr_sect=$ws; guest reads=$grs rsect=$grse writes=$gws wsect=$gwse flushes=$gf; file $f"
     info "xentop $g/$d: $txt"
-    [ -n "$kp" ] || bad="$bad no kthread-pid in backend/vbd3/$dom/$dev;"
-    [ -n "$kp" ] && [ ! -f "$f" ] && bad="$bad no $f;"
     if ! [[ $xr =~ ^[0-9]+$ ]]; then
         bad="$bad no xentop figures for $g/$dev ($(head -c 160 /tmp/xentop.err));"
         info "xen-backend devices: $(ls /sys/bus/xen-backend/devices 2>&1 | tr '\n' ' '); td3: $(ls -d /dev/shm/td3-* 2>&1 | tr '\n' ' ')"
