@@ -23,10 +23,14 @@ ifeq ($(SAN),1)
 O       ?= build/san
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT      = -O1
+# Test-only switches (XBD_TEST_FORBIDDEN_SYSCALL: src/common/seccomp.c) exist
+# in this build only, never in the installed daemon.
+TESTDEFS = -DXBD_TEST_HOOKS
 else
 O       ?= build
 SANFLAGS =
 OPT      = -O2
+TESTDEFS =
 endif
 
 PKGS    := xenstore xengnttab xenevtchn liburing inih json-c libcrypto libsystemd libnbd libmicrohttpd libseccomp
@@ -71,7 +75,7 @@ PKG_LIBS   += $(shell pkg-config --libs $(CEPH_PKGS) 2>/dev/null || echo -lrbd -
 
 CFLAGS  ?= $(OPT) -g
 XCFLAGS := -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -D__XEN_TOOLS__ -pthread \
-           -Iinclude $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
+           -Iinclude $(PKG_CFLAGS) $(SANFLAGS) $(TESTDEFS) -MMD -MP
 LDLIBS  := $(PKG_LIBS) -laio -lpthread -lm
 XLDFLAGS := $(SANFLAGS) -pthread $(LDFLAGS)
 
