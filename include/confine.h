@@ -37,7 +37,7 @@ const char *confine_mode_name(enum confine_mode m);
  * other threads keep theirs; threads it creates afterwards inherit it) and
  * set no_new_privs.  CONFINE_OFF does nothing.  The list (src/common/
  * seccomp.c) is what the role's code and the libxen* calls it makes need:
- * xen-project/xen:tools/libs/gnttab/linux.c@0831774c81 (gntdev MAP_GRANT_REF, mmap,
+ * xen-project/xen:tools/libs/gnttab/linux.c@c447b7308b (gntdev MAP_GRANT_REF, mmap,
  * SET_UNMAP_NOTIFY, GET_OFFSET_FOR_VADDR, munmap, UNMAP_GRANT_REF,
  * GRANT_COPY), tools/libs/evtchn/linux.c (NOTIFY ioctl, read of the pending
  * port, write to unmask).  sim: the Xen services are the simulated host's,

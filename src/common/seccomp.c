@@ -84,7 +84,16 @@ static const int queue_sim_syscalls[] = {
 };
 
 /* ioctl commands of a queue thread (the argument compared on 32 bits: the
- * kernel's cmd is an unsigned int). */
+ * kernel's cmd is an unsigned int).  Checked against
+ * xen-project/xen@c447b7308b: every ioctl that tools/libs/gnttab/linux.c
+ * makes in map_grant_refs, unmap and grant_copy, and tools/libs/evtchn/linux.c
+ * in notify, is here (SET_MAX_GRANTS, the evtchn binds, UNBIND and
+ * RESTRICT_DOMID are the control plane's); the numbers of the system headers
+ * (<xen/sys/gntdev.h>, evtchn.h: libxen-dev 4.17) equal those of
+ * tools/include/xen-sys/Linux/gntdev.h and evtchn.h there (MAP_GRANT_REF
+ * 0x184700, UNMAP_GRANT_REF 0x104701, GET_OFFSET_FOR_VADDR 0x184702,
+ * SET_UNMAP_NOTIFY 0x104707, GRANT_COPY 0x104708, EVTCHN_NOTIFY 0x44504 on
+ * x86-64). */
 static const unsigned long queue_ioctls[] = {
     IOCTL_GNTDEV_MAP_GRANT_REF, IOCTL_GNTDEV_UNMAP_GRANT_REF,
     IOCTL_GNTDEV_GET_OFFSET_FOR_VADDR, IOCTL_GNTDEV_SET_UNMAP_NOTIFY,
