@@ -112,6 +112,24 @@ struct xen_ops {
     int  (*xs_get_owner)(struct xen_xs *xs, xen_tx_t t, const char *path, xen_domid_t *owner);
 };
 
+/* Defines `const struct xen_ops var` named `name` from functions called
+ * prefix##_host_open, prefix##_gnt_map, ... (one list of members for every
+ * implementation); the xenstore members come from `xs_init` (XEN_LXS_OPS in
+ * src/xen/xs_libxs.h for both today). */
+#define XEN_OPS_DEFINE(var, name_, prefix, xs_init) \
+    const struct xen_ops var = { \
+        .size = sizeof(struct xen_ops), .version = XEN_OPS_VERSION, .name = name_, \
+        .host_open = prefix##_host_open, .host_close = prefix##_host_close, \
+        xs_init, \
+        .gnt_open = prefix##_gnt_open, .gnt_close = prefix##_gnt_close, \
+        .gnt_map = prefix##_gnt_map, .gnt_unmap = prefix##_gnt_unmap, \
+        .gnt_copy = prefix##_gnt_copy, \
+        .evtchn_open = prefix##_evtchn_open, .evtchn_close = prefix##_evtchn_close, \
+        .evtchn_fd = prefix##_evtchn_fd, .evtchn_bind = prefix##_evtchn_bind, \
+        .evtchn_unbind = prefix##_evtchn_unbind, .evtchn_notify = prefix##_evtchn_notify, \
+        .evtchn_pending = prefix##_evtchn_pending, .evtchn_unmask = prefix##_evtchn_unmask, \
+    }
+
 extern const struct xen_ops xen_ops_libxen;
 extern const struct xen_ops xen_ops_sim;
 

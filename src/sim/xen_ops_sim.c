@@ -181,24 +181,4 @@ static int sim_ops_evtchn_unmask(struct xen_evtchn *e, xen_port_t local)
     return sim_evtchn_unmask(EVT(e), local);
 }
 
-const struct xen_ops xen_ops_sim = {
-    .size = sizeof(struct xen_ops),
-    .version = XEN_OPS_VERSION,
-    .name = "sim",
-    .host_open = sim_ops_host_open,
-    .host_close = sim_ops_host_close,
-    XEN_LXS_OPS,
-    .gnt_open = sim_ops_gnt_open,
-    .gnt_close = sim_ops_gnt_close,
-    .gnt_map = sim_ops_gnt_map,
-    .gnt_unmap = sim_ops_gnt_unmap,
-    .gnt_copy = sim_ops_gnt_copy,
-    .evtchn_open = sim_ops_evtchn_open,
-    .evtchn_close = sim_ops_evtchn_close,
-    .evtchn_fd = sim_ops_evtchn_fd,
-    .evtchn_bind = sim_ops_evtchn_bind,
-    .evtchn_unbind = sim_ops_evtchn_unbind,
-    .evtchn_notify = sim_ops_evtchn_notify,
-    .evtchn_pending = sim_ops_evtchn_pending,
-    .evtchn_unmask = sim_ops_evtchn_unmask,
-};
+XEN_OPS_DEFINE(xen_ops_sim, "sim", sim_ops, XEN_LXS_OPS);

@@ -196,24 +196,4 @@ static int libxen_evtchn_unmask(struct xen_evtchn *e, xen_port_t local)
     return xenevtchn_unmask(e->h, local) == 0 ? 0 : neg_errno();
 }
 
-const struct xen_ops xen_ops_libxen = {
-    .size = sizeof(struct xen_ops),
-    .version = XEN_OPS_VERSION,
-    .name = "libxen",
-    .host_open = libxen_host_open,
-    .host_close = libxen_host_close,
-    XEN_LXS_OPS,
-    .gnt_open = libxen_gnt_open,
-    .gnt_close = libxen_gnt_close,
-    .gnt_map = libxen_gnt_map,
-    .gnt_unmap = libxen_gnt_unmap,
-    .gnt_copy = libxen_gnt_copy,
-    .evtchn_open = libxen_evtchn_open,
-    .evtchn_close = libxen_evtchn_close,
-    .evtchn_fd = libxen_evtchn_fd,
-    .evtchn_bind = libxen_evtchn_bind,
-    .evtchn_unbind = libxen_evtchn_unbind,
-    .evtchn_notify = libxen_evtchn_notify,
-    .evtchn_pending = libxen_evtchn_pending,
-    .evtchn_unmask = libxen_evtchn_unmask,
-};
+XEN_OPS_DEFINE(xen_ops_libxen, "libxen", libxen, XEN_LXS_OPS);
