@@ -34,10 +34,7 @@ domid=1
 row() { # label rw bs qd [xen-blkbench args]
   local label=$1 rw=$2 bs=$3 qd=$4; shift 4
   local -a r=() o=()
-  for _ in $(seq "$runs"); do
-    r+=("$(raw_fio "$img" "$rw" "$bs" "$qd")")
-    o+=("$(ours $domid "$img" "$rw" "$bs" "$qd" "$@")"); domid=$((domid + 1))
-  done
+  run_pairs "$runs" "$img" "$rw" "$bs" "$qd" "$@"
   local s; read -r -a s <<<"$(pair_summary r o)"
   printf "$fmt" "$label" "${s[0]}" "${s[1]}" "${s[2]}" "${s[3]}" "${s[4]}" "(${s[5]}..${s[6]})" "${s[7]}"
 }

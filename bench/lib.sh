@@ -81,6 +81,17 @@ ours() {
                  (c[1] + c[2]) / ops, c[3] / ops, c[4] / ops, c[5] / ops }'
 }
 
+# run_pairs N TARGET RW BS QD [xen-blkbench args...]: N alternating runs, raw fio then
+# the daemon, on TARGET; their result lines are appended to the caller's arrays r and o
+# (declared local there: bash's dynamic scope), and domid moves on by one per daemon run.
+run_pairs() {
+  local n=$1 target=$2 rw=$3 bs=$4 qd=$5; shift 5
+  for _ in $(seq "$n"); do
+    r+=("$(raw_fio "$target" "$rw" "$bs" "$qd")")
+    o+=("$(ours $domid "$target" "$rw" "$bs" "$qd" "$@")"); domid=$((domid + 1))
+  done
+}
+
 # median < numbers (one a line) -> the middle one (of an even count, the lower middle)
 median() { sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : 0 }'; }
 # med KEY "k=v ..." "k=v ..." ... -> the median of KEY's values over the result lines

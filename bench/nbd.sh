@@ -35,10 +35,7 @@ domid=1
 row() { # label rw bs qd [xen-blkbench args]
   local label=$1 rw=$2 bs=$3 qd=$4; shift 4
   local -a r=() o=()
-  for _ in $(seq "$reps"); do
-    r+=("$(raw_fio "$uri" "$rw" "$bs" "$qd")")
-    o+=("$(ours $domid "$uri" "$rw" "$bs" "$qd" "$@")"); domid=$((domid + 1))
-  done
+  run_pairs "$reps" "$uri" "$rw" "$bs" "$qd" "$@"
   # shellcheck disable=SC2046
   set -- $(med_summary r o)
   printf '%-22s %9s %8s %9s | %9s %8s %9s %8s\n' "$label" "$1" "$2" "$3" "$4" "$5" "$6" "$7"
