@@ -320,6 +320,7 @@ extract_vmlinux() {   # vmlinuz -> vmlinux ELF (the payload is xz in Debian kern
 GUEST_PROGS="/usr/bin/fio /sbin/mkfs.ext4 /sbin/e2fsck /sbin/resize2fs /sbin/blkdiscard /sbin/blockdev"
 stage_guest() {
     local inputs; inputs=$( (cat "$ROOTFS/../stamp.rootfs" "$ROOT/tests/xen/guest-init.sh"; echo "$GUEST_PROGS") | md5sum | cut -c1-12)
+    kver > guest.kver           # the guest kernel's release (phase driverdom needs it)
     [ -f stamp.guest ] && [ "$(cat stamp.guest)" = "$inputs" ] && return 0
     local kv d p; kv=$(kver)
     [ -s guest-vmlinux ] && [ -f stamp.guest ] || extract_vmlinux "$ROOTFS/boot/vmlinuz-$kv" guest-vmlinux
@@ -425,9 +426,11 @@ stage_dom0img() {
         DESTDIR="$stage" PREFIX=/usr SYSCONFDIR=/etc "$ROOT/conf/install-extra.sh" >> install.log 2>&1 || true
     fi
     mkdir -p "$stage/opt/xentest"
-    cp "$ROOT"/tests/xen/dom0-init.sh "$ROOT"/tests/xen/scenarios.sh "$stage/opt/xentest/"
+    cp "$ROOT"/tests/xen/dom0-init.sh "$ROOT"/tests/xen/scenarios.sh "$ROOT"/tests/xen/dd-init.sh "$stage/opt/xentest/"
     chmod 755 "$stage"/opt/xentest/*.sh
-    cp guest-vmlinux guest-initrd.img "$stage/opt/xentest/"
+    # guest.kver: the guest kernel's release; phase driverdom boots it as the driver
+    # domain on this image, so it needs this image's modules of the same release
+    cp guest-vmlinux guest-initrd.img guest.kver "$stage/opt/xentest/"
     (cd "$stage" && find . ! -type d | sed 's/^\.//') > overlay.list
     (cd "$stage" && tar cf - .) | (cd "$ROOTFS" && tar xf - --keep-directory-symlink)
     chroot "$ROOTFS" ldconfig
@@ -465,7 +468,8 @@ stage_guest_copy() {
         log "building the bookworm images first (the guest comes from there)"
         XEN_DIR=$b "$ROOT/tests/xen/build-images.sh" --dist=bookworm --no-daemon
     fi
-    cp "$b/guest-vmlinux" "$b/guest-initrd.img" .
+    [ -s "$b/guest.kver" ] || ls "$b/rootfs/lib/modules" | sort -V | tail -1 > "$b/guest.kver"
+    cp "$b/guest-vmlinux" "$b/guest-initrd.img" "$b/guest.kver" .
     touch stamp.guest
 }
 

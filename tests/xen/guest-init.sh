@@ -24,6 +24,7 @@
 #              rooo adds a randread job (the disk is dm-delay: writes +100 ms, reads not)
 #   patc@d     the pattern written by pat@d in this guest must still read back
 #   fiorc@d    root-cause load: 4k randwrite qd16 (verify) + 4k randread qd8 until destroyed
+# xt.role=dd instead: the storage driver domain (mount /dev/xvda, switch_root to dd-init.sh)
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs dev /dev 2>/dev/null
 mount -t tmpfs tmp /tmp; mkdir -p /mnt/t
@@ -53,6 +54,19 @@ waitdev() {   # dev [seconds]: wait until /dev/<dev> exists with a non-zero size
     done
     return 1
 }
+
+# xt.role=dd: this domain is the storage driver domain of check-xen phase driverdom. Its
+# root is /dev/xvda (a copy of the dom0 image); switch to it and run dd-init.sh there.
+if [ "$(arg xt.role)" = dd ]; then
+    mkdir -p /newroot
+    if waitdev xvda 60 && mount -t ext4 /dev/xvda /newroot; then
+        umount /proc /sys /tmp 2>/dev/null
+        mount --move /dev /newroot/dev
+        exec switch_root /newroot /opt/xentest/dd-init.sh
+    fi
+    say INFO "driver domain: cannot mount /dev/xvda"
+    poweroff -f
+fi
 up() { cut -d. -f1 /proc/uptime; }
 # result step PASS|FAIL detail  ->  "@@G STEP <step> <status> <seconds>s <detail>"
 result() { say STEP "$1" "$2" "$(( $(up) - T_STEP ))s" "$3"; }

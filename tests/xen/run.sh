@@ -4,7 +4,7 @@
 # read the results from the serial console, print one PASS/FAIL line per scenario and
 # "N passed, N failed"; exit 0 only if nothing failed and the run completed in time.
 #
-# Usage: tests/xen/run.sh [--plan=all|baseline,kernel,qdisk,daemon,destroy,twoguests,resize,nbd,restart,tap]
+# Usage: tests/xen/run.sh [--plan=all|baseline,kernel,qdisk,daemon,destroy,twoguests,resize,nbd,restart,tap,driverdom]
 #                         [--dist=bookworm|trixie] [--timeout=SEC] [--no-build]
 #                         [--accel=tcg|kvm] [--hotplug=N] [--restart-secs=S] [--rc=CFG+...]
 #   --restart-secs=S  fio seconds per restart case (default 30)
@@ -72,6 +72,12 @@ esac
 # livemig: SVM nested paging, so that Xen has HAP and can run a PVH guest (Debian's Xen has
 # no shadow paging: no HVM/PVH without HAP); see scenarios.sh phase_livemig
 case ",$PLAN," in *,livemig,*) [ $ACCEL = tcg ] && accel="$accel,+svm,+npt" ;; esac
+# driverdom: a second copy of the dom0 image as /dev/vdb, the storage driver domain's root
+# disk (dom0 serves it to the domain with qdisk; snapshot=on: a private overlay per drive)
+ddisk=""
+case ",$PLAN," in *,driverdom,*)
+    ddisk="-drive file=$XEN_DIR/dom0.img,if=none,id=d1,format=raw,snapshot=on -device virtio-blk-pci,drive=d1" ;;
+esac
 dom0_args="root=/dev/vda rw console=hvc0 init=/opt/xentest/dom0-init.sh xt.plan=$(echo "$PLAN" | tr ',' '+') xt.hpn=$HPN${RC:+ xt.rc=$RC}${RSTT:+ xt.rstt=$RSTT}"
 xen_args="console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=1024M,max:1024M dom0_max_vcpus=2"
 
@@ -84,7 +90,7 @@ timeout -k 10 "$TIMEOUT" qemu-system-x86_64 -machine q35 $accel -smp 2 -m 3G \
     -kernel "$HV" -append "$xen_args" \
     -initrd "$XEN_DIR/vmlinuz $dom0_args,$XEN_DIR/dom0-initrd.img" \
     -drive file="$XEN_DIR/dom0.img",if=none,id=d0,format=raw,snapshot=on \
-    -device virtio-blk-pci,drive=d0 < /dev/null &
+    -device virtio-blk-pci,drive=d0 $ddisk < /dev/null &
 qpid=$!
 
 # Relay: timestamp every serial line; show results and progress markers live.

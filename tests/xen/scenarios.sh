@@ -10,6 +10,7 @@
 #   restart (SIGTERM/kill -9 + start under fio verify), rootcause (diagnostic: dom0
 #   kernel after kill -9 per grant mode/engine; not in all), migrate (xl save + restore
 #   under fio verify), livemig (xl migrate to localhost, PVH; not in all: see there).
+#   driverdom (a storage driver domain running xen-blkbackd + xl devd; not in all: see there).
 #   all = baseline,daemon,destroy,twoguests,resize,nbd,restart,migrate
 # Guest steps are in guest-init.sh; guest consoles are relayed as "[<guest>] ..." lines.
 set -u
@@ -371,11 +372,14 @@ phase_baseline() {
     info "phase baseline: $(( $(now) - t0 ))s"
 }
 
-hotplug_cycles() {   # guest n: attach/read/detach xvdd n times; echoes "ok/n detail"
-    local g=$1 n=$2 i ok=0 t domid=${DOMID_OF[$1]} be why=""
-    be=/local/domain/0/backend/vbd/$domid/$XVDD
+# hotplug_cycles guest n: attach/read/detach xvdd n times; echoes "ok/n detail". HP_SPEC,
+# HP_BE and HP_ALIVE (disk spec, backend domain's home, daemon check) default to dom0's.
+hotplug_cycles() {
+    local g=$1 n=$2 i ok=0 t domid=${DOMID_OF[$1]} be why="" hs
+    be=${HP_BE:-/local/domain/0}/backend/vbd/$domid/$XVDD
+    hs=${HP_SPEC:-$(spec daemon xvdd ro $IMG/hp.img)}
     for i in $(seq 1 $n); do
-        if ! timeout -k 5 60 xl block-attach $g "$(spec daemon xvdd ro $IMG/hp.img)" > /tmp/hp.out 2>&1; then
+        if ! timeout -k 5 60 xl block-attach $g "$hs" > /tmp/hp.out 2>&1; then
             why="cycle $i: block-attach failed: $(tr '\n' ' ' < /tmp/hp.out | cut -c1-200)"; break
         fi
         if ! wait_marker $g "@@G HP $i " 90 0.5; then why="cycle $i: guest never read the disk"; break; fi
@@ -384,7 +388,7 @@ hotplug_cycles() {   # guest n: attach/read/detach xvdd n times; echoes "ok/n de
         fi
         t=0; while xenstore-exists $be 2>/dev/null && [ $t -lt 30 ]; do sleep 1; t=$((t+1)); done
         xenstore-exists $be 2>/dev/null && { why="cycle $i: backend directory left behind"; break; }
-        daemon_alive || { why="cycle $i: daemon died"; break; }
+        ${HP_ALIVE:-daemon_alive} || { why="cycle $i: daemon died"; break; }
         ok=$i
     done
     echo "$ok/$n ${why:-all cycles attached, read and detached}"
@@ -1188,6 +1192,265 @@ phase_rootcause() {
     dm_delay_down
 }
 
+# ------------------------------------------------------------------ storage driver domain
+# driverdom: a PV domain "storage-dd" (driver_domain=1), booted from the guest kernel with
+# a copy of this image as its root disk (/dev/vdb here, which run.sh adds for this phase;
+# served to the domain by qdisk), runs xen-blkbackd and `xl devd` (tests/xen/dd-init.sh).
+# Guests' disk lines say backend=storage-dd, so libxl writes their backend directories
+# under /local/domain/<dd>/backend/vbd and xl devd runs the hotplug script in there; the
+# images are files in the driver domain. dom0 runs commands there through its data/xt-*
+# nodes (dd_cmd). Not in all: it needs the guest kernel's modules in this image (the same
+# release: bookworm; trixie's dom0 kernel is newer than the guest's, so it is skipped).
+DD=storage-dd DDID="" DD_WHY=""
+dd_cmd() {   # 'shell line' [seconds]: run it in the driver domain; prints its output, returns its status
+    local id t=${2:-180} end r d=/local/domain/$DDID/data
+    id=$(date +%s%N)            # unique without state: dd_cmd often runs in a $(...) subshell
+    xenstore-write -R $d/xt-cmd "$id $1" || { echo "cannot write $d/xt-cmd"; return 125; }
+    end=$(( $(now) + t ))
+    while [ "$(now)" -lt $end ]; do
+        r=$(xenstore-read $d/xt-res 2>/dev/null)
+        if [ "${r%% *}" = "$id" ]; then xenstore-read -R $d/xt-out 2>/dev/null; return "${r#* }"; fi
+        sleep 1
+    done
+    echo "no answer from $DD within ${t}s to: $1"; return 124
+}
+ddspec() { echo "backend=$DD, $(spec daemon "$@")"; }   # vdev access target-in-the-driver-domain
+ddbe() { echo /local/domain/$DDID/backend/vbd/${DOMID_OF[$1]}/$2; }   # guest devid
+dd_alive() { dd_cmd dalive 60 > /dev/null; }
+start_dd() {
+    local t0=$(now) i=0
+    cat > /tmp/$DD.cfg <<EOF
+name="$DD"
+type="pv"
+driver_domain=1
+kernel="$T/guest-vmlinux"
+ramdisk="$T/guest-initrd.img"
+extra="console=hvc0 loglevel=4 xt.role=dd"
+memory=448
+vcpus=2
+on_poweroff="destroy"
+on_reboot="destroy"
+on_crash="destroy"
+disk=[ 'format=raw, vdev=xvda, access=rw, backendtype=qdisk, target=/dev/vdb' ]
+EOF
+    rm -f $CONS/guest-$DD.log
+    if ! timeout -k 5 180 xl create /tmp/$DD.cfg > /tmp/$DD.create 2>&1; then
+        sed "s/^/[xl create $DD] /" /tmp/$DD.create
+        DD_WHY="xl create $DD failed: $(tail -2 /tmp/$DD.create | tr '\n' ' ' | cut -c1-160)"; return 1
+    fi
+    DDID=$(xl domid $DD 2>/dev/null); DOMID_OF[$DD]=$DDID
+    (tail -n +1 -F $CONS/guest-$DD.log 2>/dev/null | sed -u -e 's/\r$//' -e "s/^/[$DD] /") &
+    RELAY_OF[$DD]=$!
+    while [ "$(xenstore-read /local/domain/$DDID/data/xt-ready 2>/dev/null)" != 1 ]; do
+        i=$((i + 1))
+        if [ $i -gt 300 ] || ! alive $DD; then
+            DD_WHY="$DD (domid $DDID) never became ready: $(glog $DD | grep -E '@@DD|@@G INFO|Kernel panic' | tail -2 | tr '\n' ' ' | cut -c1-200)"
+            return 1
+        fi
+        sleep 1
+    done
+    DD_UP=$(( $(now) - t0 ))
+    info "driver domain $DD domid $DDID ready in ${DD_UP}s"
+}
+stop_dd() {
+    [ -n "$DDID" ] || return 0
+    timeout -k 5 120 xl destroy $DD > /dev/null 2>&1
+    [ -n "${RELAY_OF[$DD]:-}" ] && { pkill -P ${RELAY_OF[$DD]} 2>/dev/null; kill ${RELAY_OF[$DD]} 2>/dev/null; }
+    DDID=""
+}
+# dd_started: the daemon runs there, found its domid and watches its own backend path
+dd_started() {
+    local o
+    o=$(dd_cmd 'dalive && echo "pid $(cat /run/xen-blkbackd.pid)"; pgrep -x xl > /dev/null && echo "xl devd running";
+               grep -m1 " up: " /var/log/xen-blkbackd.log; grep -m1 "watching" /var/log/xen-blkbackd.log' 60)
+    info "driver domain: $o"
+    if echo "$o" | grep -q '^pid ' && echo "$o" | grep -q 'xl devd running' && echo "$o" | grep -q "domid $DDID," &&
+       echo "$o" | grep -q "watching /local/domain/$DDID/backend/vbd"; then
+        report PASS $DD_UP "driver domain: started with xen-blkbackd and xl devd" \
+            "domid $DDID ready in ${DD_UP}s; daemon: domid $DDID, watching /local/domain/$DDID/backend/vbd; xl devd running"
+    else
+        report FAIL $DD_UP "driver domain: started with xen-blkbackd and xl devd" "$(echo "$o" | tr '\n' ' ' | cut -c1-300)"
+    fi
+}
+# the guest's disk is on the driver domain: its backend there Connected, nothing in dom0's
+dd_xs_check() {   # guest devid -> problems, 0 when none
+    local be fe bad=""
+    be=$(ddbe $1 $2); fe=/local/domain/${DOMID_OF[$1]}/device/vbd/$2
+    [ "$(xenstore-read $be/state 2>/dev/null)" = 4 ] || bad="$bad $be/state $(xenstore-read $be/state 2>/dev/null);"
+    [ "$(xenstore-read $fe/backend 2>/dev/null)" = "$be" ] || bad="$bad $fe/backend $(xenstore-read $fe/backend 2>/dev/null);"
+    [ "$(xenstore-read $fe/backend-id 2>/dev/null)" = "$DDID" ] || bad="$bad backend-id $(xenstore-read $fe/backend-id 2>/dev/null);"
+    xenstore-exists /local/domain/0/backend/vbd/${DOMID_OF[$1]} 2>/dev/null && bad="$bad a dom0 backend dir exists;"
+    echo "${bad# }"
+    [ -z "$bad" ]
+}
+
+phase_driverdom() {
+    local t0=$(now) g=dg1 r x why="" n names kv hpmd5 hp rb ra st k
+    names="started with xen-blkbackd and xl devd|guest on storage-dd, fio verify|block-attach/detach x5|daemon kill -9 + start with the guest running|guest dg1 kernel log|xl destroy with I/O in flight|guest started while the daemon is down|disk attached while the daemon is down|kernel log and daemon log clean"
+    kv=$(cat $T/guest.kver 2>/dev/null)
+    [ "$kv" = "$(uname -r)" ] || why="the guest kernel (${kv:-?}) is not this image's ($(uname -r)): no modules for it in the driver domain"
+    [ -n "$why" ] || [ -b /dev/vdb ] || why="no /dev/vdb (run.sh adds it when the plan names driverdom)"
+    [ -n "$why" ] || daemon_installed || why="xen-blkbackd not installed"
+    [ -n "$why" ] || start_dd || why=$DD_WHY
+    if [ -n "$why" ]; then
+        st=SKIP; [ -n "$DD_WHY" ] && st=FAIL
+        IFS='|'; for n in $names; do report $st $(( $(now) - t0 )) "driver domain: $n" "$why"; done; unset IFS
+        stop_dd; return
+    fi
+    dd_started
+    # ---- a guest on the driver domain: fio verify, block-attach/detach x5, kill -9 + start
+    hpmd5=$(dd_cmd 'mkimg /img/dg1.img 256 && mkimg /img/hp.img 8 8 && md5at /img/hp.img 0 1' | tail -1)
+    if ! start_guest $g "neg@xvdb+dd@xvdb+fio@xvdb+hp@xvdd+rkill@xvdb" "xt.hpmd5=$hpmd5 xt.hpn=5 xt.rstt=${RSTT:-15}" \
+            "$(ddspec xvdb rw /img/dg1.img)"; then
+        dd_cmd 'tail -20 /var/log/xen-blkbackd.log' | sed 's/^/[dd xen-blkbackd] /'
+        for n in "guest on storage-dd, fio verify" "block-attach/detach x5" "daemon kill -9 + start with the guest running" "guest dg1 kernel log"; do
+            report FAIL $(( $(now) - t0 )) "driver domain: $n" "xl create $g failed: $(tail -2 /tmp/$g.create | tr '\n' ' ' | cut -c1-160)"
+        done
+    else
+        x="guest never reported neg@xvdb"
+        wait_marker $g '@@G STEP neg@xvdb' 300 && { x=$(dd_xs_check $g $XVDB) && x="backend $(ddbe $g $XVDB) Connected, none in dom0"; }
+        hp="0/5 guest never reached the hotplug step"; rb="" ra=""
+        if wait_marker $g '@@G HP-READY' 600; then
+            rb=$(dd_cmd dres 60 | tr -d '\n')
+            HP_SPEC=$(ddspec xvdd ro /img/hp.img) HP_BE=/local/domain/$DDID HP_ALIVE=dd_alive
+            hp=$(hotplug_cycles $g 5)
+            unset HP_SPEC HP_BE HP_ALIVE
+            for k in 1 2 3 4 5; do ra=$(dd_cmd dres 60 | tr -d '\n'); res_leaked "$rb" "$ra" || break; sleep 1; done
+        fi
+        r=$(combine_txt $g neg@xvdb dd@xvdb fio@xvdb)
+        if [ "${r%% *}" = PASS ] && [ "${x#backend }" != "$x" ]; then
+            report PASS 0 "driver domain: guest on storage-dd, fio verify" "${r#* }; $x"
+        else
+            report FAIL 0 "driver domain: guest on storage-dd, fio verify" "${r#* }; xenstore: $x"
+        fi
+        r=$(gstep $g hp@xvdd)
+        if [ "${hp%%/*}" = 5 ] && [ "$(st_status "$r")" = PASS ] && [ -n "$rb" ] && ! res_leaked "$rb" "$ra" &&
+           [ "$(res_val "$ra" devices)" = "$(res_val "$rb" devices)" ]; then
+            report PASS 0 "driver domain: block-attach/detach x5" "dom0: $hp; guest: $(st_detail "$r"); daemon before: $rb; after: $ra"
+        else
+            report FAIL 0 "driver domain: block-attach/detach x5" "dom0: $hp; guest: ${r:-no result}; daemon before: ${rb:-?}; after: ${ra:-?}"
+        fi
+        dd_restart $g
+        wait_guest $g 300
+        kernel_log "driver domain" $g
+    fi
+    dd_destroy
+    dd_absent
+    r=$(dd_cmd dcheck 60); st=$?
+    [ $st = 0 ] && report PASS 0 "driver domain: kernel log and daemon log clean" "$(echo "$r" | tr '\n' ' ')" ||
+        report FAIL 0 "driver domain: kernel log and daemon log clean" "$(echo "$r" | tr '\n' ' ')"
+    dd_cmd 'tail -30 /var/log/xen-blkbackd.log' 60 | sed 's/^/[dd xen-blkbackd] /'
+    stop_dd
+    info "phase driverdom: $(( $(now) - t0 ))s"
+}
+# combine_txt guest step...: "PASS|FAIL details" of the steps (combine, without reporting)
+combine_txt() {
+    local g=$1 s r st=PASS detail=""
+    shift
+    for s in "$@"; do
+        r=$(gstep "$g" "$s")
+        if [ -z "$r" ]; then st=FAIL; detail="$detail $s: missing;"
+        else [ "$(st_status "$r")" = PASS ] || st=FAIL; detail="$detail $s: $(st_detail "$r");"
+        fi
+    done
+    echo "$st${detail}"
+}
+# kill -9 of the driver domain's daemon while the guest's fio --verify runs, then a new
+# daemon there (it reattaches from its restart state in the driver domain's /run)
+dd_restart() {
+    local g=$1 t0=$(now) o r name="driver domain: daemon kill -9 + start with the guest running"
+    if ! wait_marker $g "@@G RST-RUNNING kill" 400 1; then
+        report FAIL $(( $(now) - t0 )) "$name" "guest never started fio"; return
+    fi
+    sleep 6
+    o=$(dd_cmd 'dstop KILL && sleep 2 && dstart' 200 | tr '\n' ' ')
+    dd_cmd 'token /img/dg1.img kill' 60 > /dev/null
+    if ! wait_marker $g "@@G STEP rkill@xvdb " $(( ${RSTT:-15} + 120 )) 2; then
+        dd_cmd 'tail -15 /var/log/xen-blkbackd.log' 60 | sed 's/^/[dd xen-blkbackd] /'
+        report FAIL $(( $(now) - t0 )) "$name" "guest I/O never resumed; be.state=$(xenstore-read $(ddbe $g $XVDB)/state 2>/dev/null); dd: $o"
+        return
+    fi
+    r=$(gstep $g rkill@xvdb)
+    report "$(st_status "$r")" $(( $(now) - t0 )) "$name" "$(st_detail "$r"); dd: $o"
+}
+# xl destroy of a guest whose fio runs on the driver domain: the domain goes, its backend
+# directory there is removed, the daemon lives, and the pattern flushed before is intact
+dd_destroy() {
+    local g=dg2 t0=$(now) domid out rc i why="" pat img name="driver domain: xl destroy with I/O in flight"
+    dd_cmd 'mkimg /img/dg2.img 256' 60 > /dev/null
+    if ! start_guest $g "pat@xvdb+fiolong@xvdb" "" "$(ddspec xvdb rw /img/dg2.img)"; then
+        report FAIL $(( $(now) - t0 )) "$name" "xl create failed"; return
+    fi
+    domid=${DOMID_OF[$g]}
+    if ! wait_marker $g '@@G FIO-RUNNING' 300; then
+        wait_guest $g 5; report FAIL $(( $(now) - t0 )) "$name" "guest never started fio"; return
+    fi
+    pat=$(glog $g | grep '@@G PAT xvdb ' | tail -1 | sed 's/.*@@G PAT xvdb //' | cut -c1-32)
+    sleep 8
+    out=$(timeout -k 5 60 xl destroy $g 2>&1); rc=$?
+    [ -n "${RELAY_OF[$g]:-}" ] && { pkill -P ${RELAY_OF[$g]} 2>/dev/null; kill ${RELAY_OF[$g]} 2>/dev/null; }
+    i=0; while xl list $domid > /dev/null 2>&1 && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done
+    xl list $domid > /dev/null 2>&1 && why="$why domain $domid still there;"
+    i=0; while xenstore-exists /local/domain/$DDID/backend/vbd/$domid 2>/dev/null && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done
+    xenstore-exists /local/domain/$DDID/backend/vbd/$domid 2>/dev/null && why="$why backend dir left in $DD;"
+    [ $rc = 0 ] || why="$why xl destroy rc=$rc: $(echo "$out" | tail -1 | cut -c1-120);"
+    dd_alive || why="$why daemon in $DD died;"
+    img=$(dd_cmd 'md5at /img/dg2.img 128 8' 60 | tail -1)
+    [ -n "$pat" ] && [ "$img" = "$pat" ] || why="$why image md5 at 128 MiB ${img:-?} != ${pat:-no pattern};"
+    [ -z "$why" ] && report PASS $(( $(now) - t0 )) "$name" "domain gone, backend dir in $DD removed, daemon alive, flushed pattern intact" ||
+        report FAIL $(( $(now) - t0 )) "$name" "${why# }"
+}
+# The daemon is down (SIGTERM: it leaves running devices for the next one): a guest started
+# then fails with libxl's ordinary timeout and leaves nothing behind; once the daemon runs
+# it starts. A disk attached to that running guest while the daemon is down: the attach
+# times out; the next daemon picks the device up (or, when libxl removed it, the attach
+# works again) and the guest reads it.
+dd_absent() {
+    local g=dg3 t0=$(now) o out rc td why="" r left domid n1="driver domain: guest started while the daemon is down" \
+          n2="driver domain: disk attached while the daemon is down"
+    dd_cmd 'dstop TERM && mkimg /img/dg3.img 64 && mkimg /img/dg3c.img 64' 120 > /dev/null || why="daemon did not stop;"
+    td=$(now)
+    if start_guest $g "dd@xvdb+swap@xvdc+dd@xvdc" "" "$(ddspec xvdb rw /img/dg3.img)"; then
+        why="$why xl create succeeded without a daemon;"; wait_guest $g 5
+    fi
+    td=$(( $(now) - td )); out=$(grep -iE 'error|tim(ed|e)[ -]?out' /tmp/$g.create | tail -3 | tr '\n' ' ' | cut -c1-300)
+    echo "$out" | grep -qiE 'tim(ed|e)[ -]?out|unable to add' || why="$why not libxl's timeout: $out;"
+    sleep 2
+    left=$(xenstore-ls /local/domain/$DDID/backend/vbd 2>/dev/null | grep -c .)
+    [ "$left" = 0 ] || why="$why $left xenstore lines left under $DD's backend/vbd;"
+    o=$(dd_cmd dstart 120 | tr '\n' ' ')
+    if ! start_guest $g "dd@xvdb+swap@xvdc+dd@xvdc" "" "$(ddspec xvdb rw /img/dg3.img)"; then
+        report FAIL $(( $(now) - t0 )) "$n1" "${why:+$why }xl create after the daemon started failed; dd: $o"
+        report FAIL 0 "$n2" "no guest"; return
+    fi
+    wait_marker $g '@@G STEP dd@xvdb ' 300 || true
+    r=$(gstep $g dd@xvdb)
+    [ "$(st_status "$r")" = PASS ] || why="$why guest after the start: ${r:-no dd@xvdb result};"
+    [ -z "$why" ] && report PASS $(( $(now) - t0 )) "$n1" "xl create failed in ${td}s: $out; nothing left; after dstart: $(st_detail "$r")" ||
+        report FAIL $(( $(now) - t0 )) "$n1" "${why# }"
+    # ---- a disk attached while the daemon is down
+    t0=$(now); why=""; domid=${DOMID_OF[$g]}
+    dd_cmd 'dstop TERM' 120 > /dev/null || why="daemon did not stop;"
+    td=$(now)
+    timeout -k 5 120 xl block-attach $g "$(ddspec xvdc rw /img/dg3c.img)" > /tmp/dg3.attach 2>&1 && why="$why block-attach succeeded without a daemon;"
+    td=$(( $(now) - td )); out=$(tail -3 /tmp/dg3.attach | tr '\n' ' ' | cut -c1-240)
+    sed "s/^/[xl block-attach $g] /" /tmp/dg3.attach
+    echo "$out" | grep -qiE 'tim(ed|e)[ -]?out|unable to add' || why="$why not libxl's timeout: $out;"
+    left=no; xenstore-exists /local/domain/$DDID/backend/vbd/$domid/$XVDC 2>/dev/null && left=yes
+    o=$(dd_cmd dstart 120 | tr '\n' ' ')
+    if [ $left = no ]; then
+        timeout -k 5 120 xl block-attach $g "$(ddspec xvdc rw /img/dg3c.img)" > /tmp/dg3.attach 2>&1 ||
+            why="$why block-attach after the start failed: $(tail -1 /tmp/dg3.attach);"
+    fi
+    wait_guest $g 400
+    r=$(combine_txt $g swap@xvdc dd@xvdc)
+    [ "${r%% *}" = PASS ] || why="$why guest: ${r#* };"
+    local how="the device libxl left was picked up by the next daemon"
+    [ $left = no ] && how="libxl removed the device; attached again after the start"
+    [ -z "$why" ] && report PASS $(( $(now) - t0 )) "$n2" "block-attach failed in ${td}s: $out; $how; guest:${r#PASS}" ||
+        report FAIL $(( $(now) - t0 )) "$n2" "${why# } ($how)"
+}
+
 final_checks() {
     local bad
     bad=$(dmesg | grep -iE 'segfault|general protection|Oops|BUG:|WARNING:|Call Trace|blocked for more' | head -20)
@@ -1222,7 +1485,7 @@ rm -f /tmp/perf.rows
 info "xl: $(xl info 2>/dev/null | grep -E '^(xen_version|free_memory|nr_cpus)' | tr -s ' ' | tr '\n' ' ')"
 for p in $(echo "$PLAN" | tr ',+' '  '); do
     case $p in
-        baseline|kernel|qdisk|daemon|destroy|twoguests|resize|nbd|tap|restart|migrate|livemig|rootcause) say PHASE $p; phase_$p ;;
+        baseline|kernel|qdisk|daemon|destroy|twoguests|resize|nbd|tap|restart|migrate|livemig|rootcause|driverdom) say PHASE $p; phase_$p ;;
         *) report FAIL 0 "plan: $p" "unknown phase" ;;
     esac
 done
