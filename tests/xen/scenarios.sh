@@ -28,7 +28,7 @@ MIB=256                       # data disk size; guest steps use offsets up to 23
 XVDB=51728 XVDC=51744 XVDD=51760
 NPASS=0 NFAIL=0 NSKIP=0
 
-say()  { echo "@@XT $*"; }
+say()  { local IFS=' '; echo "@@XT $*"; }   # IFS: callers loop with IFS='|'
 info() { echo "@@XT INFO $*"; }
 now()  { cut -d' ' -f1 /proc/uptime | cut -d. -f1; }
 report() {   # status secs name detail
@@ -1234,10 +1234,18 @@ on_crash="destroy"
 disk=[ 'format=raw, vdev=xvda, access=rw, backendtype=qdisk, target=/dev/vdb' ]
 EOF
     rm -f $CONS/guest-$DD.log
-    if ! timeout -k 5 180 xl create /tmp/$DD.cfg > /tmp/$DD.create 2>&1; then
-        sed "s/^/[xl create $DD] /" /tmp/$DD.create
-        DD_WHY="xl create $DD failed: $(tail -2 /tmp/$DD.create | tr '\n' ' ' | cut -c1-160)"; return 1
-    fi
+    # Three tries: libxl gives the device model (QEMU, for the qdisk root disk) 10 s per
+    # QMP command; on a loaded TCG host it can miss that ("Post DM startup configs
+    # failed, rc=-9", seen once in two runs at load 6).
+    for i in 1 2 3; do
+        timeout -k 5 180 xl create /tmp/$DD.cfg > /tmp/$DD.create 2>&1 && break
+        sed "s/^/[xl create $DD try $i] /" /tmp/$DD.create
+        DD_WHY="xl create $DD failed 3 times, last: $(grep -m1 error /tmp/$DD.create | cut -c1-200)"
+        timeout -k 5 60 xl destroy $DD > /dev/null 2>&1
+        [ $i = 3 ] && return 1
+        sleep 5
+    done
+    DD_WHY=""; i=0
     DDID=$(xl domid $DD 2>/dev/null); DOMID_OF[$DD]=$DDID
     (tail -n +1 -F $CONS/guest-$DD.log 2>/dev/null | sed -u -e 's/\r$//' -e "s/^/[$DD] /") &
     RELAY_OF[$DD]=$!
