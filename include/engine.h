@@ -136,6 +136,21 @@ struct engine_ops {
     bool (*completions_ready)(struct engine_queue *q);
 };
 
+/* The members every engine_ops table has (the Required ones above, with the
+ * size and version): `open_`/`close_` by name, the queue members from
+ * prefix##_queue_open, _queue_close, _queue_io, _submit, _completion_fd and
+ * _reap.  Use as the first initialiser of a table:
+ *   const struct engine_ops engine_aio = {
+ *       ENGINE_OPS_REQUIRED("aio", aio, aio_open, aio_close),
+ *       .get_size = aio_get_size,
+ *   };  */
+#define ENGINE_OPS_REQUIRED(name_, prefix, open_, close_) \
+    .size = sizeof(struct engine_ops), .version = ENGINE_OPS_VERSION, .name = name_, \
+    .open = open_, .close = close_, \
+    .queue_open = prefix##_queue_open, .queue_close = prefix##_queue_close, \
+    .queue_io = prefix##_queue_io, .submit = prefix##_submit, \
+    .completion_fd = prefix##_completion_fd, .reap = prefix##_reap
+
 typedef bool (*engine_ready_fn)(struct engine_queue *q);
 
 /* The opened store; engines embed this as their first member. */

@@ -418,16 +418,6 @@ static int aio_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
 }
 
 const struct engine_ops engine_aio = {
-    .size = sizeof(struct engine_ops),
-    .version = ENGINE_OPS_VERSION,
-    .name = "aio",
-    .open = aio_open,
-    .close = aio_close,
-    .queue_open = aio_queue_open,
-    .queue_close = aio_queue_close,
-    .queue_io = aio_queue_io,
-    .submit = aio_submit,
-    .completion_fd = aio_completion_fd,
-    .reap = aio_reap,
+    ENGINE_OPS_REQUIRED("aio", aio, aio_open, aio_close),
     .get_size = aio_get_size,
 };

@@ -111,18 +111,9 @@ static int filter_get_size(struct engine *e, uint64_t *bytes)
     return engine_get_size(fe->inner, bytes);
 }
 
+/* name NULL: the filter's, per engine (eng_filter_open) */
 static const struct engine_ops filter_ops = {
-    .size = sizeof(struct engine_ops),
-    .version = ENGINE_OPS_VERSION,
-    .name = NULL,                   /* the filter's, per engine (eng_filter_open) */
-    .open = filter_open,
-    .close = filter_close,
-    .queue_open = filter_queue_open,
-    .queue_close = filter_queue_close,
-    .queue_io = filter_queue_io,
-    .submit = filter_submit,
-    .completion_fd = filter_completion_fd,
-    .reap = filter_reap,
+    ENGINE_OPS_REQUIRED(NULL, filter, filter_open, filter_close),
     .get_size = filter_get_size,
 };
 

@@ -1046,17 +1046,7 @@ static int nbd_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
 }
 
 const struct engine_ops engine_nbd = {
-    .size = sizeof(struct engine_ops),
-    .version = ENGINE_OPS_VERSION,
-    .name = "nbd",
-    .open = nbd_open,
-    .close = nbd_engine_close,
-    .queue_open = nbd_queue_open,
-    .queue_close = nbd_queue_close,
-    .queue_io = nbd_queue_io,
-    .submit = nbd_submit,
-    .completion_fd = nbd_completion_fd,
-    .reap = nbd_reap,
+    ENGINE_OPS_REQUIRED("nbd", nbd, nbd_open, nbd_engine_close),
 };
 
 static const struct engine_ops *nbd_ops(void)

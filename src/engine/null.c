@@ -117,15 +117,5 @@ static int null_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
 }
 
 const struct engine_ops engine_null = {
-    .size = sizeof(struct engine_ops),
-    .version = ENGINE_OPS_VERSION,
-    .name = "null",
-    .open = null_open,
-    .close = null_close,
-    .queue_open = null_queue_open,
-    .queue_close = null_queue_close,
-    .queue_io = null_queue_io,
-    .submit = null_submit,
-    .completion_fd = null_completion_fd,
-    .reap = null_reap,
+    ENGINE_OPS_REQUIRED("null", null, null_open, null_close),
 };

@@ -609,16 +609,6 @@ static int rbd_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
 }
 
 const struct engine_ops engine_rbd = {
-    .size = sizeof(struct engine_ops),
-    .version = ENGINE_OPS_VERSION,
-    .name = "rbd",
-    .open = rbd_engine_open,
-    .close = rbd_engine_close,
-    .queue_open = rbd_queue_open,
-    .queue_close = rbd_queue_close,
-    .queue_io = rbd_queue_io,
-    .submit = rbd_submit,
-    .completion_fd = rbd_completion_fd,
-    .reap = rbd_reap,
+    ENGINE_OPS_REQUIRED("rbd", rbd, rbd_engine_open, rbd_engine_close),
     .get_size = rbd_engine_get_size,
 };

@@ -439,17 +439,7 @@ struct io_uring *eng_uring_ring(struct engine_queue *eq, bool *restricted)
 }
 
 const struct engine_ops engine_uring = {
-    .size = sizeof(struct engine_ops),
-    .version = ENGINE_OPS_VERSION,
-    .name = "uring",
-    .open = uring_open,
-    .close = uring_close,
-    .queue_open = uring_queue_open,
-    .queue_close = uring_queue_close,
-    .queue_io = uring_queue_io,
-    .submit = uring_submit,
-    .completion_fd = uring_completion_fd,
-    .reap = uring_reap,
+    ENGINE_OPS_REQUIRED("uring", uring, uring_open, uring_close),
     .get_size = uring_get_size,
     .completions_ready = uring_completions_ready,
 };
