@@ -117,11 +117,7 @@ static int delay_reap(struct eng_filter_queue *fq, engine_done_fn done, void *ar
 
 /* queue_io, submit and get_size: the inner engine's. */
 static const struct eng_filter delay_filter = {
-    .name = "delay",
-    .engine_size = sizeof(struct delay_engine),
-    .queue_size = sizeof(struct delay_queue),
-    .queue_init = delay_queue_init,
-    .queue_fini = delay_queue_fini,
+    ENG_FILTER_STATE("delay", delay),
     .reap = delay_reap,
 };
 

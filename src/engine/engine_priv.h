@@ -90,6 +90,15 @@ struct eng_filter {
     int  (*get_size)(struct eng_filter_engine *e, uint64_t *bytes);
 };
 
+/* The first initialisers of a filter's table: its name and its private
+ * state, struct prefix##_engine and struct prefix##_queue, set up and torn
+ * down by prefix##_queue_init and prefix##_queue_fini.  The callbacks it
+ * changes follow (.queue_io, .submit, .reap, .get_size). */
+#define ENG_FILTER_STATE(name_, prefix) \
+    .name = name_, \
+    .engine_size = sizeof(struct prefix##_engine), .queue_size = sizeof(struct prefix##_queue), \
+    .queue_init = prefix##_queue_init, .queue_fini = prefix##_queue_fini
+
 /* Open filter f over inner: *out is zeroed past the header.  `inner` is
  * owned by the filter from then on (closed with it, also on failure).
  * 0 or -ENOMEM. */

@@ -69,11 +69,7 @@ static int error_reap(struct eng_filter_queue *fq, engine_done_fn done, void *ar
 
 /* submit and get_size: the inner engine's. */
 static const struct eng_filter error_filter = {
-    .name = "error",
-    .engine_size = sizeof(struct error_engine),
-    .queue_size = sizeof(struct error_queue),
-    .queue_init = error_queue_init,
-    .queue_fini = error_queue_fini,
+    ENG_FILTER_STATE("error", error),
     .queue_io = error_queue_io,
     .reap = error_reap,
 };
