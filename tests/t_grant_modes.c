@@ -86,25 +86,21 @@ static void build(struct guest *g, unsigned qi, struct wreq *w, uint64_t id, boo
                   uint64_t sector, unsigned nseg, bool indirect, bool persistent)
 {
     struct treq *r = &w->r;
-    memset(r, 0, sizeof(*r));
     w->write = write;
     w->sector = sector;
     w->nseg = nseg;
-    r->id = id;
-    r->sector = sector;
-    r->nr_segs = nseg;
     uint8_t op = write ? BLKIF_OP_WRITE : BLKIF_OP_READ;
+    if (indirect)
+        guest_req_init(r, BLKIF_OP_INDIRECT, op, id, sector, nseg);
+    else
+        guest_req_init(r, op, 0, id, sector, nseg);
     struct blkif_request_segment *desc[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST] = { 0 };
     if (indirect) {
-        r->op = BLKIF_OP_INDIRECT;
-        r->indirect_op = op;
         for (unsigned p = 0; p < (nseg + 511) / 512; p++) {
             uint32_t pfn;
             r->indirect_grefs[p] = take_page(g, qi, persistent, true, r, &pfn);
             desc[p] = sim_dom_page(g->dom, pfn);
         }
-    } else {
-        r->op = op;
     }
     for (unsigned i = 0; i < nseg; i++) {
         struct wseg *s = &w->seg[i];

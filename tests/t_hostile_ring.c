@@ -763,11 +763,7 @@ static void ring_backwards(struct fz *f)
     /* n slow valid READs (needs the delay engine to stay in flight) */
     for (unsigned i = 0; i < n; i++) {
         struct treq r;
-        memset(&r, 0, sizeof(r));
-        r.op = BLKIF_OP_READ;
-        r.id = 0xBAC0000ull + i;
-        r.nr_segs = 1;
-        r.sector = 8ull * i;
+        guest_req_init(&r, BLKIF_OP_READ, 0, 0xBAC0000ull + i, 8ull * i, 1);
         r.seg[0] = (struct blkif_request_segment){ .gref = f->rw[i].ref, .first_sect = 0, .last_sect = 7 };
         T_ASSERT(f->rw[i].live);
         submit(f, 0, &r, MUST_ANY);
@@ -802,11 +798,7 @@ static void scribble_in_flight(struct fz *f)
     uint64_t sector0 = 4096;
     for (unsigned i = 0; i < n; i++) {
         struct treq r;
-        memset(&r, 0, sizeof(r));
-        r.op = BLKIF_OP_READ;
-        r.id = 0x5C00000ull + i;
-        r.nr_segs = 1;
-        r.sector = sector0 + 8ull * i;
+        guest_req_init(&r, BLKIF_OP_READ, 0, 0x5C00000ull + i, sector0 + 8ull * i, 1);
         memset(sim_dom_page(f->g.dom, f->rw[i].pfn), 0xA5, GUEST_PG);
         r.seg[0] = (struct blkif_request_segment){ .gref = f->rw[i].ref, .first_sect = 0, .last_sect = 7 };
         submit(f, 0, &r, MUST_ANY);

@@ -82,11 +82,7 @@ static uint32_t mapped(struct setup *s, unsigned i)
 static void mkreq(struct treq *r, uint8_t op, uint64_t id, uint64_t sector, const unsigned *idx,
                   unsigned n)
 {
-    memset(r, 0, sizeof(*r));
-    r->op = op;
-    r->id = id;
-    r->sector = sector;
-    r->nr_segs = n;
+    guest_req_init(r, op, 0, id, sector, n);
     for (unsigned k = 0; k < n; k++)
         r->seg[k] = (struct blkif_request_segment){ .gref = ref[idx[k]], .first_sect = 0, .last_sect = 7 };
 }

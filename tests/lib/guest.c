@@ -165,14 +165,17 @@ void guest_fill(void *p, size_t len, uint64_t seed)
         b[i] = (uint8_t)(((i + seed * 977) * 2654435761u) >> 13);
 }
 
+void guest_req_init(struct treq *r, uint8_t op, uint8_t indirect_op, uint64_t id, uint64_t sector,
+                    unsigned nr_segs)
+{
+    *r = (struct treq){ .op = op, .indirect_op = indirect_op, .id = id, .sector = sector,
+                        .nr_segs = nr_segs };
+}
+
 void guest_rw_req(struct guest *g, struct treq *r, uint8_t op, uint64_t id, uint64_t sector,
                   unsigned n, uint64_t seed)
 {
-    memset(r, 0, sizeof(*r));
-    r->op = op;
-    r->id = id;
-    r->sector = sector;
-    r->nr_segs = n;
+    guest_req_init(r, op, 0, id, sector, n);
     guest_add_pages(g, r, n, op == BLKIF_OP_WRITE, r->seg, 0, 7);
     if (op == BLKIF_OP_WRITE)
         for (unsigned i = 0; i < n; i++)
@@ -182,12 +185,7 @@ void guest_rw_req(struct guest *g, struct treq *r, uint8_t op, uint64_t id, uint
 void guest_ind_req(struct guest *g, struct treq *r, uint8_t iop, uint64_t id, uint64_t sector,
                    unsigned n, uint64_t seed)
 {
-    memset(r, 0, sizeof(*r));
-    r->op = BLKIF_OP_INDIRECT;
-    r->indirect_op = iop;
-    r->id = id;
-    r->sector = sector;
-    r->nr_segs = n;
+    guest_req_init(r, BLKIF_OP_INDIRECT, iop, id, sector, n);
     unsigned npages = (n + 511) / 512;
     T_ASSERT(npages <= BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST, "indirect %u segments", n);
     struct blkif_request_segment *desc[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];

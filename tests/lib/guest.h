@@ -77,6 +77,10 @@ void guest_add_pages(struct guest *g, struct treq *r, unsigned n, bool readonly,
                      struct blkif_request_segment *segs, uint8_t first, uint8_t last);
 /* Deterministic pattern from seed. */
 void guest_fill(void *p, size_t len, uint64_t seed);
+/* *r cleared, with op (BLKIF_OP_INDIRECT: indirect_op is the real one, else
+ * 0), id, sector and nr_segs set: no segments, pages or grants yet. */
+void guest_req_init(struct treq *r, uint8_t op, uint8_t indirect_op, uint64_t id, uint64_t sector,
+                    unsigned nr_segs);
 /* Direct READ/WRITE of n full pages at sector (WRITE pages filled, granted ro). */
 void guest_rw_req(struct guest *g, struct treq *r, uint8_t op, uint64_t id, uint64_t sector,
                   unsigned n, uint64_t seed);
