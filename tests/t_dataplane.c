@@ -22,7 +22,7 @@
 #define PG GUEST_PG
 
 static const struct xen_ops *ops = &xen_ops_sim;
-static const char *hostdir;
+static char *hostdir;
 static struct xen_host *xh;         /* the backend's view of the simulated host */
 static char imgpath[512];
 
@@ -661,12 +661,7 @@ static void scenario_info(void)
 int main(void)
 {
     log_init("t_dataplane", LOG_TARGET_STDERR, NULL, LOG_INFO);
-    char *dir = malloc(600);
-    snprintf(dir, 600, "%s/host", t_tmpdir(1));
-    hostdir = dir;
-    snprintf(imgpath, sizeof(imgpath), "%s/img.raw", t_tmpdir(0));
-    int rc = ops->host_open(hostdir, &xh);
-    T_ASSERT(rc == 0, "host_open %s: %d", hostdir, rc);
+    guest_test_host(ops, &hostdir, imgpath, sizeof(imgpath), &xh);
     scenario_config();
     scenario_io(BLKIF_ABI_X86_64, 2, GRANT_MODE_MAP);
     scenario_io(BLKIF_ABI_X86_32, 1, GRANT_MODE_COPY);
@@ -682,6 +677,6 @@ int main(void)
     scenario_resize();
     scenario_info();
     ops->host_close(xh);
-    free(dir);
+    free(hostdir);
     return t_done();
 }

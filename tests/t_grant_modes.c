@@ -20,7 +20,7 @@
 #define ROUND_BYTES (2 * MiB)           /* data per queue per round (at most) */
 
 static const struct xen_ops *ops = &xen_ops_sim;
-static const char *hostdir;
+static char *hostdir;
 static struct xen_host *xh;
 static char imgpath[512];
 static uint8_t *model;                  /* what the image must hold */
@@ -373,11 +373,7 @@ static void run_combo(const struct combo *c)
 int main(void)
 {
     log_init("t_grant_modes", LOG_TARGET_STDERR, NULL, LOG_WARNING);
-    char *dir = malloc(600);
-    snprintf(dir, 600, "%s/host", t_tmpdir(1));
-    hostdir = dir;
-    snprintf(imgpath, sizeof(imgpath), "%s/img.raw", t_tmpdir(0));
-    T_ASSERT(ops->host_open(hostdir, &xh) == 0, "host_open");
+    guest_test_host(ops, &hostdir, imgpath, sizeof(imgpath), &xh);
     model = malloc(IMG_BYTES);
     T_ASSERT(model, "model");
 
@@ -402,6 +398,6 @@ int main(void)
     T_LOG("%u combinations in %llu ms", n, (unsigned long long)(xbd_now_ms() - t0));
     ops->host_close(xh);
     free(model);
-    free(dir);
+    free(hostdir);
     return t_done();
 }

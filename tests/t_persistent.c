@@ -17,7 +17,7 @@
 #define NPOOL 32
 
 static const struct xen_ops *ops = &xen_ops_sim;
-static const char *hostdir;
+static char *hostdir;
 static struct xen_host *xh;
 static char imgpath[512];
 
@@ -268,15 +268,11 @@ static void scenario_idle(void)
 int main(void)
 {
     log_init("t_persistent", LOG_TARGET_STDERR, NULL, LOG_INFO);
-    char *dir = malloc(600);
-    snprintf(dir, 600, "%s/host", t_tmpdir(1));
-    hostdir = dir;
-    snprintf(imgpath, sizeof(imgpath), "%s/img.raw", t_tmpdir(0));
-    T_ASSERT(ops->host_open(hostdir, &xh) == 0, "host_open");
+    guest_test_host(ops, &hostdir, imgpath, sizeof(imgpath), &xh);
     scenario_cap_lru();
     scenario_in_use();
     scenario_idle();
     ops->host_close(xh);
-    free(dir);
+    free(hostdir);
     return t_done();
 }

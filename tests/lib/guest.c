@@ -4,8 +4,22 @@
 #include "../harness.h"
 
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+void guest_test_host(const struct xen_ops *ops, char **hostdir, char *imgpath, size_t len,
+                     struct xen_host **xh)
+{
+    char *dir = malloc(600);
+    T_ASSERT(dir, "malloc");
+    snprintf(dir, 600, "%s/host", t_tmpdir(1));
+    snprintf(imgpath, len, "%s/img.raw", t_tmpdir(0));
+    int rc = ops->host_open(dir, xh);
+    T_ASSERT(rc == 0, "host_open %s: %d", dir, rc);
+    *hostdir = dir;
+}
 
 void guest_init(struct guest *g, const char *hostdir, xen_domid_t domid, enum blkif_abi abi,
                 unsigned nq, unsigned npages, uint32_t nr_pages)

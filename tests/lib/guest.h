@@ -56,6 +56,14 @@ struct treq {
 
 struct trsp { uint64_t id; uint8_t op; int16_t status; };
 
+/* The host side of a data-plane test: the simulated host's directory
+ * <t_tmpdir(1)>/host (malloc'd into *hostdir: free it), the image path
+ * <t_tmpdir(0)>/img.raw into imgpath (len bytes), and the backend's view of
+ * that host opened with ops->host_open into *xh (the test fails if it
+ * cannot). */
+void guest_test_host(const struct xen_ops *ops, char **hostdir, char *imgpath, size_t len,
+                     struct xen_host **xh);
+
 /* Create domain `domid` with nr_pages of memory (0: 4096) on the host dir,
  * nq rings of npages pages each (frames from 0), unbound ports for domain 0. */
 void guest_init(struct guest *g, const char *hostdir, xen_domid_t domid, enum blkif_abi abi,
