@@ -276,13 +276,21 @@ static json_object *features_json(struct vbd *v)
     return f;
 }
 
-static json_object *device_json(struct vbd *v)
+/* A new object naming v: kind, domid, devid, name (the first members of a
+ * `list` device and of a `stats` entry). */
+static json_object *device_id_json(const struct vbd *v)
 {
     json_object *o = json_object_new_object();
     add_str(o, "kind", v->kind);
     json_object_object_add(o, "domid", json_object_new_int(v->fe_domid));
     json_object_object_add(o, "devid", json_object_new_int64(v->devid));
     add_str(o, "name", v->name);
+    return o;
+}
+
+static json_object *device_json(struct vbd *v)
+{
+    json_object *o = device_id_json(v);
     add_str(o, "backend", v->be_path);
     add_str(o, "frontend", v->fe_path);
     json_object_object_add(o, "state", json_object_new_int(v->be_state));
@@ -483,11 +491,7 @@ char *control_request(struct backend *b, const char *line)
                     continue;
                 struct vbd_stats s;
                 vbd_get_stats(v, &s);
-                json_object *d = json_object_new_object();
-                add_str(d, "kind", v->kind);
-                json_object_object_add(d, "domid", json_object_new_int(v->fe_domid));
-                json_object_object_add(d, "devid", json_object_new_int64(v->devid));
-                add_str(d, "name", v->name);
+                json_object *d = device_id_json(v);
                 add_str(d, "vdev", v->vdev);
                 json_object_object_add(d, "state", json_object_new_int(v->be_state));
                 if (v->dp)
