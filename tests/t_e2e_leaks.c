@@ -5,18 +5,6 @@
 
 #include <stdio.h>
 
-/* maps: mappings of the simulated host's files (guest pages, rings, grant
- * and event-channel tables); evt: those of dom<N>.evtchn alone.  Anonymous
- * mappings are not counted: the ASan allocator grows its regions. */
-struct counts { int fds, maps, threads, evt; };
-
-static struct counts snap(pid_t pid, const char *simdir)
-{
-    struct counts c = { t_count_fds_pid(pid), t_count_maps_pid(pid, simdir), t_count_threads_pid(pid),
-                        t_count_maps_pid(pid, ".evtchn") };
-    return c;
-}
-
 int main(void)
 {
     struct e2e e;
@@ -26,7 +14,7 @@ int main(void)
     /* one warm-up cycle: lazily created things (io_uring rings, caches) may stay */
     const char *warm[] = { "--rw", "randrw", "--bs", "4k", "--iodepth", "8", "--size", "1m", NULL };
     T_ASSERT(e2e_bench(&e, 1, img, warm, NULL) == 0);
-    struct counts c0 = snap(e.d.pid, e.sim);
+    struct e2e_counts c0 = e2e_counts(&e);
     T_LOG("after warm-up: %d fds, %d mappings (%d evtchn tables), %d threads", c0.fds, c0.maps,
           c0.evt, c0.threads);
 
@@ -46,19 +34,15 @@ int main(void)
     }
     T_EQ(t_daemon_ndevices(&e.d), 0);
 
-    struct counts c1 = snap(e.d.pid, e.sim);
+    struct e2e_counts c1 = e2e_counts(&e);
     T_LOG("after 12 cycles: %d fds, %d mappings (%d evtchn tables), %d threads", c1.fds, c1.maps,
           c1.evt, c1.threads);
     T_EQ(c1.fds, c0.fds);
     T_EQ(c1.threads, c0.threads);
     T_EQ(c1.maps, c0.maps);
     T_EQ(c1.evt, c0.evt);
-    if (c1.maps != c0.maps) {
-        char *m = NULL;
-        e2e_sh(&m, "grep '%s' /proc/%d/maps", e.sim, (int)e.d.pid);
-        T_LOG("daemon's mappings of the simulated host:\n%s", m ? m : "");
-        free(m);
-    }
+    if (c1.maps != c0.maps)
+        e2e_log_sim_maps(&e);
 
     /* event-channel ports of the backend (domain 0) all released */
     struct sim_host *h;

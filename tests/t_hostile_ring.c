@@ -942,17 +942,6 @@ static pid_t good_start(struct e2e *e, const char *stopfile)
     _exit(bad || !runs ? 1 : 0);
 }
 
-/* maps: the daemon's mappings of files of the simulated host (guest memory,
- * grant tables, rings, event-channel tables); evt: those of dom<N>.evtchn
- * alone (logged, and included in maps). */
-struct counts { int fds, maps, threads, evt; };
-
-static struct counts snap(struct e2e *e)
-{
-    return (struct counts){ t_count_fds_pid(e->d.pid), t_count_maps_pid(e->d.pid, e->sim),
-                            t_count_threads_pid(e->d.pid), t_count_maps_pid(e->d.pid, ".evtchn") };
-}
-
 int main(void)
 {
     struct e2e e;
@@ -969,7 +958,7 @@ int main(void)
                                "--offset", "0", "--length", "8388608", NULL };
         T_ASSERT(e2e_bench(&e, GOOD_DOM, good_img, args, NULL) == 0, "warm-up run");
     }
-    struct counts c0 = snap(&e);
+    struct e2e_counts c0 = e2e_counts(&e);
     uint64_t protected0 = hash_region(good_img, GOOD_BENCH_LEN, PROTECTED_LEN);
     off_t hsize0 = file_size(hostile_img);
 
@@ -1010,17 +999,13 @@ int main(void)
             "the good guest's disk changed outside its workload region");
     T_EQ(file_size(hostile_img), hsize0);
     T_EQ(t_daemon_ndevices(&e.d), 0);
-    struct counts c1 = snap(&e);
+    struct e2e_counts c1 = e2e_counts(&e);
     T_LOG("daemon: fds %d -> %d, sim mappings %d -> %d (evtchn tables among them %d -> %d), threads %d -> %d",
           c0.fds, c1.fds, c0.maps, c1.maps, c0.evt, c1.evt, c0.threads, c1.threads);
     T_EQ(c1.fds, c0.fds);
     T_EQ(c1.maps, c0.maps);
-    if (c1.maps != c0.maps) {
-        char *m = NULL;
-        e2e_sh(&m, "grep '%s' /proc/%d/maps", e.sim, (int)e.d.pid);
-        T_LOG("daemon's mappings of the simulated host:\n%s", m ? m : "");
-        free(m);
-    }
+    if (c1.maps != c0.maps)
+        e2e_log_sim_maps(&e);
     T_EQ(c1.threads, c0.threads);
     struct sim_host *h;
     T_ASSERT(sim_host_open(e.sim, &h) == 0);

@@ -238,6 +238,20 @@ void e2e_check_run(const char *out, int rc, const char *what)
     T_EQ(e2e_field(out, "detach", "grants-leaked"), 0);
 }
 
+struct e2e_counts e2e_counts(const struct e2e *e)
+{
+    return (struct e2e_counts){ t_count_fds_pid(e->d.pid), t_count_maps_pid(e->d.pid, e->sim),
+                                t_count_threads_pid(e->d.pid), t_count_maps_pid(e->d.pid, ".evtchn") };
+}
+
+void e2e_log_sim_maps(const struct e2e *e)
+{
+    char *m = NULL;
+    e2e_sh(&m, "grep '%s' /proc/%d/maps", e->sim, (int)e->d.pid);
+    T_LOG("daemon's mappings of the simulated host:\n%s", m ? m : "");
+    free(m);
+}
+
 int e2e_sh(char **out, const char *fmt, ...)
 {
     char *cmd = NULL;

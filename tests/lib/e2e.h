@@ -77,6 +77,17 @@ void e2e_need_loop(void);
  * fails. */
 const char *e2e_losetup(const char *img);
 
+/* The daemon's resources, for leak checks: open fds, threads, its mappings
+ * of files of the simulated host (guest memory, grant tables, rings,
+ * event-channel tables; anonymous mappings are not counted: the ASan
+ * allocator grows its regions) and, among those, the mappings of
+ * dom<N>.evtchn files. */
+struct e2e_counts { int fds, maps, threads, evt; };
+struct e2e_counts e2e_counts(const struct e2e *e);
+/* Log the daemon's mappings of the simulated host's files (its
+ * /proc/<pid>/maps lines), to show what a leak check counted. */
+void e2e_log_sim_maps(const struct e2e *e);
+
 /* Run a shell command, output into *out (malloc'd, may be NULL); exit status. */
 int  e2e_sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
