@@ -29,8 +29,7 @@ int main(void)
         int rc = e2e_bench(&e, 1 + i, dev, args, &bout);
         T_CHECK(rc == 0, "xen-blkbench exit %d", rc);
         T_ASSERT(bout);
-        char *p = strstr(bout, "\nsha256 ");
-        T_CHECK(p && !strncmp(p + 8, sha, 64), "sha256 through the backend differs");
+        e2e_check_sha256(bout, sha, abis[i]);
         T_EQ(e2e_field(bout, "verify", "mismatches"), 0);
         T_CHECK(e2e_field(bout, "verify", "sectors") > 0, "nothing verified");
         T_CHECK(strstr(bout, "flush op=flush-cache status=okay") != NULL, "flush not OKAY");

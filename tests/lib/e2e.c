@@ -225,6 +225,13 @@ bool e2e_is_hole(const char *path, uint64_t off, uint64_t len)
     return h == (off_t)off && (d < 0 || (uint64_t)d >= off + len);
 }
 
+void e2e_check_sha256(const char *out, const char *sha, const char *what)
+{
+    const char *p = out ? strstr(out, "\nsha256 ") : NULL;
+    T_CHECK(p && !strncmp(p + 8, sha, 64), "%s: sha256 through the backend differs from the image",
+            what);
+}
+
 void e2e_check_run(const char *out, int rc, const char *what)
 {
     T_CHECK(rc == 0, "%s: xen-blkbench exit %d", what, rc);

@@ -60,6 +60,11 @@ double e2e_field_double(const char *out, const char *section, const char *key);
  * detach.  `what` names the run in messages. */
 void e2e_check_run(const char *out, int rc, const char *what);
 
+/* The whole-disk sha256 of a xen-blkbench --sha256 run (its line "sha256
+ * <hex>" in out, which may be NULL) equals sha (64 hex chars, as
+ * e2e_sha256_file gives); `what` names the run in the message. */
+void e2e_check_sha256(const char *out, const char *sha, const char *what);
+
 /* Create a file of `mib` MiB filled with a pseudo-random pattern; returns path. */
 const char *e2e_make_image(struct e2e *e, const char *name, unsigned mib);
 
