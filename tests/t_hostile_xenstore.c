@@ -43,17 +43,8 @@ static uint64_t good_seq;
 
 /* ---- spoilers ------------------------------------------------------------------ */
 
-static void fe_put(struct hvbd *v, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fe_put(struct hvbd *v, const char *key, const char *fmt, ...)
-{
-    char p[256], val[128];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(val, sizeof(val), fmt, ap);
-    va_end(ap);
-    snprintf(p, sizeof(p), "%s/%s", v->fe, key);
-    hx_write(p, "%s", val);
-}
+/* Write key of v's frontend directory (printf-style value). */
+#define fe_put(v, key, ...) hx_write_in((v)->fe, key, __VA_ARGS__)
 
 static void ring_ref_missing(struct hvbd *v, struct guest *g) { (void)g; hx_rm("%s/ring-ref", v->fe); }
 static void ring_ref_text(struct hvbd *v, struct guest *g) { (void)g; fe_put(v, "ring-ref", "eight"); }

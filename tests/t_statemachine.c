@@ -2,6 +2,7 @@
 #include "harness.h"
 #include "util.h"
 #include "lib/daemon.h"
+#include "lib/hostile.h"
 #include "lib/xsd.h"
 #include "sim.h"
 #include "blkif_abi.h"         /* xenctrl.h barriers for ring.h */
@@ -33,35 +34,6 @@ static char img2_path[512];     /* the same content, for a second writer at the 
 
 /* ---- xenstore as toolstack and frontend ---------------------------------------------- */
 
-static char *xs_get(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xs_get(const char *fmt, ...)
-{
-    char p[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p, sizeof(p), fmt, ap);
-    va_end(ap);
-    unsigned len;
-    return xs_read(xsh, XBT_NULL, p, &len);
-}
-
-static long long xs_get_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long long xs_get_int(const char *fmt, ...)
-{
-    char p[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p, sizeof(p), fmt, ap);
-    va_end(ap);
-    unsigned len;
-    char *v = xs_read(xsh, XBT_NULL, p, &len);
-    if (!v)
-        return -1;
-    long long x = strtoll(v, NULL, 10);
-    free(v);
-    return x;
-}
-
 static void xs_put(xs_transaction_t t, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void xs_put(xs_transaction_t t, const char *path, const char *fmt, ...)
@@ -72,18 +44,6 @@ static void xs_put(xs_transaction_t t, const char *path, const char *fmt, ...)
     vsnprintf(v, sizeof(v), fmt, ap);
     va_end(ap);
     T_ASSERT(xs_write(xsh, t, path, v, strlen(v)), "xs_write %s", path);
-}
-
-/* Wait until <path> reads `want`; returns what was last read (-1 missing). */
-static long long wait_int(const char *path, long long want, unsigned timeout_ms)
-{
-    long long end = (long long)xbd_now_ms() + timeout_ms, v;
-    for (;;) {
-        v = xs_get_int("%s", path);
-        if (v == want || (long long)xbd_now_ms() >= end)
-            return v;
-        usleep(5000);
-    }
 }
 
 struct fe {
@@ -152,17 +112,15 @@ static void toolstack_add(struct fe *f, unsigned domid, unsigned devid, const ch
     toolstack_add_kind(f, "vbd", domid, devid, vdev, img_path);
 }
 
-static void fe_write(const struct fe *f, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void fe_write(const struct fe *f, const char *key, const char *fmt, ...)
+/* xl block-detach: online=0 and state=5 (Closing) in one transaction. */
+static void toolstack_unplug(const struct fe *f)
 {
-    char p[256], v[64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(v, sizeof(v), fmt, ap);
-    va_end(ap);
-    snprintf(p, sizeof(p), "%s/%s", f->fe, key);
-    xs_put(XBT_NULL, p, "%s", v);
+    xs_transaction_t t = xs_transaction_start(xsh);
+    char p[256];
+    snprintf(p, sizeof(p), "%s/online", f->be);
+    xs_put(t, p, "0");
+    xs_put(t, f->bstate, "5");
+    T_ASSERT(xs_transaction_end(xsh, t, false), "tx");
 }
 
 static void be_write(const struct fe *f, const char *key, const char *val)
@@ -185,11 +143,11 @@ static void fe_publish(struct fe *f)
     T_ASSERT(sim_gnt_grant(f->dom, BE_DOMID, f->data_pfn, false, &f->data_ref) == 0, "grant data");
     f->granted = true;
     T_ASSERT(sim_evtchn_alloc_unbound(f->evt, BE_DOMID, &f->port) == 0, "alloc unbound");
-    fe_write(f, "ring-ref", "%u", f->ring_ref);
-    fe_write(f, "event-channel", "%u", f->port);
-    fe_write(f, "protocol", "%s", "x86_64-abi");
-    fe_write(f, "feature-persistent", "1");
-    fe_write(f, "state", "%d", XenbusStateInitialised);
+    hx_write_in(f->fe, "ring-ref", "%u", f->ring_ref);
+    hx_write_in(f->fe, "event-channel", "%u", f->port);
+    hx_write_in(f->fe, "protocol", "%s", "x86_64-abi");
+    hx_write_in(f->fe, "feature-persistent", "1");
+    hx_write_in(f->fe, "state", "%d", XenbusStateInitialised);
 }
 
 /* Frontend: give the grants back (fails with -EBUSY while the backend maps them). */
@@ -250,51 +208,61 @@ static bool data_matches(struct fe *f, uint64_t sector)
 /* Connect and check the advertised keys (docs/protocol.md §1.2). */
 static void connect_and_check(struct fe *f, bool hotplug_gate)
 {
-    T_ASSERT(wait_int(f->bstate, XenbusStateInitWait, TIMEOUT_MS) == XenbusStateInitWait,
+    T_ASSERT(hx_wait_int(f->bstate, XenbusStateInitWait, TIMEOUT_MS) == XenbusStateInitWait,
              "vbd %u/%u did not reach InitWait", f->domid, f->devid);
     fe_publish(f);
     if (hotplug_gate) {
         /* No hotplug-status yet: the backend must not pass InitWait. */
         usleep(300000);
-        T_EQ(xs_get_int("%s", f->bstate), XenbusStateInitWait);
+        T_EQ(hx_read_int("%s", f->bstate), XenbusStateInitWait);
         be_write(f, "hotplug-status", "connected");
     }
     long long t0 = (long long)xbd_now_ms();
-    long long st = wait_int(f->bstate, XenbusStateConnected, TIMEOUT_MS);
+    long long st = hx_wait_int(f->bstate, XenbusStateConnected, TIMEOUT_MS);
     if (st != XenbusStateConnected)
         t_daemon_dump_log(&daemon_, 40);
     T_ASSERT(st == XenbusStateConnected, "vbd %u/%u: backend state %lld, not Connected", f->domid,
              f->devid, st);
     T_LOG("vbd %u/%u connected in %lld ms", f->domid, f->devid, (long long)xbd_now_ms() - t0);
-    fe_write(f, "state", "%d", XenbusStateConnected);
+    hx_write_in(f->fe, "state", "%d", XenbusStateConnected);
 
-    T_EQ(xs_get_int("%s/sectors", f->be), IMG_BYTES / 512);
-    T_EQ(xs_get_int("%s/info", f->be), 0);
-    T_EQ(xs_get_int("%s/sector-size", f->be), 512);
-    long long pss = xs_get_int("%s/physical-sector-size", f->be);
+    T_EQ(hx_read_int("%s/sectors", f->be), IMG_BYTES / 512);
+    T_EQ(hx_read_int("%s/info", f->be), 0);
+    T_EQ(hx_read_int("%s/sector-size", f->be), 512);
+    long long pss = hx_read_int("%s/physical-sector-size", f->be);
     T_CHECK(pss >= 512 && (pss & (pss - 1)) == 0, "physical-sector-size %lld", pss);
-    T_EQ(xs_get_int("%s/feature-flush-cache", f->be), 1);
-    T_EQ(xs_get_int("%s/feature-barrier", f->be), 0);
+    T_EQ(hx_read_int("%s/feature-flush-cache", f->be), 1);
+    T_EQ(hx_read_int("%s/feature-barrier", f->be), 0);
     /* grant mode auto with io_uring is grant copy (crash-safe): not offered */
-    T_EQ(xs_get_int("%s/feature-persistent", f->be), 0);
-    long long fd = xs_get_int("%s/feature-discard", f->be);
+    T_EQ(hx_read_int("%s/feature-persistent", f->be), 0);
+    long long fd = hx_read_int("%s/feature-discard", f->be);
     T_CHECK(fd == -1 || fd == 1, "feature-discard %lld", fd);
     if (fd == 1) {
-        T_CHECK(xs_get_int("%s/discard-granularity", f->be) > 0, "discard-granularity");
-        T_CHECK(xs_get_int("%s/discard-alignment", f->be) >= 0, "discard-alignment");
+        T_CHECK(hx_read_int("%s/discard-granularity", f->be) > 0, "discard-granularity");
+        T_CHECK(hx_read_int("%s/discard-alignment", f->be) >= 0, "discard-alignment");
     }
     T_EQ(sim_gnt_ref_mapped(f->dom, f->ring_ref), 1);
     T_EQ(sim_evtchn_port_state(host, f->domid, f->port), 2);     /* interdomain */
 }
 
+/* A device added by the toolstack (toolstack_add_kind), its hotplug script
+ * done, connected and checked. */
+static void add_connected(struct fe *f, const char *kind, unsigned domid, unsigned devid,
+                          const char *vdev, const char *params)
+{
+    toolstack_add_kind(f, kind, domid, devid, vdev, params);
+    be_write(f, "hotplug-status", "connected");
+    connect_and_check(f, false);
+}
+
 /* Frontend closes (6): backend must reach Closed with the frontend's grants free. */
 static void fe_close(struct fe *f)
 {
-    fe_write(f, "state", "%d", XenbusStateClosing);
-    long long st = wait_int(f->bstate, XenbusStateClosing, TIMEOUT_MS);
+    hx_write_in(f->fe, "state", "%d", XenbusStateClosing);
+    long long st = hx_wait_int(f->bstate, XenbusStateClosing, TIMEOUT_MS);
     T_CHECK(st == XenbusStateClosing, "frontend Closing: backend %lld", st);
-    fe_write(f, "state", "%d", XenbusStateClosed);
-    st = wait_int(f->bstate, XenbusStateClosed, TIMEOUT_MS);
+    hx_write_in(f->fe, "state", "%d", XenbusStateClosed);
+    st = hx_wait_int(f->bstate, XenbusStateClosed, TIMEOUT_MS);
     T_CHECK(st == XenbusStateClosed, "frontend Closed: backend %lld", st);
     T_EQ(sim_gnt_mapped_count(f->dom), 0);
     fe_revoke(f);
@@ -358,8 +326,8 @@ int main(void)
     rc = t_xsd_start(workdir, xs_sock, sizeof(xs_sock), &xsd_pid);
     T_SKIP_IF(rc == -ENOENT, "xen-sim-xenstored not built");
     T_ASSERT(rc == 0, "t_xsd_start: %d", rc);
-    xsh = xs_open(0);
-    T_ASSERT(xsh, "xs_open: %s", strerror(errno));
+    hx_open();
+    xsh = hx_xs();
     T_ASSERT(sim_host_open(hostdir, &host) == 0, "sim_host_open");
 
     char xen[600];
@@ -375,11 +343,11 @@ int main(void)
     struct fe a;
     long long t0 = (long long)xbd_now_ms();
     toolstack_add(&a, 5, 51712, "xvda");
-    T_ASSERT(wait_int(a.bstate, XenbusStateInitWait, TIMEOUT_MS) == XenbusStateInitWait, "InitWait");
+    T_ASSERT(hx_wait_int(a.bstate, XenbusStateInitWait, TIMEOUT_MS) == XenbusStateInitWait, "InitWait");
     T_LOG("InitWait after %lld ms", (long long)xbd_now_ms() - t0);
-    T_EQ(xs_get_int("%s/max-ring-page-order", a.be), 4);
-    T_EQ(xs_get_int("%s/multi-queue-max-queues", a.be), 2);
-    T_EQ(xs_get_int("%s/feature-max-indirect-segments", a.be), 256);
+    T_EQ(hx_read_int("%s/max-ring-page-order", a.be), 4);
+    T_EQ(hx_read_int("%s/multi-queue-max-queues", a.be), 2);
+    T_EQ(hx_read_int("%s/feature-max-indirect-segments", a.be), 256);
     connect_and_check(&a, true);
     T_EQ(fe_read(&a, 16, 5000), BLKIF_RSP_OKAY);
     T_CHECK(data_matches(&a, 16), "READ data differs from the image");
@@ -390,8 +358,8 @@ int main(void)
     /* 2. Reconnect: frontend 6 then 1 -> backend 2 -> connect again. */
     T_LOG("2. reconnect");
     fe_close(&a);
-    fe_write(&a, "state", "%d", XenbusStateInitialising);
-    T_EQ(wait_int(a.bstate, XenbusStateInitWait, TIMEOUT_MS), XenbusStateInitWait);
+    hx_write_in(a.fe, "state", "%d", XenbusStateInitialising);
+    T_EQ(hx_wait_int(a.bstate, XenbusStateInitWait, TIMEOUT_MS), XenbusStateInitWait);
     connect_and_check(&a, false);      /* hotplug-status is still connected */
     T_EQ(fe_read(&a, 0, 5000), BLKIF_RSP_OKAY);
     T_CHECK(data_matches(&a, 0), "READ data differs after reconnect");
@@ -402,9 +370,7 @@ int main(void)
      *    has an image of its own: a writes to img.raw, which is locked. */
     T_LOG("3. bogus req_prod");
     struct fe b;
-    toolstack_add_kind(&b, "vbd", 6, 51728, "xvdb", img2_path);
-    be_write(&b, "hotplug-status", "connected");
-    connect_and_check(&b, false);
+    add_connected(&b, "vbd", 6, 51728, "xvdb", img2_path);
     a.ring.sring->req_prod = a.ring.sring->rsp_prod + 1000;
     sim_evtchn_notify(a.evt, a.port);
     long long end = (long long)xbd_now_ms() + 5000;
@@ -415,25 +381,18 @@ int main(void)
     T_CHECK(data_matches(&b, 8), "device b data");
     T_EQ(t_daemon_dev_int(&daemon_, 6, 51728, "halted"), 0);
     T_CHECK(t_daemon_alive(&daemon_), "daemon died");
-    T_EQ(xs_get_int("%s", b.bstate), XenbusStateConnected);
+    T_EQ(hx_read_int("%s", b.bstate), XenbusStateConnected);
     fe_close(&a);                       /* the halted device still closes cleanly */
 
     /* 4. online=0 unplug (xl block-detach): toolstack writes online=0 and
      *    state=5; the connected frontend closes; the device is finished. */
     T_LOG("4. online=0 unplug");
-    {
-        xs_transaction_t t = xs_transaction_start(xsh);
-        char p[256];
-        snprintf(p, sizeof(p), "%s/online", b.be);
-        xs_put(t, p, "0");
-        xs_put(t, b.bstate, "5");
-        T_ASSERT(xs_transaction_end(xsh, t, false), "tx");
-    }
+    toolstack_unplug(&b);
     usleep(200000);
-    T_EQ(xs_get_int("%s", b.bstate), XenbusStateClosing);   /* frontend still connected: wait */
-    fe_write(&b, "state", "%d", XenbusStateClosing);
-    fe_write(&b, "state", "%d", XenbusStateClosed);
-    T_EQ(wait_int(b.bstate, XenbusStateClosed, TIMEOUT_MS), XenbusStateClosed);
+    T_EQ(hx_read_int("%s", b.bstate), XenbusStateClosing);   /* frontend still connected: wait */
+    hx_write_in(b.fe, "state", "%d", XenbusStateClosing);
+    hx_write_in(b.fe, "state", "%d", XenbusStateClosed);
+    T_EQ(hx_wait_int(b.bstate, XenbusStateClosed, TIMEOUT_MS), XenbusStateClosed);
     T_EQ(sim_gnt_mapped_count(b.dom), 0);
     T_CHECK(wait_forgotten(&b, 5000), "vbd 6/51728 not released after online=0 + Closed");
     fe_revoke(&b);
@@ -443,38 +402,31 @@ int main(void)
     T_LOG("4b. online=0 with an idle frontend");
     struct fe c;
     toolstack_add(&c, 7, 51744, "xvdc");
-    T_EQ(wait_int(c.bstate, XenbusStateInitWait, TIMEOUT_MS), XenbusStateInitWait);
-    {
-        xs_transaction_t t = xs_transaction_start(xsh);
-        char p[256];
-        snprintf(p, sizeof(p), "%s/online", c.be);
-        xs_put(t, p, "0");
-        xs_put(t, c.bstate, "5");
-        T_ASSERT(xs_transaction_end(xsh, t, false), "tx");
-    }
-    T_EQ(wait_int(c.bstate, XenbusStateClosed, TIMEOUT_MS), XenbusStateClosed);
+    T_EQ(hx_wait_int(c.bstate, XenbusStateInitWait, TIMEOUT_MS), XenbusStateInitWait);
+    toolstack_unplug(&c);
+    T_EQ(hx_wait_int(c.bstate, XenbusStateClosed, TIMEOUT_MS), XenbusStateClosed);
     T_CHECK(wait_forgotten(&c, 5000), "vbd 7/51744 not released");
     toolstack_remove(&c);
 
     /* 5. Frontend directory vanishes (xl destroy): Closed within 10 s, no
      *    grant mapped, no port bound, backend directory kept. */
     T_LOG("5. frontend vanishes");
-    fe_write(&a, "state", "%d", XenbusStateInitialising);
-    T_EQ(wait_int(a.bstate, XenbusStateInitWait, TIMEOUT_MS), XenbusStateInitWait);
+    hx_write_in(a.fe, "state", "%d", XenbusStateInitialising);
+    T_EQ(hx_wait_int(a.bstate, XenbusStateInitWait, TIMEOUT_MS), XenbusStateInitWait);
     connect_and_check(&a, false);
     T_EQ(fe_read(&a, 24, 5000), BLKIF_RSP_OKAY);
     int ports_before = sim_evtchn_ports_in_use(host, BE_DOMID);
     T_CHECK(ports_before >= 1, "backend ports in use: %d", ports_before);
     t0 = (long long)xbd_now_ms();
     T_ASSERT(xs_rm(xsh, XBT_NULL, a.fe), "rm frontend");
-    long long st = wait_int(a.bstate, XenbusStateClosed, TIMEOUT_MS);
+    long long st = hx_wait_int(a.bstate, XenbusStateClosed, TIMEOUT_MS);
     long long took = (long long)xbd_now_ms() - t0;
     T_EQ(st, XenbusStateClosed);
     T_LOG("Closed %lld ms after the frontend vanished", took);
     T_CHECK(took < 5000, "Closed only after %lld ms", took);
     T_EQ(sim_gnt_mapped_count(a.dom), 0);
     T_EQ(sim_evtchn_ports_in_use(host, BE_DOMID), 0);
-    char *dirv = xs_get("%s", a.be);
+    char *dirv = hx_read("%s", a.be);
     T_CHECK(dirv != NULL, "backend directory deleted by the daemon");
     free(dirv);
     /* libxl FORCE_ON then writes online=0 and removes the backend. */
@@ -490,15 +442,13 @@ int main(void)
     /* 6. SIGTERM: exit 0, nothing left mapped. */
     T_LOG("6. shutdown");
     struct fe d;
-    toolstack_add(&d, 8, 51760, "xvdd");
-    be_write(&d, "hotplug-status", "connected");
-    connect_and_check(&d, false);
+    add_connected(&d, "vbd", 8, 51760, "xvdd", img_path);
     T_EQ(fe_read(&d, 32, 5000), BLKIF_RSP_OKAY);
     rc = t_daemon_stop(&daemon_, 10000);
     T_EQ(rc, 0);
     T_EQ(sim_gnt_mapped_count(d.dom), 0);
     T_EQ(sim_evtchn_ports_in_use(host, BE_DOMID), 0);
-    T_EQ(xs_get_int("%s", d.bstate), XenbusStateConnected);   /* on-exit=leave */
+    T_EQ(hx_read_int("%s", d.bstate), XenbusStateConnected);   /* on-exit=leave */
 
     /* 7. A restarted daemon reattaches to the connected ring (no state change). */
     T_LOG("7. restart and reattach");
@@ -507,7 +457,7 @@ int main(void)
     rc = t_daemon_start(&daemon_, workdir, args2, 10000);
     T_ASSERT(rc == 0, "daemon restart: %d", rc);
     T_EQ(wait_reattached(&d, 5000), 1);
-    T_EQ(xs_get_int("%s", d.bstate), XenbusStateConnected);
+    T_EQ(hx_read_int("%s", d.bstate), XenbusStateConnected);
     T_EQ(fe_read(&d, 40, 5000), BLKIF_RSP_OKAY);
     T_CHECK(data_matches(&d, 40), "READ after reattach");
     fe_close(&d);
@@ -518,9 +468,7 @@ int main(void)
      *     so a new daemon rebinds the same port and maps the same ring. */
     T_LOG("7b. kill -9 and restart");
     struct fe k;
-    toolstack_add(&k, 12, 51824, "xvdh");
-    be_write(&k, "hotplug-status", "connected");
-    connect_and_check(&k, false);
+    add_connected(&k, "vbd", 12, 51824, "xvdh", img_path);
     T_EQ(fe_read(&k, 56, 5000), BLKIF_RSP_OKAY);          /* the data page is mapped too */
     T_CHECK(sim_gnt_mapped_count(k.dom) >= 1, "nothing mapped before the kill");
     kill(daemon_.pid, SIGKILL);
@@ -533,7 +481,7 @@ int main(void)
     rc = t_daemon_start(&daemon_, workdir, args2, 10000);
     T_ASSERT(rc == 0, "daemon start after kill -9: %d", rc);
     T_EQ(wait_reattached(&k, 5000), 1);
-    T_EQ(xs_get_int("%s", k.bstate), XenbusStateConnected);
+    T_EQ(hx_read_int("%s", k.bstate), XenbusStateConnected);
     T_EQ(sim_evtchn_port_state(host, k.domid, k.port), 2);
     T_EQ(sim_gnt_ref_mapped(k.dom, k.ring_ref), 1);          /* the new daemon's only */
     FILE *lf = fopen(daemon_.log, "r");
@@ -554,9 +502,7 @@ int main(void)
     char raw[600];
     snprintf(raw, sizeof(raw), "raw:%s", img_path);
     struct fe e;
-    toolstack_add_kind(&e, "vbd3", 9, 51776, "xvde", raw);
-    be_write(&e, "hotplug-status", "connected");
-    connect_and_check(&e, false);
+    add_connected(&e, "vbd3", 9, 51776, "xvde", raw);
     T_EQ(fe_read(&e, 48, 5000), BLKIF_RSP_OKAY);
     T_CHECK(data_matches(&e, 48), "vbd3 READ");
     fe_close(&e);
@@ -565,22 +511,22 @@ int main(void)
     struct fe g;
     toolstack_add_kind(&g, "vbd3", 10, 51792, "xvdf", raw);
     be_write(&g, "hotplug-status", "connected");
-    T_EQ(wait_int(g.bstate, XenbusStateInitWait, TIMEOUT_MS), XenbusStateInitWait);
+    T_EQ(hx_wait_int(g.bstate, XenbusStateInitWait, TIMEOUT_MS), XenbusStateInitWait);
     fe_publish(&g);
-    T_EQ(wait_int(g.bstate, XenbusStateClosing, TIMEOUT_MS), XenbusStateClosing);
-    char *errv = xs_get("%s/error", g.be);
+    T_EQ(hx_wait_int(g.bstate, XenbusStateClosing, TIMEOUT_MS), XenbusStateClosing);
+    char *errv = hx_read("%s/error", g.be);
     T_CHECK(errv && atoi(errv) == EOPNOTSUPP, "backend error node: %s", errv ? errv : "(none)");
     free(errv);
-    errv = xs_get("/local/domain/%d/error/backend/vbd3/10/51792/error", BE_DOMID);
+    errv = hx_read("/local/domain/%d/error/backend/vbd3/10/51792/error", BE_DOMID);
     T_CHECK(errv != NULL, "Linux-style error node missing");
     free(errv);
     T_EQ(sim_gnt_mapped_count(g.dom), 0);
-    fe_write(&g, "state", "%d", XenbusStateClosed);
-    T_EQ(wait_int(g.bstate, XenbusStateClosed, TIMEOUT_MS), XenbusStateClosed);
+    hx_write_in(g.fe, "state", "%d", XenbusStateClosed);
+    T_EQ(hx_wait_int(g.bstate, XenbusStateClosed, TIMEOUT_MS), XenbusStateClosed);
     fe_revoke(&g);
     be_write(&g, "online", "0");
     T_CHECK(wait_forgotten(&g, 5000), "vbd 10/51792 not released");
-    errv = xs_get("/local/domain/%d/error/backend/vbd3/10/51792/error", BE_DOMID);
+    errv = hx_read("/local/domain/%d/error/backend/vbd3/10/51792/error", BE_DOMID);
     T_CHECK(errv == NULL, "Linux-style error node left behind");
     free(errv);
     toolstack_remove(&g);
@@ -590,11 +536,11 @@ int main(void)
     T_LOG("9. backend directory removed");
     struct fe h;
     toolstack_add(&h, 11, 51808, "xvdg");
-    T_EQ(wait_int(h.bstate, XenbusStateInitWait, TIMEOUT_MS), XenbusStateInitWait);
+    T_EQ(hx_wait_int(h.bstate, XenbusStateInitWait, TIMEOUT_MS), XenbusStateInitWait);
     T_ASSERT(xs_rm(xsh, XBT_NULL, h.be), "rm backend");
     T_CHECK(wait_forgotten(&h, 5000), "vbd 11/51808 not released");
     usleep(100000);
-    char *gone = xs_get("%s", h.be);
+    char *gone = hx_read("%s", h.be);
     T_CHECK(gone == NULL, "backend directory resurrected");
     free(gone);
     toolstack_remove(&h);

@@ -42,6 +42,17 @@ void hx_write(const char *path, const char *fmt, ...)
     put(XBT_NULL, path, v);
 }
 
+void hx_write_in(const char *dir, const char *key, const char *fmt, ...)
+{
+    char p[256], v[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v, sizeof(v), fmt, ap);
+    va_end(ap);
+    snprintf(p, sizeof(p), "%s/%s", dir, key);
+    put(XBT_NULL, p, v);
+}
+
 static char *vread(const char *fmt, va_list ap)
 {
     char p[512];

@@ -27,6 +27,9 @@ struct xs_handle *hx_xs(void);
 
 /* Write / read / remove a node by printf-style path. */
 void hx_write(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Write <dir>/<key> (a frontend's or backend's key). */
+void hx_write_in(const char *dir, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 char *hx_read(const char *fmt, ...) __attribute__((format(printf, 1, 2)));   /* NULL: missing */
 /* Integer value; -1 missing, -2 not a number. */
 long long hx_read_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
