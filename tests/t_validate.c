@@ -112,6 +112,27 @@ static const struct tcase cases[] = {
 
 static struct blkif_request_segment iseg[BLKIF_MAX_INDIRECT_SEGS_PROTO];
 
+/* Encode case c as a request of ABI T (blkif_x86_32, blkif_x86_64) at req:
+ * the two layouts differ in their field offsets only. */
+#define ENCODE(T, req, c, direct_n) do {                                                     \
+        if ((c)->op == D) {                                                                  \
+            struct T##_request_discard *d = (void *)(req);                                   \
+            d->operation = (c)->op; d->flag = (c)->flag; d->id = 0xD15C0000 + (c)->op;       \
+            d->sector_number = (c)->sector; d->nr_sectors = (c)->nr_sectors;                 \
+        } else if ((c)->op == I) {                                                           \
+            struct T##_request_indirect *r = (void *)(req);                                  \
+            r->operation = (c)->op; r->indirect_op = (c)->indirect_op;                       \
+            r->nr_segments = (uint16_t)(c)->nr_segs; r->id = 0x1D1D;                         \
+            r->sector_number = (c)->sector;                                                  \
+            for (unsigned i = 0; i < 8; i++) r->indirect_grefs[i] = 10 + i;                  \
+        } else {                                                                             \
+            struct T##_request *r = (req);                                                   \
+            r->operation = (c)->op; r->nr_segments = (direct_n); r->id = 0xABCDEF0123ull;    \
+            r->sector_number = (c)->sector;                                                  \
+            for (unsigned i = 0; i < BLKIF_MAX_SEGMENTS_PER_REQUEST; i++) r->seg[i] = iseg[i]; \
+        }                                                                                    \
+    } while (0)
+
 /* Encode the case into a ring entry of `abi`, copy it out, validate. */
 static void run(const struct tcase *c, enum blkif_abi abi)
 {
@@ -124,39 +145,10 @@ static void run(const struct tcase *c, enum blkif_abi abi)
         iseg[i].first_sect = i ? 0 : c->seg0.first;
         iseg[i].last_sect = i ? 7 : c->seg0.last;
     }
-    if (abi == BLKIF_ABI_X86_32) {
-        if (c->op == D) {
-            struct blkif_x86_32_request_discard *d = (void *)&e.e32.req;
-            d->operation = c->op; d->flag = c->flag; d->id = 0xD15C0000 + c->op;
-            d->sector_number = c->sector; d->nr_sectors = c->nr_sectors;
-        } else if (c->op == I) {
-            struct blkif_x86_32_request_indirect *r = (void *)&e.e32.req;
-            r->operation = c->op; r->indirect_op = c->indirect_op;
-            r->nr_segments = (uint16_t)c->nr_segs; r->id = 0x1D1D; r->sector_number = c->sector;
-            for (unsigned i = 0; i < 8; i++) r->indirect_grefs[i] = 10 + i;
-        } else {
-            struct blkif_x86_32_request *r = &e.e32.req;
-            r->operation = c->op; r->nr_segments = direct_n; r->id = 0xABCDEF0123ull;
-            r->sector_number = c->sector;
-            for (unsigned i = 0; i < BLKIF_MAX_SEGMENTS_PER_REQUEST; i++) r->seg[i] = iseg[i];
-        }
-    } else {
-        if (c->op == D) {
-            struct blkif_x86_64_request_discard *d = (void *)&e.e64.req;
-            d->operation = c->op; d->flag = c->flag; d->id = 0xD15C0000 + c->op;
-            d->sector_number = c->sector; d->nr_sectors = c->nr_sectors;
-        } else if (c->op == I) {
-            struct blkif_x86_64_request_indirect *r = (void *)&e.e64.req;
-            r->operation = c->op; r->indirect_op = c->indirect_op;
-            r->nr_segments = (uint16_t)c->nr_segs; r->id = 0x1D1D; r->sector_number = c->sector;
-            for (unsigned i = 0; i < 8; i++) r->indirect_grefs[i] = 10 + i;
-        } else {
-            struct blkif_x86_64_request *r = &e.e64.req;
-            r->operation = c->op; r->nr_segments = direct_n; r->id = 0xABCDEF0123ull;
-            r->sector_number = c->sector;
-            for (unsigned i = 0; i < BLKIF_MAX_SEGMENTS_PER_REQUEST; i++) r->seg[i] = iseg[i];
-        }
-    }
+    if (abi == BLKIF_ABI_X86_32)
+        ENCODE(blkif_x86_32, &e.e32.req, c, direct_n);
+    else
+        ENCODE(blkif_x86_64, &e.e64.req, c, direct_n);
     struct blkif_req req;
     blkif_abi_get_req(abi, &req, &e);
     struct blkif_limits lim = limits(c->lim);
