@@ -31,6 +31,21 @@ static void show_backend_error(struct bb_dev *d)
     }
 }
 
+/* Wait for the backend's state `want`; Closing, Closed or a missing node
+ * instead fail (bb_wait_state's error), with the backend's error nodes shown. */
+static int wait_backend(struct bb_dev *d, int want)
+{
+    char p[256];
+    int st;
+    snprintf(p, sizeof(p), "%s/state", d->be);
+    int rc = bb_wait_state(d, p, 1u << want,
+                           (1u << XenbusStateClosing) | (1u << XenbusStateClosed) | BBX_MISSING,
+                           "backend", &st);
+    if (rc)
+        show_backend_error(d);
+    return rc;
+}
+
 static int fe_state(struct bb_dev *d, int state)
 {
     char p[200];
@@ -160,17 +175,10 @@ static int write_front_nodes(struct bb_dev *d, xs_transaction_t t)
 int fe_connect(struct bb_dev *d)
 {
     const struct bb_opts *o = d->o;
-    char p[256];
-    int rc, st;
+    int rc;
 
-    snprintf(p, sizeof(p), "%s/state", d->be);
-    rc = bb_wait_state(d, p, 1u << XenbusStateInitWait,
-                        (1u << XenbusStateClosing) | (1u << XenbusStateClosed) | BBX_MISSING,
-                        "backend", &st);
-    if (rc) {
-        show_backend_error(d);
+    if ((rc = wait_backend(d, XenbusStateInitWait)))
         return rc;
-    }
     /* transport limits, published before InitWait (blkif.h) */
     if ((rc = be_u64(d, "max-ring-page-order", 0, &d->be_max_ring_order)) ||
         (rc = be_u64(d, "multi-queue-max-queues", 1, &d->be_max_queues)))
@@ -209,13 +217,8 @@ int fe_connect(struct bb_dev *d)
     if ((rc = fe_state(d, XenbusStateInitialised)))
         return rc;
 
-    rc = bb_wait_state(d, p, 1u << XenbusStateConnected,
-                        (1u << XenbusStateClosing) | (1u << XenbusStateClosed) | BBX_MISSING,
-                        "backend", &st);
-    if (rc) {
-        show_backend_error(d);
+    if ((rc = wait_backend(d, XenbusStateConnected)))
         return rc;
-    }
     /* blkfront_connect: sectors, info, sector-size are required */
     if ((rc = be_u64_required(d, "sectors", &d->sectors)) ||
         (rc = be_u64_required(d, "info", &d->info)) ||
