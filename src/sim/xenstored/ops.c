@@ -425,28 +425,35 @@ static void op_set_perms(struct xsd_req *r)
     reply_rc(r, change(r, LOG_PERMS, path, perms, np * (unsigned)sizeof(perms[0])));
 }
 
-/* Watch path: "@special", or a node path (relative ones give relative events). */
-static int watch_path(const struct xsd_req *r, const char *in, char *out, bool *relative)
+/* The arguments of WATCH and UNWATCH: the path, "@special" or a node path
+ * (relative ones give relative events: *relative, unless NULL), into out
+ * (PATH_BUF bytes), and the token.  0 or -EINVAL. */
+static int watch_args(const struct xsd_req *r, char *out, const char **token, bool *relative)
 {
+    const char *v[2];
+    if (get_strings(r, v, 2) < 2)
+        return -EINVAL;
+    const char *in = v[0];
+    *token = v[1];
+    if (relative)
+        *relative = in[0] != '/' && in[0] != '@';
     if (in[0] == '@') {
-        *relative = false;
         if (strlen(in) > XENSTORE_REL_PATH_MAX)
             return -EINVAL;
         snprintf(out, PATH_BUF, "%s", in);
         return 0;
     }
-    *relative = in[0] != '/';
-    return canon_arg(r, in, out);
+    return canon_arg(r, in, out) ? -EINVAL : 0;
 }
 
 static void op_watch(struct xsd_req *r)
 {
     char path[PATH_BUF];
-    const char *v[2];
+    const char *token;
     bool rel;
-    if (get_strings(r, v, 2) < 2 || watch_path(r, v[0], path, &rel))
+    if (watch_args(r, path, &token, &rel))
         return reply_err(r, EINVAL);
-    int rc = watch_add(r->c, path, v[1], rel);
+    int rc = watch_add(r->c, path, token, rel);
     reply_rc(r, rc);
     if (rc == 0) {
         /* The initial event, right after the OK (xenstored_watch.c do_watch). */
@@ -459,11 +466,10 @@ static void op_watch(struct xsd_req *r)
 static void op_unwatch(struct xsd_req *r)
 {
     char path[PATH_BUF];
-    const char *v[2];
-    bool rel;
-    if (get_strings(r, v, 2) < 2 || watch_path(r, v[0], path, &rel))
+    const char *token;
+    if (watch_args(r, path, &token, NULL))
         return reply_err(r, EINVAL);
-    reply_rc(r, watch_del(r->c, path, v[1]));
+    reply_rc(r, watch_del(r->c, path, token));
 }
 
 static void op_transaction_start(struct xsd_req *r)
