@@ -37,6 +37,11 @@ int xbd_parse_u64(const char *s, int base, uint64_t lo, uint64_t hi, uint64_t *o
  * errlen 0.  For the (char *err, size_t errlen) out-parameters of parsers. */
 void xbd_seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Read the socket fd (recv(2)) until end of file into *out: malloc'd and
+ * NUL-terminated, its length without the NUL in *len (len may be NULL).
+ * 0, or -ENOMEM or recv's -errno (*out and *len untouched, nothing kept). */
+int xbd_recv_all(int fd, char **out, size_t *len);
+
 /* Name of a xenbus state (enum xenbus_state, xen/io/xenbus.h: 0 Unknown ..
  * 8 Reconfigured); "missing" for s < 0 (no state key), "invalid" above 8. */
 const char *xenbus_state_name(int s);

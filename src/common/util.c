@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 void xbd_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -27,6 +28,39 @@ int xbd_parse_u64(const char *s, int base, uint64_t lo, uint64_t hi, uint64_t *o
     if (errno || *end || v < lo || v > hi)
         return -EINVAL;
     *out = v;
+    return 0;
+}
+
+int xbd_recv_all(int fd, char **out, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return -ENOMEM;
+    for (;;) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                return -ENOMEM;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
+        if (r < 0) {
+            int rc = -errno;
+            free(buf);
+            return rc;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = 0;
+    *out = buf;
+    if (len)
+        *len = n;
     return 0;
 }
 

@@ -54,36 +54,13 @@ char *t_daemon_request(const struct t_daemon *d, const char *req)
         close(fd);
         return NULL;
     }
-    size_t cap = 8192, len = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (len + 1 >= cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t r = recv(fd, buf + len, cap - 1 - len, 0);
-        if (r < 0) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-    }
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = xbd_recv_all(fd, &buf, &len);
     close(fd);
-    if (buf) {
-        buf[len] = 0;
-        if (len == 0) {
-            free(buf);
-            buf = NULL;
-        }
+    if (rc < 0 || len == 0) {
+        free(buf);
+        return NULL;
     }
     return buf;
 }

@@ -79,34 +79,11 @@ static char *request_text(const char *sock, const char *req)
         close(fd);
         return NULL;
     }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf)
-            break;
-        if (n + 1 >= cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-        }
-        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
-        if (r < 0) {
-            fprintf(stderr, "xen-blkbackctl: recv: %s\n", strerror(errno));
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
+    char *buf = NULL;
+    int rc = xbd_recv_all(fd, &buf, NULL);
+    if (rc < 0 && rc != -ENOMEM)
+        fprintf(stderr, "xen-blkbackctl: recv: %s\n", strerror(-rc));
     close(fd);
-    if (buf)
-        buf[n] = 0;
     return buf;
 }
 
