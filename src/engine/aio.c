@@ -42,14 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 
-struct aio_engine {
-    struct engine base;
-    int fd;
-    struct log_dev dev;         /* whose prefix and fields its log lines carry */
-};
-
 struct aio_queue {
-    struct aio_engine *e;
+    struct eng_store_engine *e;
     io_context_t ctx;
     int efd;                    /* eventfd: AIO completions and worker results */
     unsigned depth, busy;       /* busy: queued + in flight (AIO, worker, done) */
@@ -78,35 +72,13 @@ struct aio_queue {
 
 static int aio_open(const struct engine_params *p, struct engine **out)
 {
-    if (!p || !p->path || !*p->path)
-        return -EINVAL;
-    struct aio_engine *a = calloc(1, sizeof(*a));
-    if (!a)
-        return -ENOMEM;
-    eng_log_dev(&a->dev, p);
-    a->base.ops = &engine_aio;
-    int rc = eng_store_open(p, &a->dev, &a->base, &a->fd);
-    if (rc < 0) {
-        free(a);
+    struct engine *e;
+    int rc = eng_store_engine_open(p, &engine_aio, &e);
+    if (rc < 0)
         return rc;
-    }
-    a->base.caps.exit_drains_io = true;     /* fs/aio.c exit_aio (engine.h) */
-    *out = &a->base;
+    e->caps.exit_drains_io = true;          /* fs/aio.c exit_aio (engine.h) */
+    *out = e;
     return 0;
-}
-
-static int aio_get_size(struct engine *e, uint64_t *bytes)
-{
-    return eng_store_size(((struct aio_engine *)e)->fd, bytes);
-}
-
-static void aio_close(struct engine *e)
-{
-    struct aio_engine *a = (struct aio_engine *)e;
-    if (!a)
-        return;
-    close(a->fd);
-    free(a);
 }
 
 /* Completed outside the kernel (worker, or at once): report through fin. */
@@ -120,7 +92,7 @@ static void finish(struct aio_queue *q, struct engine_io *io)
 
 static void run_job(struct aio_queue *q, struct engine_io *io)
 {
-    struct aio_engine *a = q->e;
+    struct eng_store_engine *a = q->e;
     uint64_t range[2] = { io->offset, io->len };
     switch (io->op) {
     case ENGINE_OP_FLUSH:
@@ -198,7 +170,7 @@ static int aio_queue_open(struct engine *e, unsigned depth, struct engine_queue 
         return -ENOMEM;
     if (depth == 0)
         depth = 1;
-    q->e = (struct aio_engine *)e;
+    q->e = (struct eng_store_engine *)e;
     q->depth = depth;
     q->efd = -1;
     q->cbs = calloc(depth, sizeof(*q->cbs));
@@ -308,7 +280,7 @@ static void aio_queue_close(struct engine_queue *eq)
 static int aio_queue_io(struct engine_queue *eq, struct engine_io *io)
 {
     struct aio_queue *q = (struct aio_queue *)eq;
-    struct aio_engine *a = q->e;
+    struct eng_store_engine *a = q->e;
 
     if (q->busy >= q->depth)
         return -EBUSY;
@@ -418,6 +390,6 @@ static int aio_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
 }
 
 const struct engine_ops engine_aio = {
-    ENGINE_OPS_REQUIRED("aio", aio, aio_open, aio_close),
-    .get_size = aio_get_size,
+    ENGINE_OPS_REQUIRED("aio", aio, aio_open, eng_store_engine_close),
+    .get_size = eng_store_engine_size,
 };

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "engine.h"
+#include "log.h"
 
 struct stat;
 
@@ -135,6 +136,24 @@ int eng_store_open(const struct engine_params *p, const struct log_dev *dev, str
  * for a block device, st_size for a file (engine_ops.get_size of the uring
  * and aio engines).  0 or -errno of fstat/ioctl. */
 int eng_store_size(int fd, uint64_t *bytes);
+
+/* The engine of the store engines (uring, aio): the store's fd from
+ * eng_store_open and the device its log lines are about. */
+struct eng_store_engine {
+    struct engine base;
+    int fd;
+    struct log_dev dev;         /* whose prefix and fields its log lines carry */
+};
+
+/* engine_ops.open, close and get_size of a store engine with `ops`: open is
+ * eng_log_dev and eng_store_open into a new struct eng_store_engine (0,
+ * -EINVAL for no path, -ENOMEM, or eng_store_open's -errno; *out is left
+ * alone on failure); get_size is eng_store_size of its fd; close closes the
+ * fd and frees it (e may be NULL). */
+int  eng_store_engine_open(const struct engine_params *p, const struct engine_ops *ops,
+                           struct engine **out);
+int  eng_store_engine_size(struct engine *e, uint64_t *bytes);
+void eng_store_engine_close(struct engine *e);
 
 /* The claim on a store (src/engine/lock.c, rules there): the open(2) flags
  * to add (O_EXCL for an exclusive claim: block devices), and, once fd is

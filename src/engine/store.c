@@ -14,6 +14,7 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -191,4 +192,37 @@ int eng_store_size(int fd, uint64_t *bytes)
         *bytes = (uint64_t)st.st_size;
     }
     return 0;
+}
+
+int eng_store_engine_open(const struct engine_params *p, const struct engine_ops *ops,
+                          struct engine **out)
+{
+    if (!p || !p->path || !*p->path)
+        return -EINVAL;
+    struct eng_store_engine *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    eng_log_dev(&s->dev, p);
+    s->base.ops = ops;
+    int rc = eng_store_open(p, &s->dev, &s->base, &s->fd);
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
+    *out = &s->base;
+    return 0;
+}
+
+int eng_store_engine_size(struct engine *e, uint64_t *bytes)
+{
+    return eng_store_size(((struct eng_store_engine *)e)->fd, bytes);
+}
+
+void eng_store_engine_close(struct engine *e)
+{
+    struct eng_store_engine *s = (struct eng_store_engine *)e;
+    if (!s)
+        return;
+    close(s->fd);
+    free(s);
 }

@@ -43,14 +43,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-struct uring_engine {
-    struct engine base;
-    int fd;
-    struct log_dev dev;         /* whose prefix and fields its log lines carry */
-};
-
 struct uring_queue {
-    struct uring_engine *e;
+    struct eng_store_engine *e;
     struct io_uring ring;
     unsigned depth, busy;       /* busy: queued + in flight */
     unsigned unsubmitted;
@@ -62,34 +56,7 @@ struct uring_queue {
  * O_DIRECT with a buffered fallback, size, block sizes, flush/discard caps. */
 static int uring_open(const struct engine_params *p, struct engine **out)
 {
-    if (!p || !p->path || !*p->path)
-        return -EINVAL;
-    struct uring_engine *u = calloc(1, sizeof(*u));
-    if (!u)
-        return -ENOMEM;
-    eng_log_dev(&u->dev, p);
-    u->base.ops = &engine_uring;
-    int rc = eng_store_open(p, &u->dev, &u->base, &u->fd);
-    if (rc < 0) {
-        free(u);
-        return rc;
-    }
-    *out = &u->base;
-    return 0;
-}
-
-static int uring_get_size(struct engine *e, uint64_t *bytes)
-{
-    return eng_store_size(((struct uring_engine *)e)->fd, bytes);
-}
-
-static void uring_close(struct engine *e)
-{
-    struct uring_engine *u = (struct uring_engine *)e;
-    if (!u)
-        return;
-    close(u->fd);
-    free(u);
+    return eng_store_engine_open(p, &engine_uring, out);
 }
 
 /*
@@ -218,7 +185,7 @@ static int uring_queue_open(struct engine *e, unsigned depth, struct engine_queu
         return -ENOMEM;
     if (depth == 0)
         depth = 1;
-    q->e = (struct uring_engine *)e;
+    q->e = (struct eng_store_engine *)e;
     q->depth = depth;
     int rc = ring_init(q, depth, IORING_SETUP_R_DISABLED);
     bool disabled = rc != -EINVAL;
@@ -307,7 +274,7 @@ static void sync_ioctl(struct uring_queue *q, struct engine_io *io, unsigned lon
 static int uring_queue_io(struct engine_queue *eq, struct engine_io *io)
 {
     struct uring_queue *q = (struct uring_queue *)eq;
-    struct uring_engine *u = q->e;
+    struct eng_store_engine *u = q->e;
 
     if (q->busy >= q->depth)
         return -EBUSY;
@@ -439,7 +406,7 @@ struct io_uring *eng_uring_ring(struct engine_queue *eq, bool *restricted)
 }
 
 const struct engine_ops engine_uring = {
-    ENGINE_OPS_REQUIRED("uring", uring, uring_open, uring_close),
-    .get_size = uring_get_size,
+        ENGINE_OPS_REQUIRED("uring", uring, uring_open, eng_store_engine_close),
+    .get_size = eng_store_engine_size,
     .completions_ready = uring_completions_ready,
 };
