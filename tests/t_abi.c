@@ -42,6 +42,16 @@ static uint8_t *guarded_slot(uint8_t *area, size_t entry)
     return area + 4096 - entry;
 }
 
+/* The request in slot b as blkif_abi_get_req copies it out, into a
+ * struct first filled with 0x55 (a field it does not set shows). */
+static struct blkif_req decode(const struct layout *l, const uint8_t *b)
+{
+    struct blkif_req r;
+    memset(&r, 0x55, sizeof(r));
+    blkif_abi_get_req(l->abi, &r, b);
+    return r;
+}
+
 static void test_rw(const struct layout *l, uint8_t *area)
 {
     uint8_t *b = guarded_slot(area, l->entry);
@@ -56,9 +66,7 @@ static void test_rw(const struct layout *l, uint8_t *area)
         put(b, l->seg + 8 * i + 4, i % 8, 1);
         put(b, l->seg + 8 * i + 5, 7, 1);
     }
-    struct blkif_req r;
-    memset(&r, 0x55, sizeof(r));
-    blkif_abi_get_req(l->abi, &r, b);
+    struct blkif_req r = decode(l, b);
     T_EQ(r.operation, BLKIF_OP_WRITE);
     T_EQ(r.nr_segments, 11);
     T_EQ(r.handle, 0xCAFE);
@@ -98,9 +106,7 @@ static void test_discard(const struct layout *l, uint8_t *area)
     put(b, l->id, 77, 8);
     put(b, l->sector, 1ull << 33, 8);
     put(b, l->d_nr_sectors, 0xABCDEF012345ull, 8);
-    struct blkif_req r;
-    memset(&r, 0x55, sizeof(r));
-    blkif_abi_get_req(l->abi, &r, b);
+    struct blkif_req r = decode(l, b);
     T_EQ(r.operation, BLKIF_OP_DISCARD);
     T_EQ(r.discard_flag, BLKIF_DISCARD_SECURE);
     T_EQ(r.handle, 51712);
@@ -123,9 +129,7 @@ static void test_indirect(const struct layout *l, uint8_t *area)
     put(b, l->i_handle, 768, 2);
     for (unsigned i = 0; i < 8; i++)
         put(b, l->i_grefs + 4 * i, 500 + i, 4);
-    struct blkif_req r;
-    memset(&r, 0x55, sizeof(r));
-    blkif_abi_get_req(l->abi, &r, b);
+    struct blkif_req r = decode(l, b);
     T_EQ(r.operation, BLKIF_OP_INDIRECT);
     T_EQ(r.indirect_op, BLKIF_OP_READ);
     T_EQ(r.nr_segments, 4000);
