@@ -135,13 +135,17 @@ int main(void)
     T_EQ(e2e_sh(NULL, "dpkg-deb -I %s postinst | grep -q 'deb-systemd-helper.*enable.*xen-blkbackd.service'",
                 deb), 0);
 
-    check_file(root, "/etc/xen/scripts/block-xen-blkbackd", true);
-    check_file(root, "/etc/modprobe.d/xen-blkbackd.conf", false);
-    check_file(root, "/etc/xen/xen-blkbackd.conf", false);
-    check_file(root, "/usr/share/man/man8/xen-blkbackd.8.gz", false);
-    check_file(root, "/usr/share/man/man8/xen-blkbackctl.8.gz", false);
-    check_file(root, "/usr/share/man/man5/xen-blkbackd.conf.5.gz", false);
-    check_file(root, "/usr/share/man/man8/xen-blkbench.8.gz", false);
+    static const struct { const char *path; bool exec; } files[] = {
+        { "/etc/xen/scripts/block-xen-blkbackd", true },
+        { "/etc/modprobe.d/xen-blkbackd.conf", false },
+        { "/etc/xen/xen-blkbackd.conf", false },
+        { "/usr/share/man/man8/xen-blkbackd.8.gz", false },
+        { "/usr/share/man/man8/xen-blkbackctl.8.gz", false },
+        { "/usr/share/man/man5/xen-blkbackd.conf.5.gz", false },
+        { "/usr/share/man/man8/xen-blkbench.8.gz", false },
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(files); i++)
+        check_file(root, files[i].path, files[i].exec);
     static const char *const conffiles[] = { "/etc/xen/xen-blkbackd.conf",
         "/etc/xen/scripts/block-xen-blkbackd", "/etc/modprobe.d/xen-blkbackd.conf" };
     for (size_t i = 0; i < ARRAY_SIZE(conffiles); i++)
