@@ -125,6 +125,12 @@ while IFS= read -r l; do
     case $st in PASS) npass=$((npass+1)) ;; FAIL) nfail=$((nfail+1)) ;; *) nskip=$((nskip+1)) ;; esac
 done < <(grep -a '@@XT RESULT ' "$LOG.txt" | sed 's/^.*\(@@XT RESULT \)/\1/')
 
+# a result line in another shape would otherwise be lost, and its FAIL with it
+bad=$(grep -a '@@XT' "$LOG.txt" | grep -a 'RESULT' | grep -avc '@@XT RESULT ')
+if [ "$bad" != 0 ]; then
+    printf '%-4s %-40s %5ss  %s\n' FAIL "suite: result lines readable" 0 "$bad lines name RESULT in another shape; see $TLOG"
+    nfail=$((nfail+1))
+fi
 if ! grep -aq '@@XT SUMMARY' "$LOG.txt"; then
     if [ $qrc = 124 ] || [ $qrc = 137 ]; then why="timed out after ${TIMEOUT}s"; else why="QEMU exited ($qrc) before the end"; fi
     printf '%-4s %-40s %5ss  %s\n' FAIL "suite: completed" "$t_run" "$why; see $TLOG"
