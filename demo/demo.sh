@@ -37,13 +37,17 @@ for _ in $(seq 100); do [ -s "$sim/xs.pid" ] && break; sleep 0.05; done
 echo "xenstored: pid $xsd_pid, socket $XENSTORED_PATH ($(xenstore-read /local/domain/0/name))"
 
 ctl=$sim/control.sock
+# Confined as in xen-blkbackd(8) CONFINEMENT: every thread under its seccomp
+# list; a syscall outside one kills the daemon (DEMO_SECCOMP=off|log|trap|kill).
+seccomp=${DEMO_SECCOMP:-kill}
 start_daemon() {
-  "$B/xen-blkbackd" --xen="sim:$sim" --control="$ctl" --log="file:$work/daemon.log" --log-level=info &
+  "$B/xen-blkbackd" --xen="sim:$sim" --control="$ctl" --log="file:$work/daemon.log" --log-level=info \
+      --seccomp="$seccomp" &
   d_pid=$!
   for _ in $(seq 100); do "$B/xen-blkbackctl" -s "$ctl" version >/dev/null 2>&1 && break; sleep 0.05; done
 }
 start_daemon
-echo "xen-blkbackd: pid $d_pid, control socket $ctl, log $work/daemon.log"
+echo "xen-blkbackd: pid $d_pid, control socket $ctl, log $work/daemon.log, --seccomp=$seccomp"
 
 say "building an ext4 image from a directory of files"
 tree=$work/tree; mkdir -p "$tree"
@@ -81,6 +85,13 @@ sleep 0.5
 start_daemon
 echo "started xen-blkbackd pid $d_pid:"
 grep -a "re-issuing\|reattached" "$work/daemon.log" | sed 's/^/  /'
+n=0; on=0; q=0
+for st in /proc/"$d_pid"/task/*/status; do
+  n=$((n + 1)); grep -q '^Seccomp:[[:space:]]*2' "$st" 2>/dev/null && on=$((on + 1))
+  grep -q '^Name:[[:space:]]*xbd-q' "$st" 2>/dev/null && q=$((q + 1))
+done
+echo "confinement: $on of $n threads of the daemon ($q queue threads) under a seccomp filter (Seccomp: 2), --seccomp=$seccomp"
+[ "$seccomp" = off ] || [ "$on" -eq "$n" ] || die "a thread of the daemon is not confined"
 wait $b_pid || { cat "$bench_out"; die "xen-blkbench failed"; }
 cat "$bench_out"
 grep -q '^result ok' "$bench_out" || die "the guest saw an error across the restart"

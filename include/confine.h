@@ -3,8 +3,9 @@
  * a seccomp allow-list per thread role (libseccomp) and the drop to an
  * unprivileged user after start-up.  Opt-in in this release: --seccomp=off
  * and no --user by default (the lists were measured on the simulated host
- * only; the real-Xen ioctls are in the list from the libxen* sources but
- * were never run under it).
+ * only; the real-Xen ioctls are in the lists from the libxen* sources but
+ * were never run under them).  The test suite and `make demo` run every
+ * daemon confined (tests/lib/daemon.c: --seccomp=trap; demo: kill).
  */
 #ifndef XBD_CONFINE_H
 #define XBD_CONFINE_H
@@ -25,6 +26,9 @@ enum confine_mode {
 enum confine_role {
     CONFINE_ROLE_QUEUE,         /* a data-plane queue thread (src/ring/queue.c): ring,
                                    grants, event channel, io_uring/libaio submission */
+    CONFINE_ROLE_CONTROL,       /* the control plane (src/backend/): loaded once after
+                                   start-up onto every thread of the process (TSYNC),
+                                   inherited by every thread made afterwards */
 };
 
 /* The names "off", "log", "trap", "kill" (the `seccomp` key).  parse: 0 or
@@ -35,14 +39,19 @@ const char *confine_mode_name(enum confine_mode m);
 /*
  * Load the allow-list of `role` onto the calling thread only (no TSYNC:
  * other threads keep theirs; threads it creates afterwards inherit it) and
- * set no_new_privs.  CONFINE_OFF does nothing.  The list (src/common/
+ * set no_new_privs; CONFINE_ROLE_CONTROL onto every thread of the process
+ * (TSYNC: call it before any thread has a list of its own, i.e. before the
+ * first queue thread starts; main.c after start-up).  CONFINE_OFF does
+ * nothing.  The list (src/common/
  * seccomp.c) is what the role's code and the libxen* calls it makes need:
  * xen-project/xen:tools/libs/gnttab/linux.c@c447b7308b (gntdev MAP_GRANT_REF, mmap,
  * SET_UNMAP_NOTIFY, GET_OFFSET_FOR_VADDR, munmap, UNMAP_GRANT_REF,
  * GRANT_COPY), tools/libs/evtchn/linux.c (NOTIFY ioctl, read of the pending
  * port, write to unmask).  sim: the Xen services are the simulated host's,
- * which also opens files (a guest's memory) from a queue thread.  0, -EINVAL (bad role/mode), -ENOMEM, or the
- * -errno of seccomp_load.
+ * which also opens files (a guest's memory) from a queue thread.  The
+ * control plane's list and how it was measured: src/common/seccomp.c.
+ * 0, -EINVAL (bad role/mode), -ENOMEM, or the -errno of seccomp_load
+ * (-ESRCH: a thread already had a list of its own).
  */
 int confine_thread(enum confine_role role, enum confine_mode mode, bool sim);
 

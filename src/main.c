@@ -52,6 +52,17 @@ static int drop_user(const struct xbd_config *cfg)
     return rc;
 }
 
+/* --seccomp: the control plane's allow-list onto every thread there is,
+ * after start-up and before the first scan attaches a device (confine.h).
+ * 0 or -errno. */
+static int confine_control(const struct xbd_config *cfg)
+{
+    int rc = confine_thread(CONFINE_ROLE_CONTROL, cfg->seccomp, xbd_config_is_sim(cfg));
+    if (rc == 0 && cfg->seccomp != CONFINE_OFF)
+        log_info("seccomp %s: control plane confined", confine_mode_name(cfg->seccomp));
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     sigset_t set;
@@ -97,6 +108,8 @@ int main(int argc, char **argv)
         pidfile = cfg.pidfile != NULL;
     if (rc == 0 && cfg.user)
         rc = drop_user(&cfg);
+    if (rc == 0 && (rc = confine_control(&cfg)))
+        log_err("cannot load the control plane's seccomp allow-list: %s", strerror(-rc));
     if (rc == 0)
         rc = backend_run(b);
     backend_destroy(b);

@@ -426,9 +426,10 @@ static const struct xbd_config_key keys[] = {
 #undef QOS_KEY
     { .name = "seccomp", .type = XBD_CFG_TEXT, .arg = "off|log|trap|kill", .def = "off",
       .section = S_CONFINE, .set = set_seccomp, .expect = "off, log, trap or kill",
-      .help = "seccomp allow-list of the queue threads; a\n"
-              "syscall outside it: log (allowed, kernel log),\n"
-              "trap (reported, then killed), kill" },
+      .help = "seccomp allow-lists of the control plane and\n"
+              "the queue threads; a syscall outside one: log\n"
+              "(allowed, kernel log), trap (reported, then\n"
+              "killed), kill" },
     { .name = "user", .type = XBD_CFG_TEXT, .arg = "NAME|UID|none", .def = "none",
       .no_init = true, .section = S_CONFINE, .set = set_user,
       .expect = "a user name, a uid or none",

@@ -8,11 +8,13 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <linux/netlink.h>
 #include <linux/fs.h>
 #include <linux/io_uring.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <seccomp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <xen/xen.h>                    /* domid_t, for xen/sys/evtchn.h */
@@ -64,9 +67,12 @@ static const int queue_syscalls[] = {
     /* grant maps (gntdev mmap), slots, the allocator */
     SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mprotect), SCMP_SYS(madvise),
     SCMP_SYS(mremap), SCMP_SYS(brk),
-    /* locks, time, the sim's grant-unmap delay, libxengnttab's EAGAIN retry */
+    /* locks, time, the sim's grant-unmap delay, libxengnttab's EAGAIN retry;
+     * the delay filter's timer (src/engine/delay.c: found when the whole
+     * suite ran under --seccomp=trap, t_hostile_ring, t_restart, t_signals) */
     SCMP_SYS(futex), SCMP_SYS(clock_gettime), SCMP_SYS(clock_nanosleep),
     SCMP_SYS(nanosleep), SCMP_SYS(gettimeofday), SCMP_SYS(sched_yield),
+    SCMP_SYS(timerfd_settime),
     /* log lines: the journal's socket (sd_journal_sendv), stderr */
     SCMP_SYS(sendmsg), SCMP_SYS(sendto), SCMP_SYS(getpid), SCMP_SYS(gettid),
     /* thread exit, signals (the SIGSYS report below; abort), restarts */
@@ -101,6 +107,126 @@ static const unsigned long queue_ioctls[] = {
     IOCTL_EVTCHN_NOTIFY,
     BLKDISCARD, BLKSECDISCARD,          /* uring engine on a block device, synchronous */
 };
+
+/*
+ * The control plane: the main thread (xenstore, watches, attach and detach
+ * of devices, the control socket, the metrics listener, signals, sd_notify)
+ * and libxenstore's watch reader thread, loaded after start-up onto both
+ * (TSYNC).  Every thread made later inherits it: the queue threads (their
+ * own list stacks on it, so everything in queue_syscalls is here too), the
+ * aio engine's flush workers, libnbd's and librados's threads.
+ *
+ * Measured: every daemon of `make check` (the sanitizer build on the
+ * simulated host, all 51 test programs: uring/aio/null/nbd/rbd engines,
+ * every grant mode, attach/detach, restart state, resize, QoS, metrics over
+ * HTTP, the control socket, signals, sd_notify, driver-domain xenstore)
+ * run under strace -f with --seccomp=log, the syscalls made after this
+ * list's load (the TSYNC seccomp(2) call) collected with their arguments;
+ * then the suite passes with --seccomp=trap (tests/lib/daemon.c's default)
+ * and `make demo` with --seccomp=kill.  Not measured but kept allowed, from
+ * the sources of what the real host adds: the gntdev/evtchn ioctls below
+ * (libxengnttab, libxenevtchn: confine.h), libxenstore over /dev/xen/xenbus
+ * (read/write only), the journal's fallback for a big entry (memfd_create:
+ * systemd/systemd:src/libsystemd/sd-journal/journal-send.c@v252), glibc's
+ * resolver for an nbd:// host name (sendmmsg, recvmsg and a NETLINK_ROUTE
+ * socket: bminor/glibc:resolv/res_send.c@glibc-2.36 and
+ * sysdeps/unix/sysv/linux/check_pf.c there).
+ * librados was measured against the test cluster only (one mon, memstore
+ * osd): a real cluster's options may need more, which a trap reports.
+ * Not here: execve, fork (clone without CLONE_THREAD), ptrace, setuid and
+ * friends (--user dropped root before the load), mount, module, bpf,
+ * perf_event_open, process_vm_*, kexec, reboot.
+ */
+static const int control_syscalls[] = {
+    /* files: images, restart state, the log, /sys, the td3 statistics */
+    SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
+    SCMP_SYS(pread64), SCMP_SYS(pwrite64), SCMP_SYS(openat), SCMP_SYS(open),
+    SCMP_SYS(close), SCMP_SYS(newfstatat), SCMP_SYS(fstat), SCMP_SYS(statx),
+    SCMP_SYS(lseek), SCMP_SYS(fcntl), SCMP_SYS(flock), SCMP_SYS(ftruncate),
+    SCMP_SYS(fallocate), SCMP_SYS(fdatasync), SCMP_SYS(fsync), SCMP_SYS(getdents64),
+    SCMP_SYS(unlink), SCMP_SYS(unlinkat), SCMP_SYS(mkdir), SCMP_SYS(rmdir),
+    SCMP_SYS(access), SCMP_SYS(faccessat), SCMP_SYS(faccessat2), SCMP_SYS(pipe2),
+    SCMP_SYS(memfd_create),
+    /* waits, eventfds, timers (libmicrohttpd, librados) */
+    SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(epoll_create), SCMP_SYS(epoll_create1),
+    SCMP_SYS(epoll_ctl), SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(eventfd2),
+    SCMP_SYS(timerfd_create), SCMP_SYS(timerfd_settime), SCMP_SYS(timerfd_gettime),
+    /* engines: io_uring (register: below), libaio */
+    SCMP_SYS(io_uring_setup), SCMP_SYS(io_uring_enter), SCMP_SYS(io_setup),
+    SCMP_SYS(io_destroy), SCMP_SYS(io_submit), SCMP_SYS(io_getevents),
+    SCMP_SYS(io_pgetevents), SCMP_SYS(io_cancel),
+    /* sockets (socket: below): xenstored, control socket, metrics HTTP,
+     * sd_notify and the journal, NBD, Ceph */
+    SCMP_SYS(connect), SCMP_SYS(bind), SCMP_SYS(listen), SCMP_SYS(accept),
+    SCMP_SYS(accept4), SCMP_SYS(getsockname), SCMP_SYS(getpeername), SCMP_SYS(getsockopt),
+    SCMP_SYS(setsockopt), SCMP_SYS(shutdown), SCMP_SYS(sendto), SCMP_SYS(sendmsg),
+    SCMP_SYS(sendmmsg), SCMP_SYS(recvfrom), SCMP_SYS(recvmsg),
+    /* memory: grant maps, the allocators */
+    SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mprotect), SCMP_SYS(madvise),
+    SCMP_SYS(mremap), SCMP_SYS(brk),
+    /* threads (clone: below) and their locks; the queue threads' own lists */
+    SCMP_SYS(futex), SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(exit),
+    SCMP_SYS(exit_group), SCMP_SYS(sched_yield), SCMP_SYS(sched_getaffinity),
+    SCMP_SYS(gettid), SCMP_SYS(getpid), SCMP_SYS(tgkill), SCMP_SYS(seccomp),
+    /* signals: the signalfd's reads, the SIGSYS report, abort */
+    SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn),
+    SCMP_SYS(sigaltstack), SCMP_SYS(restart_syscall),
+    /* time and identity (librados, nss) */
+    SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres), SCMP_SYS(clock_nanosleep),
+    SCMP_SYS(nanosleep), SCMP_SYS(gettimeofday), SCMP_SYS(uname), SCMP_SYS(getrandom),
+    SCMP_SYS(getuid), SCMP_SYS(geteuid), SCMP_SYS(getgid), SCMP_SYS(getegid),
+};
+
+/* The simulated host's files: FIFOs as event channel queues, the host's and
+ * the grant owners' files written to a temporary name and linked or renamed
+ * into place (src/sim/). */
+static const int control_sim_syscalls[] = {
+    SCMP_SYS(mknodat), SCMP_SYS(linkat), SCMP_SYS(renameat),
+};
+
+/* The sanitizer build only: LeakSanitizer's check at exit stops the
+ * threads from a tracer it clones without CLONE_THREAD and which ptraces
+ * them, after PR_SET_PDEATHSIG, listing /proc/self/task with getdents
+ * (gcc-mirror/gcc:libsanitizer/sanitizer_common/
+ * sanitizer_stoptheworld_linux_libcdep.cpp@releases/gcc-12.2.0; measured
+ * with --seccomp=kill and the kernel's audit records, since strace cannot
+ * follow that CLONE_UNTRACED tracer); an ASan report reads /proc/self/exe. */
+#if defined(__SANITIZE_ADDRESS__)
+static const int control_san_syscalls[] = {
+    SCMP_SYS(clone), SCMP_SYS(ptrace), SCMP_SYS(wait4), SCMP_SYS(getppid), SCMP_SYS(getdents),
+    SCMP_SYS(readlink), SCMP_SYS(readlinkat),
+};
+static const int control_san_prctls[] = {
+    PR_GET_DUMPABLE, PR_SET_DUMPABLE, PR_SET_PTRACER, PR_SET_PDEATHSIG,
+};
+#endif
+
+/* ioctl commands: the store's size and discard (src/engine/store.c, uring.c,
+ * aio.c: measured), and what libxengnttab and libxenevtchn issue for ring
+ * maps, binds and unbinds on a real host (SET_MAX_GRANTS, the map/unmap
+ * family and GRANT_COPY; BIND_INTERDOMAIN, UNBIND, NOTIFY; sources and
+ * numbers as for queue_ioctls). */
+static const unsigned long control_ioctls[] = {
+    BLKGETSIZE64, BLKSSZGET, BLKPBSZGET, BLKDISCARD, BLKSECDISCARD,
+    IOCTL_GNTDEV_SET_MAX_GRANTS, IOCTL_GNTDEV_MAP_GRANT_REF, IOCTL_GNTDEV_UNMAP_GRANT_REF,
+    IOCTL_GNTDEV_GET_OFFSET_FOR_VADDR, IOCTL_GNTDEV_SET_UNMAP_NOTIFY, IOCTL_GNTDEV_GRANT_COPY,
+    IOCTL_EVTCHN_BIND_INTERDOMAIN, IOCTL_EVTCHN_UNBIND, IOCTL_EVTCHN_NOTIFY,
+};
+
+/* io_uring_register opcodes of the uring engine (src/engine/uring.c: the
+ * store as file 0, the restrictions, enabling the ring, the close). */
+static const unsigned control_uring_ops[] = {
+    IORING_REGISTER_FILES, IORING_UNREGISTER_FILES, IORING_REGISTER_RESTRICTIONS,
+    IORING_REGISTER_ENABLE_RINGS,
+};
+
+/* prctl options: thread names, no_new_privs (a queue thread's list). */
+static const int control_prctls[] = { PR_SET_NAME, PR_GET_NAME, PR_SET_NO_NEW_PRIVS };
+
+/* socket families: AF_UNIX (xenstored, control socket, sd_notify, journal,
+ * nbd+unix), AF_INET/AF_INET6 (metrics HTTP, NBD, Ceph, DNS); and AF_NETLINK
+ * with NETLINK_ROUTE only (getaddrinfo's AI_ADDRCONFIG: control_rules). */
+static const int control_families[] = { AF_UNIX, AF_INET, AF_INET6 };
 
 /* ---- SIGSYS report (--seccomp=trap) ----------------------------------------- */
 
@@ -171,6 +297,90 @@ static void test_violation(void)
 #endif
 }
 
+/* One role's lists: plain syscalls, the simulated host's extras, ioctl
+ * commands (compared on 32 bits), io_uring_register opcodes (NULL: any). */
+struct role_lists {
+    const int *sys;
+    size_t nsys;
+    const int *sim;
+    size_t nsim;
+    const unsigned long *ioctls;
+    size_t nioctls;
+};
+
+static int add_lists(scmp_filter_ctx ctx, const struct role_lists *l, bool sim)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < l->nsys; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, l->sys[i], 0);
+    for (size_t i = 0; rc == 0 && sim && i < l->nsim; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, l->sim[i], 0);
+    for (size_t i = 0; rc == 0 && i < l->nioctls; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+                              SCMP_A1_32(SCMP_CMP_EQ, (uint32_t)l->ioctls[i]));
+    return rc;
+}
+
+static int queue_rules(scmp_filter_ctx ctx, bool sim)
+{
+    static const struct role_lists l = {
+        queue_syscalls, ARRAY_SIZE(queue_syscalls), queue_sim_syscalls,
+        ARRAY_SIZE(queue_sim_syscalls), queue_ioctls, ARRAY_SIZE(queue_ioctls),
+    };
+    int rc = add_lists(ctx, &l, sim);
+    /* the engine queue's close, at the thread's end (src/engine/uring.c:
+     * the store's registered file dropped before the ring goes) */
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(io_uring_register), 1,
+                              SCMP_A1_32(SCMP_CMP_EQ, IORING_UNREGISTER_FILES));
+    return rc;
+}
+
+static int add_arg0(scmp_filter_ctx ctx, int sys, const int *vals, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, sys, 1,
+                              SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)vals[i]));
+    return rc;
+}
+
+static int control_rules(scmp_filter_ctx ctx, bool sim)
+{
+    static const struct role_lists l = {
+        control_syscalls, ARRAY_SIZE(control_syscalls), control_sim_syscalls,
+        ARRAY_SIZE(control_sim_syscalls), control_ioctls, ARRAY_SIZE(control_ioctls),
+    };
+    int rc = add_lists(ctx, &l, sim);
+    if (rc == 0)
+        rc = add_arg0(ctx, SCMP_SYS(prctl), control_prctls, ARRAY_SIZE(control_prctls));
+    if (rc == 0)
+        rc = add_arg0(ctx, SCMP_SYS(socket), control_families, ARRAY_SIZE(control_families));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
+                              SCMP_A0_32(SCMP_CMP_EQ, AF_NETLINK),
+                              SCMP_A2_32(SCMP_CMP_EQ, NETLINK_ROUTE));
+    for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(control_uring_ops); i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(io_uring_register), 1,
+                              SCMP_A1_32(SCMP_CMP_EQ, control_uring_ops[i]));
+    /* Threads only (pthread_create); clone3 answers ENOSYS, so glibc falls
+     * back to clone, whose flags a filter can see
+     * (bminor/glibc:sysdeps/unix/sysv/linux/clone-internal.c@glibc-2.36). */
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+#if defined(__SANITIZE_ADDRESS__)
+    for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(control_san_syscalls); i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, control_san_syscalls[i], 0);
+    if (rc == 0)
+        rc = add_arg0(ctx, SCMP_SYS(prctl), control_san_prctls, ARRAY_SIZE(control_san_prctls));
+#else
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                              SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+#endif
+    return rc;
+}
+
 int confine_thread(enum confine_role role, enum confine_mode mode, bool sim)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -190,7 +400,7 @@ int confine_thread(enum confine_role role, enum confine_mode mode, bool sim)
     default:
         return -EINVAL;
     }
-    if (role != CONFINE_ROLE_QUEUE)
+    if (role != CONFINE_ROLE_QUEUE && role != CONFINE_ROLE_CONTROL)
         return -EINVAL;
     if (mode == CONFINE_TRAP) {
         /* Unblocked here: a seccomp SIGSYS that finds the signal blocked is
@@ -207,23 +417,15 @@ int confine_thread(enum confine_role role, enum confine_mode mode, bool sim)
     scmp_filter_ctx ctx = seccomp_init(deny);
     if (!ctx)
         return -ENOMEM;
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(queue_syscalls); i++)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, queue_syscalls[i], 0);
-    for (size_t i = 0; rc == 0 && sim && i < ARRAY_SIZE(queue_sim_syscalls); i++)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, queue_sim_syscalls[i], 0);
-    /* the engine queue's close, at the thread's end (src/engine/uring.c:
-     * the store's registered file dropped before the ring goes) */
-    if (rc == 0)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(io_uring_register), 1,
-                              SCMP_A1_32(SCMP_CMP_EQ, IORING_UNREGISTER_FILES));
-    for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(queue_ioctls); i++)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-                              SCMP_A1_32(SCMP_CMP_EQ, (uint32_t)queue_ioctls[i]));
+    int rc = role == CONFINE_ROLE_QUEUE ? queue_rules(ctx, sim) : control_rules(ctx, sim);
+    /* The control plane's list goes onto every thread that exists
+     * (libxenstore's watch reader among them): SECCOMP_FILTER_FLAG_TSYNC. */
+    if (rc == 0 && role == CONFINE_ROLE_CONTROL)
+        rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
     if (rc == 0)
         rc = seccomp_load(ctx);         /* sets no_new_privs (SCMP_FLTATR_CTL_NNP) */
     seccomp_release(ctx);
-    if (rc == 0)
+    if (rc == 0 && role == CONFINE_ROLE_QUEUE)
         test_violation();
     return rc;
 }

@@ -103,6 +103,13 @@ int t_daemon_start_fn(struct t_daemon *d, const char *dir, const char *const *ar
     argv[n++] = "--log=stderr";
     argv[n++] = "--log-level=debug";
     argv[n++] = "--config=/dev/null";
+    /* Every daemon of the suite runs confined (the test's own args come
+     * later and win): XBD_TEST_SECCOMP=off|log|trap|kill, default trap,
+     * so a syscall outside a list fails the test with the report. */
+    char sc[64];
+    const char *mode = getenv("XBD_TEST_SECCOMP");
+    snprintf(sc, sizeof(sc), "--seccomp=%s", mode && *mode ? mode : "trap");
+    argv[n++] = sc;
     for (int i = 0; args && args[i] && n < 62; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
