@@ -56,6 +56,18 @@ const char *confine_mode_name(enum confine_mode m);
 int confine_thread(enum confine_role role, enum confine_mode mode, bool sim);
 
 /*
+ * Test hook, in the test (sanitizer) build only (-DXBD_TEST_HOOKS: Makefile,
+ * SAN=1; elsewhere it does nothing, so the installed daemon has no such
+ * switch): with XBD_TEST_FORBIDDEN_SYSCALL=queue in the environment each
+ * queue thread makes a ptrace call right after loading its list; with
+ * =control the control plane makes an execve(NULL) when called for
+ * CONFINE_ROLE_CONTROL (on SIGUSR1: src/backend/backend.c) once its list
+ * is loaded.  Both are harmless where allowed (EIO, EFAULT), so
+ * tests/t_confine.c sees what each mode does with them.
+ */
+void confine_test_violation(enum confine_role role);
+
+/*
  * Resolve --user: a user name (getpwnam) or a numeric uid ("65534", group
  * = the same number unless the user exists).  0, -ENOENT (no such user),
  * -EINVAL (root, or not a name/number).

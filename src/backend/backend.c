@@ -365,6 +365,7 @@ static void handle_signals(struct backend *b)
             int rc = log_reopen();
             log_notice("SIGHUP: log reopened%s%s", rc ? ": " : "", rc ? strerror(-rc) : "");
         } else if (si.ssi_signo == SIGUSR1) {
+            confine_test_violation(CONFINE_ROLE_CONTROL);   /* test build only */
             control_log_devices(b);
         } else if (si.ssi_signo == SIGUSR2) {
             /* debug <-> the configured level (info if that is debug) */

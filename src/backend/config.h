@@ -58,7 +58,7 @@ struct xbd_config {
     char *state_dir;            /* NULL: XBD_DEFAULT_STATE_DIR, or <sim dir>/run under sim */
     char *metrics_listen;       /* HTTP /metrics at [ADDR:]PORT; NULL: off */
     struct dp_qos qos;          /* QoS limits of every vbd (backend keys qos-* override) */
-    enum confine_mode seccomp;  /* queue threads' allow-list (confine.h); default off */
+    enum confine_mode seccomp;  /* control plane and queue allow-lists (confine.h); default off */
     char *user;                 /* run as this user after start-up; NULL: stay root */
 };
 

@@ -231,6 +231,8 @@ static const int control_families[] = { AF_UNIX, AF_INET, AF_INET6 };
 /* ---- SIGSYS report (--seccomp=trap) ----------------------------------------- */
 
 static __thread char thread_name[16];
+static __thread const char *thread_role;   /* "queue" where that list is loaded */
+static bool control_loaded;                 /* the control plane's list is on */
 
 static size_t put_str(char *buf, size_t at, size_t len, const char *s)
 {
@@ -264,11 +266,17 @@ static void sigsys_report(int sig, siginfo_t *si, void *uc)
     static const char hex[] = "0123456789abcdef";
     for (int s = 28; s >= 0 && n + 1 < sizeof(buf); s -= 4)
         buf[n++] = hex[((unsigned)si->si_arch >> s) & 15];
+    /* a thread that did not load a list itself runs under the control
+     * plane's only (prctl PR_GET_NAME is in that list) */
+    if (!thread_name[0])
+        prctl(PR_GET_NAME, thread_name, 0, 0, 0);
     n = put_str(buf, n, sizeof(buf), ") in thread ");
     n = put_str(buf, n, sizeof(buf), thread_name[0] ? thread_name : "?");
     n = put_str(buf, n, sizeof(buf), " (tid ");
     n = put_num(buf, n, sizeof(buf), (unsigned long)syscall(SYS_gettid));
-    n = put_str(buf, n, sizeof(buf), "): killing the process\n");
+    n = put_str(buf, n, sizeof(buf), ", ");
+    n = put_str(buf, n, sizeof(buf), thread_role ? thread_role : "control");
+    n = put_str(buf, n, sizeof(buf), " list): killing the process\n");
     ssize_t w = write(STDERR_FILENO, buf, n);
     (void)w;
     signal(sig, SIG_DFL);
@@ -282,23 +290,23 @@ static void install_sigsys(void)
     sigaction(SIGSYS, &sa, NULL);
 }
 
-/* XBD_TEST_FORBIDDEN_SYSCALL=1 in the environment: right after loading its
- * list a confined thread makes one syscall outside it (ptrace with a bad
- * request: harmless where it is allowed), so tests/t_confine.c can see the
- * process die and the report.  Compiled into the test (sanitizer) build
- * only (-DXBD_TEST_HOOKS: Makefile, SAN=1): the installed daemon has no such
- * switch.  Does nothing with no filter. */
-static void test_violation(void)
+void confine_test_violation(enum confine_role role)
 {
 #ifdef XBD_TEST_HOOKS
     const char *v = getenv("XBD_TEST_FORBIDDEN_SYSCALL");
-    if (v && !strcmp(v, "1"))
-        syscall(SYS_ptrace, -1L, 0L, 0L, 0L);
+    if (!v)
+        return;
+    if (role == CONFINE_ROLE_QUEUE && !strcmp(v, "queue"))
+        syscall(SYS_ptrace, -1L, 0L, 0L, 0L);               /* EIO where allowed */
+    else if (role == CONFINE_ROLE_CONTROL && control_loaded && !strcmp(v, "control"))
+        syscall(SYS_execve, NULL, NULL, NULL);              /* EFAULT where allowed */
+#else
+    (void)role;
 #endif
 }
 
 /* One role's lists: plain syscalls, the simulated host's extras, ioctl
- * commands (compared on 32 bits), io_uring_register opcodes (NULL: any). */
+ * commands (compared on 32 bits). */
 struct role_lists {
     const int *sys;
     size_t nsys;
@@ -425,8 +433,12 @@ int confine_thread(enum confine_role role, enum confine_mode mode, bool sim)
     if (rc == 0)
         rc = seccomp_load(ctx);         /* sets no_new_privs (SCMP_FLTATR_CTL_NNP) */
     seccomp_release(ctx);
-    if (rc == 0 && role == CONFINE_ROLE_QUEUE)
-        test_violation();
+    if (rc == 0 && role == CONFINE_ROLE_QUEUE) {
+        thread_role = "queue";
+        confine_test_violation(role);
+    } else if (rc == 0) {
+        control_loaded = true;
+    }
     return rc;
 }
 
