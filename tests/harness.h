@@ -20,17 +20,23 @@ extern int t_failures;          /* defined in tests/lib/harness.c */
 
 #define T_LOG(...) do { fprintf(stderr, "# " __VA_ARGS__); fputc('\n', stderr); } while (0)
 
-/* Non-fatal check: records a failure and goes on. */
-#define T_CHECK(cond, ...) do { if (!(cond)) { t_failures++; \
-    fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-    fprintf(stderr, " " __VA_ARGS__); fputc('\n', stderr); } } while (0)
+/* The FAIL line of a failed check: where, what (a string), the message. */
+#define T_FAIL_LINE_(what, ...) do { fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, what); \
+    fprintf(stderr, " " __VA_ARGS__); fputc('\n', stderr); } while (0)
+
+/* Non-fatal check: records a failure and goes on.  Every check macro
+ * evaluates each argument once (the message's only when it fails). */
+#define T_CHECK(cond, ...) do { if (!(cond)) { t_failures++; T_FAIL_LINE_(#cond, __VA_ARGS__); } } while (0)
 
 /* Fatal check: fails the test now. */
-#define T_ASSERT(cond, ...) do { if (!(cond)) { \
-    fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-    fprintf(stderr, " " __VA_ARGS__); fputc('\n', stderr); t_exit(1); } } while (0)
+#define T_ASSERT(cond, ...) do { if (!(cond)) { T_FAIL_LINE_(#cond, __VA_ARGS__); t_exit(1); } } while (0)
 
-#define T_EQ(a, b) T_CHECK((long long)(a) == (long long)(b), "%s = %lld, expected %lld", #a, (long long)(a), (long long)(b))
+/* Integer check: a and b are read once each into long long locals, so a
+ * failing check of a changing value (a control request, a counter) prints
+ * the value that was compared, not a second reading. */
+#define T_EQ(a, b) do { long long t_eq_a_ = (long long)(a), t_eq_b_ = (long long)(b); \
+    if (t_eq_a_ != t_eq_b_) { t_failures++; \
+        T_FAIL_LINE_(#a " == " #b, "%s = %lld, expected %lld", #a, t_eq_a_, t_eq_b_); } } while (0)
 
 /* Skip the whole test with a reason (printed as the last line). */
 #define T_SKIP_IF(cond, ...) do { if (cond) { fprintf(stderr, "skip: " __VA_ARGS__); fputc('\n', stderr); t_exit(T_SKIP); } } while (0)
