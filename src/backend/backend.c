@@ -22,6 +22,12 @@
 #define TOP_TOKEN_PREFIX "xbd:top:"
 #define VBD_TOKEN_PREFIX "xbd:vbd:"
 #define MAX_POLL 40
+/* Watch events handled per turn of the main loop: a guest rewriting its
+ * nodes nonstop (or a toolstack's storm) must not starve the control socket,
+ * signals, timers and the watchdog ping, which are served between batches
+ * (libxenstore keeps xs_fileno readable while events are queued: xen.git
+ * tools/libs/store/xs.c, xs_maybe_clear_watch_pipe). */
+#define WATCH_BATCH 64
 
 static const char *const kinds[] = { XSK_KIND_VBD, XSK_KIND_VBD3 };
 
@@ -427,7 +433,7 @@ int backend_run(struct backend *b)
             rc = -EPIPE;
             break;
         }
-        for (;;) {
+        for (unsigned ev = 0; ev < WATCH_BATCH; ev++) {
             char *path = NULL, *token = NULL;
             int r = ops->xs_read_watch(b->xs, &path, &token);
             if (r == -EAGAIN)
