@@ -88,6 +88,14 @@ struct engine_params {
                                  * one line (why_len bytes, terminated), e.g. the NBD
                                  * server's answer; left alone when open succeeds */
     size_t why_len;
+    bool have_store_fd;         /* optional (false): the file and block-device engines
+                                 * (uring, aio) do their I/O on a dup of store_fd, an
+                                 * open file description of path that another process
+                                 * opened and claimed (engine_store_holder's claim is
+                                 * that description's, so it is not taken again): an
+                                 * isolation worker (src/backend/worker.c) gets it over
+                                 * SCM_RIGHTS.  Other engines ignore it. */
+    int store_fd;
 };
 
 struct engine;

@@ -70,6 +70,17 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);     /* inherited by every thread */
     signal(SIGPIPE, SIG_IGN);
 
+    /* An isolation worker (src/backend/worker.c): exec'd by the daemon
+     * with WORKER_ARG<domid> in front of the daemon's own arguments. */
+    worker_set_args(argc, argv);
+    long worker = -1;
+    if (argc > 1 && !strncmp(argv[1], WORKER_ARG, strlen(WORKER_ARG))) {
+        worker = strtol(argv[1] + strlen(WORKER_ARG), NULL, 10);
+        argv[1] = argv[0];
+        argc--;
+        argv++;
+    }
+
     struct xbd_config cfg;
     char err[512] = "";
     xbd_config_init(&cfg);
@@ -94,6 +105,11 @@ int main(int argc, char **argv)
         return 2;
     }
     log_debug_set(cfg.debug_cats);
+    if (worker >= 0) {
+        rc = worker_run(&cfg, (xen_domid_t)worker);
+        xbd_config_free(&cfg);
+        return rc;
+    }
     if (cfg.config_path)
         log_info("config %s", cfg.config_path);
 

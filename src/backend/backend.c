@@ -261,6 +261,7 @@ void backend_sigset(sigset_t *set)
     sigaddset(set, SIGHUP);
     sigaddset(set, SIGUSR1);
     sigaddset(set, SIGUSR2);
+    sigaddset(set, SIGCHLD);        /* an isolation worker died (worker.c) */
 }
 
 int backend_create(const struct xbd_config *cfg, struct backend **out)
@@ -370,6 +371,8 @@ static void handle_signals(struct backend *b)
         if (si.ssi_signo == SIGHUP) {
             int rc = log_reopen();
             log_notice("SIGHUP: log reopened%s%s", rc ? ": " : "", rc ? strerror(-rc) : "");
+        } else if (si.ssi_signo == SIGCHLD) {
+            worker_reap(b);
         } else if (si.ssi_signo == SIGUSR1) {
             confine_test_violation(CONFINE_ROLE_CONTROL);   /* test build only */
             control_log_devices(b);

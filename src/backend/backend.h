@@ -21,6 +21,8 @@
 
 struct control;
 struct metrics_http;
+struct worker;
+struct vdp;
 struct sockaddr_storage;
 
 #define OWNER_MAX_KINDS 2           /* vbd, vbd3 */
@@ -52,6 +54,7 @@ struct backend {
     struct xbd_notify notify;
     uint64_t next_size_check_ms;    /* CLOCK_MONOTONIC; 0: not scheduled (vbd_resize.c) */
     struct admit_refusal *refused;  /* directories we do not take on (admit.c) */
+    struct worker *workers;         /* --isolation=domain: one per guest domain (worker.c) */
 };
 
 /* A mapped statistics file of a vbd3 device (td3_stats.c). */
@@ -111,7 +114,11 @@ struct vbd {
     uint64_t retry_since_ms;
     unsigned retries;
     uint64_t reread_logged_ms;      /* last "cannot read the frontend state" line */
-    struct dp *dp;
+    struct vdp *dp;                 /* the data plane (worker.c), NULL: not connected */
+    struct {                        /* what open_engine opened v->engine with */
+        char *spec;                 /* engine_open_params params (vbd3 prefix off) */
+        bool readonly, shared;
+    } open;
     struct vbd_conn conn;
     struct vbd_stats stats_base;    /* counters of earlier connections */
     unsigned connects;              /* successful connects */
@@ -131,7 +138,8 @@ struct vbd {
 
 /* ---- backend.c ------------------------------------------------------------ */
 /* The signals the event loop reads through its signalfd: SIGTERM SIGINT
- * SIGHUP SIGUSR1 SIGUSR2 (xen-blkbackd(8) SIGNALS).  main() blocks them
+ * SIGHUP SIGUSR1 SIGUSR2 (xen-blkbackd(8) SIGNALS), and SIGCHLD (an isolation
+ * worker died: worker.c).  main() blocks them
  * before any thread starts. */
 void backend_sigset(sigset_t *set);
 /* Take the owner locks (owner.c) first, then open the Xen services, resolve
@@ -351,6 +359,46 @@ const char *metrics_http_addr(const struct metrics_http *m);
 int  metrics_http_timeout(struct metrics_http *m);
 /* Serve what is ready (never blocks). */
 void metrics_http_run(struct metrics_http *m);
+
+/* ---- worker.c -------------------------------------------------------------- */
+/*
+ * The control plane's handle of a data plane: the dataplane.h calls of the
+ * same names (semantics, units and errors there), made in this process
+ * (--isolation=none) or in the worker process of the vbd's frontend domain
+ * (--isolation=domain; the design is at the top of worker.c, the man page
+ * in xen-blkbackd(8) ISOLATION).  vdp_create: dc as for dp_create (its
+ * engine is v->engine, opened with v->open); under isolation the store's fd
+ * goes to the worker, which opens its own engine on it.  Extra errors of a
+ * worker: -EPIPE (it died or stopped answering: it is killed and
+ * worker_reap reattaches its devices), -ENOMEM.  After a worker died, stats
+ * reads give the last counters read.
+ */
+int  vdp_create(struct vbd *v, const struct dp_config *dc, struct vdp **out);
+int  vdp_start(struct vdp *d);
+void vdp_stop(struct vdp *d, unsigned timeout_ms);
+void vdp_destroy(struct vdp *d, struct backend *b);
+void vdp_keep_state(struct vdp *d);
+void vdp_get_info(const struct vdp *d, struct dp_info *out);
+void vdp_get_stats(struct vdp *d, struct vbd_stats *out);
+unsigned vdp_nr_queues(const struct vdp *d);
+int  vdp_get_queue_stats(struct vdp *d, unsigned i, struct vbd_stats *out);
+int  vdp_set_sectors(struct vdp *d, uint64_t sectors);
+int  vdp_set_qos(struct vdp *d, const struct dp_qos *q);
+void vdp_get_qos(struct vdp *d, struct dp_qos *out);
+bool vdp_leaked(const struct vdp *d);
+bool vdp_halted(struct vdp *d);
+/* The pid of the worker serving d; 0: this process (or the worker is reaped). */
+long vdp_worker_pid(const struct vdp *d);
+/* SIGCHLD: reap dead workers (logged); each of their vbds is disconnected
+ * (restart state kept) and its reattach scheduled at once (vbd_run_timers). */
+void worker_reap(struct backend *b);
+/* main(): the daemon's own argv, which a worker is exec'd with after
+ * WORKER_ARG<domid>. */
+#define WORKER_ARG "--isolation-worker="
+void worker_set_args(int argc, char **argv);
+/* The worker process of domain domid (main() with WORKER_ARG): serve the
+ * daemon's requests on fd 3 until it closes it.  The exit status. */
+int  worker_run(const struct xbd_config *cfg, xen_domid_t domid);
 
 /* ---- owner.c ---------------------------------------------------------------- */
 /* sysfs as the kernel mounts it; owner_kernel_blkback() takes a root so the

@@ -301,6 +301,18 @@ static int set_seccomp(struct xbd_config *c, const char *v, const char **why)
     return confine_mode_parse(v, &c->seccomp);
 }
 
+static int set_isolation(struct xbd_config *c, const char *v, const char **why)
+{
+    (void)why;
+    if (!strcmp(v, "none"))
+        c->isolation = XBD_ISOLATION_NONE;
+    else if (!strcmp(v, "domain"))
+        c->isolation = XBD_ISOLATION_DOMAIN;
+    else
+        return -EINVAL;
+    return 0;
+}
+
 static int set_user(struct xbd_config *c, const char *v, const char **why)
 {
     uid_t uid;
@@ -435,6 +447,10 @@ static const struct xbd_config_key keys[] = {
       .expect = "a user name, a uid or none",
       .help = "run as this user after start-up (xenstore,\n"
               "control socket, locks); every capability dropped" },
+    { .name = "isolation", .type = XBD_CFG_TEXT, .arg = "none|domain", .def = "none",
+      .section = S_CONFINE, .set = set_isolation, .expect = "none or domain",
+      .help = "domain: serve each guest domain's disks from\n"
+              "its own worker process (its data planes only)" },
     { .name = "help", .type = XBD_CFG_CLI, .shortopt = 'h', .help = "this text" },
     { .name = "version", .type = XBD_CFG_CLI, .shortopt = 'V', .help = "print the version" },
 };

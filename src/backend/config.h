@@ -28,6 +28,11 @@ enum xbd_on_exit {
     XBD_ON_EXIT_CLOSE,          /* write Closed for every device */
 };
 
+enum xbd_isolation {
+    XBD_ISOLATION_NONE = 0,     /* every data plane in the daemon's process */
+    XBD_ISOLATION_DOMAIN,       /* one worker process per guest domain (worker.c) */
+};
+
 struct xbd_config {
     char *config_path;          /* file read (NULL: none) */
     char *pidfile;              /* NULL: none */
@@ -60,6 +65,7 @@ struct xbd_config {
     struct dp_qos qos;          /* QoS limits of every vbd (backend keys qos-* override) */
     enum confine_mode seccomp;  /* control plane and queue allow-lists (confine.h); default off */
     char *user;                 /* run as this user after start-up; NULL: stay root */
+    enum xbd_isolation isolation;   /* --isolation; default none */
 };
 
 /*

@@ -208,9 +208,9 @@ static json_object *latency_json(const struct vbd_stats *s)
 static json_object *queues_json(struct vbd *v)
 {
     json_object *a = json_object_new_array();
-    for (unsigned i = 0; i < dp_nr_queues(v->dp); i++) {
+    for (unsigned i = 0; i < vdp_nr_queues(v->dp); i++) {
         struct vbd_stats s;
-        if (dp_get_queue_stats(v->dp, i, &s))
+        if (vdp_get_queue_stats(v->dp, i, &s))
             continue;
         json_object *q = json_object_new_object();
 #define F(name) json_object_object_add(q, #name, json_object_new_uint64(s.name))
@@ -251,7 +251,7 @@ static json_object *qos_json(const struct dp_qos *q)
 static json_object *features_json(struct vbd *v)
 {
     struct dp_info d;
-    dp_get_info(v->dp, &d);
+    vdp_get_info(v->dp, &d);
     json_object *f = json_object_new_object();
     add_str(f, "protocol", blkif_abi_name(d.abi));
     json_object_object_add(f, "queues", json_object_new_int(d.nr_queues));
@@ -271,7 +271,7 @@ static json_object *features_json(struct vbd *v)
     if (d.persistent_cap)
         json_object_object_add(f, "persistent_cap", json_object_new_int64(d.persistent_cap));
     struct dp_qos q;
-    dp_get_qos(v->dp, &q);
+    vdp_get_qos(v->dp, &q);
     json_object_object_add(f, "qos", qos_json(&q));
     return f;
 }
@@ -298,8 +298,10 @@ static json_object *device_json(struct vbd *v)
     json_object_object_add(o, "frontend_state", json_object_new_int(v->fe_state));
     json_object_object_add(o, "online", json_object_new_boolean(v->online == 1));
     json_object_object_add(o, "connected", json_object_new_boolean(v->dp != NULL));
-    json_object_object_add(o, "halted", json_object_new_boolean(v->dp && dp_halted(v->dp)));
+    json_object_object_add(o, "halted", json_object_new_boolean(v->dp && vdp_halted(v->dp)));
     json_object_object_add(o, "connects", json_object_new_int64(v->connects));
+    if (vdp_worker_pid(v->dp) > 0)      /* --isolation=domain */
+        json_object_object_add(o, "worker_pid", json_object_new_int64(vdp_worker_pid(v->dp)));
     add_str(o, "params", v->params);
     add_str(o, "mode", v->mode[0] ? v->mode : NULL);
     add_str(o, "error", v->fatal ? v->last_error : NULL);
@@ -396,7 +398,7 @@ static json_object *limit_json(struct backend *b, int argc, char **argv)
         return error_json("no such device");
     struct dp_qos cur, q;
     if (v->dp)
-        dp_get_qos(v->dp, &cur);
+        vdp_get_qos(v->dp, &cur);
     else
         vbd_qos_read(v, &b->cfg->qos, &cur);
     q = cur;

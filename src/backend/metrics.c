@@ -173,9 +173,9 @@ static void per_queue(const struct mout *m, const struct mgauge *g)
     family(m, g->name, "gauge", g->help);
     for (size_t i = 0; i < m->n; i++) {
         struct vbd *v = m->d[i].v;
-        for (unsigned q = 0; q < dp_nr_queues(v->dp); q++) {
+        for (unsigned q = 0; q < vdp_nr_queues(v->dp); q++) {
             struct vbd_stats st;
-            if (dp_get_queue_stats(v->dp, q, &st))
+            if (vdp_get_queue_stats(v->dp, q, &st))
                 continue;
             char extra[24];
             snprintf(extra, sizeof(extra), "queue=\"%u\"", q);

@@ -107,7 +107,7 @@ void vbd_get_stats(struct vbd *v, struct vbd_stats *out)
     if (v->dp) {
         struct vbd_stats live;
         memset(&live, 0, sizeof(live));
-        dp_get_stats(v->dp, &live);
+        vdp_get_stats(v->dp, &live);
         vbd_stats_add(out, &live);
     }
 }
@@ -312,7 +312,7 @@ void vbd_changed(struct vbd *v)
 void vbd_shutdown(struct vbd *v, bool close)
 {
     if (!close && v->dp) {
-        dp_keep_state(v->dp);   /* for the next daemon: xen-blkbackd(8) RESTART */
+        vdp_keep_state(v->dp);   /* for the next daemon: xen-blkbackd(8) RESTART */
         v->td3_keep = true;     /* and the xentop figures to go on from (td3_stats.c) */
     }
     vbd_disconnect(v);

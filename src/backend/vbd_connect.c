@@ -62,14 +62,14 @@ void vbd_disconnect(struct vbd *v)
 {
     v->store_id_ok = false;
     if (v->dp) {
-        dp_stop(v->dp, v->be->cfg->stop_timeout_ms);
+        vdp_stop(v->dp, v->be->cfg->stop_timeout_ms);
         struct vbd_stats s;
         memset(&s, 0, sizeof(s));
-        dp_get_stats(v->dp, &s);
+        vdp_get_stats(v->dp, &s);
         vbd_stats_clear_gauges(&s);                    /* gauges of a dead ring */
         vbd_stats_add(&v->stats_base, &s);
-        v->td3_leaked = dp_leaked(v->dp);
-        dp_destroy(v->dp);
+        v->td3_leaked = vdp_leaked(v->dp);
+        vdp_destroy(v->dp, v->be);
         v->dp = NULL;
         VLOG(v, LOG_INFO, "disconnected (ring unmapped, event channels unbound)");
     }
@@ -77,6 +77,8 @@ void vbd_disconnect(struct vbd *v)
         v->engine->ops->close(v->engine);
         v->engine = NULL;
     }
+    free(v->open.spec);
+    v->open.spec = NULL;
     vbd_td3_close(v);           /* after the queue threads that wrote it */
 }
 
@@ -450,6 +452,9 @@ static int open_engine(struct vbd *v, const char *params, bool readonly, bool sh
         VLOG(v, LOG_NOTICE, "mode w!: '%s' read-write and shared on purpose: no exclusive "
              "claim, other writers allowed (cluster filesystems only)", spec);
     v->engine = e;
+    v->open.spec = strdup(spec);
+    v->open.readonly = readonly;
+    v->open.shared = shared;
     v->store_id_ok = engine_store_id(spec, &v->store_id) == 0;
     return 0;
 }
@@ -476,7 +481,7 @@ static int advertise(struct vbd *v)
     const struct vbd_conn *c = &v->conn;
     const struct engine_caps *caps = &v->engine->caps;
     struct dp_info d;
-    dp_get_info(v->dp, &d);
+    vdp_get_info(v->dp, &d);
     struct xs_kv kv[13];
     unsigned n = 0;
 
@@ -614,14 +619,14 @@ int vbd_connect(struct vbd *v)
     dc->state_path = spath;
     dc->td3 = vbd_td3_open(v);
 
-    rc = dp_create(b->ops, b->host, dc, &v->dp);
+    rc = vdp_create(v, dc, &v->dp);
     if (rc) {
         v->dp = NULL;
         if (!reattach_retry(v, reattach, rc, "mapping the ring / binding the event channel"))
             vbd_fatal(v, rc, "mapping the ring / binding the event channel");
         goto out;
     }
-    rc = dp_start(v->dp);
+    rc = vdp_start(v->dp);
     if (rc) {
         vbd_fatal(v, rc, "starting the data plane");
         goto out;
@@ -657,7 +662,7 @@ int vbd_connect(struct vbd *v)
         v->be_state = XenbusStateConnected;
     }
     struct dp_info d;
-    dp_get_info(v->dp, &d);
+    vdp_get_info(v->dp, &d);
     VLOG(v, LOG_NOTICE, "%s '%s': %llu sectors, sector %u B, %s, %u queue(s), ring order %u, "
          "%s, grant mode %s, persistent %s, discard %s, indirect %u",
          reattach ? "reattached" : "connected", v->params, (unsigned long long)c->sectors,

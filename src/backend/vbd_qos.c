@@ -57,10 +57,10 @@ void vbd_qos_apply(struct vbd *v, const struct dp_qos *q, const char *why)
     struct dp_qos cur;
     if (!v->dp)
         return;
-    dp_get_qos(v->dp, &cur);
+    vdp_get_qos(v->dp, &cur);
     if (!memcmp(&cur, q, sizeof(cur)))
         return;
-    if (dp_set_qos(v->dp, q))
+    if (vdp_set_qos(v->dp, q))
         return;                 /* out of range: vbd_qos_read and dp_qos_parse refused it */
     char line[400];
     qos_line(q, line, sizeof(line));
@@ -72,7 +72,7 @@ void vbd_qos_changed(struct vbd *v)
     if (!v->dp)
         return;
     struct dp_qos cur, q;
-    dp_get_qos(v->dp, &cur);
+    vdp_get_qos(v->dp, &cur);
     vbd_qos_read(v, &cur, &q);
     vbd_qos_apply(v, &q, "backend keys");
 }

@@ -49,7 +49,7 @@ int vbd_resize(struct vbd *v, const char *trigger, char *why, size_t len, uint64
         return refuse(v, periodic, -ENOTCONN, why, len, "not connected");
     *old_out = c->sectors;
     struct dp_info d;
-    dp_get_info(v->dp, &d);
+    vdp_get_info(v->dp, &d);
     if (d.lim.readonly)
         return refuse(v, periodic, -EROFS, why, len, "read-only device: its size is fixed "
                       "while connected");
@@ -74,7 +74,7 @@ int vbd_resize(struct vbd *v, const char *trigger, char *why, size_t len, uint64
                       "advertised %llu: a guest's data would vanish; shrinking is not supported",
                       v->params, (unsigned long long)sectors, (unsigned long long)c->sectors);
 
-    rc = dp_set_sectors(v->dp, sectors);
+    rc = vdp_set_sectors(v->dp, sectors);
     if (rc)
         return refuse(v, quiet, rc, why, len, "data plane: %s", strerror(-rc));
     struct xs_kv kv;
@@ -103,7 +103,7 @@ void vbd_check_sizes(struct backend *b)
         struct dp_info d;
         if (!v->dp || v->be_state != XenbusStateConnected)
             continue;
-        dp_get_info(v->dp, &d);
+        vdp_get_info(v->dp, &d);
         if (!d.lim.readonly)
             vbd_resize(v, VBD_RESIZE_PERIODIC, why, sizeof(why), &o, &n);
     }

@@ -144,8 +144,22 @@ int eng_store_open(const struct engine_params *p, const struct log_dev *dev, str
     if (p->share_claim)
         return share_open(p, e, fd_out);
     int flags = (p->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | eng_store_open_flags(p);
-    int fd = open(p->path, flags | (p->direct ? O_DIRECT : 0));
-    if (fd < 0 && errno == EINVAL && p->direct) {
+    int fd;
+    if (p->have_store_fd) {
+        /* claimed by whoever opened it: the same open file description */
+        fd = fcntl(p->store_fd, F_DUPFD_CLOEXEC, 0);
+        int fl = fd < 0 ? -1 : fcntl(fd, F_GETFL);
+        if (fl < 0 || (fl & O_ACCMODE) != (p->readonly ? O_RDONLY : O_RDWR)) {
+            int rc = fd < 0 ? -errno : fl < 0 ? -errno : -EBADF;
+            if (fd >= 0)
+                close(fd);
+            return rc;
+        }
+        tmp.direct = (fl & O_DIRECT) != 0;
+    } else {
+        fd = open(p->path, flags | (p->direct ? O_DIRECT : 0));
+    }
+    if (fd < 0 && !p->have_store_fd && errno == EINVAL && p->direct) {
         fd = open(p->path, flags);
         if (fd >= 0) {
             tmp.direct = false;
@@ -156,12 +170,12 @@ int eng_store_open(const struct engine_params *p, const struct log_dev *dev, str
     if (fd < 0)
         return -errno;
     struct stat st;
-    int rc;
+    int rc = 0;
     if (fstat(fd, &st) < 0)
         rc = -errno;
     else if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode))
         rc = -EINVAL;
-    else
+    else if (!p->have_store_fd)
         rc = eng_store_claim(fd, &st, p, dev);     /* before anything touches it */
     if (rc == 0)
         rc = S_ISBLK(st.st_mode) ? probe_blockdev(fd, &st, &tmp) : probe_file(fd, &st, &tmp);

@@ -55,6 +55,22 @@ pid_t e2e_bench_bg(struct e2e *e, unsigned domid, const char *target, const char
     _exit(rc == 0 ? 0 : 1);
 }
 
+bool e2e_bench_join(struct e2e *e, pid_t child, const char *out_path, const char *what,
+                    char **out)
+{
+    int wst;
+    T_ASSERT(waitpid(child, &wst, 0) == child);
+    *out = NULL;
+    e2e_sh(out, "cat '%s'", out_path);
+    bool ok = WIFEXITED(wst) && WEXITSTATUS(wst) == 0;
+    T_CHECK(ok, "%s: the guest saw an error", what);
+    if (!ok) {
+        fprintf(stderr, "%s", *out ? *out : "");
+        t_daemon_dump_log(&e->d, 60);
+    }
+    return ok;
+}
+
 void e2e_daemon_start(struct e2e *e, const char *const *extra)
 {
     static char xen_arg[512];

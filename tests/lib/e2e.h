@@ -48,6 +48,12 @@ int  e2e_bench(struct e2e *e, unsigned domid, const char *target, const char *co
 pid_t e2e_bench_bg(struct e2e *e, unsigned domid, const char *target, const char *const *args,
                    const char *out_path);
 
+/* Wait for an e2e_bench_bg child; its output into *out (malloc'd, may be
+ * NULL).  A failed run is a test failure naming `what`, with the output and
+ * the daemon log's tail printed.  true: it exited 0. */
+bool e2e_bench_join(struct e2e *e, pid_t child, const char *out_path, const char *what,
+                    char **out);
+
 /* Value of `key=` on the stdout line starting with `section` (e.g.
  * "verify", "mismatches"), as an integer; -1 if absent. */
 long long e2e_field(const char *out, const char *section, const char *key);

@@ -155,6 +155,9 @@ static void print_list(json_object *devs)
                      getb(f, "flush") ? "flush" : "noflush", getb(f, "barrier") ? " barrier" : "",
                      getb(f, "persistent") ? " persistent" : "", getb(d, "halted") ? " HALTED" : "",
                      gets(f, "grant_mode"), geti(f, "indirect_segments"));
+        if (get(d, "worker_pid"))       /* --isolation=domain */
+            snprintf(feat + strlen(feat), sizeof(feat) - strlen(feat), "worker=%lld ",
+                     geti(d, "worker_pid"));
         char sectors[24] = "-";
         if (f)
             snprintf(sectors, sizeof(sectors), "%lld", geti(f, "sectors"));

@@ -1,0 +1,186 @@
+/*
+ * --isolation=domain (xen-blkbackd(8) ISOLATION): two simulated guests run
+ * verified random I/O on their own image files; each domain is served by a
+ * worker process of its own (pids from the control socket and
+ * xen-blkbackctl list, children of the daemon in /proc), whose queue
+ * threads run under the seccomp filter and whose fds hold its own image,
+ * not the other domain's.  One worker is killed with SIGKILL mid-run: the
+ * other guest's run goes on and finishes without an error, and the killed
+ * one's disk comes back through the restart path in a new worker (its
+ * guest finishes with no error and no verify mismatch).  Then the daemon
+ * exits cleanly and every worker with it.
+ */
+#include "harness.h"
+#include "util.h"
+#include "lib/e2e.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define DEVID 51712             /* xvda, xen-blkbench's default */
+
+static const char *daemon_args[] = {
+    "--isolation=domain", "--seccomp=kill", "--max-queues=2", "--stop-timeout=3000", NULL,
+};
+
+static long worker_of(struct e2e *e, unsigned domid)
+{
+    return (long)t_daemon_dev_int(&e->d, domid, DEVID, "worker_pid");
+}
+
+/* Does a thread of pid show "Seccomp:\t2" (a filter) in its status? */
+static bool has_filter(long pid)
+{
+    char *out = NULL;
+    e2e_sh(&out, "grep -h '^Seccomp:' /proc/%ld/task/*/status | grep -c '2$'", pid);
+    bool yes = out && atoi(out) > 0;
+    free(out);
+    return yes;
+}
+
+/* Does pid hold an fd on path? */
+static bool holds(long pid, const char *path)
+{
+    char real[PATH_MAX];
+    if (!realpath(path, real))
+        return false;
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%ld/fd", pid);
+    DIR *d = opendir(dir);
+    bool found = false;
+    struct dirent *de;
+    while (d && !found && (de = readdir(d))) {
+        char p[400], l[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+        ssize_t n = readlink(p, l, sizeof(l) - 1);
+        if (n > 0) {
+            l[n] = 0;
+            found = !strcmp(l, real);
+        }
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+static long ppid_of(long pid)
+{
+    char *out = NULL;
+    e2e_sh(&out, "awk '/^PPid:/ { print $2 }' /proc/%ld/status", pid);
+    long p = out ? atol(out) : -1;
+    free(out);
+    return p;
+}
+
+/* Wait until domid's device has done some writes in a worker; its pid. */
+static long wait_served(struct e2e *e, unsigned domid, long not_pid)
+{
+    uint64_t end = xbd_now_ms() + 20000;
+    while (xbd_now_ms() < end) {
+        long w = worker_of(e, domid);
+        if (w > 0 && w != not_pid && t_daemon_stat(&e->d, domid, DEVID, "wr_req") > 20)
+            return w;
+        usleep(10000);
+    }
+    T_CHECK(false, "dom %u: not served by a worker (other than %ld) within 20 s", domid, not_pid);
+    return -1;
+}
+
+static void check_guest(struct e2e *e, pid_t child, const char *out_path, unsigned domid)
+{
+    char what[32], *out;
+    snprintf(what, sizeof(what), "dom %u", domid);
+    e2e_bench_join(e, child, out_path, what, &out);
+    T_EQ(out ? e2e_field(out, "status", "error") : -1, 0);
+    T_EQ(out ? e2e_field(out, "status", "unexpected") : -1, 0);
+    T_EQ(out ? e2e_field(out, "verify", "mismatches") : -1, 0);
+    T_CHECK(out && e2e_field(out, "verify", "sectors") > 0, "dom %u: nothing verified", domid);
+    T_LOG("dom %u: guest ok, max request latency %lld ms", domid,
+          out ? e2e_field(out, "latency-us", "max") / 1000 : -1);
+    free(out);
+}
+
+int main(void)
+{
+    struct e2e e;
+    e2e_start(&e, daemon_args);
+    const unsigned dom[2] = { 10, 11 };
+    const char *img[2];
+    char out_path[2][600];
+    pid_t child[2];
+    img[0] = e2e_make_image(&e, "iso-a.img", 32);
+    img[1] = e2e_make_image(&e, "iso-b.img", 32);
+    const char *args[] = { "--rw", "randrw", "--bs-range", "512-64k", "--iodepth", "32",
+        "--queues", "2", "--runtime", "8", "--length", "16m", "--verify", "--flush",
+        "--timeout", "30", NULL };
+    for (int i = 0; i < 2; i++) {
+        snprintf(out_path[i], sizeof(out_path[i]), "%s/iso-%u.out", e.work, dom[i]);
+        child[i] = e2e_bench_bg(&e, dom[i], img[i], args, out_path[i]);
+    }
+    long w[2];
+    for (int i = 0; i < 2; i++)
+        w[i] = wait_served(&e, dom[i], 0);
+    T_LOG("workers: dom %u pid %ld, dom %u pid %ld (daemon %ld)", dom[0], w[0], dom[1], w[1],
+          (long)e.d.pid);
+    T_CHECK(w[0] > 0 && w[1] > 0 && w[0] != w[1], "one worker per domain");
+    for (int i = 0; i < 2; i++) {
+        T_CHECK(w[i] != e.d.pid && ppid_of(w[i]) == e.d.pid, "dom %u: worker %ld is not a "
+                "child of the daemon", dom[i], w[i]);
+        T_CHECK(has_filter(w[i]), "dom %u: no thread of worker %ld has a seccomp filter",
+                dom[i], w[i]);
+        T_CHECK(holds(w[i], img[i]), "dom %u: worker %ld does not hold its image", dom[i], w[i]);
+        T_CHECK(!holds(w[i], img[1 - i]), "dom %u: worker %ld holds the other domain's image",
+                dom[i], w[i]);
+    }
+    /* xen-blkbackctl shows them too */
+    char *list = NULL;
+    e2e_sh(&list, "'%s' -s '%s' list", t_prog("xen-blkbackctl"), e.d.sock);
+    for (int i = 0; i < 2; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "worker=%ld", w[i]);
+        T_CHECK(list && strstr(list, want), "xen-blkbackctl list lacks %s:\n%s", want,
+                list ? list : "");
+    }
+    free(list);
+
+    /* Kill domain 10's worker mid-run. */
+    T_EQ(kill((pid_t)w[0], SIGKILL), 0);
+    long again = wait_served(&e, dom[0], w[0]);
+    T_LOG("dom %u: new worker pid %ld", dom[0], again);
+    T_CHECK(again > 0 && again != w[0] && again != w[1], "dom %u: no new worker", dom[0]);
+    T_EQ(worker_of(&e, dom[1]), w[1]);          /* the other domain's is untouched */
+    for (int i = 0; i < 2; i++)
+        check_guest(&e, child[i], out_path[i], dom[i]);
+    char *l = NULL;
+    e2e_sh(&l, "grep -ac 'isolation worker pid %ld of domain %u killed' '%s'", w[0], dom[0],
+           e.d.log);
+    T_CHECK(l && atoi(l) == 1, "the worker's death was not logged once (%s)", l ? l : "none");
+    free(l);
+    e2e_sh(&l, "grep -aE 'isolation worker|vbd %u/%u(: reattach| queue [0-9]+: re-issuing)' "
+           "'%s' | cut -c 1-200", dom[0], DEVID, e.d.log);
+    T_LOG("the daemon's lines on the workers and the reattach:\n%s", l ? l : "");
+    free(l);
+    e2e_sh(&l, "grep -ac 'vbd %u/%u: reattached' '%s'", dom[1], DEVID, e.d.log);
+    T_CHECK(l && atoi(l) == 0, "dom %u was reattached too (%s)", dom[1], l ? l : "none");
+    free(l);
+
+    e2e_sh(&l, "grep -ac 'vbd %u/%u: reattached' '%s'", dom[0], DEVID, e.d.log);
+    T_CHECK(l && atoi(l) == 1, "dom %u was not reattached once (%s)", dom[0], l ? l : "none");
+    free(l);
+
+    T_EQ(e2e_stop(&e), 0);
+    /* the workers' own exits: no sanitizer report (they log to the daemon's stderr) */
+    T_ASSERT(access(e.d.log, R_OK) == 0);
+    e2e_sh(&l, "grep -ac 'Sanitizer' '%s'", e.d.log);
+    T_CHECK(l && atoi(l) == 0, "a sanitizer report in the daemon's log (%s)", l ? l : "none");
+    free(l);
+    for (int i = 0; i < 2; i++)
+        T_CHECK(kill((pid_t)(i ? w[1] : again), 0) < 0, "a worker outlived the daemon");
+    return t_done();
+}
