@@ -24,7 +24,10 @@ bench_start() {
   for _ in $(seq 100); do "$B/xen-blkbackctl" -s "$dir/ctl" version >/dev/null 2>&1 && break; sleep 0.05; done
 }
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# cpu_ticks PID: CPU ticks (user+system) of the daemon, with those of its reaped children
+# (cutime + cstime): the isolation workers (--isolation=domain), ended and reaped when
+# their domain's last disk detaches, before xen-blkbench returns.
+cpu_ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
 
 # child_ticks VAR: CPU ticks (user+system) of this shell's waited-for children
 # (cutime + cstime), into VAR; not in a $(...) subshell: it would read its own.
