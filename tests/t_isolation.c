@@ -8,7 +8,9 @@
  * other guest's run goes on and finishes without an error, and the killed
  * one's disk comes back through the restart path in a new worker (its
  * guest finishes with no error and no verify mismatch).  Then the daemon
- * exits cleanly and every worker with it.
+ * exits cleanly and every worker with it.  Last, a guest whose every worker
+ * dies (the seccomp test hook): after 5 deaths its disk fails, the daemon
+ * lives.
  */
 #include "harness.h"
 #include "util.h"
@@ -174,13 +176,47 @@ int main(void)
     T_CHECK(l && atoi(l) == 1, "dom %u was not reattached once (%s)", dom[0], l ? l : "none");
     free(l);
 
+    T_EQ(t_daemon_stop(&e.d, 15000), 0);
+    for (int i = 0; i < 2; i++)
+        T_CHECK(kill((pid_t)(i ? w[1] : again), 0) < 0, "a worker outlived the daemon");
+
+    /* A guest whose every worker dies (the test hook: each confined queue
+     * thread makes a forbidden syscall, --seccomp=kill): the daemon lives,
+     * and after 5 deaths the disk fails instead of a sixth worker. */
+    setenv("XBD_TEST_FORBIDDEN_SYSCALL", "1", 1);
+    e2e_daemon_start(&e, daemon_args);
+    unsetenv("XBD_TEST_FORBIDDEN_SYSCALL");
+    const char *vargs[] = { "--rw", "write", "--size", "1m", "--timeout", "5", NULL };
+    char *vout = NULL;
+    T_CHECK(e2e_bench(&e, 12, e2e_make_image(&e, "iso-c.img", 8), vargs, &vout) != 0,
+            "dom 12: served by workers that broke their list");
+    free(vout);
+    uint64_t end = xbd_now_ms() + 30000;
+    while (xbd_now_ms() < end) {
+        e2e_sh(&l, "grep -ac 'vbd 12/%u: its isolation worker died 5 times in 60 s' '%s'",
+               DEVID, e.d.log);
+        bool done = l && atoi(l) == 1;
+        free(l);
+        if (done)
+            break;
+        usleep(50000);
+    }
+    T_CHECK(xbd_now_ms() < end, "dom 12: the disk did not fail after 5 worker deaths");
+    e2e_sh(&l, "grep -ac 'isolation worker pid [0-9]* of domain 12 killed by signal' '%s'",
+           e.d.log);
+    T_CHECK(l && atoi(l) == 5, "dom 12: %s worker deaths logged, want 5", l ? l : "no");
+    free(l);
+    T_CHECK(t_daemon_alive(&e.d), "the daemon died with its workers");
+    e2e_sh(&l, "grep -aE 'of domain 12 killed|vbd 12/%u: (its isolation|backend .* Closing)' "
+           "'%s' | cut -c 1-160", DEVID, e.d.log);
+    T_LOG("dom 12:\n%s", l ? l : "");
+    free(l);
+
     T_EQ(e2e_stop(&e), 0);
     /* the workers' own exits: no sanitizer report (they log to the daemon's stderr) */
     T_ASSERT(access(e.d.log, R_OK) == 0);
     e2e_sh(&l, "grep -ac 'Sanitizer' '%s'", e.d.log);
     T_CHECK(l && atoi(l) == 0, "a sanitizer report in the daemon's log (%s)", l ? l : "none");
     free(l);
-    for (int i = 0; i < 2; i++)
-        T_CHECK(kill((pid_t)(i ? w[1] : again), 0) < 0, "a worker outlived the daemon");
     return t_done();
 }

@@ -458,6 +458,7 @@ int backend_run(struct backend *b)
             metrics_http_run(b->mhttp);     /* its fd, or a connection timeout */
         vbd_run_timers(b);
         reap(b);
+        worker_sync_log(b);
     }
 
     bool close = b->cfg->on_exit == XBD_ON_EXIT_CLOSE;

@@ -130,6 +130,8 @@ struct vbd {
     bool td3_leaked;                /* a queue thread left behind may write it: stays mapped */
     bool td3_warned;                /* creating it failed once (logged) */
     uint64_t resize_refused_bytes;  /* store size last refused by a resize (logged once) */
+    uint64_t wk_death_ms;           /* --isolation=domain: first worker death in the window */
+    unsigned wk_deaths;             /* deaths since then (worker.c worker_reap) */
 };
 
 /* A log line about device v: "<v->name>: <message>"; in the journal with
@@ -392,6 +394,15 @@ long vdp_worker_pid(const struct vdp *d);
 /* SIGCHLD: reap dead workers (logged); each of their vbds is disconnected
  * (restart state kept) and its reattach scheduled at once (vbd_run_timers). */
 void worker_reap(struct backend *b);
+/* v's worker died (reaped, or a vdp call failed with -EPIPE): disconnect v
+ * (restart state kept) and run its state machine again at once, so that it
+ * connects (a reattach when the backend is Connected) in a new worker; the
+ * 5th death within 60 s (WK_DEATHS_MAX, WK_DEATHS_MS: worker.c) is vbd_fatal
+ * instead.  false (nothing done) under --isolation=none. */
+bool vdp_worker_died(struct vbd *v);
+/* Each loop turn: the log level and debug categories to every worker that
+ * does not have them (a round trip only after a change). */
+void worker_sync_log(struct backend *b);
 /* main(): the daemon's own argv, which a worker is exec'd with after
  * WORKER_ARG<domid>. */
 #define WORKER_ARG "--isolation-worker="

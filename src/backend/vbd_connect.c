@@ -622,13 +622,15 @@ int vbd_connect(struct vbd *v)
     rc = vdp_create(v, dc, &v->dp);
     if (rc) {
         v->dp = NULL;
-        if (!reattach_retry(v, reattach, rc, "mapping the ring / binding the event channel"))
+        if (!(rc == -EPIPE && vdp_worker_died(v)) &&
+            !reattach_retry(v, reattach, rc, "mapping the ring / binding the event channel"))
             vbd_fatal(v, rc, "mapping the ring / binding the event channel");
         goto out;
     }
     rc = vdp_start(v->dp);
     if (rc) {
-        vbd_fatal(v, rc, "starting the data plane");
+        if (!(rc == -EPIPE && vdp_worker_died(v)))
+            vbd_fatal(v, rc, "starting the data plane");
         goto out;
     }
     rc = advertise(v);

@@ -59,10 +59,12 @@
 
 #define WK_FD 3                 /* the worker's end of the socketpair */
 #define WK_TIMEOUT_MS 10000     /* a reply later than this: the worker is killed */
+#define WK_DEATHS_MAX 5         /* a vbd whose workers die this often ... */
+#define WK_DEATHS_MS 60000      /* ... within this long fails (vbd_fatal) */
 
 enum wk_op {
     WK_CREATE = 1, WK_START, WK_STOP, WK_DESTROY, WK_KEEP_STATE, WK_STATS, WK_QSTATS,
-    WK_SET_SECTORS, WK_SET_QOS, WK_HALTED,
+    WK_SET_SECTORS, WK_SET_QOS, WK_HALTED, WK_LOG,
 };
 
 /* A vbd's data plane for the worker: the dp_config with its pointers
@@ -82,6 +84,7 @@ struct wk_req {
         unsigned timeout_ms, queue;
         uint64_t sectors;
         struct dp_qos qos;
+        struct { unsigned cats; int level; } log;  /* the daemon's, now */
     } u;
 };
 
@@ -102,6 +105,9 @@ struct worker {
     unsigned users;             /* vdps on it */
     uint32_t next_id;
     bool dead;                  /* no more requests; reattach when reaped */
+    bool log_sent;              /* sent_cats and sent_level are the worker's */
+    unsigned sent_cats;
+    int sent_level;
 };
 
 struct vdp {
@@ -245,6 +251,29 @@ static int worker_spawn(struct backend *b, xen_domid_t domid, struct worker **ou
     return 0;
 }
 
+/* The daemon's log level and debug categories (SIGUSR2, xen-blkbackctl
+ * debug) to w, if it does not have them yet. */
+static void worker_sync_one(struct worker *w)
+{
+    unsigned cats = log_debug_get();
+    int level = log_get_level();
+    if (w->dead || (w->log_sent && w->sent_cats == cats && w->sent_level == level))
+        return;
+    struct wk_req rq = { .op = WK_LOG, .u.log = { cats, level } };
+    struct wk_rep rp;
+    if (rpc(w, &rq, -1, &rp, WK_TIMEOUT_MS) == 0) {
+        w->log_sent = true;
+        w->sent_cats = cats;
+        w->sent_level = level;
+    }
+}
+
+void worker_sync_log(struct backend *b)
+{
+    for (struct worker *w = b->workers; w; w = w->next)
+        worker_sync_one(w);
+}
+
 /* The live worker of domid, started if there is none. */
 static int worker_get(struct backend *b, xen_domid_t domid, struct worker **out)
 {
@@ -253,7 +282,10 @@ static int worker_get(struct backend *b, xen_domid_t domid, struct worker **out)
             *out = w;
             return 0;
         }
-    return worker_spawn(b, domid, out);
+    int rc = worker_spawn(b, domid, out);
+    if (rc == 0)
+        worker_sync_one(*out);
+    return rc;
 }
 
 /* Wait up to ms for w to exit (reaped here); false: still running. */
@@ -309,14 +341,32 @@ void worker_reap(struct backend *b)
         w->pid = 0;
         w->dead = true;
     }
-    /* Each device of a dead, reaped worker: disconnected here (the store
-     * closed, its restart state kept) and connected again on the next loop
-     * turn, where vbd_connect sees a Connected backend: a reattach. */
+    /* Each device of a dead, reaped worker: disconnected and connected
+     * again (vdp_worker_died). */
     for (struct vbd *v = b->vbds; v; v = v->next)
-        if (v->dp && v->dp->w && v->dp->w->dead && v->dp->w->pid == 0) {
-            vbd_disconnect(v);
-            v->busy_retry_ms = xbd_now_ms();
-        }
+        if (v->dp && v->dp->w && v->dp->w->dead && v->dp->w->pid == 0)
+            vdp_worker_died(v);
+}
+
+bool vdp_worker_died(struct vbd *v)
+{
+    if (v->be->cfg->isolation == XBD_ISOLATION_NONE)
+        return false;
+    uint64_t now = xbd_now_ms();
+    if (!v->wk_deaths || now - v->wk_death_ms >= WK_DEATHS_MS) {
+        v->wk_death_ms = now;
+        v->wk_deaths = 0;
+    }
+    if (++v->wk_deaths >= WK_DEATHS_MAX) {
+        unsigned n = v->wk_deaths;
+        v->wk_deaths = 0;
+        vbd_fatal(v, -EPIPE, "its isolation worker died %u times in %u s", n,
+                  WK_DEATHS_MS / 1000);
+        return true;
+    }
+    vbd_disconnect(v);
+    v->busy_retry_ms = now;
+    return true;
 }
 
 int vdp_create(struct vbd *v, const struct dp_config *dc, struct vdp **out)
@@ -640,7 +690,10 @@ int worker_run(const struct xbd_config *cfg, xen_domid_t domid)
             break;              /* EOF: the daemon is done with us */
         memset(rp, 0, sizeof(*rp));
         struct wdev *w = wdev_find(devs, rq->id);
-        if (rq->op != WK_CREATE && !w) {
+        if (rq->op == WK_LOG) {
+            log_debug_set(rq->u.log.cats);
+            log_set_level(rq->u.log.level);
+        } else if (rq->op != WK_CREATE && !w) {
             rp->rc = -ENOENT;
         } else if (rq->op == WK_CREATE) {
             w = w ? NULL : calloc(1, sizeof(*w));

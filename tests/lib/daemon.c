@@ -112,6 +112,11 @@ int t_daemon_start_fn(struct t_daemon *d, const char *dir, const char *const *ar
     argv[n++] = sc;
     for (int i = 0; args && args[i] && n < 62; i++)
         argv[n++] = args[i];
+    /* XBD_TEST_DAEMON_ARG: one more option for every test's daemon, e.g.
+     * --isolation=domain to run the suite with per-domain workers. */
+    const char *more = getenv("XBD_TEST_DAEMON_ARG");
+    if (more && *more && n < 63)
+        argv[n++] = more;
     argv[n] = NULL;
 
     int logfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
