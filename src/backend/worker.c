@@ -288,6 +288,22 @@ static int worker_get(struct backend *b, xen_domid_t domid, struct worker **out)
     return rc;
 }
 
+/* w exited with wait status st (reaped): a death is logged (one line). */
+static void worker_reaped(struct worker *w, int st)
+{
+    char how[48];
+    if (WIFSIGNALED(st))
+        snprintf(how, sizeof(how), "killed by signal %d (%s)", WTERMSIG(st),
+                 strsignal(WTERMSIG(st)));
+    else
+        snprintf(how, sizeof(how), "exited with %d", WEXITSTATUS(st));
+    if (w->dead || WIFSIGNALED(st) || WEXITSTATUS(st))
+        log_err("isolation worker pid %ld of domain %u %s: its devices reattach from the "
+                "restart state in a new worker", (long)w->pid, w->domid, how);
+    w->pid = 0;
+    w->dead = true;
+}
+
 /* Wait up to ms for w to exit (reaped here); false: still running. */
 static bool worker_wait(struct worker *w, unsigned ms)
 {
@@ -295,7 +311,9 @@ static bool worker_wait(struct worker *w, unsigned ms)
     while (w->pid > 0) {
         int st;
         pid_t r = waitpid(w->pid, &st, WNOHANG);
-        if (r == w->pid || (r < 0 && errno == ECHILD))
+        if (r == w->pid)
+            worker_reaped(w, st);
+        else if (r < 0 && errno == ECHILD)
             w->pid = 0;
         else if (xbd_now_ms() >= end)
             return false;
@@ -328,18 +346,8 @@ void worker_reap(struct backend *b)
 {
     for (struct worker *w = b->workers; w; w = w->next) {
         int st;
-        if (w->pid <= 0 || waitpid(w->pid, &st, WNOHANG) != w->pid)
-            continue;
-        char how[48];
-        if (WIFSIGNALED(st))
-            snprintf(how, sizeof(how), "killed by signal %d (%s)", WTERMSIG(st),
-                     strsignal(WTERMSIG(st)));
-        else
-            snprintf(how, sizeof(how), "exited with %d", WEXITSTATUS(st));
-        log_err("isolation worker pid %ld of domain %u %s: its devices reattach from the "
-                "restart state in a new worker", (long)w->pid, w->domid, how);
-        w->pid = 0;
-        w->dead = true;
+        if (w->pid > 0 && waitpid(w->pid, &st, WNOHANG) == w->pid)
+            worker_reaped(w, st);
     }
     /* Each device of a dead, reaped worker: disconnected and connected
      * again (vdp_worker_died). */
