@@ -29,6 +29,10 @@ enum confine_role {
     CONFINE_ROLE_CONTROL,       /* the control plane (src/backend/): loaded once after
                                    start-up onto every thread of the process (TSYNC),
                                    inherited by every thread made afterwards */
+    CONFINE_ROLE_CONTROL_WORKERS,   /* the control plane with --isolation=domain: its
+                                   list plus fork, execve, wait and the socketpair of
+                                   the workers, which inherit it (src/common/seccomp.c
+                                   control_worker_syscalls) */
 };
 
 /* The names "off", "log", "trap", "kill" (the `seccomp` key).  parse: 0 or

@@ -57,7 +57,9 @@ static int drop_user(const struct xbd_config *cfg)
  * 0 or -errno. */
 static int confine_control(const struct xbd_config *cfg)
 {
-    int rc = confine_thread(CONFINE_ROLE_CONTROL, cfg->seccomp, xbd_config_is_sim(cfg));
+    enum confine_role role = cfg->isolation == XBD_ISOLATION_DOMAIN
+                                 ? CONFINE_ROLE_CONTROL_WORKERS : CONFINE_ROLE_CONTROL;
+    int rc = confine_thread(role, cfg->seccomp, xbd_config_is_sim(cfg));
     if (rc == 0 && cfg->seccomp != CONFINE_OFF)
         log_info("seccomp %s: control plane confined", confine_mode_name(cfg->seccomp));
     return rc;

@@ -151,7 +151,10 @@ int main(void)
     }
     free(list);
 
-    /* Kill domain 10's worker mid-run. */
+    /* Kill domain 10's worker mid-run.  Never kill(-1) or kill(0): as root
+     * that signals every process of the machine or the test's own group. */
+    T_ASSERT(w[0] > 1 && w[0] != e.d.pid, "no worker pid for dom %u (%ld): nothing to kill",
+             dom[0], w[0]);
     T_EQ(kill((pid_t)w[0], SIGKILL), 0);
     long again = wait_served(&e, dom[0], w[0]);
     T_LOG("dom %u: new worker pid %ld", dom[0], again);
@@ -183,7 +186,7 @@ int main(void)
     /* A guest whose every worker dies (the test hook: each confined queue
      * thread makes a forbidden syscall, --seccomp=kill): the daemon lives,
      * and after 5 deaths the disk fails instead of a sixth worker. */
-    setenv("XBD_TEST_FORBIDDEN_SYSCALL", "1", 1);
+    setenv("XBD_TEST_FORBIDDEN_SYSCALL", "queue", 1);
     e2e_daemon_start(&e, daemon_args);
     unsetenv("XBD_TEST_FORBIDDEN_SYSCALL");
     const char *vargs[] = { "--rw", "write", "--size", "1m", "--timeout", "5", NULL };

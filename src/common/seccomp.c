@@ -135,7 +135,8 @@ static const unsigned long queue_ioctls[] = {
  * osd): a real cluster's options may need more, which a trap reports.
  * Not here: execve, fork (clone without CLONE_THREAD), ptrace, setuid and
  * friends (--user dropped root before the load), mount, module, bpf,
- * perf_event_open, process_vm_*, kexec, reboot.
+ * perf_event_open, process_vm_*, kexec, reboot (--isolation=domain adds
+ * fork and execve: control_worker_syscalls).
  */
 static const int control_syscalls[] = {
     /* files: images, restart state, the log, /sys, the td3 statistics */
@@ -200,6 +201,39 @@ static const int control_san_prctls[] = {
     PR_GET_DUMPABLE, PR_SET_DUMPABLE, PR_SET_PTRACER, PR_SET_PDEATHSIG,
 };
 #endif
+
+/*
+ * --isolation=domain only (CONFINE_ROLE_CONTROL_WORKERS): spawning the
+ * per-domain workers and talking to them (src/backend/worker.c
+ * worker_spawn, worker_reap, worker_kill), and what a worker needs
+ * because it inherits this whole list across fork and exec (a filter
+ * cannot be dropped) and stacks only its queue threads' list on it.
+ * Measured: tests/t_isolation.c under strace -f with --seccomp=log
+ * (XBD_TEST_DAEMON_ARG), the syscalls of the daemon after its TSYNC
+ * seccomp(2) call, of its forked child until the exec, and of the workers
+ * from their execve, compared with the control list: the daemon adds
+ * clone (fork's flags), socketpair AF_UNIX, wait4, kill SIGKILL; the child
+ * dup2, close_range, prctl PR_SET_PDEATHSIG, getppid, execve; a worker's
+ * start (ld.so, libc, the shared libraries' constructors: libselinux's
+ * statfs of /sys/fs/selinux, libcap's PR_CAPBSET_READ probe) arch_prctl,
+ * set_tid_address, prlimit64, statfs, prctl PR_CAPBSET_READ; under the
+ * simulated host the worker's host open mkdirat.
+ *
+ * execve is allowed without a path check: a filter sees only the pointer
+ * to the path, not the string, so "/proc/self/exe only" cannot be said
+ * here.  What an execve under this list can do is bounded: no_new_privs
+ * (no setuid or file capabilities gained), this same list inherited by
+ * the new image, and after --user the same unprivileged user.  clone is
+ * the one of glibc's fork() only (no namespaces, no CLONE_VM, no vfork).
+ */
+static const int control_worker_syscalls[] = {
+    SCMP_SYS(execve), SCMP_SYS(wait4), SCMP_SYS(dup2), SCMP_SYS(close_range),
+    SCMP_SYS(getppid), SCMP_SYS(arch_prctl), SCMP_SYS(set_tid_address),
+    SCMP_SYS(prlimit64), SCMP_SYS(statfs),
+};
+static const int control_worker_prctls[] = { PR_SET_PDEATHSIG, PR_CAPBSET_READ };
+/* glibc's fork: bminor/glibc:sysdeps/unix/sysv/linux/arch-fork.h@glibc-2.36 */
+#define FORK_CLONE_FLAGS (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD)
 
 /* ioctl commands: the store's size and discard (src/engine/store.c, uring.c,
  * aio.c: measured), and what libxengnttab and libxenevtchn issue for ring
@@ -389,6 +423,34 @@ static int control_rules(scmp_filter_ctx ctx, bool sim)
     return rc;
 }
 
+/* The control list plus the workers' extras (control_worker_syscalls). */
+static int control_worker_rules(scmp_filter_ctx ctx, bool sim)
+{
+    int rc = sim ? seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mkdirat), 0) : 0;
+    for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(control_worker_syscalls); i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, control_worker_syscalls[i], 0);
+    if (rc == 0)
+        rc = add_arg0(ctx, SCMP_SYS(prctl), control_worker_prctls,
+                      ARRAY_SIZE(control_worker_prctls));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1,
+                              SCMP_A0_32(SCMP_CMP_EQ, AF_UNIX));
+    if (rc == 0)                        /* a worker that does not answer */
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
+                              SCMP_A1_32(SCMP_CMP_EQ, SIGKILL));
+    /* stdio's isatty() when the worker reads a --config that is a
+     * character device (the suite's /dev/null): "not a terminal" */
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOTTY), SCMP_SYS(ioctl), 1,
+                              SCMP_A1_32(SCMP_CMP_EQ, TCGETS));
+#if !defined(__SANITIZE_ADDRESS__)      /* there clone is allowed anyway */
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                              SCMP_A0_64(SCMP_CMP_EQ, FORK_CLONE_FLAGS));
+#endif
+    return rc;
+}
+
 int confine_thread(enum confine_role role, enum confine_mode mode, bool sim)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -408,7 +470,8 @@ int confine_thread(enum confine_role role, enum confine_mode mode, bool sim)
     default:
         return -EINVAL;
     }
-    if (role != CONFINE_ROLE_QUEUE && role != CONFINE_ROLE_CONTROL)
+    if (role != CONFINE_ROLE_QUEUE && role != CONFINE_ROLE_CONTROL &&
+        role != CONFINE_ROLE_CONTROL_WORKERS)
         return -EINVAL;
     if (mode == CONFINE_TRAP) {
         /* Unblocked here: a seccomp SIGSYS that finds the signal blocked is
@@ -426,9 +489,11 @@ int confine_thread(enum confine_role role, enum confine_mode mode, bool sim)
     if (!ctx)
         return -ENOMEM;
     int rc = role == CONFINE_ROLE_QUEUE ? queue_rules(ctx, sim) : control_rules(ctx, sim);
+    if (rc == 0 && role == CONFINE_ROLE_CONTROL_WORKERS)
+        rc = control_worker_rules(ctx, sim);
     /* The control plane's list goes onto every thread that exists
      * (libxenstore's watch reader among them): SECCOMP_FILTER_FLAG_TSYNC. */
-    if (rc == 0 && role == CONFINE_ROLE_CONTROL)
+    if (rc == 0 && role != CONFINE_ROLE_QUEUE)
         rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
     if (rc == 0)
         rc = seccomp_load(ctx);         /* sets no_new_privs (SCMP_FLTATR_CTL_NNP) */
