@@ -1429,8 +1429,10 @@ dd_absent() {
     if start_guest $g "dd@xvdb+swap@xvdc+dd@xvdc" "" "$(ddspec xvdb rw /img/dg3.img)"; then
         why="$why xl create succeeded without a daemon;"; wait_guest $g 5
     fi
-    td=$(( $(now) - td )); out=$(grep -iE 'error|tim(ed|e)[ -]?out' /tmp/$g.create | tail -3 | tr '\n' ' ' | cut -c1-300)
-    echo "$out" | grep -qiE 'tim(ed|e)[ -]?out|unable to add' || why="$why not libxl's timeout: $out;"
+    # libxl's first error line is the device's ("unable to add device with path ..."); its
+    # clean-up then logs more errors, e.g. "Non-existant domain" (seen under 4.17)
+    td=$(( $(now) - td )); out=$(grep -m1 -iE 'error' /tmp/$g.create | cut -c1-240)
+    echo "$out" | grep -qiE 'tim(ed|e)[ -]?out|unable to add device' || why="$why not libxl's timeout: $out;"
     sleep 2
     left=$(xenstore-ls /local/domain/$DDID/backend/vbd 2>/dev/null | grep -c .)
     [ "$left" = 0 ] || why="$why $left xenstore lines left under $DD's backend/vbd;"
@@ -1449,9 +1451,9 @@ dd_absent() {
     dd_cmd 'dstop TERM' 120 > /dev/null || why="daemon did not stop;"
     td=$(now)
     timeout -k 5 120 xl block-attach $g "$(ddspec xvdc rw /img/dg3c.img)" > /tmp/dg3.attach 2>&1 && why="$why block-attach succeeded without a daemon;"
-    td=$(( $(now) - td )); out=$(tail -3 /tmp/dg3.attach | tr '\n' ' ' | cut -c1-240)
+    td=$(( $(now) - td )); out=$(grep -m1 -iE 'error' /tmp/dg3.attach | cut -c1-240)
     sed "s/^/[xl block-attach $g] /" /tmp/dg3.attach
-    echo "$out" | grep -qiE 'tim(ed|e)[ -]?out|unable to add' || why="$why not libxl's timeout: $out;"
+    echo "$out" | grep -qiE 'tim(ed|e)[ -]?out|unable to add device' || why="$why not libxl's timeout: $out;"
     left=no; xenstore-exists /local/domain/$DDID/backend/vbd/$domid/$XVDC 2>/dev/null && left=yes
     o=$(dd_cmd dstart 120 | tr '\n' ' ')
     if [ $left = no ]; then
