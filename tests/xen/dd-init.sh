@@ -7,7 +7,8 @@
 # domid) and `xl devd` (runs the hotplug scripts of our backend devices), then serve
 # dom0's commands:
 #   dom0 writes    /local/domain/<us>/data/xt-cmd = "<id> <shell command>"
-#   we answer with /local/domain/<us>/data/xt-out = last 3000 bytes of its output,
+#   we answer with /local/domain/<us>/data/xt-out = last 1900 bytes of its output
+#                  (oxenstored's quota-maxsize for a domU's value is 2048),
 #                  /local/domain/<us>/data/xt-res = "<id> <exit status>"   (out first)
 # Values are raw (xenstore-read/write -R: newlines and backslashes as they are). The three
 # nodes are created by us first, so they stay ours (dom0 only overwrites them: a node dom0
@@ -106,7 +107,7 @@ while :; do
         last=$id
         out=$(eval "${c#* }" 2>&1); rc=$?
         say "cmd $id rc=$rc: ${c#* }"
-        xenstore-write -R data/xt-out "$(printf '%s' "$out" | tail -c 3000)"
+        xenstore-write -R data/xt-out "$(printf '%s' "$out" | tail -c 1900)"
         xenstore-write data/xt-res "$id $rc"
     fi
     sleep 0.5

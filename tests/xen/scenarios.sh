@@ -1460,7 +1460,13 @@ dd_absent() {
         timeout -k 5 120 xl block-attach $g "$(ddspec xvdc rw /img/dg3c.img)" > /tmp/dg3.attach 2>&1 ||
             why="$why block-attach after the start failed: $(tail -1 /tmp/dg3.attach);"
     fi
-    wait_guest $g 400
+    if ! wait_marker $g '@@G STEP dd@xvdc ' 300; then
+        # for the diagnosis (seen once: the guest printed nothing after SWAP-READY for 400 s)
+        dd_cmd "grep -E '$domid/$XVDC' /var/log/xen-blkbackd.log | tail -12" 60 | sed 's/^/[dd xen-blkbackd] /'
+        xenstore-ls -f /local/domain/$DDID/backend/vbd/$domid 2>/dev/null | grep -E '/(state|hotplug-status|error|frontend)' | sed 's/^/[xenstore] /'
+        xenstore-ls -f /local/domain/$domid/device/vbd 2>/dev/null | grep -E '/(state|backend)' | sed 's/^/[xenstore] /'
+    fi
+    wait_guest $g 120
     r=$(combine_txt $g swap@xvdc dd@xvdc)
     [ "${r%% *}" = PASS ] || why="$why guest: ${r#* };"
     local how="the device libxl left was picked up by the next daemon"
