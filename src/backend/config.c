@@ -249,16 +249,25 @@ static int set_state_dir(struct xbd_config *c, const char *v, const char **why)
     return set_str(&c->state_dir, v);
 }
 
+/* v's index in names[n] into *out; -EINVAL when v is none of them. */
+static int enum_by_name(const char *v, const char *const *names, size_t n, int *out)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(v, names[i])) {
+            *out = (int)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
 static int set_on_exit(struct xbd_config *c, const char *v, const char **why)
 {
+    static const char *const names[] = { [XBD_ON_EXIT_LEAVE] = "leave", [XBD_ON_EXIT_CLOSE] = "close" };
+    int i, rc = enum_by_name(v, names, ARRAY_SIZE(names), &i);
     (void)why;
-    if (!strcmp(v, "leave"))
-        c->on_exit = XBD_ON_EXIT_LEAVE;
-    else if (!strcmp(v, "close"))
-        c->on_exit = XBD_ON_EXIT_CLOSE;
-    else
-        return -EINVAL;
-    return 0;
+    if (rc == 0)
+        c->on_exit = (enum xbd_on_exit)i;
+    return rc;
 }
 
 static int set_metrics_listen(struct xbd_config *c, const char *v, const char **why)
@@ -303,14 +312,12 @@ static int set_seccomp(struct xbd_config *c, const char *v, const char **why)
 
 static int set_isolation(struct xbd_config *c, const char *v, const char **why)
 {
+    static const char *const names[] = { [XBD_ISOLATION_NONE] = "none", [XBD_ISOLATION_DOMAIN] = "domain" };
+    int i, rc = enum_by_name(v, names, ARRAY_SIZE(names), &i);
     (void)why;
-    if (!strcmp(v, "none"))
-        c->isolation = XBD_ISOLATION_NONE;
-    else if (!strcmp(v, "domain"))
-        c->isolation = XBD_ISOLATION_DOMAIN;
-    else
-        return -EINVAL;
-    return 0;
+    if (rc == 0)
+        c->isolation = (enum xbd_isolation)i;
+    return rc;
 }
 
 static int set_user(struct xbd_config *c, const char *v, const char **why)
