@@ -141,10 +141,12 @@ check:
 	$(MAKE) SAN=1 tests
 	tests/run-tests.sh build/san
 
-# XEN_DIST=trixie: Debian 13 dom0 with Xen 4.20 (tests/xen/README.md); XEN_PLAN=phase,...
+# XEN_DIST=trixie: Debian 13 dom0 with Xen 4.20 (tests/xen/README.md); XEN_PLAN=phase,...;
+# XEN_DAEMON_ARGS=--seccomp=kill+--isolation=domain: options of every daemon the suite starts
 check-xen: all
 	tests/xen/deps.sh --install
-	tests/xen/run.sh $(if $(XEN_DIST),--dist=$(XEN_DIST)) $(if $(XEN_PLAN),--plan=$(XEN_PLAN))
+	tests/xen/run.sh $(if $(XEN_DIST),--dist=$(XEN_DIST)) $(if $(XEN_PLAN),--plan=$(XEN_PLAN)) \
+	    $(if $(XEN_DAEMON_ARGS),--daemon-args=$(XEN_DAEMON_ARGS))
 
 demo: all
 	demo/demo.sh $(O)

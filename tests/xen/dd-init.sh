@@ -43,10 +43,12 @@ ME=$(xenstore-read domid 2>/dev/null)
 say "up: domid=${ME:-?} kernel=$(uname -r) caps=$(cat /proc/xen/capabilities 2>/dev/null)" \
     "xenbus=$(ls /dev/xen 2>/dev/null | tr '\n' ' ')"
 
+# xt.dargs=A+B (run.sh --daemon-args, relayed by scenarios.sh start_dd): options of every daemon
+DARGS=$(sed -n 's/.*xt\.dargs=\([^ ]*\).*/\1/p' /proc/cmdline | tr '+' ' ')
 dalive() { [ -f $PIDF ] && kill -0 "$(cat $PIDF)" 2>/dev/null; }
 dstart() {   # [daemon args]: start xen-blkbackd, wait (60 s) for its pidfile
     dalive && { echo "already running, pid $(cat $PIDF)"; return 0; }
-    /usr/sbin/xen-blkbackd --log=file:$DLOG --pidfile=$PIDF "$@" > /tmp/xen-blkbackd.out 2>&1 &
+    /usr/sbin/xen-blkbackd --log=file:$DLOG --pidfile=$PIDF $DARGS "$@" > /tmp/xen-blkbackd.out 2>&1 &
     i=0
     while [ $i -lt 300 ]; do
         dalive && { echo "xen-blkbackd running, pid $(cat $PIDF)"; return 0; }

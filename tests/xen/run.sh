@@ -7,6 +7,10 @@
 # Usage: tests/xen/run.sh [--plan=all|baseline,kernel,qdisk,daemon,destroy,twoguests,resize,nbd,restart,tap,driverdom]
 #                         [--dist=bookworm|trixie] [--timeout=SEC] [--no-build]
 #                         [--accel=tcg|kvm] [--hotplug=N] [--restart-secs=S] [--rc=CFG+...]
+#                         [--daemon-args=ARG+ARG...]
+#   --daemon-args=...  extra xen-blkbackd options for every daemon the scenarios start, in
+#                      dom0 and the driver domain ('+' between options), e.g.
+#                      --daemon-args=--seccomp=trap+--isolation=domain
 #   --restart-secs=S  fio seconds per restart case (default 30)
 #   --rc=CFG+...      configs of the diagnostic phase rootcause (copy+aio+persistent+map)
 #   --dist=trixie  Debian 13 dom0 with Xen 4.20 (opt-in; default plan there: tap)
@@ -15,7 +19,7 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PLAN="" TIMEOUT=3600 BUILD=1 ACCEL=tcg HPN=20 DIST=bookworm RC="" RSTT=""
+PLAN="" TIMEOUT=3600 BUILD=1 ACCEL=tcg HPN=20 DIST=bookworm RC="" RSTT="" DARGS=""
 for a in "$@"; do
     case $a in
         --plan=*) PLAN=${a#*=} ;;
@@ -26,7 +30,8 @@ for a in "$@"; do
         --hotplug=*) HPN=${a#*=} ;;
         --rc=*) RC=${a#*=} ;;
         --restart-secs=*) RSTT=${a#*=} ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        --daemon-args=*) DARGS=${a#*=} ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $a" >&2; exit 2 ;;
     esac
 done
@@ -78,10 +83,10 @@ ddisk=""
 case ",$PLAN," in *,driverdom,*)
     ddisk="-drive file=$XEN_DIR/dom0.img,if=none,id=d1,format=raw,snapshot=on -device virtio-blk-pci,drive=d1" ;;
 esac
-dom0_args="root=/dev/vda rw console=hvc0 init=/opt/xentest/dom0-init.sh xt.plan=$(echo "$PLAN" | tr ',' '+') xt.hpn=$HPN${RC:+ xt.rc=$RC}${RSTT:+ xt.rstt=$RSTT}"
+dom0_args="root=/dev/vda rw console=hvc0 init=/opt/xentest/dom0-init.sh xt.plan=$(echo "$PLAN" | tr ',' '+') xt.hpn=$HPN${RC:+ xt.rc=$RC}${RSTT:+ xt.rstt=$RSTT}${DARGS:+ xt.dargs=$DARGS}"
 xen_args="console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=1024M,max:1024M dom0_max_vcpus=2"
 
-echo "check-xen: booting ${HV##*/} ($ACCEL, $DIST dom0) plan=$PLAN timeout=${TIMEOUT}s; log: $TLOG"
+echo "check-xen: booting ${HV##*/} ($ACCEL, $DIST dom0) plan=$PLAN${DARGS:+ daemon-args=$DARGS} timeout=${TIMEOUT}s; log: $TLOG"
 tb=$(date +%s)
 # Plain `timeout -k 10` (not --foreground) signals QEMU's whole process group.
 timeout -k 10 "$TIMEOUT" qemu-system-x86_64 -machine q35 $accel -smp 2 -m 3G \

@@ -12,7 +12,8 @@
 #   under fio verify), livemig (xl migrate to localhost, PVH; not in all: see there).
 #   driverdom (a storage driver domain running xen-blkbackd + xl devd; not in all: see there).
 #   all = baseline,daemon,destroy,twoguests,resize,nbd,restart,migrate
-# Guest steps are in guest-init.sh; guest consoles are relayed as "[<guest>] ..." lines.
+# DARGS (run.sh --daemon-args): options added to every daemon started here and in the
+# driver domain. Guest steps are in guest-init.sh; guest consoles are relayed as "[<guest>] ..." lines.
 set -u
 XENBIN=$(ls -d /usr/lib/xen-4.*/bin 2>/dev/null | sort -V | tail -1)
 export PATH=$XENBIN:/usr/sbin:/usr/bin:/sbin:/bin
@@ -241,7 +242,7 @@ start_daemon() {
     if modprobe -n -q xen-blkback 2>/dev/null && ! grep -rqs 'xen_blkback' /etc/modprobe.d; then
         info "warning: nothing in /etc/modprobe.d keeps xen-blkback away"
     fi
-    /usr/sbin/xen-blkbackd --log=file:$DLOG --pidfile=/run/xen-blkbackd.pid ${DAEMON_ARGS:-} \
+    /usr/sbin/xen-blkbackd --log=file:$DLOG --pidfile=/run/xen-blkbackd.pid ${DARGS:-} ${DAEMON_ARGS:-} \
         > /tmp/xen-blkbackd.out 2>&1 &
     # The pidfile appears once the daemon owns backend/vbd (after its start-up and, on a
     # restart, its reattach work): allow 30 s on a loaded TCG host.
@@ -871,7 +872,7 @@ second_daemon() {
     local p2 i=0 rc2
     rm -f /tmp/xt2.log
     /usr/sbin/xen-blkbackd --log=file:/tmp/xt2.log --pidfile=/run/xt2.pid --control=/run/xt2.sock \
-        ${DAEMON_ARGS:-} > /tmp/xt2.out 2>&1 &
+        ${DARGS:-} ${DAEMON_ARGS:-} > /tmp/xt2.out 2>&1 &
     p2=$!
     while kill -0 $p2 2>/dev/null && ! pid_gone $p2 && [ $i -lt 150 ]; do sleep 0.1; i=$((i+1)); done
     if pid_gone $p2; then
@@ -1233,7 +1234,7 @@ type="pv"
 driver_domain=1
 kernel="$T/guest-vmlinux"
 ramdisk="$T/guest-initrd.img"
-extra="console=hvc0 loglevel=4 xt.role=dd"
+extra="console=hvc0 loglevel=4 xt.role=dd${DARGS:+ xt.dargs=$(echo $DARGS | tr ' ' +)}"
 memory=448
 vcpus=2
 on_poweroff="destroy"
