@@ -426,7 +426,7 @@ stage_dom0img() {
         DESTDIR="$stage" PREFIX=/usr SYSCONFDIR=/etc "$ROOT/conf/install-extra.sh" >> install.log 2>&1 || true
     fi
     mkdir -p "$stage/opt/xentest"
-    cp "$ROOT"/tests/xen/dom0-init.sh "$ROOT"/tests/xen/scenarios.sh "$ROOT"/tests/xen/dd-init.sh "$stage/opt/xentest/"
+    cp "$ROOT"/tests/xen/dom0-init.sh "$ROOT"/tests/xen/scenarios.sh "$ROOT"/tests/xen/perf.sh "$ROOT"/tests/xen/dd-init.sh "$stage/opt/xentest/"
     chmod 755 "$stage"/opt/xentest/*.sh
     # guest.kver: the guest kernel's release; phase driverdom boots it as the driver
     # domain on this image, so it needs this image's modules of the same release
@@ -463,10 +463,16 @@ stage_dom0img() {
 
 # trixie: the PV guest (kernel 6.1 blkfront + busybox/fio initramfs) is the bookworm one.
 stage_guest_copy() {
-    local b=$ROOT/build/xen
+    local b=$ROOT/build/xen want
     if [ ! -s "$b/guest-initrd.img" ] || [ ! -f "$b/stamp.guest" ]; then
         log "building the bookworm images first (the guest comes from there)"
         XEN_DIR=$b "$ROOT/tests/xen/build-images.sh" --dist=bookworm --no-daemon
+    fi
+    # stage_guest's inputs: a guest-init.sh changed since then makes the bookworm guest stale
+    want=$( (cat "$b/stamp.rootfs" "$ROOT/tests/xen/guest-init.sh"; echo "$GUEST_PROGS") | md5sum | cut -c1-12)
+    if [ "$(cat "$b/stamp.guest")" != "$want" ]; then
+        log "the bookworm guest is older than tests/xen/guest-init.sh: rebuilding it there"
+        XEN_DIR=$b "$ROOT/tests/xen/build-images.sh" --dist=bookworm $([ -f "$b/daemon.installed" ] && [ "$(cat "$b/daemon.installed")" = no ] && echo --no-daemon)
     fi
     [ -s "$b/guest.kver" ] || ls "$b/rootfs/lib/modules" | sort -V | tail -1 > "$b/guest.kver"
     cp "$b/guest-vmlinux" "$b/guest-initrd.img" "$b/guest.kver" .

@@ -45,7 +45,7 @@ plan=all
 if boot; then
     for a in $(cat /proc/cmdline); do case $a in xt.plan=*) plan=${a#xt.plan=} ;; xt.hpn=*) export HPN=${a#xt.hpn=} ;;
         xt.rc=*) export RC=${a#xt.rc=} ;; xt.rstt=*) export RSTT=${a#xt.rstt=} ;;
-        xt.dargs=*) export DARGS=$(echo "${a#xt.dargs=}" | tr '+' ' ') ;; esac; done
+        xt.perf=*) export PERF_SET=${a#xt.perf=} ;; xt.dargs=*) export DARGS=$(echo "${a#xt.dargs=}" | tr '+' ' ') ;; esac; done
     say BOOTED uptime=$(cut -d' ' -f1 /proc/uptime)s xen=$(xenstore-read /local/domain/0/name 2>/dev/null) plan=$plan ${DARGS:+dargs="$DARGS"} \
         xsd=$xsd kernel=$(uname -r)
     (while :; do sleep 60; echo "xentest heartbeat $(cut -d' ' -f1 /proc/uptime)" > /dev/kmsg; done) &

@@ -4,6 +4,7 @@
 # log), then powers off. Steps: xt.steps=step[@dev[:dev]]+step...; see tests/xen/README.md.
 #   neg@d      negotiated features        dd@d     dd write/read/md5
 #   fio@d[:e]  fio --verify (all disks at once)   perf@d   fio IOPS/bandwidth
+#   cmp@d:e[:f] the interleaved comparison (rounds x jobs x disks), see st_cmp
 #   flush@d    fsync writes must reach the backend as flushes
 #   discard@d  blkdiscard; neighbouring data intact     ro@d   read-only disk
 #   fs@d       ext4 mkfs/write/remount/md5/fsck   hp@d     hotplug cycles driven by dom0,
@@ -142,6 +143,55 @@ st_perf() {
     done
     say PERF $d$line
     [ -z "$bad" ] && result perf@$d PASS "${PERFT}s per job" || result perf@$d FAIL "fio failed:$bad"
+}
+
+# cmp@d1:d2[:d3]: the interleaved comparison (check-xen phase perf, make bench-xen): for
+# round 1..xt.prounds (3), for each job of xt.pjobs (rr4k+qd1+sr1m+rw4k+sw64k), for each
+# disk in turn: one fio job (PERFT s, O_DIRECT libaio, over a pre-written 32 MiB region),
+# bracketed by "@@G PJ start|end <d> <job>.<round>" (dom0 samples CPU, interrupts and
+# syscalls there); then "@@G PC <d> <job> <round> <IOPS> <KiB/s> <KiB total> <clat p50 us>
+# <clat p99 us> <blkif interrupts here>". The interrupts are this guest's blkif lines of
+# /proc/interrupts (only the disk under test is busy): the backend's notifications.
+#   rr4k randread 4k qd32   qd1 randread 4k qd1   sr1m read 1M qd4   rw4k randwrite 4k qd32
+#   sw64k write 64k qd8
+blkirqs() { awk '/blkif/ { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }' /proc/interrupts; }
+st_cmp() {
+    devs=$(echo "$1" | tr ':' ' ')
+    rounds=$(arg xt.prounds); rounds=${rounds:-3}
+    jobs=$(arg xt.pjobs); jobs=$(echo "${jobs:-rr4k+qd1+sr1m+rw4k+sw64k}" | tr '+' ' ')
+    for d in $devs; do
+        waitdev $d || { result cmp@$1 FAIL "no /dev/$d"; return; }
+        fio --name=fill --filename=/dev/$d --direct=1 --ioengine=libaio --rw=write --bs=1M \
+            --size=32M --iodepth=4 > /dev/null 2>&1
+    done
+    bad="" n=0
+    for r in $(seq 1 $rounds); do for job in $jobs; do for d in $devs; do
+        case $job in
+            rr4k) a="--rw=randread --bs=4k --iodepth=32"; f=6 ;;
+            qd1) a="--rw=randread --bs=4k --iodepth=1"; f=6 ;;
+            sr1m) a="--rw=read --bs=1M --iodepth=4"; f=6 ;;
+            rw4k) a="--rw=randwrite --bs=4k --iodepth=32"; f=47 ;;
+            sw64k) a="--rw=write --bs=64k --iodepth=8"; f=47 ;;
+            *) bad="$bad unknown job $job;"; continue ;;
+        esac
+        i0=$(blkirqs)
+        say PJ start $d $job.$r
+        # terse v3: read KiB total, KiB/s, IOPS in fields 6/7/8, completion latency
+        # percentiles ("50.000000%=<us>") in 18-37; writes 41 fields further on
+        o=$(fiojob --name=$job --filename=/dev/$d --direct=1 --ioengine=libaio --size=32M \
+                --time_based --runtime=$PERFT $a)
+        say PJ end $d $job.$r
+        i1=$(blkirqs)
+        v=$(echo "$o" | awk -F';' -v f=$f '/^3;/ { p50 = "-"; p99 = "-"
+                for (i = f + 12; i < f + 32; i++) { split($i, kv, "=")
+                    if (kv[1] == "50.000000%") p50 = kv[2]; if (kv[1] == "99.000000%") p99 = kv[2] }
+                print $(f+2), $(f+1), $f, p50, p99 }')
+        [ -n "$v" ] || { bad="$bad $job.$r@$d: $(echo "$o" | tail -1 | cut -c1-80);"; v="0 0 0 - -"; }
+        say PC $d $job $r $v $((i1 - i0))
+        n=$((n + 1))
+    done; done; done
+    [ -z "$bad" ] && result cmp@$1 PASS "$n fio runs ($rounds rounds of $(echo $jobs) on $(echo $devs), ${PERFT}s each)" ||
+        result cmp@$1 FAIL "fio failed:$bad"
 }
 
 st_ctr() {
@@ -414,7 +464,7 @@ for s in $(echo "$STEPS" | tr '+' ' '); do
     say RUN $s
     T_STEP=$(up)
     case $name in
-        neg|dd|fio|perf|flush|discard|ro|fs|rsz|hp|fiolong|ctr|pat|patv|patc|swap|fiorc) st_$name $dev ;;
+        neg|dd|fio|perf|cmp|flush|discard|ro|fs|rsz|hp|fiolong|ctr|pat|patv|patc|swap|fiorc) st_$name $dev ;;
         rterm|rkill|rooo|rmulti|rsecond|rsave|rmig) st_rst ${name#r} $dev ;;
         *) result $s FAIL "unknown step" ;;
     esac

@@ -11,6 +11,8 @@
 #   kernel after kill -9 per grant mode/engine; not in all), migrate (xl save + restore
 #   under fio verify), livemig (xl migrate to localhost, PVH; not in all: see there).
 #   driverdom (a storage driver domain running xen-blkbackd + xl devd; not in all: see there).
+#   perf (Xen >= 4.19: kernel blkback on backend/vbd and the daemon on backend/vbd3 in one
+#   guest, interleaved rounds, medians: tests/xen/perf.sh; not in all).
 #   all = baseline,daemon,destroy,twoguests,resize,nbd,restart,migrate
 # DARGS (run.sh --daemon-args): options added to every daemon started here and in the
 # driver domain. Guest steps are in guest-init.sh; guest consoles are relayed as "[<guest>] ..." lines.
@@ -1505,12 +1507,14 @@ final_checks() {
     fi
 }
 
+. $T/perf.sh    # phase perf
+
 mkdir -p $IMG
 rm -f /tmp/perf.rows
 info "xl: $(xl info 2>/dev/null | grep -E '^(xen_version|free_memory|nr_cpus)' | tr -s ' ' | tr '\n' ' ')"
 for p in $(echo "$PLAN" | tr ',+' '  '); do
     case $p in
-        baseline|kernel|qdisk|daemon|destroy|twoguests|resize|nbd|tap|restart|migrate|livemig|rootcause|driverdom) say PHASE $p; phase_$p ;;
+        baseline|kernel|qdisk|daemon|destroy|twoguests|resize|nbd|tap|restart|migrate|livemig|rootcause|driverdom|perf) say PHASE $p; phase_$p ;;
         *) report FAIL 0 "plan: $p" "unknown phase" ;;
     esac
 done
