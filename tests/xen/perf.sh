@@ -167,7 +167,8 @@ phase_perf() {
     perf_end
     info "phase perf: $(( $(now) - t0 ))s"
 }
-perf_end() {   # the kernel backend out again; later phases start their own daemon
+perf_end() {   # the kernel backend out again, the daemon back to its usual backend types
     for i in 1 2 3 4 5; do lsmod | grep -q '^xen_blkback' || break; rmmod xen_blkback 2>/dev/null || sleep 1; done
-    daemon_alive && daemon_stop TERM 60
+    daemon_alive && { daemon_stop TERM 60 || info "perf: the daemon did not stop: $DSTOP_WHY"; }
+    start_daemon > /dev/null || info "perf: xen-blkbackd did not start again"
 }
