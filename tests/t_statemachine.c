@@ -212,8 +212,22 @@ static void connect_and_check(struct fe *f, bool hotplug_gate)
              "vbd %u/%u did not reach InitWait", f->domid, f->devid);
     fe_publish(f);
     if (hotplug_gate) {
-        /* No hotplug-status yet: the backend must not pass InitWait. */
+        /* No hotplug-status yet: the backend must not pass InitWait, and after
+         * --hotplug-warn (500 ms here) it says once why it waits (xen-blkbackd(8)
+         * --hotplug-warn); the wait itself is logged once, not per watch event. */
+        char dev[32];
+        snprintf(dev, sizeof(dev), "vbd %u/%u:", f->domid, f->devid);
+        const char *warn = "no hotplug-status after";
+        long w0 = hx_log_count(&daemon_, warn, dev);
         usleep(300000);
+        T_EQ(hx_read_int("%s", f->bstate), XenbusStateInitWait);
+        for (int i = 0; i < 50 && hx_log_count(&daemon_, warn, dev) == w0; i++) {
+            hx_write_in(f->fe, "state", "%d", XenbusStateInitialised);  /* more watch events */
+            usleep(100000);
+        }
+        usleep(300000);
+        T_EQ(hx_log_count(&daemon_, warn, dev) - w0, 1);
+        T_EQ(hx_log_count(&daemon_, "waiting for hotplug-status=connected", dev), 1);
         T_EQ(hx_read_int("%s", f->bstate), XenbusStateInitWait);
         be_write(f, "hotplug-status", "connected");
     }
@@ -332,7 +346,7 @@ int main(void)
 
     char xen[600];
     snprintf(xen, sizeof(xen), "--xen=sim:%s,domid=%d", hostdir, BE_DOMID);
-    const char *args[] = { xen, "--wait-hotplug=yes", "--max-queues=2", NULL };
+    const char *args[] = { xen, "--wait-hotplug=yes", "--hotplug-warn=500", "--max-queues=2", NULL };
     rc = t_daemon_start(&daemon_, workdir, args, 10000);
     T_ASSERT(rc == 0, "daemon start: %d", rc);
     T_EQ(t_daemon_ndevices(&daemon_), 0);

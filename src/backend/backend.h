@@ -94,6 +94,10 @@ struct vbd {
     /* last observed values (-1: missing) */
     int be_state, fe_state, online;
     bool hotplug_connected;
+    /* monotonic ms since the frontend is ready and the device waits for
+     * hotplug-status (0 = not waiting); the warning about it was logged */
+    uint64_t hotplug_wait_ms;
+    bool hotplug_warned;
 
     bool fe_seen;                   /* the frontend's state node existed once */
     bool error_written;             /* the Linux-style error node is ours to remove */

@@ -386,6 +386,10 @@ static const struct xbd_config_key keys[] = {
       .def = "auto", .section = S_XENSTORE, .set = set_wait_hotplug, .expect = "yes, no or auto",
       .help = "connect only after hotplug-status=connected\n"
               "(auto: yes under libxen, no under sim)" },
+    { .name = "hotplug-warn", .type = XBD_CFG_UINT, .arg = "MS", .def = "30000",
+      .section = S_XENSTORE, .off = F(hotplug_warn_ms), .zero = "off", .lo = 100,
+      .hi = 3600000, .unit = " ms", .help = "log once when a device has waited this long\n"
+                                            "for hotplug-status; 0 = never" },
     { .name = "allow-test-engines", .type = XBD_CFG_BOOL, .def = "no", .section = S_STORAGE,
       .off = F(allow_test_engines), .help = "allow filter engines (error:, delay:) in params" },
     { .name = "direct-io", .type = XBD_CFG_BOOL, .def = "yes", .section = S_STORAGE,

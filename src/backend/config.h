@@ -59,6 +59,7 @@ struct xbd_config {
     bool direct_io;                 /* O_DIRECT on the backing store */
     unsigned stop_timeout_ms;       /* dp_stop drain budget */
     unsigned resize_check_ms;       /* poll the stores' sizes this often; 0 = off */
+    unsigned hotplug_warn_ms;       /* say so once after this long without hotplug-status; 0 = off */
     enum xbd_on_exit on_exit;
     char *state_dir;            /* NULL: XBD_DEFAULT_STATE_DIR, or <sim dir>/run under sim */
     char *metrics_listen;       /* HTTP /metrics at [ADDR:]PORT; NULL: off */

@@ -189,6 +189,8 @@ static bool refresh(struct vbd *v)
     v->hotplug_connected = !xs_read_str(b, v->be_path, XSK_HOTPLUG_STATUS, &hs) &&
                            !strcmp(hs, XSK_HOTPLUG_CONNECTED);
     free(hs);
+    if (v->hotplug_connected)
+        v->hotplug_wait_ms = 0, v->hotplug_warned = false;
     find_frontend(v);
     if (v->fe_path) {
         rc = xs_read_int(b, v->fe_path, XSK_STATE, &x);
@@ -278,7 +280,10 @@ void vbd_changed(struct vbd *v)
         if (be == XenbusStateInitWait || be == XenbusStateInitialised ||
             (be == XenbusStateConnected && !v->dp)) {
             if (v->be->wait_hotplug && !v->hotplug_connected) {
-                VLOG(v, LOG_INFO, "frontend ready; waiting for hotplug-status=connected");
+                if (!v->hotplug_wait_ms) {      /* once: every watch event lands here */
+                    v->hotplug_wait_ms = xbd_now_ms();
+                    VLOG(v, LOG_INFO, "frontend ready; waiting for hotplug-status=connected");
+                }
                 break;
             }
             vbd_connect(v);
@@ -320,6 +325,16 @@ void vbd_shutdown(struct vbd *v, bool close)
         set_state(v, XenbusStateClosed);
 }
 
+/* When the "no hotplug-status" warning is due (monotonic ms), 0 = not due:
+ * the device waits for its hotplug script (vbd_changed) and was not warned about. */
+static uint64_t hotplug_warn_at(const struct vbd *v)
+{
+    unsigned ms = v->be->cfg->hotplug_warn_ms;
+    if (!ms || !v->hotplug_wait_ms || v->hotplug_warned || v->hotplug_connected || v->finished)
+        return 0;
+    return v->hotplug_wait_ms + ms;
+}
+
 int vbd_poll_timeout(struct backend *b)
 {
     uint64_t next = 0;
@@ -327,6 +342,9 @@ int vbd_poll_timeout(struct backend *b)
     for (struct vbd *v = b->vbds; v; v = v->next) {
         if (v->busy_retry_ms && (!next || v->busy_retry_ms < next))
             next = v->busy_retry_ms;
+        uint64_t hw = hotplug_warn_at(v);
+        if (hw && (!next || hw < next))
+            next = hw;
         connected |= v->dp != NULL;
     }
     /* The resize check runs only while some device is connected. */
@@ -347,11 +365,23 @@ int vbd_poll_timeout(struct backend *b)
 void vbd_run_timers(struct backend *b)
 {
     uint64_t now = xbd_now_ms();
-    for (struct vbd *v = b->vbds; v; v = v->next)
+    for (struct vbd *v = b->vbds; v; v = v->next) {
         if (v->busy_retry_ms && v->busy_retry_ms <= now) {
             v->busy_retry_ms = 0;
             vbd_changed(v);     /* level triggered: connects again if still wanted */
         }
+        uint64_t hw = hotplug_warn_at(v);
+        if (hw && hw <= now) {
+            /* docs/protocol.md §6.4 (attach): the script runs only after libxl saw
+             * InitWait within LIBXL_INIT_TIMEOUT; libxl then leaves the device. */
+            VLOG(v, LOG_WARNING, "no hotplug-status after %llu s: the toolstack has not run "
+                 "the hotplug script (libxl runs it only when the backend reached InitWait "
+                 "within its 10 s, so a disk attached while no xen-blkbackd ran is left so); "
+                 "xl block-detach it and attach it again",
+                 (unsigned long long)(now - v->hotplug_wait_ms) / 1000);
+            v->hotplug_warned = true;
+        }
+    }
     if (b->next_size_check_ms && b->next_size_check_ms <= now) {
         b->next_size_check_ms = now + b->cfg->resize_check_ms;
         vbd_check_sizes(b);

@@ -7,7 +7,9 @@
 # Usage: tests/xen/run.sh [--plan=all|baseline,kernel,qdisk,daemon,destroy,twoguests,resize,nbd,restart,tap,driverdom]
 #                         [--dist=bookworm|trixie] [--timeout=SEC] [--no-build]
 #                         [--accel=tcg|kvm] [--hotplug=N] [--restart-secs=S] [--rc=CFG+...]
-#                         [--daemon-args=ARG+ARG...]
+#                         [--daemon-args=ARG+ARG...] [--perf=quick|full]
+#   --perf=quick|full  the set of phase perf (tests/xen/perf.sh): quick (default, CI) or
+#                      full (make bench-xen: more jobs, qdisk, 10 s runs, a big-ring guest)
 #   --daemon-args=...  extra xen-blkbackd options for every daemon the scenarios start, in
 #                      dom0 and the driver domain ('+' between options), e.g.
 #                      --daemon-args=--seccomp=trap+--isolation=domain
@@ -19,7 +21,7 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PLAN="" TIMEOUT=3600 BUILD=1 ACCEL=tcg HPN=20 DIST=bookworm RC="" RSTT="" DARGS=""
+PLAN="" TIMEOUT=3600 BUILD=1 ACCEL=tcg HPN=20 DIST=bookworm RC="" RSTT="" DARGS="" PERFSET=""
 for a in "$@"; do
     case $a in
         --plan=*) PLAN=${a#*=} ;;
@@ -31,7 +33,8 @@ for a in "$@"; do
         --rc=*) RC=${a#*=} ;;
         --restart-secs=*) RSTT=${a#*=} ;;
         --daemon-args=*) DARGS=${a#*=} ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        --perf=*) PERFSET=${a#*=} ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $a" >&2; exit 2 ;;
     esac
 done
@@ -83,7 +86,7 @@ ddisk=""
 case ",$PLAN," in *,driverdom,*)
     ddisk="-drive file=$XEN_DIR/dom0.img,if=none,id=d1,format=raw,snapshot=on -device virtio-blk-pci,drive=d1" ;;
 esac
-dom0_args="root=/dev/vda rw console=hvc0 init=/opt/xentest/dom0-init.sh xt.plan=$(echo "$PLAN" | tr ',' '+') xt.hpn=$HPN${RC:+ xt.rc=$RC}${RSTT:+ xt.rstt=$RSTT}${DARGS:+ xt.dargs=$DARGS}"
+dom0_args="root=/dev/vda rw console=hvc0 init=/opt/xentest/dom0-init.sh xt.plan=$(echo "$PLAN" | tr ',' '+') xt.hpn=$HPN${RC:+ xt.rc=$RC}${RSTT:+ xt.rstt=$RSTT}${DARGS:+ xt.dargs=$DARGS}${PERFSET:+ xt.perf=$PERFSET}"
 xen_args="console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=1024M,max:1024M dom0_max_vcpus=2"
 
 echo "check-xen: booting ${HV##*/} ($ACCEL, $DIST dom0) plan=$PLAN${DARGS:+ daemon-args=$DARGS} timeout=${TIMEOUT}s; log: $TLOG"
@@ -160,6 +163,28 @@ if grep -aq '@@XT TABLE' "$LOG.txt"; then
                       printf "  %-18s %-15s %8s %8s %9s %14s\n", (r == 1 ? name[jb] : ""), be[r], iops[r, jb], mbs[r, jb],
                              (b > 0 ? sprintf("%.2f", iops[r, jb] / b) : "-"), cpu[r, jb] } }
               printf "  (\"vs first\": IOPS relative to %s)\n", be[1] }'
+fi
+if grep -aq '@@XT CMP' "$LOG.txt"; then
+    echo
+    echo "Interleaved comparison (phase perf): one guest, kernel blkback on backend/vbd and xen-blkbackd"
+    echo "on backend/vbd3 (+ qdisk in the full set) connected at once, each fio job run on each disk in"
+    echo "turn, n rounds; medians over the rounds, IOPS as median (min..max). vs kernel: ratio of the"
+    echo "IOPS medians. p50/p99: completion latency (us). CPU: dom0 busy s per GB moved. guest irq/IO:"
+    echo "the backend's notifications per I/O; be irq/IO: the frontend's (as the backend's interrupts);"
+    echo "syscalls/IO: the backend's system calls per I/O (ftrace; none for the kernel) and the top kinds."
+    grep -a '@@XT CMP' "$LOG.txt" | sed 's/^.*@@XT CMP //' | awk '
+        { be = $1; sfx = ""; if (index(be, "+")) { sfx = substr(be, index(be, "+")); be = substr(be, 1, index(be, "+") - 1) }
+          job = $2 sfx; for (i = 3; i <= NF; i++) { split($i, kv, "="); v[NR, kv[1]] = kv[2] }
+          split(v[NR, "iops"], io, "/"); med[NR] = io[1]; rng[NR] = io[2] ".." io[3]
+          row[NR] = be; jb[NR] = job; n = NR; if (be == "kernel-blkback") kern[job] = io[1]
+          if (!(job in seen)) { seen[job] = 1; order[++nj] = job } }
+        END { printf "  %-20s %-15s %7s %13s %6s %7s %7s %8s %5s %6s %6s %8s  %s\n", "job", "backend", "IOPS", "(min..max)",
+                  "vs kern", "MB/s", "p50", "p99", "CPU", "g.irq", "be.irq", "sysc/IO", "top syscalls per I/O"
+              for (o = 1; o <= nj; o++) { first = 1
+                  for (r = 1; r <= n; r++) { if (jb[r] != order[o]) continue
+                      printf "  %-20s %-15s %7s %13s %6s %7s %7s %8s %5s %6s %6s %8s  %s\n", (first ? order[o] : ""), row[r], med[r],
+                          "(" rng[r] ")", (kern[jb[r]] > 0 ? sprintf("%.2f", med[r] / kern[jb[r]]) : "-"), v[r, "mbs"], v[r, "p50"],
+                          v[r, "p99"], v[r, "cpu"], v[r, "girq"], v[r, "dirq"], v[r, "sc"], v[r, "top"]; first = 0 } } }'
 fi
 echo
 echo "timings: image build ${t_build}s, boot+scenarios ${t_run}s (Xen to dom0 init: $(grep -a '@@XT BOOTED' "$TLOG" | head -1 | sed 's/^\[ *\([0-9]*\)s\].*/\1/')s)"
