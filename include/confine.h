@@ -60,16 +60,37 @@ const char *confine_mode_name(enum confine_mode m);
 int confine_thread(enum confine_role role, enum confine_mode mode, bool sim);
 
 /*
+ * In a process exec'd under a filter it inherited rather than loaded (an
+ * isolation worker: src/backend/worker.c, main.c): the filter survives the
+ * execve but the SIGSYS handler of --seccomp=trap does not (execve resets
+ * caught signals to SIG_DFL: torvalds/linux:fs/exec.c@v6.1 begin_new_exec
+ * -> flush_signal_handlers; seccomp(2) on filters across execve), so this
+ * installs the report again and unblocks SIGSYS, as confine_thread does,
+ * and marks the control plane's list as on (the test hook below).  Until it
+ * runs (ld.so, the libraries' constructors, the option parsing) a trap
+ * kills with no report.  Loads nothing.  0, or -EINVAL (unknown mode).
+ */
+int confine_inherited(enum confine_mode mode);
+
+/*
  * Test hook, in the test (sanitizer) build only (-DXBD_TEST_HOOKS: Makefile,
  * SAN=1; elsewhere it does nothing, so the installed daemon has no such
  * switch): with XBD_TEST_FORBIDDEN_SYSCALL=queue in the environment each
  * queue thread makes a ptrace call right after loading its list; with
  * =control the control plane makes an execve(NULL) when called for
  * CONFINE_ROLE_CONTROL (on SIGUSR1: src/backend/backend.c) once its list
- * is loaded.  Both are harmless where allowed (EIO, EFAULT), so
- * tests/t_confine.c sees what each mode does with them.
+ * is loaded; with =worker:D the main thread of domain D's first isolation
+ * worker makes a mount(NULL, NULL, ...) when called for
+ * CONFINE_ROLE_CONTROL after confine_inherited (src/backend/worker.c: a
+ * WK_TEST request, before any of its queue threads exists; execve is in a
+ * worker's inherited list).  All are harmless where allowed (EIO, EFAULT),
+ * so tests/t_confine.c and t_isolation.c see what each mode does with them.
  */
 void confine_test_violation(enum confine_role role);
+
+/* The D of XBD_TEST_FORBIDDEN_SYSCALL=worker:D (test build only, as above);
+ * -1 without it, for another value, and outside the test build. */
+long confine_test_worker(void);
 
 /*
  * Resolve --user: a user name (getpwnam) or a numeric uid ("65534", group

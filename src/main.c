@@ -96,6 +96,10 @@ int main(int argc, char **argv)
         xbd_config_free(&cfg);
         return 2;
     }
+    /* A worker runs under the filter the daemon loaded (inherited across
+     * fork and exec); the exec dropped the trap mode's SIGSYS report. */
+    if (worker >= 0)
+        confine_inherited(cfg.seccomp);
     /* Under systemd (stderr is the journal's stream: JOURNAL_STREAM) log
      * to the journal with the device fields, unless a target was chosen. */
     if (!cfg.log_given && log_stderr_is_journal())

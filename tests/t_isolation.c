@@ -10,7 +10,11 @@
  * guest finishes with no error and no verify mismatch).  Then the daemon
  * exits cleanly and every worker with it.  Last, a guest whose every worker
  * dies (the seccomp test hook): after 5 deaths its disk fails, the daemon
- * lives.
+ * lives.  And under --seccomp=trap, a worker whose main thread makes a
+ * forbidden syscall before it serves (the worker:D test hook): the worker
+ * reports it as the daemon would (syscall number, thread, list), dies of
+ * SIGSYS and is replaced by a new worker that serves its guest verified,
+ * while the other domain's guest runs on in its first worker.
  */
 #include "harness.h"
 #include "util.h"
@@ -22,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,6 +34,10 @@
 
 static const char *daemon_args[] = {
     "--isolation=domain", "--seccomp=kill", "--max-queues=2", "--stop-timeout=3000", NULL,
+};
+
+static const char *trap_args[] = {
+    "--isolation=domain", "--seccomp=trap", "--max-queues=2", "--stop-timeout=3000", NULL,
 };
 
 static long worker_of(struct e2e *e, unsigned domid)
@@ -106,6 +115,68 @@ static void check_guest(struct e2e *e, pid_t child, const char *out_path, unsign
     T_LOG("dom %u: guest ok, max request latency %lld ms", domid,
           out ? e2e_field(out, "latency-us", "max") / 1000 : -1);
     free(out);
+}
+
+/* Lines of the test's daemon log (every daemon of the test) that match the
+ * extended regular expression `re`. */
+static long long log_count(struct e2e *e, const char *re)
+{
+    char *l = NULL;
+    e2e_sh(&l, "grep -acE '%s' '%s'", re, e->d.log);
+    long long n = l ? atoll(l) : -1;
+    free(l);
+    return n;
+}
+
+/* --seccomp=trap, the worker:14 hook: domain 14's first worker makes an
+ * mount(NULL, ...) on its main thread before it serves anything, where no queue
+ * thread of that process has loaded a list (and installed the report) yet.
+ * It reports and dies of SIGSYS; the daemon starts another worker for the
+ * connect, which serves the guest; domain 13's guest and worker go on. */
+static void trapped_worker(struct e2e *e)
+{
+    long long before = log_count(e, "seccomp: forbidden syscall");
+    setenv("XBD_TEST_FORBIDDEN_SYSCALL", "worker:14", 1);
+    e2e_daemon_start(e, trap_args);
+    unsetenv("XBD_TEST_FORBIDDEN_SYSCALL");
+    const unsigned dom[2] = { 13, 14 };
+    const char *args[] = { "--rw", "randrw", "--bs-range", "512-64k", "--iodepth", "16",
+        "--queues", "2", "--runtime", "6", "--length", "8m", "--verify", "--flush",
+        "--timeout", "30", NULL };
+    char out_path[2][600];
+    pid_t child[2];
+    long w[2];
+    for (int i = 0; i < 2; i++) {
+        char img[32];
+        snprintf(img, sizeof(img), "iso-%u.img", dom[i]);
+        snprintf(out_path[i], sizeof(out_path[i]), "%s/iso-%u.out", e->work, dom[i]);
+        child[i] = e2e_bench_bg(e, dom[i], e2e_make_image(e, img, 16), args, out_path[i]);
+        w[i] = wait_served(e, dom[i], 0);       /* 13 first: 14's trap finds it serving */
+    }
+    T_LOG("trap: dom 13 worker %ld, dom 14 worker %ld (daemon %ld)", w[0], w[1], (long)e->d.pid);
+    char re[300];
+    snprintf(re, sizeof(re), "xen-blkbackd: seccomp: forbidden syscall %d \\(arch 0x[0-9a-f]+\\) "
+             "in thread xbd-dom14 \\(tid [0-9]+, control list\\): killing the process",
+             (int)SYS_mount);
+    long long n = log_count(e, re);
+    T_CHECK(n == 1, "dom 14: %lld report line(s) of the worker's mount (%d), want 1", n,
+            (int)SYS_mount);
+    T_EQ(log_count(e, "seccomp: forbidden syscall") - before, 1);
+    snprintf(re, sizeof(re), "isolation worker pid [0-9]+ of domain 14 killed by signal %d ",
+             SIGSYS);
+    T_EQ(log_count(e, re), 1);
+    T_EQ(log_count(e, "isolation worker for domain 14 started"), 2);
+    T_EQ(log_count(e, "isolation worker for domain 13 started"), 1);
+    T_CHECK(w[1] > 0 && w[1] != w[0], "dom 14: no second worker");
+    T_EQ(worker_of(e, 13), w[0]);               /* untouched */
+    for (int i = 0; i < 2; i++)
+        check_guest(e, child[i], out_path[i], dom[i]);
+    T_CHECK(t_daemon_alive(&e->d), "the daemon died with its worker");
+    char *l = NULL;
+    e2e_sh(&l, "grep -aE 'seccomp: forbidden|isolation worker.*domain 14|vbd 14/%u: backend' "
+           "'%s' | cut -c 1-200", DEVID, e->d.log);
+    T_LOG("dom 14:\n%s", l ? l : "");
+    free(l);
 }
 
 int main(void)
@@ -214,6 +285,8 @@ int main(void)
            "'%s' | cut -c 1-160", DEVID, e.d.log);
     T_LOG("dom 12:\n%s", l ? l : "");
     free(l);
+    T_EQ(t_daemon_stop(&e.d, 15000), 0);
+    trapped_worker(&e);
 
     T_EQ(e2e_stop(&e), 0);
     /* the workers' own exits: no sanitizer report (they log to the daemon's stderr) */

@@ -16,7 +16,10 @@
  * the dp_config and the store's fd (SCM_RIGHTS: the same open file
  * description, so the claim stays the daemon's; engine_params.store_fd),
  * and the worker opens its engine on it, then runs dp_create/dp_start
- * there, with the queue threads' seccomp list as in the daemon.  Every
+ * there, with the queue threads' seccomp list as in the daemon (under
+ * --seccomp=trap main.c installs the SIGSYS report again, which the exec
+ * reset: confine_inherited, so a worker's trap is reported as the
+ * daemon's).  Every
  * other dataplane.h call (stop, destroy, keep the restart state, stats,
  * resize, QoS, halted) is one request and one reply on the socketpair,
  * synchronous on the control plane's thread (struct wk_req, wk_rep).  So a
@@ -65,6 +68,7 @@
 enum wk_op {
     WK_CREATE = 1, WK_START, WK_STOP, WK_DESTROY, WK_KEEP_STATE, WK_STATS, WK_QSTATS,
     WK_SET_SECTORS, WK_SET_QOS, WK_HALTED, WK_LOG,
+    WK_TEST,                    /* the test hook (confine_test_worker), test build only */
 };
 
 /* A vbd's data plane for the worker: the dp_config with its pointers
@@ -283,6 +287,17 @@ static int worker_get(struct backend *b, xen_domid_t domid, struct worker **out)
             return 0;
         }
     int rc = worker_spawn(b, domid, out);
+#ifdef XBD_TEST_HOOKS
+    /* The first worker of the hook's domain makes a forbidden syscall on
+     * its main thread before it serves anything (confine.h). */
+    static bool test_sent;
+    if (rc == 0 && !test_sent && confine_test_worker() == (long)domid) {
+        struct wk_req rq = { .op = WK_TEST };
+        struct wk_rep rp;
+        test_sent = true;
+        rpc(*out, &rq, -1, &rp, WK_TIMEOUT_MS);
+    }
+#endif
     if (rc == 0)
         worker_sync_one(*out);
     return rc;
@@ -701,6 +716,8 @@ int worker_run(const struct xbd_config *cfg, xen_domid_t domid)
         if (rq->op == WK_LOG) {
             log_debug_set(rq->u.log.cats);
             log_set_level(rq->u.log.level);
+        } else if (rq->op == WK_TEST) {
+            confine_test_violation(CONFINE_ROLE_CONTROL);   /* test build only */
         } else if (rq->op != WK_CREATE && !w) {
             rp->rc = -ENOENT;
         } else if (rq->op == WK_CREATE) {

@@ -267,6 +267,7 @@ static const int control_families[] = { AF_UNIX, AF_INET, AF_INET6 };
 static __thread char thread_name[16];
 static __thread const char *thread_role;   /* "queue" where that list is loaded */
 static bool control_loaded;                 /* the control plane's list is on */
+static bool inherited;                      /* ... from the process we were exec'd by */
 
 static size_t put_str(char *buf, size_t at, size_t len, const char *s)
 {
@@ -332,11 +333,25 @@ void confine_test_violation(enum confine_role role)
         return;
     if (role == CONFINE_ROLE_QUEUE && !strcmp(v, "queue"))
         syscall(SYS_ptrace, -1L, 0L, 0L, 0L);               /* EIO where allowed */
-    else if (role == CONFINE_ROLE_CONTROL && control_loaded && !strcmp(v, "control"))
+    else if (role == CONFINE_ROLE_CONTROL && control_loaded && !inherited &&
+             !strcmp(v, "control"))
         syscall(SYS_execve, NULL, NULL, NULL);              /* EFAULT where allowed */
+    else if (role == CONFINE_ROLE_CONTROL && inherited && !strncmp(v, "worker:", 7))
+        syscall(SYS_mount, NULL, NULL, NULL, 0L, NULL);     /* EFAULT where allowed */
 #else
     (void)role;
 #endif
+}
+
+long confine_test_worker(void)
+{
+#ifdef XBD_TEST_HOOKS
+    const char *v = getenv("XBD_TEST_FORBIDDEN_SYSCALL");
+    uint64_t d;
+    if (v && !strncmp(v, "worker:", 7) && xbd_parse_u64(v + 7, 10, 0, 0x7fef, &d) == 0)
+        return (long)d;
+#endif
+    return -1;
 }
 
 /* One role's lists: plain syscalls, the simulated host's extras, ioctl
@@ -505,6 +520,22 @@ int confine_thread(enum confine_role role, enum confine_mode mode, bool sim)
         control_loaded = true;
     }
     return rc;
+}
+
+int confine_inherited(enum confine_mode mode)
+{
+    if ((unsigned)mode > CONFINE_KILL)
+        return -EINVAL;
+    if (mode == CONFINE_TRAP) {
+        sigset_t sys;                   /* as in confine_thread */
+        sigemptyset(&sys);
+        sigaddset(&sys, SIGSYS);
+        pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
+        install_sigsys();
+    }
+    if (mode != CONFINE_OFF)
+        control_loaded = inherited = true;
+    return 0;
 }
 
 /* ---- the user ------------------------------------------------------------------ */
