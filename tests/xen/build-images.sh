@@ -47,12 +47,13 @@ case $DIST in
         # qemu-system-xen: the qdisk backend (/usr/libexec/xen-qemu-system-i386) of the
         # baseline phase; qemu-utils: qemu-img and, on Debian 13, qemu-storage-daemon (in
         # qemu-system-common on Debian 12) for the nbd phase; dmsetup + dm-delay for
-        # restart. The lib* packages are the run-time libraries of the daemon built from
+        # restart; strace: the system call round of make bench-xen (tests/xen/perf.sh).
+        # The lib* packages are the run-time libraries of the daemon built from
         # BUILD_PKGS (t64 renames: libaio1t64, libmicrohttpd12t64, libssl3t64);
         # build_daemon_trixie lists the packages of every library the programs load and
         # stage_dom0img fails when one is not installed here.
         DOM0_PKGS="linux-image-amd64 xen-utils-4.20 xen-utils-common xenstore-utils kmod udev
-  util-linux e2fsprogs procps iproute2 busybox-static dmsetup qemu-system-xen qemu-utils
+  util-linux e2fsprogs procps iproute2 busybox-static dmsetup qemu-system-xen qemu-utils strace
   liburing2 libaio1t64 libinih1 libjson-c5 libxenstore4 libxengnttab1 libxenevtchn1
   libsystemd0 libnbd0 librbd1 librados2 libmicrohttpd12t64 libseccomp2 libssl3t64"
         # The daemon's build dependencies, installed in the Debian 13 build root: the

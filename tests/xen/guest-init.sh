@@ -150,7 +150,8 @@ st_perf() {
 # disk in turn: one fio job (PERFT s, O_DIRECT libaio, over a pre-written 32 MiB region),
 # bracketed by "@@G PJ start|end <d> <job>.<round>" (dom0 samples CPU, interrupts and
 # syscalls there); then "@@G PC <d> <job> <round> <IOPS> <KiB/s> <KiB total> <clat p50 us>
-# <clat p99 us> <blkif interrupts here>". The interrupts are this guest's blkif lines of
+# <clat p99 us> <blkif interrupts here>"; xt.psdev=<d> adds a round "s" on <d> alone (dom0
+# runs that disk's backend under strace -c for it). The interrupts are this guest's blkif lines of
 # /proc/interrupts (only the disk under test is busy): the backend's notifications.
 #   rr4k randread 4k qd32   qd1 randread 4k qd1   sr1m read 1M qd4   rw4k randwrite 4k qd32
 #   sw64k write 64k qd8
@@ -164,8 +165,10 @@ st_cmp() {
         fio --name=fill --filename=/dev/$d --direct=1 --ioengine=libaio --rw=write --bs=1M \
             --size=32M --iodepth=4 > /dev/null 2>&1
     done
-    bad="" n=0
-    for r in $(seq 1 $rounds); do for job in $jobs; do for d in $devs; do
+    bad="" n=0 ps=$(arg xt.psdev)
+    # xt.psdev: one more round "s" on that disk only (dom0 runs its backend under strace)
+    for r in $(seq 1 $rounds) ${ps:+s}; do for job in $jobs; do for d in $devs; do
+        [ "$r" = s ] && [ "$d" != "$ps" ] && continue
         case $job in
             rr4k) a="--rw=randread --bs=4k --iodepth=32"; f=6 ;;
             qd1) a="--rw=randread --bs=4k --iodepth=1"; f=6 ;;

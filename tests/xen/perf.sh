@@ -5,52 +5,65 @@
 # turn, PERF_ROUNDS times, interleaved (guest-init.sh st_cmp). Per run dom0 samples, at the
 # guest's "@@G PJ start|end" lines: its CPU (/proc/stat), the backend's interrupts from the
 # frontend (/proc/interrupts: kernel blkback's "blkif-backend", the daemon's and QEMU's
-# "evtchn:<comm>" lines of /dev/xen/evtchn) and, for userspace backends, their system calls
-# by kind (an ftrace hist trigger on raw_syscalls:sys_enter for the backend's threads: no
-# ptrace, nothing in the backend's path). Results: one "@@XT CMP" line per backend and job
-# with medians over the rounds and the spread; run.sh prints the table.
+# "evtchn:<comm>" lines of /dev/xen/evtchn), the context switches of the backend's threads
+# (kernel blkback's blkback.<domid>.<vdev>-<q> threads too) and, for userspace backends,
+# their read+write system calls (/proc/<pid>/io syscr+syscw: the event channel device's
+# pending reads and unmask writes, eventfds). All read with shell builtins: nothing in the
+# backends' path. The full set adds one more round on the daemon's disk under `strace -c -f`
+# for its system calls per I/O by kind (perturbed: not in the medians). Not ftrace: turning
+# a tracepoint on or off patches kernel text, and in the PV dom0 of Linux 6.12 that ended
+# in "Oops: int3" in ttwu_do_activate under text_poke_bp (seen on the 12th toggle).
+# Results: one "@@XT CMP" line per backend and job with medians over the rounds and the
+# spread; run.sh prints the table.
 # PERF_SET (run.sh --perf=quick|full, xt.perf): quick (CI): kernel + daemon, jobs
-# rr4k+qd1+sr1m+rw4k, 5 s each; full (make bench-xen): + qdisk, + sw64k, 10 s each, + a
-# guest with max_indirect_segments=256 max_ring_page_order=4 for the 1 MiB job.
-TR=/sys/kernel/tracing
+# rr4k+qd1+sr1m+rw4k, 5 s each; full (make bench-xen): + qdisk, + sw64k, 10 s each, + the
+# strace round, + a guest with max_indirect_segments=256 max_ring_page_order=4 for the
+# 1 MiB job.
 PERF_SET=${PERF_SET:-quick}
 PERF_ROUNDS=${PERF_ROUNDS:-3}
 
 # backend of a disk (by vdev) in this phase: label, /proc/interrupts name pattern, how to
-# find its process (a command printing pids; empty for kernel blkback)
+# find its processes (a command printing pids)
 declare -A PB_LABEL PB_IRQ PB_PIDS
 pb_set() { PB_LABEL[$1]=$2; PB_IRQ[$1]=$3; PB_PIDS[$1]=$4; }
 daemon_pids() { local p; p=$(dpid); [ -n "$p" ] && echo "$p $(pgrep -P "$p" 2>/dev/null | tr '\n' ' ')"; }
 qdisk_pids() { pgrep -f "xen-qemu-system-i386 .*-xen-domid $1( |$)" 2>/dev/null | tr '\n' ' '; }
+kblk_pids() { pgrep "^blkback\.$1\.$2" 2>/dev/null | tr '\n' ' '; }   # domid vdev
 
 irqsum() {   # pattern: sum of the /proc/interrupts counts whose name matches (ERE)
     awk -v re="$1" '$NF ~ re { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }' /proc/interrupts
 }
-tids_of() { local p t; for p in "$@"; do for t in /proc/$p/task/*; do echo "${t##*/}"; done; done; }
+# "<context switches of all their threads> <read+write syscalls>" of processes (builtins)
+bk_counts() {
+    local p t k v c=0 s=0
+    for p in "$@"; do
+        for t in /proc/$p/task/*; do
+            while read -r k v; do case $k in *_ctxt_switches:) c=$((c + v)) ;; esac; done < $t/status 2>/dev/null
+        done
+        while read -r k v; do case $k in syscr:|syscw:) s=$((s + v)) ;; esac; done < /proc/$p/io 2>/dev/null
+    done
+    echo "$c $s"
+}
 
 # The monitor: follows the guest console (tail -F), and for each "@@G PJ start|end <dev>
-# <job.round>" appends "<start|end> <dev> <job.round> <busy jiffies> <backend irqs>" to
-# /tmp/pc.<guest>; around each run of a userspace backend it keeps the hist trigger's
-# counts in /tmp/sc.<dev>.<job.round> ("<count> <syscall>" lines).
+# <job.round>" appends "<start|end> <dev> <job.round> <busy jiffies> <backend irqs>
+# <backend context switches> <backend read+write syscalls>" to /tmp/pc.<guest>. Round "s"
+# (full set) runs the backend under strace -c -f: its summary goes to /tmp/st.<dev>.<job>.
 pc_monitor_start() {   # guest
     local g=$1
-    rm -f /tmp/pc.$g /tmp/sc.*
-    (trig=""
+    rm -f /tmp/pc.$g /tmp/st.*
+    (stp=""
      tail -n +1 -F $CONS/guest-$g.log 2>/dev/null | while IFS= read -r l; do
         case $l in *"@@G PJ "*) ;; *) continue ;; esac
         read -r _ u n sy _ _ irq sirq _ < /proc/stat
         l=${l%$'\r'}; set -- ${l##*@@G PJ }     # start|end dev job.round
-        echo "$1 $2 $3 $((u + n + sy + irq + sirq)) $(irqsum "${PB_IRQ[$2]}")" >> /tmp/pc.$g
-        if [ "$1" = start ] && [ -n "${PB_PIDS[$2]}" ] && [ -w $TR/events/raw_syscalls/sys_enter/trigger ]; then
-            f=""
-            for t in $(tids_of $(${PB_PIDS[$2]})); do f="$f${f:+ || }common_pid == $t"; done
-            [ -n "$f" ] && trig="hist:keys=id.syscall:vals=hitcount:sort=hitcount.descending if $f" &&
-                echo "$trig" > $TR/events/raw_syscalls/sys_enter/trigger 2>/dev/null || trig=""
-        elif [ "$1" = end ] && [ -n "$trig" ]; then
-            sed -n 's/^{ id: *\(sys_\)\{0,1\}\([a-z0-9_]*\) .*hitcount: *\([0-9]*\).*/\3 \2/p' \
-                $TR/events/raw_syscalls/sys_enter/hist > /tmp/sc.$2.$3 2>/dev/null
-            echo "!$trig" > $TR/events/raw_syscalls/sys_enter/trigger 2>/dev/null
-            trig=""
+        pids=$(${PB_PIDS[$2]})
+        echo "$1 $2 $3 $((u + n + sy + irq + sirq)) $(irqsum "${PB_IRQ[$2]}") $(bk_counts $pids)" >> /tmp/pc.$g
+        if [ "$1" = start ] && [ "${3##*.}" = s ] && [ -n "$pids" ] && command -v strace > /dev/null; then
+            strace -c -f -q $(for p in $pids; do echo "-p $p"; done) -o /tmp/st.$2.${3%.s} 2>/dev/null &
+            stp=$!
+        elif [ "$1" = end ] && [ -n "$stp" ]; then
+            kill -INT $stp 2>/dev/null; wait $stp 2>/dev/null; stp=""
         fi
     done) &
     PCMON=$!
@@ -60,45 +73,53 @@ pc_monitor_stop() { [ -n "${PCMON:-}" ] && { pkill -P $PCMON 2>/dev/null; kill $
 # pc_rows guest suffix: "@@XT CMP" lines from the guest's "@@G PC" lines and the monitor's
 # samples: per backend and job, medians over the rounds (and min..max of IOPS) of IOPS,
 # MB/s, clat p50/p99 (us), dom0 CPU s/GB, the guest's interrupts per I/O (the backend's
-# notifications), the backend's interrupts per I/O (the frontend's notifications), and its
-# system calls per I/O (total, then the four commonest).
+# notifications), the backend's interrupts per I/O (the frontend's notifications), its
+# threads' context switches per I/O and read+write syscalls per I/O; from the strace round
+# (full set) all its system calls per I/O and the four commonest kinds.
 pc_rows() {
-    local g=$1 sfx=${2:-} d hz; hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+    local g=$1 sfx=${2:-} d f hz; hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
     for d in "${!PB_LABEL[@]}"; do
         glog $g | grep "@@G PC $d " | sed 's/.*@@G PC //' > /tmp/pcl.$g.$d
         [ -s /tmp/pcl.$g.$d ] || continue
-        for f in /tmp/sc.$d.*; do [ -f "$f" ] && sed "s|^|${f#/tmp/sc.$d.} |" "$f"; done > /tmp/scl.$g.$d 2>/dev/null
-        awk -v be="${PB_LABEL[$d]}$sfx" -v dev=$d -v hz=$hz -v pc=/tmp/pc.$g -v sc=/tmp/scl.$g.$d '
+        # strace -c: "% time seconds usecs/call calls [errors] syscall" -> "<job> <calls> <syscall>"
+        for f in /tmp/st.$d.*; do
+            [ -f "$f" ] && awk -v j="${f#/tmp/st.$d.}" '$1 ~ /^[0-9.]+$/ && $NF != "total" && NF >= 5 { print j, $4, $NF }' "$f"
+        done > /tmp/scl.$g.$d 2>/dev/null
+        awk -v be="${PB_LABEL[$d]}$sfx" -v dev=$d -v hz=$hz -v pc=/tmp/pc.$g -v sc=/tmp/scl.$g.$d \
+            -v user=$([ "${PB_LABEL[$d]}" = kernel-blkback ] && echo 0 || echo 1) '
             function med(s,   a, n, i, j, t) { n = split(s, a, " ")
-                for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
                 if (n == 0) return "-"
+                for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
                 return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
             function mn(s,   a, n, i, m) { n = split(s, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] + 0 < m + 0) m = a[i]; return m }
             function mx(s,   a, n, i, m) { n = split(s, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] + 0 > m + 0) m = a[i]; return m }
+            function d(k, jr) { return (("end", jr) in k) && (("start", jr) in k) }
             BEGIN { bs["rr4k"] = 4; bs["qd1"] = 4; bs["rw4k"] = 4; bs["sr1m"] = 1024; bs["sw64k"] = 64
-                    while ((getline x < pc) > 0) { split(x, f, " "); if (f[2] == dev) { cpu[f[1], f[3]] = f[4]; irq[f[1], f[3]] = f[5] } }
-                    while ((getline x < sc) > 0) { split(x, f, " "); scn[f[1], f[3]] += f[2]; sct[f[1]] += f[2] } }
+                    while ((getline x < pc) > 0) { split(x, f, " ")
+                        if (f[2] == dev) { cpu[f[1], f[3]] = f[4]; irq[f[1], f[3]] = f[5]; csw[f[1], f[3]] = f[6]; rws[f[1], f[3]] = f[7] } }
+                    while ((getline x < sc) > 0) { split(x, f, " "); kind[f[1], f[3]] += f[2]; sct[f[1]] += f[2] } }
+            $3 == "s" { if (bs[$2] > 0) sio[$2] = $6 / bs[$2]; next }    # the strace round: counts only
             { job = $2; jr = $2 "." $3; ios = (bs[job] > 0) ? $6 / bs[job] : 0
               if (!(job in seen)) { seen[job] = 1; order[++nj] = job }
               iops[job] = iops[job] " " $4; mbs[job] = mbs[job] " " sprintf("%.1f", $5 * 1024 / 1e6)
               if ($7 != "-") p50[job] = p50[job] " " $7; if ($8 != "-") p99[job] = p99[job] " " $8
               if (ios > 0) {
                   gi[job] = gi[job] " " sprintf("%.3f", $9 / ios)
-                  if ((("end", jr) in cpu) && (("start", jr) in cpu)) {
+                  if (d(cpu, jr)) {
                       cp[job] = cp[job] " " sprintf("%.0f", (cpu["end", jr] - cpu["start", jr]) / hz / ($6 * 1024 / 1e9))
-                      di[job] = di[job] " " sprintf("%.3f", (irq["end", jr] - irq["start", jr]) / ios) }
-                  if (jr in sct) { sp[job] = sp[job] " " sprintf("%.2f", sct[jr] / ios)
-                      for (k in scn) { split(k, kk, SUBSEP); if (kk[1] == jr) { kind[job, kk[2]] += scn[k] } }
-                      tio[job] += ios } } }
-            END { for (o = 1; o <= nj; o++) { job = order[o]; top = ""
-                      if (tio[job] > 0) { m = 0
+                      di[job] = di[job] " " sprintf("%.3f", (irq["end", jr] - irq["start", jr]) / ios)
+                      cs[job] = cs[job] " " sprintf("%.2f", (csw["end", jr] - csw["start", jr]) / ios)
+                      if (user) rw[job] = rw[job] " " sprintf("%.2f", (rws["end", jr] - rws["start", jr]) / ios) } } }
+            END { for (o = 1; o <= nj; o++) { job = order[o]; top = ""; m = 0
+                      if (sio[job] > 0 && sct[job] > 0) {
                           for (k in kind) { split(k, kk, SUBSEP); if (kk[1] == job) { m++; kn[m] = kk[2]; kv[m] = kind[k] } }
                           for (i = 2; i <= m; i++) for (j = i; j > 1 && kv[j - 1] < kv[j]; j--) {
                               t = kv[j]; kv[j] = kv[j - 1]; kv[j - 1] = t; t = kn[j]; kn[j] = kn[j - 1]; kn[j - 1] = t }
-                          for (i = 1; i <= m && i <= 4; i++) top = top (i > 1 ? "," : "") kn[i] ":" sprintf("%.2f", kv[i] / tio[job]) }
-                      printf "%s %s iops=%s/%s/%s mbs=%s p50=%s p99=%s cpu=%s girq=%s dirq=%s sc=%s top=%s n=%d\n", be, job,
-                          med(iops[job]), mn(iops[job]), mx(iops[job]), med(mbs[job]), med(p50[job]), med(p99[job]),
-                          med(cp[job]), med(gi[job]), med(di[job]), (sp[job] == "" ? "-" : med(sp[job])), (top == "" ? "-" : top),
+                          for (i = 1; i <= m && i <= 4; i++) top = top (i > 1 ? "," : "") kn[i] ":" sprintf("%.2f", kv[i] / sio[job]) }
+                      printf "%s %s iops=%s/%s/%s mbs=%s p50=%s p99=%s cpu=%s girq=%s dirq=%s cs=%s rw=%s sc=%s top=%s n=%d\n",
+                          be, job, med(iops[job]), mn(iops[job]), mx(iops[job]), med(mbs[job]), med(p50[job]), med(p99[job]),
+                          med(cp[job]), med(gi[job]), med(di[job]), med(cs[job]), (user ? med(rw[job]) : "-"),
+                          (m > 0 ? sprintf("%.2f", sct[job] / sio[job]) : "-"), (top == "" ? "-" : top),
                           split(iops[job], z, " ") } }' /tmp/pcl.$g.$d
     done > /tmp/cmp.$g
     while read -r l; do say CMP "$l"; done < /tmp/cmp.$g
@@ -110,7 +131,6 @@ phase_perf() {
         full) jobs=rr4k+qd1+sr1m+rw4k+sw64k secs=10; [ -x /usr/libexec/xen-qemu-system-i386 ] && qd=1 ;;
         *) jobs=rr4k+qd1+sr1m+rw4k secs=5 ;;
     esac
-    mountpoint -q $TR || mount -t tracefs nodev $TR 2>/dev/null || info "perf: no tracefs: no syscall counts"
     # kernel blkback serves backend/vbd, the daemon backend/vbd3 only
     if daemon_alive && ! tr '\0' ' ' < /proc/$(dpid)/cmdline | grep -qE -- '--backend-types=vbd3( |$)'; then
         daemon_stop TERM 60 || info "perf: the earlier daemon did not stop: $DSTOP_WHY"
@@ -128,10 +148,12 @@ phase_perf() {
         mkimg $IMG/pq.img 64; disks+=("$(spec qdisk xvdd rw $IMG/pq.img)"); devs=$devs:xvdd
     fi
     extra="xt.prounds=$PERF_ROUNDS xt.pjobs=$jobs xt.perft=$secs"
+    [ $PERF_SET = full ] && extra="$extra xt.psdev=xvdc"      # the strace round on the daemon's disk
     if ! start_guest $g "neg@xvdb+neg@xvdc+cmp@$devs" "$extra" "${disks[@]}"; then
         report FAIL $(( $(now) - t0 )) "perf: interleaved comparison" "xl create failed: $(grep -m1 error /tmp/$g.create | cut -c1-160)"
         perf_end; return
     fi
+    PB_PIDS[xvdb]="kblk_pids ${DOMID_OF[$g]} xvdb"
     [ $qd = 1 ] && pb_set xvdd qemu-qdisk '^evtchn:qemu' "qdisk_pids ${DOMID_OF[$g]}"
     pc_monitor_start $g
     wait_marker $g '@@G STEP neg@xvdc' 300 && check_negotiation $g vbd3 $XVDC $((64 * 2048)) > /dev/null
@@ -151,6 +173,7 @@ phase_perf() {
         g=pc2; unset 'PB_LABEL[xvdd]'
         extra="xt.prounds=$PERF_ROUNDS xt.pjobs=sr1m xt.perft=$secs xt.bf=max_indirect_segments=256:max_ring_page_order=4"
         if start_guest $g "neg@xvdb+neg@xvdc+cmp@xvdb:xvdc" "$extra" "${disks[@]:0:2}"; then
+            PB_PIDS[xvdb]="kblk_pids ${DOMID_OF[$g]} xvdb"
             pc_monitor_start $g
             if wait_marker $g '@@G STEP neg@xvdc' 300; then
                 check_negotiation $g vbd $XVDB $((64 * 2048)) > /dev/null; check_negotiation $g vbd3 $XVDC $((64 * 2048)) > /dev/null

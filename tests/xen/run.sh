@@ -168,23 +168,26 @@ if grep -aq '@@XT CMP' "$LOG.txt"; then
     echo
     echo "Interleaved comparison (phase perf): one guest, kernel blkback on backend/vbd and xen-blkbackd"
     echo "on backend/vbd3 (+ qdisk in the full set) connected at once, each fio job run on each disk in"
-    echo "turn, n rounds; medians over the rounds, IOPS as median (min..max). vs kernel: ratio of the"
-    echo "IOPS medians. p50/p99: completion latency (us). CPU: dom0 busy s per GB moved. guest irq/IO:"
-    echo "the backend's notifications per I/O; be irq/IO: the frontend's (as the backend's interrupts);"
-    echo "syscalls/IO: the backend's system calls per I/O (ftrace; none for the kernel) and the top kinds."
+    echo "turn; n rounds, medians over them, IOPS as median (min..max). vs kern: ratio of the IOPS"
+    echo "medians. p50/p99: completion latency (us). CPU: dom0 busy s per GB moved. Per I/O: g.irq the"
+    echo "guest's blkif interrupts (the backend's notifications), be.irq the backend's (the frontend's),"
+    echo "ctxsw its threads' context switches, rw its read+write syscalls (userspace), sysc all its"
+    echo "syscalls and the commonest kinds (strace round, full set only)."
     grep -a '@@XT CMP' "$LOG.txt" | sed 's/^.*@@XT CMP //' | awk '
         { be = $1; sfx = ""; if (index(be, "+")) { sfx = substr(be, index(be, "+")); be = substr(be, 1, index(be, "+") - 1) }
           job = $2 sfx; for (i = 3; i <= NF; i++) { split($i, kv, "="); v[NR, kv[1]] = kv[2] }
           split(v[NR, "iops"], io, "/"); med[NR] = io[1]; rng[NR] = io[2] ".." io[3]
           row[NR] = be; jb[NR] = job; n = NR; if (be == "kernel-blkback") kern[job] = io[1]
           if (!(job in seen)) { seen[job] = 1; order[++nj] = job } }
-        END { printf "  %-20s %-15s %7s %13s %6s %7s %7s %8s %5s %6s %6s %8s  %s\n", "job", "backend", "IOPS", "(min..max)",
-                  "vs kern", "MB/s", "p50", "p99", "CPU", "g.irq", "be.irq", "sysc/IO", "top syscalls per I/O"
+        END { f = "  %-18s %-14s %6s %11s %5s %6s %6s %7s %5s %5s %6s %5s %5s %5s  %s\n"
+              printf f, "job", "backend", "IOPS", "(min..max)", "vs k", "MB/s", "p50", "p99", "CPU", "g.irq", "be.irq",
+                  "ctxsw", "rw", "sysc", "commonest syscalls per I/O"
               for (o = 1; o <= nj; o++) { first = 1
                   for (r = 1; r <= n; r++) { if (jb[r] != order[o]) continue
-                      printf "  %-20s %-15s %7s %13s %6s %7s %7s %8s %5s %6s %6s %8s  %s\n", (first ? order[o] : ""), row[r], med[r],
-                          "(" rng[r] ")", (kern[jb[r]] > 0 ? sprintf("%.2f", med[r] / kern[jb[r]]) : "-"), v[r, "mbs"], v[r, "p50"],
-                          v[r, "p99"], v[r, "cpu"], v[r, "girq"], v[r, "dirq"], v[r, "sc"], v[r, "top"]; first = 0 } } }'
+                      printf f, (first ? order[o] : ""), row[r], med[r], "(" rng[r] ")",
+                          (kern[jb[r]] > 0 ? sprintf("%.2f", med[r] / kern[jb[r]]) : "-"), v[r, "mbs"], v[r, "p50"], v[r, "p99"],
+                          v[r, "cpu"], v[r, "girq"], v[r, "dirq"], v[r, "cs"], v[r, "rw"], v[r, "sc"], v[r, "top"]; first = 0 } }
+              print "  (jobs: rr4k randread 4k qd32, qd1 randread 4k qd1, sr1m read 1M qd4, rw4k randwrite 4k qd32, sw64k write 64k qd8)" }'
 fi
 echo
 echo "timings: image build ${t_build}s, boot+scenarios ${t_run}s (Xen to dom0 init: $(grep -a '@@XT BOOTED' "$TLOG" | head -1 | sed 's/^\[ *\([0-9]*\)s\].*/\1/')s)"
