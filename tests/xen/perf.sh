@@ -5,11 +5,13 @@
 # turn, PERF_ROUNDS times, interleaved (guest-init.sh st_cmp). Per run dom0 samples, at the
 # guest's "@@G PJ start|end" lines: its CPU (/proc/stat), the backend's interrupts from the
 # frontend (/proc/interrupts: kernel blkback's "blkif-backend", the daemon's and QEMU's
-# "evtchn:<comm>" lines of /dev/xen/evtchn), the context switches of the backend's threads
-# (kernel blkback's blkback.<domid>.<vdev>-<q> threads too) and, for userspace backends,
-# their read+write system calls (/proc/<pid>/io syscr+syscw: the event channel device's
-# pending reads and unmask writes, eventfds). All read with shell builtins: nothing in the
-# backends' path. The full set adds one more round on the daemon's disk under `strace -c -f`
+# "evtchn:<comm>" lines of /dev/xen/evtchn), the backend's own CPU time (utime+stime of
+# /proc/<pid>/stat: a process's whole thread group, exited threads such as io_uring's
+# io-wq workers included; kernel blkback's "<domid>.<vdev>-<queue>" threads, which leaves
+# out its softirq and loop-device work: dom0's CPU covers those) and, for userspace
+# backends, their read+write system calls (/proc/<pid>/io syscr+syscw, whole group too: the
+# event channel device's pending reads and unmask writes, eventfds). All read with shell
+# builtins: nothing in the backends' path. The full set adds one more round on the daemon's disk under `strace -c -f`
 # for its system calls per I/O by kind (perturbed: not in the medians). Not ftrace: turning
 # a tracepoint on or off patches kernel text, and in the PV dom0 of Linux 6.12 that ended
 # in "Oops: int3" in ttwu_do_activate under text_poke_bp (seen on the 12th toggle).
@@ -28,18 +30,20 @@ declare -A PB_LABEL PB_IRQ PB_PIDS
 pb_set() { PB_LABEL[$1]=$2; PB_IRQ[$1]=$3; PB_PIDS[$1]=$4; }
 daemon_pids() { local p; p=$(dpid); [ -n "$p" ] && echo "$p $(pgrep -P "$p" 2>/dev/null | tr '\n' ' ')"; }
 qdisk_pids() { pgrep -f "xen-qemu-system-i386 .*-xen-domid $1( |$)" 2>/dev/null | tr '\n' ' '; }
-kblk_pids() { pgrep "^blkback\.$1\.$2" 2>/dev/null | tr '\n' ' '; }   # domid vdev
+# kernel blkback's ring threads: "%d.%s-%d" of domid, vdev, queue (Linux
+# drivers/block/xen-blkback/xenbus.c blkback_name, xen_update_blkif_status)
+kblk_pids() { pgrep "^$1\.$2-" 2>/dev/null | tr '\n' ' '; }   # domid vdev
 
 irqsum() {   # pattern: sum of the /proc/interrupts counts whose name matches (ERE)
     awk -v re="$1" '$NF ~ re { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }' /proc/interrupts
 }
-# "<context switches of all their threads> <read+write syscalls>" of processes (builtins)
+# "<CPU ticks (utime+stime)> <read+write syscalls>" of processes, whole thread groups (builtins)
 bk_counts() {
-    local p t k v c=0 s=0
+    local p l k v c=0 s=0
     for p in "$@"; do
-        for t in /proc/$p/task/*; do
-            while read -r k v; do case $k in *_ctxt_switches:) c=$((c + v)) ;; esac; done < $t/status 2>/dev/null
-        done
+        read -r l < /proc/$p/stat 2>/dev/null || continue
+        set -- ${l##*) }            # from field 3 (state) on: utime, stime are 14, 15
+        c=$((c + ${12:-0} + ${13:-0}))
         while read -r k v; do case $k in syscr:|syscw:) s=$((s + v)) ;; esac; done < /proc/$p/io 2>/dev/null
     done
     echo "$c $s"
@@ -47,7 +51,7 @@ bk_counts() {
 
 # The monitor: follows the guest console (tail -F), and for each "@@G PJ start|end <dev>
 # <job.round>" appends "<start|end> <dev> <job.round> <busy jiffies> <backend irqs>
-# <backend context switches> <backend read+write syscalls>" to /tmp/pc.<guest>. Round "s"
+# <backend CPU ticks> <backend read+write syscalls>" to /tmp/pc.<guest>. Round "s"
 # (full set) runs the backend under strace -c -f: its summary goes to /tmp/st.<dev>.<job>.
 pc_monitor_start() {   # guest
     local g=$1
@@ -73,8 +77,8 @@ pc_monitor_stop() { [ -n "${PCMON:-}" ] && { pkill -P $PCMON 2>/dev/null; kill $
 # pc_rows guest suffix: "@@XT CMP" lines from the guest's "@@G PC" lines and the monitor's
 # samples: per backend and job, medians over the rounds (and min..max of IOPS) of IOPS,
 # MB/s, clat p50/p99 (us), dom0 CPU s/GB, the guest's interrupts per I/O (the backend's
-# notifications), the backend's interrupts per I/O (the frontend's notifications), its
-# threads' context switches per I/O and read+write syscalls per I/O; from the strace round
+# notifications), the backend's interrupts per I/O (the frontend's notifications), its own
+# CPU us per I/O and read+write syscalls per I/O; from the strace round
 # (full set) all its system calls per I/O and the four commonest kinds.
 pc_rows() {
     local g=$1 sfx=${2:-} d f hz; hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
@@ -108,7 +112,7 @@ pc_rows() {
                   if (d(cpu, jr)) {
                       cp[job] = cp[job] " " sprintf("%.0f", (cpu["end", jr] - cpu["start", jr]) / hz / ($6 * 1024 / 1e9))
                       di[job] = di[job] " " sprintf("%.3f", (irq["end", jr] - irq["start", jr]) / ios)
-                      cs[job] = cs[job] " " sprintf("%.2f", (csw["end", jr] - csw["start", jr]) / ios)
+                      cs[job] = cs[job] " " sprintf("%.0f", (csw["end", jr] - csw["start", jr]) / hz * 1e6 / ios)
                       if (user) rw[job] = rw[job] " " sprintf("%.2f", (rws["end", jr] - rws["start", jr]) / ios) } } }
             END { for (o = 1; o <= nj; o++) { job = order[o]; top = ""; m = 0
                       if (sio[job] > 0 && sct[job] > 0) {
@@ -116,7 +120,7 @@ pc_rows() {
                           for (i = 2; i <= m; i++) for (j = i; j > 1 && kv[j - 1] < kv[j]; j--) {
                               t = kv[j]; kv[j] = kv[j - 1]; kv[j - 1] = t; t = kn[j]; kn[j] = kn[j - 1]; kn[j - 1] = t }
                           for (i = 1; i <= m && i <= 4; i++) top = top (i > 1 ? "," : "") kn[i] ":" sprintf("%.2f", kv[i] / sio[job]) }
-                      printf "%s %s iops=%s/%s/%s mbs=%s p50=%s p99=%s cpu=%s girq=%s dirq=%s cs=%s rw=%s sc=%s top=%s n=%d\n",
+                      printf "%s %s iops=%s/%s/%s mbs=%s p50=%s p99=%s cpu=%s girq=%s dirq=%s bcpu=%s rw=%s sc=%s top=%s n=%d\n",
                           be, job, med(iops[job]), mn(iops[job]), mx(iops[job]), med(mbs[job]), med(p50[job]), med(p99[job]),
                           med(cp[job]), med(gi[job]), med(di[job]), med(cs[job]), (user ? med(rw[job]) : "-"),
                           (m > 0 ? sprintf("%.2f", sct[job] / sio[job]) : "-"), (top == "" ? "-" : top),
