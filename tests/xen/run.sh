@@ -171,7 +171,7 @@ if grep -aq '@@XT CMP' "$LOG.txt"; then
     echo "turn; n rounds, medians over them, IOPS as median (min..max). vs kern: ratio of the IOPS"
     echo "medians. p50/p99: completion latency (us). CPU: dom0 busy s per GB moved. Per I/O: g.irq the"
     echo "guest's blkif interrupts (the backend's notifications), be.irq the backend's (the frontend's),"
-    echo "ctxsw its threads' context switches, rw its read+write syscalls (userspace), sysc all its"
+    echo "be.cpu its own CPU us (its process or kernel threads), rw its read+write syscalls (userspace), sysc all its"
     echo "syscalls and the commonest kinds (strace round, full set only)."
     grep -a '@@XT CMP' "$LOG.txt" | sed 's/^.*@@XT CMP //' | awk '
         { be = $1; sfx = ""; if (index(be, "+")) { sfx = substr(be, index(be, "+")); be = substr(be, 1, index(be, "+") - 1) }
@@ -179,14 +179,14 @@ if grep -aq '@@XT CMP' "$LOG.txt"; then
           split(v[NR, "iops"], io, "/"); med[NR] = io[1]; rng[NR] = io[2] ".." io[3]
           row[NR] = be; jb[NR] = job; n = NR; if (be == "kernel-blkback") kern[job] = io[1]
           if (!(job in seen)) { seen[job] = 1; order[++nj] = job } }
-        END { f = "  %-18s %-14s %6s %11s %5s %6s %6s %7s %5s %5s %6s %5s %5s %5s  %s\n"
+        END { f = "  %-18s %-14s %6s %11s %5s %6s %6s %7s %5s %5s %6s %6s %5s %5s  %s\n"
               printf f, "job", "backend", "IOPS", "(min..max)", "vs k", "MB/s", "p50", "p99", "CPU", "g.irq", "be.irq",
-                  "ctxsw", "rw", "sysc", "commonest syscalls per I/O"
+                  "be.cpu", "rw", "sysc", "commonest syscalls per I/O"
               for (o = 1; o <= nj; o++) { first = 1
                   for (r = 1; r <= n; r++) { if (jb[r] != order[o]) continue
                       printf f, (first ? order[o] : ""), row[r], med[r], "(" rng[r] ")",
                           (kern[jb[r]] > 0 ? sprintf("%.2f", med[r] / kern[jb[r]]) : "-"), v[r, "mbs"], v[r, "p50"], v[r, "p99"],
-                          v[r, "cpu"], v[r, "girq"], v[r, "dirq"], v[r, "cs"], v[r, "rw"], v[r, "sc"], v[r, "top"]; first = 0 } }
+                          v[r, "cpu"], v[r, "girq"], v[r, "dirq"], v[r, "bcpu"], v[r, "rw"], v[r, "sc"], v[r, "top"]; first = 0 } }
               print "  (jobs: rr4k randread 4k qd32, qd1 randread 4k qd1, sr1m read 1M qd4, rw4k randwrite 4k qd32, sw64k write 64k qd8)" }'
 fi
 echo
