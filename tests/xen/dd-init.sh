@@ -78,6 +78,7 @@ dres() {     # the daemon's fds, threads, gntdev VMAs, grants mapped (as scenari
 dcheck() {   # our kernel log and the daemon's log: 0 when clean
     bad=$(dmesg | grep -iE 'segfault|general protection|Oops|BUG:|WARNING:|Call Trace|blocked for more|Bad page map' | head -5)
     crit=$(grep -iE 'leak|\[crit\]|\[alert\]|\[emerg\]|assert|sanitizer' $DLOG 2>/dev/null | head -3)
+    dalive || echo "daemon gone; its stderr: $(tail -3 /tmp/xen-blkbackd.out 2>/dev/null | tr '\n' ' ' | cut -c1-300)"
     echo "kernel: $(echo "$bad" | grep -c .) bad lines; daemon: $(grep -c '\[error\]' $DLOG 2>/dev/null) [error]," \
          "$(echo "$crit" | grep -c .) leak/critical lines, alive=$(dalive && echo yes || echo no)${bad:+; first: $(echo "$bad" | head -1 | cut -c1-120)}${crit:+; first: $(echo "$crit" | head -1 | cut -c1-120)}"
     [ -z "$bad" ] && [ -z "$crit" ] && dalive

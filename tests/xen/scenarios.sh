@@ -1341,6 +1341,7 @@ phase_driverdom() {
             report PASS 0 "driver domain: guest on storage-dd, fio verify" "${r#* }; $x"
         else
             report FAIL 0 "driver domain: guest on storage-dd, fio verify" "${r#* }; xenstore: $x"
+            dd_cmd 'dalive || tail -5 /tmp/xen-blkbackd.out; tail -8 /var/log/xen-blkbackd.log' 60 | sed 's/^/[dd xen-blkbackd] /'
         fi
         r=$(gstep $g hp@xvdd)
         if [ "${hp%%/*}" = 5 ] && [ "$(st_status "$r")" = PASS ] && [ -n "$rb" ] && ! res_leaked "$rb" "$ra" &&
@@ -1506,6 +1507,7 @@ final_checks() {
         nerr=$(grep -c '\[error\]' $DLOG 2>/dev/null)
         leaks=$(grep -iE 'leak|\[crit\]|\[alert\]|\[emerg\]|assert|sanitizer' $DLOG 2>/dev/null | head -5)
         if ! daemon_alive; then
+            sed 's/^/[xen-blkbackd stderr] /' /tmp/xen-blkbackd.out 2>/dev/null | tail -5
             report FAIL 0 "daemon: alive, log clean" "xen-blkbackd died"
         elif [ -n "$leaks" ]; then
             report FAIL 0 "daemon: alive, log clean" "$(echo "$leaks" | wc -l) leak/critical lines, e.g. $(echo "$leaks" | head -1 | cut -c1-160)"
