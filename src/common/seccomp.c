@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <ucontext.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -288,13 +289,25 @@ static size_t put_num(char *buf, size_t at, size_t len, unsigned long v)
     return at;
 }
 
+/* buf[at..]: v in hex (no prefix); returns the new end (as put_num). */
+static size_t put_hex(char *buf, size_t at, size_t len, unsigned long v)
+{
+    static const char hex[] = "0123456789abcdef";
+    int s = 60;
+    while (s > 0 && !((v >> s) & 15))
+        s -= 4;
+    for (; s >= 0 && at + 1 < len; s -= 4)
+        buf[at++] = hex[(v >> s) & 15];
+    return at;
+}
+
 /* Async-signal-safe: formats by hand, one write(2) to stderr, then the
  * default action of SIGSYS kills the process once the handler returns (the
- * kernel unblocked SIGSYS to deliver this one). */
+ * kernel unblocked SIGSYS to deliver this one).  On x86_64 the first two
+ * arguments follow (rdi, rsi of the trapped call: an ioctl's fd and request). */
 static void sigsys_report(int sig, siginfo_t *si, void *uc)
 {
-    (void)uc;
-    char buf[256];
+    char buf[320];
     size_t n = put_str(buf, 0, sizeof(buf), "xen-blkbackd: seccomp: forbidden syscall ");
     n = put_num(buf, n, sizeof(buf), (unsigned long)si->si_syscall);
     n = put_str(buf, n, sizeof(buf), " (arch 0x");
@@ -311,7 +324,19 @@ static void sigsys_report(int sig, siginfo_t *si, void *uc)
     n = put_num(buf, n, sizeof(buf), (unsigned long)syscall(SYS_gettid));
     n = put_str(buf, n, sizeof(buf), ", ");
     n = put_str(buf, n, sizeof(buf), thread_role ? thread_role : "control");
-    n = put_str(buf, n, sizeof(buf), " list): killing the process\n");
+    n = put_str(buf, n, sizeof(buf), " list): killing the process");
+#if defined(__x86_64__)
+    const ucontext_t *u = uc;
+    if (u) {
+        n = put_str(buf, n, sizeof(buf), "; arguments 0x");
+        n = put_hex(buf, n, sizeof(buf), (unsigned long)u->uc_mcontext.gregs[REG_RDI]);
+        n = put_str(buf, n, sizeof(buf), " 0x");
+        n = put_hex(buf, n, sizeof(buf), (unsigned long)u->uc_mcontext.gregs[REG_RSI]);
+    }
+#else
+    (void)uc;
+#endif
+    n = put_str(buf, n, sizeof(buf), "\n");
     ssize_t w = write(STDERR_FILENO, buf, n);
     (void)w;
     signal(sig, SIG_DFL);
