@@ -136,11 +136,8 @@ phase_perf() {
         *) jobs=rr4k+qd1+sr1m+rw4k secs=5 ;;
     esac
     # kernel blkback serves backend/vbd, the daemon backend/vbd3 only
-    if daemon_alive && ! tr '\0' ' ' < /proc/$(dpid)/cmdline | grep -qE -- '--backend-types=vbd3( |$)'; then
-        daemon_stop TERM 60 || info "perf: the earlier daemon did not stop: $DSTOP_WHY"
-    fi
-    daemon_alive || { local da=${DAEMON_ARGS:-}; DAEMON_ARGS="--backend-types=vbd3 $da"; start_daemon; r=$?; DAEMON_ARGS=$da
-        [ $r = 0 ] || why="xen-blkbackd did not start"; }
+    # (after phase tap the running daemon serves vbd,vbd3: it would take xvdb from the kernel)
+    daemon_serving vbd3 || why="xen-blkbackd did not start"
     [ -n "$why" ] || modprobe --ignore-install xen-blkback || why="cannot load xen-blkback"
     if [ -n "$why" ]; then report FAIL 0 "perf: interleaved comparison" "$why"; return; fi
     DAEMON_OK=1

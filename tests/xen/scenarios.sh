@@ -258,6 +258,21 @@ start_daemon() {
     return 1
 }
 
+# daemon_serving TYPES: a running daemon that serves exactly the backend types TYPES
+# (vbd, vbd3, vbd,vbd3). A daemon of an earlier phase serving other types is stopped; the
+# new one gets --backend-types=TYPES after DAEMON_ARGS (the last one wins), DAEMON_ARGS
+# itself is left as it was for later phases. 1 when it does not start.
+daemon_serving() {
+    local t=$1 cur da r
+    if daemon_alive; then
+        cur=$(tr '\0' '\n' < /proc/$(dpid)/cmdline | sed -n 's/^--backend-types=//p' | tail -1)
+        [ "${cur:-vbd}" = "$t" ] && return 0
+        daemon_stop TERM 60 || info "the earlier daemon (backend types ${cur:-vbd}) did not stop: $DSTOP_WHY"
+    fi
+    da=${DAEMON_ARGS:-}; DAEMON_ARGS="$da --backend-types=$t"; start_daemon; r=$?; DAEMON_ARGS=$da
+    return $r
+}
+
 # ------------------------------------------------------------------ phases
 # kernel: the kernel's xen-blkback (via loop) proves the images and the pipeline.
 phase_kernel() {
@@ -665,12 +680,8 @@ phase_destroy() {
 # of block-tap/tapback). Negotiation, data, counters.
 phase_tap() {
     local t0=$(now) g=t1 r n st=0
-    DAEMON_ARGS="--backend-types=vbd,vbd3 ${DAEMON_ARGS:-}"
     # a daemon from an earlier phase serves backend/vbd only: restart it for vbd3 too
-    if daemon_alive && ! tr '\0' ' ' < /proc/$(dpid)/cmdline | grep -q vbd3; then
-        daemon_stop TERM 60 || info "tap: the earlier daemon did not stop: $DSTOP_WHY"
-    fi
-    if ! daemon_installed || ! start_daemon; then
+    if ! daemon_installed || ! daemon_serving vbd,vbd3; then
         report SKIP 0 "tap: negotiation (backend/vbd3)" "xen-blkbackd not available"; return
     fi
     DAEMON_OK=1
