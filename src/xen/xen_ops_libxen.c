@@ -10,11 +10,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <xenevtchn.h>
 #include <xengnttab.h>
+#include <xentoollog.h>
 
 /* gntdev caps one map at 65536 pages (torvalds/linux:drivers/xen/gntdev.c@v6.1,
  * module parameter `limit`). */
@@ -37,6 +41,48 @@ static int neg_errno(void)
 {
     return errno > 0 ? -errno : -EIO;
 }
+
+/*
+ * The logger handed to xengnttab_open and xenevtchn_open.  Given none, each
+ * open makes a stdio logger on stderr, whose isatty() is an ioctl TCGETS on
+ * fd 2: under --seccomp the control list forbids it, and the daemon died on
+ * the first open after confinement (a storage driver domain's first vbd;
+ * xen-project/xen:tools/libs/gnttab/gnttab_core.c and
+ * tools/libs/toollog/xtl_logger_stdio.c).  Their messages go to our log
+ * instead: notices and worse, rate-limited, from any thread.
+ */
+static pthread_mutex_t lx_log_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct log_ratelimit lx_log_rl = LOG_RATELIMIT_INIT;
+
+static void lx_log_vmessage(xentoollog_logger *lg, xentoollog_level level, int errnoval,
+                         const char *context, const char *fmt, va_list ap)
+{
+    (void)lg;
+    if (level < XTL_NOTICE)
+        return;
+    int prio = level >= XTL_ERROR ? LOG_ERR : level == XTL_WARN ? LOG_WARNING : LOG_NOTICE;
+    char msg[256];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    pthread_mutex_lock(&lx_log_mu);
+    log_rl(&lx_log_rl, prio, "%s: %s%s%s", context ? context : "libxen", msg,
+           errnoval >= 0 ? ": " : "", errnoval >= 0 ? strerror(errnoval) : "");
+    pthread_mutex_unlock(&lx_log_mu);
+}
+
+static void lx_log_progress(xentoollog_logger *lg, const char *context, const char *doing_what,
+                         int percent, unsigned long done, unsigned long total)
+{
+    (void)lg; (void)context; (void)doing_what; (void)percent; (void)done; (void)total;
+}
+
+static void lx_log_destroy(xentoollog_logger *lg)
+{
+    (void)lg;                   /* static: the libraries free only their own */
+}
+
+static xentoollog_logger lx_logger = {
+    .vmessage = lx_log_vmessage, .progress = lx_log_progress, .destroy = lx_log_destroy,
+};
 
 /* arg: NULL or "" probes for the Xen devices (-ENOENT without Xen, so the
  * daemon fails early with a clear message); "noprobe" skips the probe (tests,
@@ -73,7 +119,7 @@ static int libxen_gnt_open(struct xen_host *h, struct xen_gnt **out)
     if (!g)
         return -ENOMEM;
     errno = 0;
-    g->h = xengnttab_open(NULL, 0);
+    g->h = xengnttab_open(&lx_logger, 0);
     if (!g->h) {
         int rc = neg_errno();
         free(g);
@@ -125,7 +171,7 @@ static int libxen_evtchn_open(struct xen_host *h, struct xen_evtchn **out)
     if (!e)
         return -ENOMEM;
     errno = 0;
-    e->h = xenevtchn_open(NULL, 0);
+    e->h = xenevtchn_open(&lx_logger, 0);
     if (!e->h) {
         int rc = neg_errno();
         free(e);
