@@ -47,8 +47,10 @@ static int neg_errno(void)
  * open makes a stdio logger on stderr, whose isatty() is an ioctl TCGETS on
  * fd 2: under --seccomp the control list forbids it, and the daemon died on
  * the first open after confinement (a storage driver domain's first vbd;
- * xen-project/xen:tools/libs/gnttab/gnttab_core.c and
- * tools/libs/toollog/xtl_logger_stdio.c).  Their messages go to our log
+ * xen-project/xen:tools/libs/evtchn/core.c@RELEASE-4.17.0 xenevtchn_open, the
+ * same in tools/libs/gnttab/gnttab_core.c xengnttab_open, and
+ * tools/libs/toollog/xtl_logger_stdio.c xtl_createlogger_stdiostream at the
+ * same tag).  Their messages go to our log
  * instead: notices and worse, rate-limited, from any thread.
  */
 static pthread_mutex_t lx_log_mu = PTHREAD_MUTEX_INITIALIZER;
