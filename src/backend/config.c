@@ -447,7 +447,7 @@ static const struct xbd_config_key keys[] = {
     QOS_KEY("qos-read-bps", set_qos_read_bps, XSK_QOS_READ_BPS, "4096..2^40", "bytes read"),
     QOS_KEY("qos-write-bps", set_qos_write_bps, XSK_QOS_WRITE_BPS, "4096..2^40", "bytes written"),
 #undef QOS_KEY
-    { .name = "seccomp", .type = XBD_CFG_TEXT, .arg = "off|log|trap|kill", .def = "off",
+    { .name = "seccomp", .type = XBD_CFG_TEXT, .arg = "off|log|trap|kill", .def = "trap",
       .section = S_CONFINE, .set = set_seccomp, .expect = "off, log, trap or kill",
       .help = "seccomp allow-lists of the control plane and\n"
               "the queue threads; a syscall outside one: log\n"
