@@ -50,14 +50,14 @@ static int neg_errno(void)
  * xen-project/xen:tools/libs/evtchn/core.c@RELEASE-4.17.0 xenevtchn_open, the
  * same in tools/libs/gnttab/gnttab_core.c xengnttab_open, and
  * tools/libs/toollog/xtl_logger_stdio.c xtl_createlogger_stdiostream at the
- * same tag).  Their messages go to our log
- * instead: notices and worse, rate-limited, from any thread.
+ * same tag).  Their messages go to our log instead: notices and worse,
+ * rate-limited, from any thread.
  */
 static pthread_mutex_t lx_log_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct log_ratelimit lx_log_rl = LOG_RATELIMIT_INIT;
 
 static void lx_log_vmessage(xentoollog_logger *lg, xentoollog_level level, int errnoval,
-                         const char *context, const char *fmt, va_list ap)
+                            const char *context, const char *fmt, va_list ap)
 {
     (void)lg;
     if (level < XTL_NOTICE)
@@ -72,7 +72,7 @@ static void lx_log_vmessage(xentoollog_logger *lg, xentoollog_level level, int e
 }
 
 static void lx_log_progress(xentoollog_logger *lg, const char *context, const char *doing_what,
-                         int percent, unsigned long done, unsigned long total)
+                            int percent, unsigned long done, unsigned long total)
 {
     (void)lg; (void)context; (void)doing_what; (void)percent; (void)done; (void)total;
 }
