@@ -301,12 +301,26 @@ static size_t put_hex(char *buf, size_t at, size_t len, unsigned long v)
     return at;
 }
 
-/* Async-signal-safe: formats by hand, one write(2) to stderr, then the
+/* Async-signal-safe: formats by hand, one write(2) to stderr (the first
+ * trapping thread only), then the
  * default action of SIGSYS kills the process once the handler returns (the
  * kernel unblocked SIGSYS to deliver this one).  On x86_64 the first two
  * arguments follow (rdi, rsi of the trapped call: an ioctl's fd and request). */
 static void sigsys_report(int sig, siginfo_t *si, void *uc)
 {
+    /* one report per process: threads that trap while the first one is
+     * reporting (two queue threads starting at once) die without a line */
+    static int reported, written;
+    if (__atomic_exchange_n(&reported, 1, __ATOMIC_SEQ_CST)) {
+        /* wait (spinning: no syscall that a list might forbid) for the
+         * first one's line, which its kill follows */
+        for (unsigned long i = 0; i < (1UL << 30) && !__atomic_load_n(&written, __ATOMIC_SEQ_CST);
+             i++)
+            __asm__ __volatile__("" ::: "memory");
+        signal(sig, SIG_DFL);
+        syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
+        return;
+    }
     char buf[320];
     size_t n = put_str(buf, 0, sizeof(buf), "xen-blkbackd: seccomp: forbidden syscall ");
     n = put_num(buf, n, sizeof(buf), (unsigned long)si->si_syscall);
@@ -339,6 +353,7 @@ static void sigsys_report(int sig, siginfo_t *si, void *uc)
     n = put_str(buf, n, sizeof(buf), "\n");
     ssize_t w = write(STDERR_FILENO, buf, n);
     (void)w;
+    __atomic_store_n(&written, 1, __ATOMIC_SEQ_CST);
     signal(sig, SIG_DFL);
     syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
 }
