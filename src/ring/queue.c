@@ -134,7 +134,7 @@ static struct dp_slot *slot_get(struct dpq *q)
      * crash right after would lose that request (rstate.h). */
     if (s->rec->state == RS_ANSWERED)
         publish(q);
-    slot_start(s, q->sweep_ns);
+    slot_start(s, q->now_ns);
     q->inflight++;
     ST_ADD(&q->st, inflight, 1);
     return s;
@@ -456,8 +456,8 @@ static void io_done(struct engine_io *io, void *arg)
     struct dp_slot *s = io->cookie;
 
     q->nreaped++;
-    if (s->eng_t0 && q->reap_ns > s->eng_t0)
-        s->eng_ns += q->reap_ns - s->eng_t0;
+    if (s->eng_t0 && q->now_ns > s->eng_t0)
+        s->eng_ns += q->now_ns - s->eng_t0;
     s->eng_t0 = 0;
     if (io->result < 0) {
         ST_ADD(&q->st, io_errors, 1);
@@ -513,7 +513,7 @@ static void start_rw(struct dpq *q, struct dp_slot *s)
  * consumes nothing until qos_release starts it).  True when held. */
 static bool qos_hold(struct dpq *q, struct dp_slot *s)
 {
-    uint64_t now = xbd_now_ns();
+    uint64_t now = q->now_ns;
     uint64_t wait = dpqos_take(q->qos, s->chk.kind == BLKIF_KIND_WRITE,
                                s->chk.nr_sectors << 9, now);
     if (!wait)
@@ -530,7 +530,7 @@ static bool qos_hold(struct dpq *q, struct dp_slot *s)
 static void qos_release(struct dpq *q, bool force)
 {
     struct dp_slot *s = q->held;
-    uint64_t now = xbd_now_ns();
+    uint64_t now = q->now_ns;
     if (!s || (!force && now < q->held_until))
         return;
     if (!force && __atomic_load_n(&q->qos->on, __ATOMIC_ACQUIRE)) {
@@ -638,7 +638,7 @@ static void replay(struct dpq *q)
     log_dev(LOG_NOTICE, q->id, (int)q->idx,
             "re-issuing %u request(s) left in flight by the previous daemon", q->nredo);
     ST_ADD(&q->st, replayed, q->nredo);
-    uint64_t now = xbd_now_ns();
+    uint64_t now = q->now_ns;
     for (unsigned i = 0; i < q->nredo; i++) {
         LOG_DBG(LOG_CAT_RESTART, q->id, (int)q->idx, "re-issue slot %u: %s id %" PRIu64
                 " consumed at req %u", q->redo[i], op_name(blkif_rsp_op(q->slots[q->redo[i]].req)),
@@ -654,9 +654,8 @@ static void submit(struct dpq *q)
     if (!q->queued)
         return;
     ST_ADD(&q->st, submits, 1);
-    uint64_t now = xbd_now_ns();        /* the engine's share starts here */
-    for (unsigned i = 0; i < q->queued; i++)
-        q->slots[q->submitq[i]].eng_t0 = now;
+    for (unsigned i = 0; i < q->queued; i++)     /* the engine's share starts here */
+        q->slots[q->submitq[i]].eng_t0 = q->now_ns;
     int rc = q->eng->ops->submit(q->eq);
     if (rc < 0)                 /* the I/Os stay queued; retried next round */
         log_rl_dev(&q->rl[DPQ_RL_INTERNAL], LOG_ERR, q->id, (int)q->idx,
@@ -695,7 +694,6 @@ static void sweep(struct dpq *q, bool arm)
         RING_IDX rc = r->req_cons;
         RING_IDX rp = __atomic_load_n(&r->sring->req_prod, __ATOMIC_RELAXED);
         xen_rmb();              /* see the requests up to rp */
-        q->sweep_ns = xbd_now_ns();
         /* Bogus: more than a ring ahead of the responses, or behind what
          * we already consumed (else we would walk ~2^32 stale slots). */
         if (RING_REQUEST_PROD_OVERFLOW(r, rp) || rp - rc > RING_SIZE(r)) {
@@ -739,7 +737,6 @@ static void sweep(struct dpq *q, bool arm)
 
 static int reap(struct dpq *q)
 {
-    q->reap_ns = xbd_now_ns();          /* the engine's share of what completed ends here */
     int rc = q->eng->ops->reap(q->eq, io_done, q);
     if (rc < 0)
         log_rl_dev(&q->rl[DPQ_RL_INTERNAL], LOG_ERR, q->id, (int)q->idx,
@@ -805,7 +802,7 @@ static void drain(struct dpq *q)
     copy_flush(q);
     submit(q);
     while (q->inflight) {
-        uint64_t now = xbd_now_ns();
+        uint64_t now = q->now_ns = xbd_now_ns();
         if (now >= q->deadline_ns)
             break;
         int ms = (int)((q->deadline_ns - now + 999999) / 1000000);
@@ -854,7 +851,8 @@ enum spin_result {
  */
 static enum spin_result spin(struct dpq *q, struct pollfd *pfd)
 {
-    uint64_t end = xbd_now_ns() + (uint64_t)q->poll_us * 1000;
+    q->now_ns = xbd_now_ns();           /* SPIN_WORK: the wake-up's clock, 16 rounds old at most */
+    uint64_t end = q->now_ns + (uint64_t)q->poll_us * 1000;
     for (unsigned i = 0;; i++) {
         if (can_consume(q) && RING_HAS_UNCONSUMED_REQUESTS(RING(q)))
             return SPIN_WORK;
@@ -865,7 +863,7 @@ static enum spin_result spin(struct dpq *q, struct pollfd *pfd)
                 return SPIN_FD;
             if (!q->eng_ready && poll(pfd, 3, 0) > 0)
                 return SPIN_FD;
-            if (xbd_now_ns() >= end)
+            if ((q->now_ns = xbd_now_ns()) >= end)
                 return SPIN_IDLE;
         }
         cpu_relax();
@@ -881,7 +879,7 @@ static bool serve_polled(struct dpq *q, bool tick, bool arm)
     RING_IDX cons = RING(q)->req_cons;
     uint64_t reaped = q->nreaped;
     if (tick)
-        dpg_tick(&q->g, xbd_now_ns());
+        dpg_tick(&q->g, q->now_ns);     /* spin's clock */
     service(q, arm);
     return RING(q)->req_cons != cons || q->nreaped != reaped;
 }
@@ -925,7 +923,8 @@ void *dpq_thread(void *arg)
     ST_SET(&q->st, ring_slots, RING_SIZE(RING(q)));
     q->seen_prod = RING(q)->rsp_prod_pvt + q->inflight;
     kick(q);
-    dpg_tick(&q->g, xbd_now_ns());
+    q->now_ns = xbd_now_ns();
+    dpg_tick(&q->g, q->now_ns);
     replay(q);
     service(q, true);           /* requests queued before we bound, or reattach */
     if (q->reattached) {
@@ -954,7 +953,7 @@ void *dpq_thread(void *arg)
             }
         }
         if (tick && timeout != 0) {
-            int t = tick_timeout(q, xbd_now_ns());
+            int t = tick_timeout(q, q->now_ns);     /* at most this wake-up's work late */
             if (t >= 0 && (timeout < 0 || t < timeout))
                 timeout = t;
         }
@@ -983,8 +982,9 @@ void *dpq_thread(void *arg)
             q->stopping = true;
             break;
         }
+        q->now_ns = xbd_now_ns();       /* this wake-up's one clock read, with publish's */
         if (tick)
-            dpg_tick(&q->g, xbd_now_ns());
+            dpg_tick(&q->g, q->now_ns);
         if (pfd[0].revents)
             kick(q);
         if (pfd[1].revents)

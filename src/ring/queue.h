@@ -58,7 +58,7 @@ struct dp_slot {
     uint16_t niov;
     uint64_t disc_off, disc_left;   /* DISCARD: bytes still to issue */
     /* latency (stats.h struct vbd_lat), CLOCK_MONOTONIC ns */
-    uint64_t t_cons;                /* consumed off the ring (the sweep's clock) */
+    uint64_t t_cons;                /* consumed off the ring (the wake-up's clock) */
     uint64_t eng_t0;                /* its engine I/O submitted; 0: none out */
     uint64_t eng_ns;                /* time spent in the engine so far */
     uint8_t lat_op;                 /* enum vbd_op, VBD_OP_NONE: not in the histograms */
@@ -107,7 +107,10 @@ struct dpq {
     unsigned inflight;              /* slots not free */
     unsigned queued;                /* engine I/Os queued since the last submit */
     uint16_t *submitq;              /* their slots [nr_slots]: stamped at submit */
-    uint64_t sweep_ns, reap_ns;     /* clock at the start of the last sweep / reap */
+    /* CLOCK_MONOTONIC ns at the start of this wake-up: read once per wake-up
+     * (a system call in a PV dom0, where the vDSO falls back: tests/xen/README.md)
+     * and used as the consume, submit and reap time of everything it does */
+    uint64_t now_ns;
     RING_IDX seen_prod;             /* req_prod at the last sweep (ring occupancy) */
     struct dp_slot *barrier;        /* BARRIER parked or running: consume nothing */
     struct dpqos *qos;              /* the vbd's QoS buckets (qos.h), shared by its queues */
