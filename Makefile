@@ -143,11 +143,12 @@ check:
 	tests/run-tests.sh build/san
 
 # XEN_DIST=trixie: Debian 13 dom0 with Xen 4.20 (tests/xen/README.md); XEN_PLAN=phase,...;
-# XEN_DAEMON_ARGS=--seccomp=kill+--isolation=domain: options of every daemon the suite starts
+# XEN_DAEMON_ARGS=--seccomp=kill+--isolation=domain: options of every daemon the suite starts;
+# XEN_PERF=off: no comparison jobs (data checks only), quick (phase perf's default) or full
 check-xen: all
 	tests/xen/deps.sh --install
 	tests/xen/run.sh $(if $(XEN_DIST),--dist=$(XEN_DIST)) $(if $(XEN_PLAN),--plan=$(XEN_PLAN)) \
-	    $(if $(XEN_DAEMON_ARGS),--daemon-args=$(XEN_DAEMON_ARGS))
+	    $(if $(XEN_DAEMON_ARGS),--daemon-args=$(XEN_DAEMON_ARGS)) $(if $(XEN_PERF),--perf=$(XEN_PERF))
 
 # the full real-Xen comparison (Xen 4.20 dom0; tests/xen/perf.sh): ~40 min under TCG
 bench-xen: all

@@ -17,10 +17,10 @@
 # in "Oops: int3" in ttwu_do_activate under text_poke_bp (seen on the 12th toggle).
 # Results: one "@@XT CMP" line per backend and job with medians over the rounds and the
 # spread; run.sh prints the table.
-# PERF_SET (run.sh --perf=quick|full, xt.perf): quick (CI): kernel + daemon, jobs
+# PERF_SET (run.sh --perf=quick|full|off, xt.perf): quick (CI): kernel + daemon, jobs
 # rr4k+qd1+sr1m+rw4k, 5 s each; full (make bench-xen): + qdisk, + sw64k, 10 s each, + the
 # strace round, + a guest with max_indirect_segments=256 max_ring_page_order=4 for the
-# 1 MiB job.
+# 1 MiB job; off: no comparison at all (phase_baseline's jobs neither: CI's 4.17 run).
 PERF_SET=${PERF_SET:-quick}
 PERF_ROUNDS=${PERF_ROUNDS:-3}
 
@@ -132,6 +132,7 @@ pc_rows() {
 phase_perf() {
     local t0=$(now) g=pc1 devs steps r why="" disks qd=0 jobs secs extra
     case $PERF_SET in
+        off) report SKIP 0 "perf: interleaved comparison" "--perf=off"; return ;;
         full) jobs=rr4k+qd1+sr1m+rw4k+sw64k secs=10; [ -x /usr/libexec/xen-qemu-system-i386 ] && qd=1 ;;
         *) jobs=rr4k+qd1+sr1m+rw4k secs=5 ;;
     esac
