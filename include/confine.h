@@ -1,11 +1,11 @@
 /*
  * confine.h - least privilege for xen-blkbackd (xen-blkbackd(8) CONFINEMENT):
  * a seccomp allow-list per thread role (libseccomp) and the drop to an
- * unprivileged user after start-up.  Opt-in in this release: --seccomp=off
- * and no --user by default (the lists were measured on the simulated host
- * only; the real-Xen ioctls are in the lists from the libxen* sources but
- * were never run under them).  The test suite and `make demo` run every
- * daemon confined (tests/lib/daemon.c: --seccomp=trap; demo: kill).
+ * unprivileged user after start-up (--seccomp=trap by default, measured on
+ * the simulated host and run under real Xen by `make check-xen`, dom0 and
+ * driver domain; --user opt-in, with the privileged opener of opener.h).
+ * The test suite and `make demo` run every daemon confined
+ * (tests/lib/daemon.c: --seccomp=trap; demo: kill).
  */
 #ifndef XBD_CONFINE_H
 #define XBD_CONFINE_H
@@ -33,6 +33,8 @@ enum confine_role {
                                    list plus fork, execve, wait and the socketpair of
                                    the workers, which inherit it (src/common/seccomp.c
                                    control_worker_syscalls) */
+    CONFINE_ROLE_OPENER,        /* the privileged opener process (include/opener.h):
+                                   receive a path, open, fstat, send the descriptor */
 };
 
 /* The names "off", "log", "trap", "kill" (the `seccomp` key).  parse: 0 or
@@ -76,7 +78,8 @@ int confine_inherited(enum confine_mode mode);
  * Test hook, in the test (sanitizer) build only (-DXBD_TEST_HOOKS: Makefile,
  * SAN=1; elsewhere it does nothing, so the installed daemon has no such
  * switch): with XBD_TEST_FORBIDDEN_SYSCALL=queue in the environment each
- * queue thread makes a ptrace call right after loading its list; with
+ * queue thread makes a ptrace call right after loading its list (with
+ * =opener the privileged opener, likewise); with
  * =control the control plane makes an execve(NULL) when called for
  * CONFINE_ROLE_CONTROL (on SIGUSR1: src/backend/backend.c) once its list
  * is loaded; with =worker:D the main thread of domain D's first isolation

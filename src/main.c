@@ -10,6 +10,7 @@
 #include "backend/config.h"
 #include "confine.h"
 #include "log.h"
+#include "opener.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -121,6 +122,14 @@ int main(int argc, char **argv)
 
     /* The pidfile only once we own our backend kinds: a second daemon must
      * not overwrite (or, exiting, remove) the first one's. */
+    /* --user: the privileged opener, forked while this is the only thread
+     * (opener.h): backing stores are opened as root, served as the user */
+    if (cfg.user && (rc = opener_start(cfg.seccomp, xbd_config_is_sim(&cfg)))) {
+        log_err("cannot start the privileged opener: %s", strerror(-rc));
+        log_notice("exit 1");
+        xbd_config_free(&cfg);
+        return 1;
+    }
     struct backend *b = NULL;
     bool pidfile = false;
     rc = backend_create(&cfg, &b);
@@ -135,6 +144,7 @@ int main(int argc, char **argv)
     if (rc == 0)
         rc = backend_run(b);
     backend_destroy(b);
+    opener_stop();
     if (pidfile)
         unlink(cfg.pidfile);
     log_notice("exit %d", rc ? 1 : 0);

@@ -334,11 +334,45 @@ static bool no_caps(pid_t pid, char *what, size_t len, char *bnd, size_t blen)
     return none;
 }
 
+/* The daemon's privileged opener (include/opener.h): its child process
+ * named xbd-opener, 0 when there is none. */
+static pid_t opener_of(pid_t daemon)
+{
+    char *l = NULL;
+    e2e_sh(&l, "for p in $(cat /proc/%d/task/*/children 2>/dev/null); do "
+           "[ \"$(cat /proc/$p/comm 2>/dev/null)\" = xbd-opener ] && echo $p; done | head -1",
+           (int)daemon);
+    pid_t p = l ? (pid_t)atol(l) : 0;
+    free(l);
+    return p > 1 ? p : 0;
+}
+
+/* The opener runs as root with CAP_DAC_OVERRIDE alone (0x2) and its own
+ * seccomp list; it dies with the daemon (PR_SET_PDEATHSIG). */
+static pid_t check_opener(struct e2e *e)
+{
+    pid_t op = opener_of(e->d.pid);
+    T_CHECK(op > 0, "--user: no xbd-opener child of the daemon %d", (int)e->d.pid);
+    if (op <= 0)
+        return 0;
+    char tid[16], uid[64], eff[32], sc[16];
+    snprintf(tid, sizeof(tid), "%d", (int)op);
+    T_ASSERT(proc_field(op, tid, "status", "Uid", uid, sizeof(uid)));
+    T_ASSERT(proc_field(op, tid, "status", "CapEff", eff, sizeof(eff)));
+    T_ASSERT(proc_field(op, tid, "status", "Seccomp", sc, sizeof(sc)));
+    T_CHECK(!strcmp(uid, "0\t0\t0\t0"), "opener Uid %s", uid);
+    T_CHECK(!strcmp(eff, "0000000000000002"), "opener CapEff %s, want CAP_DAC_OVERRIDE only", eff);
+    T_CHECK(!strcmp(sc, "2"), "opener Seccomp %s", sc);
+    T_LOG("opener pid %d: Uid %s, CapEff %s, Seccomp %s", (int)op, uid, eff, sc);
+    return op;
+}
+
 /*
  * --user=65534 serving a guest with no capability: the simulated host's
- * directory, the test xenstored's socket and the work directory (the
- * images) are handed to that uid, as a deployment gives the daemon's user
- * its images and the Xen device files, and the guest (xen-blkbench, whose
+ * directory, the test xenstored's socket and the work directory are handed
+ * to that uid, as a deployment gives the daemon's user the Xen device
+ * files; the image stays root's (0600), opened by the privileged opener;
+ * the guest (xen-blkbench, whose
  * memory files are the sim's grant table) runs as that uid too.  The
  * daemon, root only until the drop, then attaches the device (opens the
  * image and the sim's gntdev/evtchn, io_uring, restart state, queue
@@ -355,9 +389,11 @@ static void user_serves(struct e2e *e, unsigned domid)
     snprintf(img, sizeof(img), "u%u.img", domid);
     const char *path = e2e_make_image(e, img, 16);
     snprintf(out_path, sizeof(out_path), "%s/guest-%u.out", e->work, domid);
-    T_EQ(e2e_sh(NULL, "chown -R 65534:65534 '%s' '%s' && chmod 0666 '%s'", e->sim, e->work,
-                e->xs_sock), 0);
+    /* the image stays root's, mode 0600: the opener opens it */
+    T_EQ(e2e_sh(NULL, "chown -R 65534:65534 '%s' '%s' && chmod 0666 '%s' && "
+                "chown 0:0 '%s' && chmod 0600 '%s'", e->sim, e->work, e->xs_sock, path, path), 0);
     e2e_daemon_start(e, extra);
+    pid_t op = check_opener(e);
     pid_t child = fork();
     T_ASSERT(child >= 0);
     if (child == 0) {
@@ -383,7 +419,12 @@ static void user_serves(struct e2e *e, unsigned domid)
               round ? " after a SIGKILL and restart" : "", what, bnd);
         if (round == 0) {
             T_EQ(t_daemon_signal(&e->d, SIGKILL, 15000), 128 + SIGKILL);
+            uint64_t gone = xbd_now_ms() + 5000;
+            while (op > 0 && kill(op, 0) == 0 && xbd_now_ms() < gone)
+                usleep(10000);
+            T_CHECK(op <= 0 || kill(op, 0) < 0, "the opener %d outlived its daemon", (int)op);
             e2e_daemon_start(e, extra);
+            check_opener(e);
         }
     }
     guest_done(e, child, out_path, "--user=65534");

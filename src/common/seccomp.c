@@ -236,6 +236,18 @@ static const int control_worker_prctls[] = { PR_SET_PDEATHSIG, PR_CAPBSET_READ }
 /* glibc's fork: bminor/glibc:sysdeps/unix/sysv/linux/arch-fork.h@glibc-2.36 */
 #define FORK_CLONE_FLAGS (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD)
 
+/* The privileged opener (src/common/opener.c): its loop (recv, open,
+ * fstat, fstatfs, sendmsg with SCM_RIGHTS, close), its log lines (a file,
+ * stderr or the journal's socket) and the SIGSYS report. */
+static const int opener_syscalls[] = {
+    SCMP_SYS(recvfrom), SCMP_SYS(sendmsg), SCMP_SYS(open), SCMP_SYS(openat),
+    SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(fstatfs), SCMP_SYS(close),
+    SCMP_SYS(write), SCMP_SYS(writev), SCMP_SYS(sendto), SCMP_SYS(clock_gettime),
+    SCMP_SYS(futex), SCMP_SYS(getpid), SCMP_SYS(gettid), SCMP_SYS(exit),
+    SCMP_SYS(exit_group), SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
+    SCMP_SYS(rt_sigaction), SCMP_SYS(tgkill), SCMP_SYS(restart_syscall),
+};
+
 /* ioctl commands: the store's size and discard (src/engine/store.c, uring.c,
  * aio.c: measured), and what libxengnttab and libxenevtchn issue for ring
  * maps, binds and unbinds on a real host (SET_MAX_GRANTS, the map/unmap
@@ -373,6 +385,8 @@ void confine_test_violation(enum confine_role role)
         return;
     if (role == CONFINE_ROLE_QUEUE && !strcmp(v, "queue"))
         syscall(SYS_ptrace, -1L, 0L, 0L, 0L);               /* EIO where allowed */
+    else if (role == CONFINE_ROLE_OPENER && !strcmp(v, "opener"))
+        syscall(SYS_ptrace, -1L, 0L, 0L, 0L);
     else if (role == CONFINE_ROLE_CONTROL && control_loaded && !inherited &&
              !strcmp(v, "control"))
         syscall(SYS_execve, NULL, NULL, NULL);              /* EFAULT where allowed */
@@ -478,6 +492,17 @@ static int control_rules(scmp_filter_ctx ctx, bool sim)
     return rc;
 }
 
+static int opener_rules(scmp_filter_ctx ctx)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(opener_syscalls); i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, opener_syscalls[i], 0);
+    if (rc == 0)                        /* the SIGSYS report's thread name */
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+                              SCMP_A0_32(SCMP_CMP_EQ, PR_GET_NAME));
+    return rc;
+}
+
 /* The control list plus the workers' extras (control_worker_syscalls). */
 static int control_worker_rules(scmp_filter_ctx ctx, bool sim)
 {
@@ -526,7 +551,7 @@ int confine_thread(enum confine_role role, enum confine_mode mode, bool sim)
         return -EINVAL;
     }
     if (role != CONFINE_ROLE_QUEUE && role != CONFINE_ROLE_CONTROL &&
-        role != CONFINE_ROLE_CONTROL_WORKERS)
+        role != CONFINE_ROLE_CONTROL_WORKERS && role != CONFINE_ROLE_OPENER)
         return -EINVAL;
     if (mode == CONFINE_TRAP) {
         /* Unblocked here: a seccomp SIGSYS that finds the signal blocked is
@@ -543,18 +568,23 @@ int confine_thread(enum confine_role role, enum confine_mode mode, bool sim)
     scmp_filter_ctx ctx = seccomp_init(deny);
     if (!ctx)
         return -ENOMEM;
-    int rc = role == CONFINE_ROLE_QUEUE ? queue_rules(ctx, sim) : control_rules(ctx, sim);
+    int rc = role == CONFINE_ROLE_QUEUE    ? queue_rules(ctx, sim)
+             : role == CONFINE_ROLE_OPENER ? opener_rules(ctx)
+                                           : control_rules(ctx, sim);
     if (rc == 0 && role == CONFINE_ROLE_CONTROL_WORKERS)
         rc = control_worker_rules(ctx, sim);
     /* The control plane's list goes onto every thread that exists
      * (libxenstore's watch reader among them): SECCOMP_FILTER_FLAG_TSYNC. */
-    if (rc == 0 && role != CONFINE_ROLE_QUEUE)
+    if (rc == 0 && role != CONFINE_ROLE_QUEUE && role != CONFINE_ROLE_OPENER)
         rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
     if (rc == 0)
         rc = seccomp_load(ctx);         /* sets no_new_privs (SCMP_FLTATR_CTL_NNP) */
     seccomp_release(ctx);
     if (rc == 0 && role == CONFINE_ROLE_QUEUE) {
         thread_role = "queue";
+        confine_test_violation(role);
+    } else if (rc == 0 && role == CONFINE_ROLE_OPENER) {
+        thread_role = "opener";
         confine_test_violation(role);
     } else if (rc == 0) {
         control_loaded = true;

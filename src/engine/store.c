@@ -7,6 +7,7 @@
  * engine does its I/O on, before anything else touches it.
  */
 #include "engine_priv.h"
+#include "opener.h"
 #include "log.h"
 
 #include <errno.h>
@@ -157,10 +158,11 @@ int eng_store_open(const struct engine_params *p, const struct log_dev *dev, str
         }
         tmp.direct = (fl & O_DIRECT) != 0;
     } else {
-        fd = open(p->path, flags | (p->direct ? O_DIRECT : 0));
+        /* as root, also after --user: the privileged opener (opener.h) */
+        fd = opener_open(p->path, flags | (p->direct ? O_DIRECT : 0));
     }
-    if (fd < 0 && !p->have_store_fd && errno == EINVAL && p->direct) {
-        fd = open(p->path, flags);
+    if (fd == -EINVAL && !p->have_store_fd && p->direct) {
+        fd = opener_open(p->path, flags);
         if (fd >= 0) {
             tmp.direct = false;
             log_dev(LOG_WARNING, dev, LOG_NO_QUEUE, "O_DIRECT refused by %s (EINVAL), using "
@@ -168,7 +170,7 @@ int eng_store_open(const struct engine_params *p, const struct log_dev *dev, str
         }
     }
     if (fd < 0)
-        return -errno;
+        return fd;
     struct stat st;
     int rc = 0;
     if (fstat(fd, &st) < 0)
