@@ -143,9 +143,20 @@ int main(void)
         { "/usr/share/man/man8/xen-blkbackctl.8.gz", false },
         { "/usr/share/man/man5/xen-blkbackd.conf.5.gz", false },
         { "/usr/share/man/man8/xen-blkbench.8.gz", false },
+        { "/lib/udev/rules.d/60-xen-blkbackd.rules", false },
+        { "/usr/lib/sysusers.d/xen-blkbackd.conf", false },
     };
     for (size_t i = 0; i < ARRAY_SIZE(files); i++)
         check_file(root, files[i].path, files[i].exec);
+    /* the dedicated user of --user=xen-blkbackd, made before the unit starts, and
+     * the udev rule applied to the Xen device nodes that exist already */
+    T_EQ(e2e_sh(NULL, "dpkg-deb -I %s postinst | grep -n 'systemd-sysusers.*xen-blkbackd.conf\\|"
+                "deb-systemd-invoke\\|udevadm trigger --subsystem-match=misc' | cut -d: -f2- | "
+                "grep -o 'sysusers\\|invoke\\|udevadm' | tr '\\n' ' ' | "
+                "grep -qx 'sysusers invoke udevadm '", deb), 0);
+    T_EQ(e2e_sh(NULL, "grep -q '^u xen-blkbackd ' %s/usr/lib/sysusers.d/xen-blkbackd.conf", root), 0);
+    T_EQ(e2e_sh(NULL, "grep -q 'GROUP=\"xen-blkbackd\", MODE=\"0660\"' "
+                "%s/lib/udev/rules.d/60-xen-blkbackd.rules", root), 0);
     static const char *const conffiles[] = { "/etc/xen/xen-blkbackd.conf",
         "/etc/xen/scripts/block-xen-blkbackd", "/etc/modprobe.d/xen-blkbackd.conf" };
     for (size_t i = 0; i < ARRAY_SIZE(conffiles); i++)
