@@ -181,9 +181,12 @@ phase_perf() {
     # full: the 1 MiB job with the largest rings both backends offer
     if [ $PERF_SET = full ]; then
         g=pc2; unset 'PB_LABEL[xvdd]'
-        extra="xt.prounds=$PERF_ROUNDS xt.pjobs=sr1m xt.perft=$secs xt.bf=max_indirect_segments=256:max_ring_page_order=4"
-        # 256 indirect segments x ring order 4 x 2 queues x 2 disks: blkfront preallocates
-        # for all of it, and at 384 MiB the guest died "Out of memory" (bench-xen, 20:14)
+        extra="xt.prounds=$PERF_ROUNDS xt.pjobs=sr1m xt.perft=$secs xt.bf=max_indirect_segments=256:max_ring_page_order=4:feature_persistent=0"
+        # 256 indirect segments x ring order 4 (512 slots) x 2 queues x 2 disks: with
+        # persistent grants blkfront preallocates a page per segment of every slot, ~514 MiB
+        # per queue (fill_grant_buffer), and the guest died "Out of memory" in insmod at
+        # 384 and at 768 MiB (bench-xen 2026-12-03 20:14, 2026-12-04 01:27). So this guest
+        # offers no persistent grants to either backend (xen_blkfront.feature_persistent=0).
         if GMEM=768 start_guest $g "neg@xvdb+neg@xvdc+cmp@xvdb:xvdc" "$extra" "${disks[@]:0:2}"; then
             PB_PIDS[xvdb]="kblk_pids ${DOMID_OF[$g]} xvdb"
             pc_monitor_start $g
