@@ -35,20 +35,20 @@ static int write_pidfile(const char *path)
 
 /* --user: hand the state directory (restart state, control socket) to the
  * user, then become it for good (confine.h).  0 or -errno, logged. */
-static int drop_user(const struct xbd_config *cfg)
+static int drop_user(const struct xbd_config *cfg, const char *user)
 {
     uid_t uid;
     gid_t gid;
     char dir[256];
-    int rc = confine_user_lookup(cfg->user, &uid, &gid);
+    int rc = confine_user_lookup(user, &uid, &gid);
     if (rc == 0 && chown(xbd_config_state_dir(cfg, dir, sizeof(dir)), uid, gid) < 0)
         rc = -errno;
     if (rc == 0)
         rc = confine_drop_user(uid, gid);
     if (rc)
-        log_err("cannot run as user %s: %s", cfg->user, strerror(-rc));
+        log_err("cannot run as user %s: %s", user, strerror(-rc));
     else
-        log_notice("running as user %s (uid %u, gid %u), no capabilities", cfg->user,
+        log_notice("running as user %s (uid %u, gid %u), no capabilities", user,
                    (unsigned)uid, (unsigned)gid);
     return rc;
 }
@@ -124,7 +124,10 @@ int main(int argc, char **argv)
      * not overwrite (or, exiting, remove) the first one's. */
     /* --user: the privileged opener, forked while this is the only thread
      * (opener.h): backing stores are opened as root, served as the user */
-    if (cfg.user && (rc = opener_start(cfg.seccomp, xbd_config_is_sim(&cfg)))) {
+    const char *why, *user = xbd_config_user(&cfg, &why);
+    if (why)
+        log_notice("%s", why);
+    if (user && (rc = opener_start(cfg.seccomp, xbd_config_is_sim(&cfg)))) {
         log_err("cannot start the privileged opener: %s", strerror(-rc));
         log_notice("exit 1");
         xbd_config_free(&cfg);
@@ -137,8 +140,8 @@ int main(int argc, char **argv)
         log_err("pidfile %s: %s", cfg.pidfile, strerror(-rc));
     else if (rc == 0)
         pidfile = cfg.pidfile != NULL;
-    if (rc == 0 && cfg.user)
-        rc = drop_user(&cfg);
+    if (rc == 0 && user)
+        rc = drop_user(&cfg, user);
     if (rc == 0 && (rc = confine_control(&cfg)))
         log_err("cannot load the control plane's seccomp allow-list: %s", strerror(-rc));
     if (rc == 0)

@@ -2,6 +2,7 @@
 #include "harness.h"
 #include "../src/backend/config.h"
 
+#include <pwd.h>
 #include <stdbool.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -601,6 +602,38 @@ int main(void)
             T_EQ(parse(&c, none), 0);
             xbd_config_free(&c);
         }
+    }
+
+    /* --user: auto (the default) is xen-blkbackd only against real Xen, as root, and
+     * when that user exists; otherwise root, with a notice where the user is missing. */
+    {
+        const char *a[] = { "--config=/dev/null", NULL };
+        T_ASSERT(parse(&c, a) == 0, "%s", err);
+        T_CHECK(c.user && !strcmp(c.user, "auto"), "default user %s", c.user ? c.user : "none");
+        const char *why = "x", *u = xbd_config_user(&c, &why);
+        bool have = getpwnam(XBD_USER) != NULL;
+        if (geteuid() == 0) {
+            T_CHECK(have ? u && !strcmp(u, XBD_USER) && !why : !u && why && strstr(why, "no user"),
+                    "auto, libxen, user %s: got %s, notice %s", have ? "present" : "absent",
+                    u ? u : "none", why ? why : "none");
+        }
+        xbd_config_free(&c);
+        const char *sim[] = { "--config=/dev/null", "--xen=sim:/nonexistent", NULL };
+        T_ASSERT(parse(&c, sim) == 0, "%s", err);
+        u = xbd_config_user(&c, &why);
+        T_CHECK(!u && !why, "auto under the simulated host: %s, notice %s", u ? u : "none",
+                why ? why : "none");
+        xbd_config_free(&c);
+        const char *none[] = { "--config=/dev/null", "--user=none", NULL };
+        T_ASSERT(parse(&c, none) == 0, "%s", err);
+        T_CHECK(!xbd_config_user(&c, &why) && !why, "--user=none");
+        xbd_config_free(&c);
+        const char *num[] = { "--config=/dev/null", "--xen=sim:/nonexistent", "--user=65534", NULL };
+        T_ASSERT(parse(&c, num) == 0, "%s", err);
+        u = xbd_config_user(&c, &why);
+        T_CHECK(u && !strcmp(u, "65534"), "--user=65534 under the sim: %s", u ? u : "none");
+        xbd_config_free(&c);
+        refuse("--user=0", "user: a user name or a uid other than 0");
     }
 
     /* --help and --version are answered (1 = printed, exit 0). */

@@ -326,6 +326,8 @@ static int set_user(struct xbd_config *c, const char *v, const char **why)
     gid_t gid;
     if (!strcmp(v, "none"))
         return set_str(&c->user, NULL);
+    if (!strcmp(v, "auto"))
+        return set_str(&c->user, v);
     int rc = confine_user_lookup(v, &uid, &gid);
     if (rc == -ENOENT)
         *why = "no such user";
@@ -453,11 +455,12 @@ static const struct xbd_config_key keys[] = {
               "the queue threads; a syscall outside one: log\n"
               "(allowed, kernel log), trap (reported, then\n"
               "killed), kill" },
-    { .name = "user", .type = XBD_CFG_TEXT, .arg = "NAME|UID|none", .def = "none",
-      .no_init = true, .section = S_CONFINE, .set = set_user,
-      .expect = "a user name, a uid or none",
+    { .name = "user", .type = XBD_CFG_TEXT, .arg = "NAME|UID|auto|none", .def = "auto",
+      .section = S_CONFINE, .set = set_user,
+      .expect = "a user name, a uid, auto or none",
       .help = "run as this user after start-up (xenstore,\n"
-              "control socket, locks); every capability dropped" },
+              "control socket, locks); every capability dropped;\n"
+              "auto: " XBD_USER " if it exists (real Xen, root)" },
     { .name = "isolation", .type = XBD_CFG_TEXT, .arg = "none|domain", .def = "none",
       .section = S_CONFINE, .set = set_isolation, .expect = "none or domain",
       .help = "domain: serve each guest domain's disks from\n"
@@ -741,6 +744,22 @@ int xbd_config_parse_args(struct xbd_config *c, int argc, char **argv,
 }
 
 /* ---- resolved values ----------------------------------------------------------- */
+
+const char *xbd_config_user(const struct xbd_config *c, const char **why)
+{
+    *why = NULL;
+    if (!c->user || strcmp(c->user, "auto"))
+        return c->user;
+    if (xbd_config_is_sim(c) || geteuid() != 0)
+        return NULL;
+    uid_t uid;
+    gid_t gid;
+    if (confine_user_lookup(XBD_USER, &uid, &gid) == 0)
+        return XBD_USER;
+    *why = "user = auto: no user " XBD_USER ", staying root (the packages make it; after make "
+           "install: systemd-sysusers xen-blkbackd.conf, then udevadm trigger; user = none says so)";
+    return NULL;
+}
 
 bool xbd_config_is_sim(const struct xbd_config *c)
 {

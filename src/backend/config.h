@@ -18,6 +18,7 @@
 #define XBD_DEFAULT_CONFIG      "/etc/xen/xen-blkbackd.conf"
 #define XBD_DEFAULT_CONTROL     "/run/xen-blkbackd/control.sock"
 #define XBD_DEFAULT_STATE_DIR   "/run/xen-blkbackd"     /* tmpfs: locks, restart state */
+#define XBD_USER                "xen-blkbackd"  /* --user=auto: conf/xen-blkbackd.sysusers */
 /* Most INDIRECT segments the data plane takes (one engine I/O holds at most
  * UIO_MAXIOV = 1024 iovecs: src/ring/queue.h DPQ_MAX_SEGS; dp_create refuses
  * more).  The protocol allows 8 x 512 = 4096 (blkif.h). */
@@ -65,7 +66,8 @@ struct xbd_config {
     char *metrics_listen;       /* HTTP /metrics at [ADDR:]PORT; NULL: off */
     struct dp_qos qos;          /* QoS limits of every vbd (backend keys qos-* override) */
     enum confine_mode seccomp;  /* control plane and queue allow-lists (confine.h); default off */
-    char *user;                 /* run as this user after start-up; NULL: stay root */
+    char *user;                 /* run as this user after start-up; NULL: stay root;
+                                   "auto": xbd_config_user() decides */
     enum xbd_isolation isolation;   /* --isolation; default none */
 };
 
@@ -137,6 +139,14 @@ int xbd_config_parse_args(struct xbd_config *c, int argc, char **argv,
 
 /* Resolved values. */
 bool xbd_config_is_sim(const struct xbd_config *c);
+
+/*
+ * The user to become after start-up (--user): NULL for none; for "auto"
+ * XBD_USER when the daemon runs as root against real Xen (not --xen=sim)
+ * and that user exists (getpwnam), else NULL with *why set (a static
+ * string for one notice; NULL when there is nothing to say).
+ */
+const char *xbd_config_user(const struct xbd_config *c, const char **why);
 /* "DIR[,domid=N]" part after "sim:" (NULL if not sim). */
 const char *xbd_config_sim_arg(const struct xbd_config *c);
 /* domid=N from the sim argument, or -1. */
