@@ -4,10 +4,10 @@
 # read the results from the serial console, print one PASS/FAIL line per scenario and
 # "N passed, N failed"; exit 0 only if nothing failed and the run completed in time.
 #
-# Usage: tests/xen/run.sh [--plan=all|baseline,kernel,qdisk,daemon,destroy,twoguests,resize,nbd,restart,tap,driverdom]
+# Usage: tests/xen/run.sh [--plan=all|baseline,kernel,qdisk,daemon,destroy,twoguests,resize,nbd,restart,user,tap,perf,driverdom]
 #                         [--dist=bookworm|trixie] [--timeout=SEC] [--no-build]
 #                         [--accel=tcg|kvm] [--hotplug=N] [--restart-secs=S] [--rc=CFG+...]
-#                         [--daemon-args=ARG+ARG...] [--perf=quick|full]
+#                         [--daemon-args=ARG+ARG...] [--perf=quick|full|off]
 #   --perf=quick|full  the set of phase perf (tests/xen/perf.sh): quick (default, CI) or
 #                      full (make bench-xen: more jobs, qdisk, 10 s runs, a big-ring guest)
 #   --daemon-args=...  extra xen-blkbackd options for every daemon the scenarios start, in

@@ -13,14 +13,16 @@
 #   driverdom (a storage driver domain running xen-blkbackd + xl devd; not in all: see there).
 #   perf (Xen >= 4.19: kernel blkback on backend/vbd and the daemon on backend/vbd3 in one
 #   guest, interleaved rounds, medians: tests/xen/perf.sh; not in all).
-#   all = baseline,daemon,destroy,twoguests,resize,nbd,restart,migrate
+#   user (user = auto: root without the user xen-blkbackd, that user once it is set up as
+#   the package does: opener, udev rule, kill -9; later phases run as it).
+#   all = baseline,daemon,destroy,twoguests,resize,nbd,restart,migrate,user
 # DARGS (run.sh --daemon-args): options added to every daemon started here and in the
 # driver domain. Guest steps are in guest-init.sh; guest consoles are relayed as "[<guest>] ..." lines.
 set -u
 XENBIN=$(ls -d /usr/lib/xen-4.*/bin 2>/dev/null | sort -V | tail -1)
 export PATH=$XENBIN:/usr/sbin:/usr/bin:/sbin:/bin
 PLAN=${1:-all}
-ALL=baseline,daemon,destroy,twoguests,resize,nbd,restart,migrate
+ALL=baseline,daemon,destroy,twoguests,resize,nbd,restart,migrate,user
 PLAN=$(echo ",$PLAN," | tr '+' ',' | sed "s/,all,/,$ALL,/; s/^,//; s/,\$//")   # all may be one item of a list
 T=/opt/xentest
 CONS=/var/log/xen/console
@@ -828,6 +830,114 @@ phase_nbd() {
     info "phase nbd: $(( $(now) - t0 ))s"
 }
 
+# ------------------------------------------------------------------ user (issue 13)
+# The default user = auto under real Xen: root (and a notice) while there is no user
+# xen-blkbackd, that user once it is set up as the package does: the user from the
+# shipped sysusers.d file (systemd-sysusers; useradd where dom0 has no systemd), the
+# shipped udev rule applied to /dev/xen/gntdev and evtchn by a udevd started for it (this
+# dom0 runs none), then the daemon (no --user: auto) serving a guest: xvdb a root-owned 0600 raw
+# image (opened by the privileged opener), xvdc a qcow2 through qemu-storage-daemon (the
+# hotplug script hands its socket to the daemon's user). The guest writes a pattern, runs
+# fio --verify on both disks while dom0 kill -9s the daemon and starts it again as the
+# user (reattach), and checks the pattern. The daemon must show the user's uid and no
+# capability, its xbd-opener child uid 0 with CAP_DAC_OVERRIDE only.
+USER_RULE=/lib/udev/rules.d/60-xen-blkbackd.rules
+user_setup() {   # -> "" or why not
+    local udevd got
+    getent passwd xen-blkbackd > /dev/null ||
+        systemd-sysusers /usr/lib/sysusers.d/xen-blkbackd.conf > /tmp/sysusers.out 2>&1 ||
+        useradd --system --user-group --no-create-home --home-dir /nonexistent \
+            --shell /usr/sbin/nologin xen-blkbackd > /tmp/sysusers.out 2>&1 ||
+        { echo "cannot make the user: $(head -c 160 /tmp/sysusers.out)"; return; }
+    [ -f $USER_RULE ] || { echo "$USER_RULE not installed"; return; }
+    udevd=$(ls /lib/systemd/systemd-udevd /usr/lib/systemd/systemd-udevd 2>/dev/null | head -1)
+    [ -n "$udevd" ] || { echo "no systemd-udevd in dom0"; return; }
+    $udevd --daemon > /tmp/udevd.out 2>&1 || { echo "udevd: $(head -c 160 /tmp/udevd.out)"; return; }
+    udevadm trigger --subsystem-match=misc --action=add
+    udevadm settle -t 30
+    udevadm control --exit
+    got=$(stat -c '%G %a' /dev/xen/gntdev /dev/xen/evtchn | tr '\n' ' ')
+    [ "$got" = "xen-blkbackd 660 xen-blkbackd 660 " ] ||
+        echo "udev rule not applied: /dev/xen/gntdev, evtchn: $got (misc: $(ls /sys/class/misc | grep -i xen | tr '\n' ' '))"
+}
+user_ids() {   # -> "" or what is wrong with the daemon's and the opener's ids
+    local pid=$(dpid) uid op want
+    want=$(id -u xen-blkbackd)
+    uid=$(awk '/^Uid:/ {print $2 "/" $3 "/" $4 "/" $5}' /proc/$pid/status 2>/dev/null)
+    [ "$uid" = "$want/$want/$want/$want" ] || echo "daemon Uid $uid, want $want;"
+    grep -q '^CapEff:[[:space:]]*0000000000000000' /proc/$pid/status || echo "daemon has capabilities: $(grep CapEff /proc/$pid/status);"
+    op=$(for c in $(cat /proc/$pid/task/*/children 2>/dev/null); do
+        [ "$(cat /proc/$c/comm 2>/dev/null)" = xbd-opener ] && echo $c; done | head -1)
+    if [ -z "$op" ]; then echo "no xbd-opener child;"; return; fi
+    grep -q '^Uid:[[:space:]]*0[[:space:]]' /proc/$op/status || echo "opener not root;"
+    grep -q '^CapEff:[[:space:]]*0000000000000002' /proc/$op/status || echo "opener $(grep CapEff /proc/$op/status);"
+    grep -q '^Seccomp:[[:space:]]*2' /proc/$op/status || echo "opener not confined;"
+}
+phase_user() {
+    local t0=$(now) g=u1 why r ids1 ids2
+    local names="user: user = auto as xen-blkbackd serves a root 0600 image and a qcow2, fio verify across kill -9|user: uid and capabilities of the daemon and its opener"
+    if ! daemon_installed; then
+        IFS='|'; for r in $names; do report SKIP 0 "$r" "daemon not installed"; done; unset IFS; return
+    fi
+    # the default (user = auto) without the user: root, and one notice that says so
+    local notice="" hadu=0
+    getent passwd xen-blkbackd > /dev/null && hadu=1
+    [ $hadu = 0 ] && ! daemon_alive && start_daemon > /dev/null
+    if [ $hadu = 0 ] && daemon_alive; then
+        grep -q 'user = auto: no user xen-blkbackd, staying root' $DLOG ||
+            notice="no 'user = auto: no user xen-blkbackd' notice in the log of the root daemon;"
+        grep -q '^Uid:[[:space:]]*0[[:space:]]' /proc/$(dpid)/status ||
+            notice="$notice the daemon is not root without the user;"
+    fi
+    why=$(user_setup)
+    if [ -n "$why" ]; then
+        IFS='|'; for r in $names; do report FAIL $(( $(now) - t0 )) "$r" "$why"; done; unset IFS; return
+    fi
+    info "user: $(id xen-blkbackd); $(stat -c '%n %U:%G %a' /dev/xen/gntdev /dev/xen/evtchn | tr '\n' ' ')"
+    # with the user there, the default (user = auto) becomes it: no --user given
+    daemon_alive && daemon_stop TERM 60
+    mkimg $IMG/u1.img $MIB; chmod 0600 $IMG/u1.img
+    rm -f $IMG/u2.qcow2; qemu-img create -q -f qcow2 $IMG/u2.qcow2 ${MIB}M; chmod 0600 $IMG/u2.qcow2
+    if ! start_daemon; then
+        IFS='|'; for r in $names; do report FAIL $(( $(now) - t0 )) "$r" "xen-blkbackd (user = auto) did not start"; done; unset IFS; return
+    fi
+    DAEMON_OK=1
+    ids1=$(user_ids)
+    if ! start_guest $g "neg@xvdb+pat@xvdb+fio@xvdb:xvdc+patc@xvdb" "" "$(spec daemon xvdb rw $IMG/u1.img)" \
+            "format=raw, vdev=xvdc, access=rw, backendtype=phy, script=block-xen-blkbackd, target=qcow2:$IMG/u2.qcow2"; then
+        sed 's/^/[xen-blkbackd] /' $DLOG | tail -20
+        report FAIL $(( $(now) - t0 )) "${names%%|*}" "xl create failed"
+    else
+        why=""
+        if wait_marker $g '@@G STEP pat@xvdb' 300; then
+            sleep 3
+            RST_ERR="" RST_TXT=""
+            rst_cycle 9 0 || why="$RST_ERR"
+        else
+            why="the guest never wrote its pattern;"
+        fi
+        ids2=$(user_ids)
+        wait_guest $g 400
+        for r in neg@xvdb pat@xvdb fio@xvdb:xvdc patc@xvdb; do
+            [ "$(st_status "$(gstep $g $r)")" = PASS ] || why="$why $r: $(gstep $g $r | cut -c1-120);"
+        done
+        if [ -z "$why" ]; then
+            report PASS $(( $(now) - t0 )) "${names%%|*}" "fio verify on both disks across${RST_TXT%;}; pattern intact"
+        else
+            report FAIL $(( $(now) - t0 )) "${names%%|*}" "${why# }"
+        fi
+        kernel_log user $g
+    fi
+    if [ -z "$notice$ids1$ids2" ]; then
+        report PASS 0 "${names#*|}" "$([ $hadu = 0 ] && echo "without the user: root + the notice; ")with it: uid $(id -u xen-blkbackd), CapEff 0; xbd-opener uid 0, CapEff 0x2 (CAP_DAC_OVERRIDE), Seccomp 2; also after the restart"
+    else
+        report FAIL 0 "${names#*|}" "$notice${ids1:+ before: $ids1}${ids2:+ after the restart: $ids2}"
+    fi
+    # later phases keep this daemon: as an installed package does, it runs as the user
+    daemon_alive || start_daemon > /dev/null || info "user: the daemon did not start again"
+    info "phase user: $(( $(now) - t0 ))s"
+}
+
 # ------------------------------------------------------------------ restart (issue 7)
 # The daemon must survive restarts under running guests (SIGTERM + start = upgrade,
 # kill -9 + start = crash). One guest r<N> with xvdb (file image, default engine and grant
@@ -1547,7 +1657,7 @@ rm -f /tmp/perf.rows
 info "xl: $(xl info 2>/dev/null | grep -E '^(xen_version|free_memory|nr_cpus)' | tr -s ' ' | tr '\n' ' ')"
 for p in $(echo "$PLAN" | tr ',+' '  '); do
     case $p in
-        baseline|kernel|qdisk|daemon|destroy|twoguests|resize|nbd|tap|restart|migrate|livemig|rootcause|driverdom|perf) say PHASE $p; phase_$p ;;
+        baseline|kernel|qdisk|daemon|destroy|twoguests|resize|nbd|tap|restart|migrate|livemig|rootcause|driverdom|perf|user) say PHASE $p; phase_$p ;;
         *) report FAIL 0 "plan: $p" "unknown phase" ;;
     esac
 done
