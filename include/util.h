@@ -8,6 +8,7 @@
 #define XBD_UTIL_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 /* Elements of an array (not of a pointer: gcc's -Wsizeof-pointer-div warns). */
@@ -41,6 +42,16 @@ void xbd_seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((f
  * NUL-terminated, its length without the NUL in *len (len may be NULL).
  * 0, or -ENOMEM or recv's -errno (*out and *len untouched, nothing kept). */
 int xbd_recv_all(int fd, char **out, size_t *len);
+
+/* One message of len bytes on the socket s (sendmsg, MSG_NOSIGNAL), with the
+ * descriptor fd as SCM_RIGHTS ancillary data when fd >= 0 (unix(7)).  The
+ * bytes sent, or -errno. */
+ssize_t xbd_send_fd(int s, const void *buf, size_t len, int fd);
+
+/* One message of at most len bytes from the socket s (recvmsg,
+ * MSG_CMSG_CLOEXEC); *fd the descriptor it carried, -1 if none.  The bytes
+ * received (0 at end of file), or -errno (EINTR included). */
+ssize_t xbd_recv_fd(int s, void *buf, size_t len, int *fd);
 
 /* Name of a xenbus state (enum xenbus_state, xen/io/xenbus.h: 0 Unknown ..
  * 8 Reconfigured); "missing" for s < 0 (no state key), "invalid" above 8. */

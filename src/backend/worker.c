@@ -153,21 +153,9 @@ static int rpc(struct worker *w, struct wk_req *rq, int fd, struct wk_rep *rp, u
 {
     if (w->dead)
         return -EPIPE;
-    struct iovec iov = { .iov_base = rq, .iov_len = sizeof(*rq) };
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } cm;
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-    if (fd >= 0) {
-        memset(&cm, 0, sizeof(cm));
-        mh.msg_control = cm.buf;
-        mh.msg_controllen = sizeof(cm.buf);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    }
-    if (sendmsg(w->fd, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(*rq)) {
-        worker_lost(w, "cannot be sent a request", -errno);
+    ssize_t sent = xbd_send_fd(w->fd, rq, sizeof(*rq), fd);
+    if (sent != (ssize_t)sizeof(*rq)) {
+        worker_lost(w, "cannot be sent a request", sent < 0 ? (int)sent : -EIO);
         return -EPIPE;
     }
     uint64_t end = xbd_now_ms() + timeout_ms;
@@ -670,17 +658,9 @@ static void wk_destroy(struct wdev **list, struct wdev *w)
 /* Receive one request (and an fd) on WK_FD.  1, 0 at EOF, -errno. */
 static int wk_recv(struct wk_req *rq, int *fd)
 {
-    struct iovec iov = { .iov_base = rq, .iov_len = sizeof(*rq) };
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } cm;
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
-                         .msg_controllen = sizeof(cm.buf) };
-    *fd = -1;
-    ssize_t r = recvmsg(WK_FD, &mh, MSG_CMSG_CLOEXEC);
+    ssize_t r = xbd_recv_fd(WK_FD, rq, sizeof(*rq), fd);
     if (r < 0)
-        return errno == EINTR ? -EAGAIN : -errno;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-            memcpy(fd, CMSG_DATA(c), sizeof(int));
+        return r == -EINTR ? -EAGAIN : (int)r;
     if (r == 0)
         return 0;
     return r == (ssize_t)sizeof(*rq) ? 1 : -EPROTO;

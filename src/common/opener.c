@@ -88,23 +88,8 @@ static int serve_one(const struct opener_req *rq)
 static int send_rep(int s, int err, int fd)
 {
     struct opener_rep rep = { .err = err };
-    struct iovec iov = { &rep, sizeof(rep) };
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-    if (fd >= 0) {
-        memset(&u, 0, sizeof(u));
-        mh.msg_control = u.buf;
-        mh.msg_controllen = sizeof(u.buf);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    }
-    return sendmsg(s, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(rep) ? 0 : -errno;
+    ssize_t n = xbd_send_fd(s, &rep, sizeof(rep), fd);
+    return n == (ssize_t)sizeof(rep) ? 0 : n < 0 ? (int)n : -EIO;
 }
 
 /* Keep CAP_DAC_OVERRIDE (if we have it) and nothing else: uid 0 owns
@@ -196,24 +181,15 @@ int opener_start(enum confine_mode mode, bool sim)
 static int recv_rep(int s, int *fd, bool want_fd)
 {
     struct opener_rep rep;
-    struct iovec iov = { &rep, sizeof(rep) };
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                         .msg_controllen = sizeof(u.buf) };
     ssize_t n;
-    do
-        n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof(rep))
+    while ((n = xbd_recv_fd(s, &rep, sizeof(rep), fd)) == -EINTR)
+        ;
+    if (n != (ssize_t)sizeof(rep)) {
+        if (*fd >= 0)
+            close(*fd);
+        *fd = -1;
         return -EIO;
-    *fd = -1;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-            c->cmsg_len == CMSG_LEN(sizeof(int)))
-            memcpy(fd, CMSG_DATA(c), sizeof(int));
+    }
     if (rep.err == 0 && *fd < 0 && want_fd)
         return -EIO;
     if (rep.err < 0 && *fd >= 0) {
