@@ -8,6 +8,7 @@
 #   flush@d    fsync writes must reach the backend as flushes
 #   discard@d  blkdiscard; neighbouring data intact     ro@d   read-only disk
 #   fs@d       ext4 mkfs/write/remount/md5/fsck   hp@d     hotplug cycles driven by dom0,
+#   qos@d      4k randread IOPS under the limit dom0 set (check-xen phase qos)
 #   rsz@d      ext4 with files, "@@G RSZ-READY"; dom0 grows the disk online; resize2fs
 #              while mounted, files intact, fsck clean
 #              then 15 s idle (dom0's leak snapshot)
@@ -462,12 +463,24 @@ st_fiorc() {
     result fiorc@$d FAIL "fio ended (guest was not destroyed)"
 }
 
+# qos@d: 4k randread qd16, 12 s after a 2 s ramp (the token bucket's burst spent); prints
+# "@@G QOS <d> <IOPS>" for dom0 to compare with the limit it set (check-xen phase qos)
+st_qos() {
+    d=$1
+    waitdev $d || { result qos@$d FAIL "no /dev/$d"; return; }
+    r=$(fiojob --name=qos --filename=/dev/$d --direct=1 --ioengine=libaio --rw=randread --bs=4k \
+        --iodepth=16 --size=32M --time_based --runtime=12 --ramp_time=2 | awk -F';' '/^3;/{print $8}')
+    [ -n "$r" ] || { result qos@$d FAIL "fio failed"; return; }
+    say QOS $d $r
+    result qos@$d PASS "4k randread qd16, 12 s: $r IOPS"
+}
+
 for s in $(echo "$STEPS" | tr '+' ' '); do
     name=${s%%@*}; dev=${s#*@}
     say RUN $s
     T_STEP=$(up)
     case $name in
-        neg|dd|fio|perf|cmp|flush|discard|ro|fs|rsz|hp|fiolong|ctr|pat|patv|patc|swap|fiorc) st_$name $dev ;;
+        neg|dd|fio|perf|cmp|flush|discard|ro|fs|rsz|hp|fiolong|ctr|pat|patv|patc|swap|fiorc|qos) st_$name $dev ;;
         rterm|rkill|rooo|rmulti|rsecond|rsave|rmig) st_rst ${name#r} $dev ;;
         *) result $s FAIL "unknown step" ;;
     esac

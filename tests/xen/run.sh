@@ -4,7 +4,7 @@
 # read the results from the serial console, print one PASS/FAIL line per scenario and
 # "N passed, N failed"; exit 0 only if nothing failed and the run completed in time.
 #
-# Usage: tests/xen/run.sh [--plan=all|baseline,kernel,qdisk,daemon,destroy,twoguests,resize,nbd,restart,user,tap,perf,driverdom]
+# Usage: tests/xen/run.sh [--plan=all|baseline,kernel,qdisk,daemon,destroy,twoguests,resize,nbd,restart,user,tap,perf,qos,driverdom]
 #                         [--dist=bookworm|trixie] [--timeout=SEC] [--no-build]
 #                         [--accel=tcg|kvm] [--hotplug=N] [--restart-secs=S] [--rc=CFG+...]
 #                         [--daemon-args=ARG+ARG...] [--perf=quick|full|off]
