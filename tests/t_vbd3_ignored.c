@@ -159,8 +159,11 @@ static void sync_point(unsigned fe, const char *img)
     toolstack_add("vbd", fe, 51712, img);
     snprintf(st, sizeof(st), BE "/vbd/%u/51712/state", fe);
     for (bool done = false; !done;) {
+        unsigned np0 = npending;
         char *p = pump();
-        if (!strcmp(p, st)) {
+        /* the daemon's write of state, not the toolstack's own (which comes
+         * first, but the value read may already be the daemon's 2) */
+        if (npending == np0 && !strcmp(p, st)) {
             unsigned len;
             char *v = xs_read(xsh, XBT_NULL, st, &len);
             done = v && !strcmp(v, "2");
