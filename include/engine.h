@@ -19,7 +19,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#define ENGINE_OPS_VERSION 3      /* 2: get_size; 3: completions_ready */
+#define ENGINE_OPS_VERSION 4      /* 2: get_size; 3: completions_ready; 4: queue_open_watch, wait */
 
 enum engine_op {
     ENGINE_OP_READ,
@@ -142,7 +142,34 @@ struct engine_ops {
      * uring: CQ entries, or task work pending in the SQ flags
      * (IORING_SQ_TASKRUN).  On the queue's own thread. */
     bool (*completions_ready)(struct engine_queue *q);
+
+    /* ---- version 4 ---- */
+    /* Optional, with wait (NULL: the caller ppoll()s completion_fd next to its
+     * own fds and calls submit).  queue_open, and also watch the caller's
+     * pollable fds fds[0..nfds) (nfds <= ENGINE_WATCH_MAX: the queue's event
+     * channel and stop eventfd), which must stay open until queue_close, so
+     * that wait sleeps on them and on the I/O in one system call.
+     * -EOPNOTSUPP: not on this kernel (the caller falls back to queue_open);
+     * else the errors of queue_open.  uring: the fds become registered files
+     * 1..nfds of the ring (so each holds a reference to its file until
+     * queue_close) and wait needs IORING_FEAT_EXT_ARG (5.11). */
+    int  (*queue_open_watch)(struct engine *e, unsigned depth, const int *fds, unsigned nfds,
+                             struct engine_queue **out);
+    /* Submit every queued I/O and sleep until an I/O completes, a watched fd
+     * is readable or timeout_ns (nanoseconds; 0: do not sleep, UINT64_MAX: no
+     * timeout) has passed: one io_uring_enter.  Then *ready has bit i set for
+     * each fds[i] seen readable (level-triggered: a watched fd that stays
+     * readable is reported at every wait until drained).  Completions are left
+     * for reap.  0 (woken, timed out or interrupted) or -errno of the submit. */
+    int  (*wait)(struct engine_queue *q, uint64_t timeout_ns, unsigned *ready);
 };
+
+#define ENGINE_WATCH_MAX 4
+
+/* The queue_open_watch and wait members of o where the engine has both
+ * (checked against o->size, as a struct of an older version lacks them), else
+ * false. */
+bool engine_has_wait(const struct engine_ops *o);
 
 /* The members every engine_ops table has (the Required ones above, with the
  * size and version): `open_`/`close_` by name, the queue members from

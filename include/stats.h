@@ -64,6 +64,8 @@ struct vbd_stats {
     uint64_t notify;        /* event channel notifications sent */
     uint64_t kicks;         /* event channel notifications received */
     uint64_t submits;       /* engine submit calls */
+    uint64_t sleeps;        /* times a queue thread slept (ppoll or the engine's wait) */
+    uint64_t engine_waits;  /* of those, in the engine's wait (submit + sleep in one call) */
     uint64_t grants_mapped; /* gauge: pages currently mapped (ring + data + persistent) */
     uint64_t inflight;      /* gauge: requests being processed */
     uint64_t halted;        /* gauge: rings halted for a protocol violation */

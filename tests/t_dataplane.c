@@ -1,5 +1,7 @@
 /* t_dataplane: the data plane serves a guest played by this test on the simulated host (both ABIs, 1/2/4-page rings, 2 queues, map and copy grant modes): data lands in the image, faults get blkback's answers, a bogus req_prod halts only its ring (also when polling), dp_stop answers or abandons in-flight I/O in time and returns every grant and port; a read-only vbd refuses write and flush. */
 #include "harness.h"
+
+#include <liburing.h>
 #include "util.h"
 #include "dataplane.h"
 #include "engine.h"
@@ -9,6 +11,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -44,6 +47,18 @@ static void make_image(void)
         T_ASSERT(pwrite(fd, b, MiB, (off_t)off) == (ssize_t)MiB, "fill");
     free(b);
     close(fd);
+}
+
+/* Does this kernel's io_uring wait with a timeout in io_uring_enter
+ * (IORING_FEAT_EXT_ARG, 5.11)?  The uring engine's wait needs it. */
+static bool uring_has_ext_arg(void)
+{
+    struct io_uring r;
+    if (io_uring_queue_init(1, &r, 0) < 0)
+        return false;
+    bool ok = r.features & IORING_FEAT_EXT_ARG;
+    io_uring_queue_exit(&r);
+    return ok;
 }
 
 static void base_cfg(struct dp_config *c, struct guest *g, struct engine *e)
@@ -282,6 +297,12 @@ static void scenario_io(enum blkif_abi abi, unsigned npages, enum grant_mode mod
     }
     T_CHECK(st.submits <= st.rd_req + st.wr_req + st.f_req + st.ds_req, "one submit per sweep");
     T_CHECK(!dp_halted(dp), "halted");
+    /* The uring engine: every sleep is its wait (submit + sleep in one
+     * io_uring_enter), on kernels with IORING_FEAT_EXT_ARG. */
+    T_CHECK(st.sleeps > 0, "%s: the queue thread never slept", what);
+    if (!strcmp(e->ops->name, "uring") && uring_has_ext_arg())
+        T_CHECK(st.engine_waits == st.sleeps, "%s: %llu of %llu sleeps in the engine's wait",
+                what, (unsigned long long)st.engine_waits, (unsigned long long)st.sleeps);
 
     dp_stop(dp, 2000);
     guest_check_released(&g, what);
@@ -376,6 +397,9 @@ static void scenario_faults(enum grant_mode mode)
     dp_get_stats(dp, &st);
     T_EQ(st.io_errors, 1);
     T_EQ(st.errors, 1);
+    T_CHECK(st.sleeps > 0 && st.engine_waits == 0, "error engine: %llu sleeps, %llu in an "
+            "engine wait (a filter has none: ppoll)", (unsigned long long)st.sleeps,
+            (unsigned long long)st.engine_waits);
     rig_down(dp, e, &g, "error engine");
 
     /* stop while a 300 ms I/O is in flight: answered before dp_stop returns */
@@ -406,7 +430,19 @@ static void scenario_faults(enum grant_mode mode)
     rig_down(dp, e, &g, NULL);
 }
 
-/* Daemon restart: reattach at the shared rsp_prod; refuse an impossible ring. */
+/* The previous daemon's event channel handle, closed after ms. */
+struct linger_port { struct xen_evtchn *e; unsigned ms; };
+
+static void *linger_close(void *arg)
+{
+    struct linger_port *lp = arg;
+    usleep(lp->ms * 1000);
+    ops->evtchn_close(lp->e);
+    return NULL;
+}
+
+/* Daemon restart: reattach at the shared rsp_prod (binding the event channel
+ * once the previous daemon's port is gone); refuse an impossible ring. */
 static void scenario_reattach(void)
 {
     T_LOG("scenario reattach");
@@ -430,7 +466,20 @@ static void scenario_reattach(void)
      * notifying (rsp_event armed at 5): the new one must notify once */
     q->fr.rsp_cons = 5;
     q->fr.sring->rsp_event = 5;
+    /* ... and its event channel lingers for 400 ms (a ring that had the
+     * evtchn file registered goes after its I/O): the bind is retried */
+    struct linger_port lp = { .ms = 400 };
+    T_ASSERT(ops->evtchn_open(xh, &lp.e) == 0, "evtchn_open");
+    xen_port_t lport;
+    T_ASSERT(ops->evtchn_bind(lp.e, DOMID, q->port, &lport) == 0, "old daemon's bind");
+    pthread_t th;
+    T_ASSERT(pthread_create(&th, NULL, linger_close, &lp) == 0);
+    uint64_t t0 = xbd_now_ms();
     dp = dp_up(&cfg, "reattach");
+    uint64_t dt = xbd_now_ms() - t0;
+    pthread_join(th, NULL);
+    T_CHECK(dt >= 300, "reattach bound in %llu ms, while the old port was bound 400 ms",
+            (unsigned long long)dt);
     bool notified = false;
     for (uint64_t end = xbd_now_ms() + 3000; !notified && xbd_now_ms() < end;) {
         struct pollfd pfd = { .fd = sim_evtchn_fd(g.ev), .events = POLLIN };

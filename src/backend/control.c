@@ -171,6 +171,7 @@ static json_object *stats_json(const struct vbd_stats *s)
     F(oo_req); F(rd_req); F(wr_req); F(f_req); F(ds_req); F(rd_sect); F(wr_sect);
     F(errors); F(eopnotsupp); F(bad_req); F(io_errors); F(replayed); F(throttled); F(throttle_ns);
     F(gnt_map); F(gnt_unmap); F(gnt_copy); F(notify); F(kicks); F(submits);
+    F(sleeps); F(engine_waits);
     F(grants_mapped); F(inflight); F(halted);
 #undef F
     return o;

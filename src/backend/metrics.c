@@ -111,6 +111,11 @@ static const struct mcounter {
     { "xen_blkback_notifications_received_total",
       "Event channel notifications received from the frontend.", ONE(kicks) },
     { "xen_blkback_engine_submits_total", "Storage engine submit calls.", ONE(submits) },
+    { "xen_blkback_queue_sleeps_total", "Times a queue thread slept waiting for work.",
+      ONE(sleeps) },
+    { "xen_blkback_engine_waits_total",
+      "Queue thread sleeps inside the storage engine (submit and sleep in one system call).",
+      ONE(engine_waits) },
 };
 
 /* The gauges of each live queue. */

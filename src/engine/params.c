@@ -188,6 +188,13 @@ engine_ready_fn engine_ready_op(const struct engine_ops *o)
     return o->completions_ready;
 }
 
+bool engine_has_wait(const struct engine_ops *o)
+{
+    if (o->size < offsetof(struct engine_ops, wait) + sizeof(o->wait))
+        return false;
+    return o->queue_open_watch && o->wait;
+}
+
 int engine_get_size(struct engine *e, uint64_t *bytes)
 {
     const struct engine_ops *o = e->ops;

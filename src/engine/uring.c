@@ -25,6 +25,16 @@
  *
  * Each ring is restricted to those opcodes, on the registered store only
  * (ring_restrict below): seccomp does not see what io_uring runs.
+ *
+ * Waiting (queue_open_watch + wait, engine.h version 4): the queue thread's
+ * event channel and stop eventfd become registered files 1 and 2, each
+ * watched by a one-shot IORING_OP_POLL_ADD that wait (re)arms, so one
+ * io_uring_enter submits the wake-up's I/O and sleeps until the next
+ * completion, event or timeout (IORING_ENTER_EXT_ARG), where the queue thread
+ * would otherwise make two calls, ppoll and a submit: in a PV dom0 each one
+ * is a round trip through the hypervisor.  One-shot polls are level-triggered
+ * at arming (io_uring/poll.c: __io_arm_poll_handler runs vfs_poll first), as
+ * ppoll is: an fd left readable completes its next poll at once.
  */
 #include "engine.h"
 #include "util.h"
@@ -36,6 +46,7 @@
 #include <liburing.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +61,8 @@ struct uring_queue {
     unsigned unsubmitted;
     bool fixed_file;            /* the store's fd is registered as file 0 */
     bool restricted;            /* IORING_REGISTER_RESTRICTIONS took (ring_restrict) */
+    unsigned nwatch;            /* watched fds: registered files 1..nwatch */
+    unsigned armed;             /* bit i: a POLL_ADD on watched fd i is in flight */
 };
 
 /* The store is opened and probed by eng_store_open (src/engine/store.c):
@@ -96,8 +109,8 @@ static int ring_init(struct uring_queue *q, unsigned depth, unsigned extra)
         struct io_uring_params prm;
         memset(&prm, 0, sizeof(prm));
         prm.flags = variants[i] | IORING_SETUP_CQSIZE | extra;
-        prm.cq_entries = depth * 2;
-        rc = io_uring_queue_init_params(depth, &q->ring, &prm);
+        prm.cq_entries = (depth + q->nwatch) * 2;
+        rc = io_uring_queue_init_params(depth + q->nwatch, &q->ring, &prm);
         if (rc != -EINVAL)
             return rc;
     }
@@ -125,6 +138,7 @@ static const uint8_t ring_sqe_ops[] = {
     IORING_OP_FSYNC, IORING_OP_FALLOCATE,
     IORING_OP_NOP,                      /* completions of I/O done in queue_io */
     IORING_OP_ASYNC_CANCEL,             /* queue close with I/O in flight */
+    IORING_OP_POLL_ADD,                 /* wait: the watched fds (last: only when used) */
 };
 
 /* One notice per process where a ring is less restricted than designed. */
@@ -156,7 +170,7 @@ static int ring_restrict(struct uring_queue *q, bool disabled)
     struct io_uring_restriction res[ARRAY_SIZE(ring_sqe_ops) + 3];
     unsigned n = 0;
     memset(res, 0, sizeof(res));
-    for (unsigned i = 0; i < ARRAY_SIZE(ring_sqe_ops); i++) {
+    for (unsigned i = 0; i < ARRAY_SIZE(ring_sqe_ops) - (q->nwatch ? 0 : 1); i++) {
         res[n].opcode = IORING_RESTRICTION_SQE_OP;
         res[n++].sqe_op = ring_sqe_ops[i];
     }
@@ -178,8 +192,15 @@ static int ring_restrict(struct uring_queue *q, bool disabled)
     return ring_register(q, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
 }
 
-static int uring_queue_open(struct engine *e, unsigned depth, struct engine_queue **out)
+/* queue_open with nwatch watched fds (0: plain queue_open).  Watching needs
+ * the registered files (the ring requires fixed files) and EXT_ARG waits
+ * (liburing would otherwise add a TIMEOUT SQE, which the ring refuses):
+ * -EOPNOTSUPP without them. */
+static int queue_open_fds(struct engine *e, unsigned depth, const int *fds, unsigned nwatch,
+                          struct engine_queue **out)
 {
+    if (nwatch > ENGINE_WATCH_MAX)
+        return -EINVAL;
     struct uring_queue *q = calloc(1, sizeof(*q));
     if (!q)
         return -ENOMEM;
@@ -187,15 +208,28 @@ static int uring_queue_open(struct engine *e, unsigned depth, struct engine_queu
         depth = 1;
     q->e = (struct eng_store_engine *)e;
     q->depth = depth;
+    q->nwatch = nwatch;
     int rc = ring_init(q, depth, IORING_SETUP_R_DISABLED);
     bool disabled = rc != -EINVAL;
     if (!disabled)
         rc = ring_init(q, depth, 0);    /* before 5.10 */
     if (rc < 0)
         goto fail;
-    /* The store's fd as fixed file 0: no fget/fput per I/O.  Optional. */
-    if (io_uring_register_files(&q->ring, &q->e->fd, 1) == 0)
+    if (nwatch && !(q->ring.features & IORING_FEAT_EXT_ARG)) {
+        rc = -EOPNOTSUPP;
+        goto fail_ring;
+    }
+    /* The store's fd as fixed file 0: no fget/fput per I/O.  Optional
+     * without watched fds. */
+    int files[1 + ENGINE_WATCH_MAX] = { q->e->fd };
+    for (unsigned i = 0; i < nwatch; i++)
+        files[1 + i] = fds[i];
+    if (io_uring_register_files(&q->ring, files, 1 + nwatch) == 0)
         q->fixed_file = true;
+    else if (nwatch) {
+        rc = -EOPNOTSUPP;
+        goto fail_ring;
+    }
     rc = ring_restrict(q, disabled);
     if (rc < 0) {
         io_uring_queue_exit(&q->ring);
@@ -203,23 +237,56 @@ static int uring_queue_open(struct engine *e, unsigned depth, struct engine_queu
     }
     *out = (struct engine_queue *)q;
     return 0;
+fail_ring:
+    io_uring_queue_exit(&q->ring);
 fail:
     free(q);
     return rc;
 }
 
+static int uring_queue_open(struct engine *e, unsigned depth, struct engine_queue **out)
+{
+    return queue_open_fds(e, depth, NULL, 0, out);
+}
+
+static int uring_queue_open_watch(struct engine *e, unsigned depth, const int *fds, unsigned nfds,
+                                  struct engine_queue **out)
+{
+    return queue_open_fds(e, depth, fds, nfds, out);
+}
+
 /* Tagged user_data: bit 0 set = result already in io->result (a synchronous
- * ioctl or an unknown op completed through a NOP). */
+ * ioctl or an unknown op completed through a NOP).  Values below UD_IO_MIN
+ * are no engine_io: 0 a cancel request (or a watch CQE wait has taken),
+ * UD_WATCH(i) the poll of watched fd i. */
 #define UD_PRESET 1ul
+#define UD_WATCH(i) (((uintptr_t)(i) + 1) << 4)
+#define UD_IO_MIN 4096u
+
+/* A CQE that is no I/O: a watch's poll completed (it is one-shot: disarmed
+ * now; bit i of *ready unless it was cancelled) or a cancel request. */
+static void watch_cqe(struct uring_queue *q, uintptr_t ud, int res, unsigned *ready)
+{
+    if (!ud)
+        return;
+    unsigned i = (unsigned)(ud >> 4) - 1;
+    if (i >= q->nwatch)
+        return;
+    q->armed &= ~(1u << i);
+    if (res != -ECANCELED && ready)
+        *ready |= 1u << i;
+}
 
 static void uring_queue_close(struct engine_queue *eq)
 {
     struct uring_queue *q = (struct uring_queue *)eq;
     if (!q)
         return;
-    if (q->busy) {
-        /* In-flight I/O: cancel what can be cancelled, wait (bounded) for the
-         * rest; the caller has stopped caring about the results. */
+    if (q->busy || q->armed) {
+        /* In-flight I/O or polls: cancel what can be cancelled, wait
+         * (bounded) for the rest; the caller has stopped caring about the
+         * results.  An armed poll must go before the files are unregistered
+         * (on 6.1 unregistering waits for every request using them). */
         struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
         if (sqe) {
             io_uring_prep_cancel(sqe, NULL, IORING_ASYNC_CANCEL_ANY);
@@ -228,15 +295,18 @@ static void uring_queue_close(struct engine_queue *eq)
                 sqe->flags |= IOSQE_FIXED_FILE; /* the ring requires it (ring_restrict) */
         }
         io_uring_submit(&q->ring);
-        for (int tries = 0; tries < 10 && q->busy; tries++) {
+        for (int tries = 0; tries < 10 && (q->busy || q->armed); tries++) {
             struct __kernel_timespec ts = { 0, 50 * 1000 * 1000 };   /* <= 0.5 s in all */
             struct io_uring_cqe *cqe;
             if (io_uring_wait_cqe_timeout(&q->ring, &cqe, &ts) < 0)
                 continue;
             unsigned head, n = 0;
             io_uring_for_each_cqe(&q->ring, head, cqe) {
-                if (io_uring_cqe_get_data(cqe))
+                uintptr_t ud = (uintptr_t)io_uring_cqe_get_data(cqe);
+                if (ud >= UD_IO_MIN)
                     q->busy--;
+                else
+                    watch_cqe(q, ud, cqe->res, NULL);
                 n++;
             }
             io_uring_cq_advance(&q->ring, n);
@@ -376,8 +446,10 @@ static int uring_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
         for (unsigned i = 0; i < n; i++) {
             uintptr_t ud = (uintptr_t)io_uring_cqe_get_data(cqes[i]);
             struct engine_io *io = (struct engine_io *)(ud & ~UD_PRESET);
-            if (!io)
-                continue;               /* a cancel request */
+            if (ud < UD_IO_MIN) {
+                watch_cqe(q, ud, cqes[i]->res, NULL);   /* not taken by a wait */
+                continue;
+            }
             if (!(ud & UD_PRESET)) {
                 int res = cqes[i]->res;
                 if (res >= 0 && (io->op == ENGINE_OP_READ || io->op == ENGINE_OP_WRITE) &&
@@ -398,6 +470,73 @@ static int uring_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
     return total;
 }
 
+/* Advance the CQ past the entries at its head that are no I/O (taken
+ * watches, cancels; a watch not taken yet sets its bit in *ready): left
+ * there, they would make the next wait return at once.  Those behind an I/O
+ * CQE wait for reap (which disarms a watch without reporting it: armed again
+ * at the next wait, its poll completes at once while the fd is readable). */
+static void skip_taken(struct uring_queue *q, unsigned *ready)
+{
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&q->ring, head, cqe) {
+        uintptr_t ud = (uintptr_t)io_uring_cqe_get_data(cqe);
+        if (ud >= UD_IO_MIN)
+            break;
+        watch_cqe(q, ud, cqe->res, ready);  /* a cancel's or one a wait took: nothing */
+        n++;
+    }
+    if (n)
+        io_uring_cq_advance(&q->ring, n);
+}
+
+/* Arm the watched fds' polls, submit, sleep (engine.h wait).  The watch
+ * CQEs are taken here (their user_data zeroed in the CQ, which is ours to
+ * write until advanced), I/O CQEs are left for reap. */
+static int uring_wait(struct engine_queue *eq, uint64_t timeout_ns, unsigned *ready)
+{
+    struct uring_queue *q = (struct uring_queue *)eq;
+    *ready = 0;
+    skip_taken(q, ready);               /* a watch that fired since the last wait */
+    if (*ready)
+        timeout_ns = 0;
+    for (unsigned i = 0; i < q->nwatch; i++) {
+        if (q->armed & (1u << i))
+            continue;
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
+        if (!sqe)
+            break;                      /* cannot happen: nwatch SQ entries are spare */
+        io_uring_prep_poll_add(sqe, (int)(1 + i), POLLIN);
+        sqe->flags |= IOSQE_FIXED_FILE;
+        io_uring_sqe_set_data(sqe, (void *)UD_WATCH(i));
+        q->armed |= 1u << i;
+    }
+    int rc;
+    struct io_uring_cqe *cqe;
+    if (timeout_ns == 0) {
+        rc = io_uring_submit(&q->ring);
+    } else if (timeout_ns == UINT64_MAX) {
+        rc = io_uring_submit_and_wait(&q->ring, 1);
+    } else {
+        struct __kernel_timespec ts = { .tv_sec = (long long)(timeout_ns / 1000000000u),
+                                        .tv_nsec = (long long)(timeout_ns % 1000000000u) };
+        rc = io_uring_submit_and_wait_timeout(&q->ring, &cqe, 1, &ts, NULL);
+    }
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN)
+        return rc;
+    q->unsubmitted = 0;                 /* SUBMIT_ALL, or the rest failed */
+    unsigned head;
+    io_uring_for_each_cqe(&q->ring, head, cqe) {
+        uintptr_t ud = (uintptr_t)io_uring_cqe_get_data(cqe);
+        if (ud && ud < UD_IO_MIN) {
+            watch_cqe(q, ud, cqe->res, ready);
+            cqe->user_data = 0;
+        }
+    }
+    skip_taken(q, NULL);
+    return 0;
+}
+
 struct io_uring *eng_uring_ring(struct engine_queue *eq, bool *restricted)
 {
     struct uring_queue *q = (struct uring_queue *)eq;
@@ -409,4 +548,6 @@ const struct engine_ops engine_uring = {
         ENGINE_OPS_REQUIRED("uring", uring, uring_open, eng_store_engine_close),
     .get_size = eng_store_engine_size,
     .completions_ready = uring_completions_ready,
+    .queue_open_watch = uring_queue_open_watch,
+    .wait = uring_wait,
 };

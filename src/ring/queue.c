@@ -649,6 +649,9 @@ static void replay(struct dpq *q)
     q->nredo = 0;
 }
 
+/* Start the queued I/O.  With the engine's wait (dpq.eng_wait) and no
+ * polling, the I/O is left in the engine for the wait that ends the wake-up,
+ * which submits it and sleeps in one system call. */
 static void submit(struct dpq *q)
 {
     if (!q->queued)
@@ -656,6 +659,10 @@ static void submit(struct dpq *q)
     ST_ADD(&q->st, submits, 1);
     for (unsigned i = 0; i < q->queued; i++)     /* the engine's share starts here */
         q->slots[q->submitq[i]].eng_t0 = q->now_ns;
+    if (q->eng_wait && !q->poll_us && !q->stopping) {
+        q->queued = 0;
+        return;
+    }
     int rc = q->eng->ops->submit(q->eq);
     if (rc < 0)                 /* the I/Os stay queued; retried next round */
         log_rl_dev(&q->rl[DPQ_RL_INTERNAL], LOG_ERR, q->id, (int)q->idx,
@@ -895,6 +902,45 @@ static int tick_timeout(struct dpq *q, uint64_t now)
     return (int)((t - now + 999999) / 1000000);
 }
 
+#define DPQ_READY_EVTCHN 1u      /* bit i = watched fd i (dp_start: evtchn, stop) */
+#define DPQ_READY_STOP 2u
+#define DPQ_READY_IO 4u
+
+/*
+ * Sleep until the event channel fires, I/O completes, the stop eventfd is
+ * written or wait_ns (UINT64_MAX: none) passes.  With the engine's wait: one
+ * system call that also submits the wake-up's I/O (engine.h); if that
+ * fails, ppoll from then on, as without.  *ready: DPQ_READY_* bits.  0, -EINTR, or -errno of
+ * ppoll.
+ */
+static int wait_events(struct dpq *q, struct pollfd *pfd, uint64_t wait_ns, unsigned *ready)
+{
+    ST_ADD(&q->st, sleeps, 1);
+    if (q->eng_wait) {
+        ST_ADD(&q->st, engine_waits, 1);
+        int rc = q->eng->ops->wait(q->eq, wait_ns, ready);
+        if (rc == 0) {
+            *ready |= DPQ_READY_IO;     /* reap: memory loads when nothing completed */
+            return 0;
+        }
+        log_dev(LOG_ERR, q->id, (int)q->idx, "engine wait failed: %s; waiting in ppoll "
+                "from now on", strerror(-rc));
+        q->eng_wait = false;            /* submit() calls the engine's submit again */
+        q->eng->ops->submit(q->eq);
+    }
+    struct timespec ts, *tsp = NULL;
+    if (wait_ns != UINT64_MAX) {
+        ts = (struct timespec){ (time_t)(wait_ns / 1000000000), (long)(wait_ns % 1000000000) };
+        tsp = &ts;
+    }
+    *ready = 0;
+    if (ppoll(pfd, 3, tsp, NULL) < 0)
+        return -errno;
+    *ready = (pfd[0].revents ? DPQ_READY_EVTCHN : 0) | (pfd[2].revents ? DPQ_READY_STOP : 0) |
+             (pfd[1].revents ? DPQ_READY_IO : 0);
+    return 0;
+}
+
 void *dpq_thread(void *arg)
 {
     struct dpq *q = arg;
@@ -957,37 +1003,32 @@ void *dpq_thread(void *arg)
             if (t >= 0 && (timeout < 0 || t < timeout))
                 timeout = t;
         }
+        uint64_t wait_ns = timeout < 0 ? UINT64_MAX : (uint64_t)timeout * 1000000;
         /* A request held by QoS: sleep until the buckets have refilled
-         * (ns precision: ppoll), no spinning. */
-        struct timespec ts, *tsp = NULL;
-        if (timeout >= 0) {
-            ts = (struct timespec){ timeout / 1000, (long)(timeout % 1000) * 1000000 };
-            tsp = &ts;
-        }
-        if (q->held && timeout != 0) {
+         * (ns precision), no spinning. */
+        if (q->held && wait_ns != 0) {
             uint64_t now = xbd_now_ns(), w = q->held_until > now ? q->held_until - now : 0;
-            if (!tsp || w < (uint64_t)timeout * 1000000) {
-                ts = (struct timespec){ (time_t)(w / 1000000000), (long)(w % 1000000000) };
-                tsp = &ts;
-            }
+            if (w < wait_ns)
+                wait_ns = w;
         }
-        int n = ppoll(pfd, 3, tsp, NULL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            log_dev(LOG_ERR, q->id, (int)q->idx, "ppoll: %s", strerror(errno));
+        unsigned ready;
+        int rc = wait_events(q, pfd, wait_ns, &ready);
+        if (rc == -EINTR)
+            continue;
+        if (rc < 0) {
+            log_dev(LOG_ERR, q->id, (int)q->idx, "ppoll: %s", strerror(-rc));
             break;
         }
-        if (pfd[2].revents) {
+        if (ready & DPQ_READY_STOP) {
             q->stopping = true;
             break;
         }
         q->now_ns = xbd_now_ns();       /* this wake-up's one clock read, with publish's */
         if (tick)
             dpg_tick(&q->g, q->now_ns);
-        if (pfd[0].revents)
+        if (ready & DPQ_READY_EVTCHN)
             kick(q);
-        if (pfd[1].revents)
+        if (ready & DPQ_READY_IO)
             reap(q);
         service(q, arm);
     }

@@ -132,6 +132,8 @@ struct dpq {
     bool reattached;                /* taken over from a previous daemon: notify once at start */
     unsigned poll_us;
     engine_ready_fn eng_ready;      /* engine_ready_op of the engine, or NULL */
+    bool eng_wait;                  /* eq opened with queue_open_watch (evtchn fd, stop_efd):
+                                     * the thread sleeps in the engine's wait */
     uint64_t nreaped;               /* engine completions seen (polling: progress) */
     enum confine_mode seccomp;      /* dp_config.seccomp */
 
