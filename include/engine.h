@@ -99,6 +99,7 @@ struct engine_params {
 };
 
 struct engine;
+struct engine_watch;            /* below */
 struct log_dev;                 /* log.h */
 struct engine_queue;
 typedef void (*engine_done_fn)(struct engine_io *io, void *arg);
@@ -144,31 +145,52 @@ struct engine_ops {
     bool (*completions_ready)(struct engine_queue *q);
 
     /* ---- version 4 ---- */
-    /* Optional, with wait (NULL: the caller ppoll()s completion_fd next to its
-     * own fds and calls submit).  queue_open, and also watch the caller's
-     * pollable fds fds[0..nfds) (nfds <= ENGINE_WATCH_MAX: the queue's event
-     * channel and stop eventfd), which must stay open until queue_close, so
-     * that wait sleeps on them and on the I/O in one system call.
-     * -EOPNOTSUPP: not on this kernel (the caller falls back to queue_open);
-     * else the errors of queue_open.  uring: the fds become registered files
-     * 1..nfds of the ring (so each holds a reference to its file until
-     * queue_close) and wait needs IORING_FEAT_EXT_ARG (5.11). */
-    int  (*queue_open_watch)(struct engine *e, unsigned depth, const int *fds, unsigned nfds,
-                             struct engine_queue **out);
-    /* Submit every queued I/O and sleep until an I/O completes, a watched fd
-     * is readable or timeout_ns (nanoseconds; 0: do not sleep, UINT64_MAX: no
-     * timeout) has passed: one io_uring_enter.  Then *ready has bit i set for
-     * each fds[i] seen readable (level-triggered: a watched fd that stays
-     * readable is reported at every wait until drained).  Completions are left
-     * for reap.  0 (woken, timed out or interrupted) or -errno of the submit. */
+    /* Optional, all four or none (NULL: the caller ppoll()s completion_fd
+     * next to its own fds and calls submit).  queue_open, and also watch the
+     * caller's pollable, non-blocking fds w[0..nw) (nw <= ENGINE_WATCH_MAX:
+     * the queue's event channel and stop eventfd), which must stay open until
+     * queue_close, so that wait sleeps on them and on the I/O in one system
+     * call.  -EOPNOTSUPP: not on this kernel (the caller falls back to
+     * queue_open); else the errors of queue_open.  uring: the fds become
+     * registered files 1..nw of the ring (so each holds a reference to its
+     * file until queue_close) and wait needs IORING_FEAT_EXT_ARG (5.11). */
+    int  (*queue_open_watch)(struct engine *e, unsigned depth, const struct engine_watch *w,
+                             unsigned nw, struct engine_queue **out);
+    /* Submit every queued I/O and watch write, (re)arm the watches, and sleep
+     * until an I/O completes, a watch fires or timeout_ns (nanoseconds; 0: do
+     * not sleep, UINT64_MAX: no timeout) has passed: one io_uring_enter.  Then
+     * *ready has bit i set for each watch i that fired: its fd was readable
+     * (level-triggered: one that stays readable fires at every wait until
+     * drained), or, with read_len, its read completed (watch_read has the
+     * bytes).  Completions are left for reap.  0 (woken, timed out or
+     * interrupted) or -errno of the submit. */
     int  (*wait)(struct engine_queue *q, uint64_t timeout_ns, unsigned *ready);
+    /* Watch i (read_len > 0) fired at the last wait: copy the bytes its read
+     * got to buf (at most len) and return their count, or the read's -errno.
+     * Memory only.  -EAGAIN: it did not fire. */
+    ssize_t (*watch_read)(struct engine_queue *q, unsigned i, void *buf, size_t len);
+    /* Write len bytes (copied; at most ENGINE_WATCH_BUF) to watch i's fd at
+     * the next wait, before its read or poll is armed again.  0, -EBUSY (the
+     * last write of watch i is still in flight: the caller writes itself),
+     * -EINVAL. */
+    int  (*watch_write)(struct engine_queue *q, unsigned i, const void *buf, size_t len);
 };
 
 #define ENGINE_WATCH_MAX 4
+#define ENGINE_WATCH_BUF 16u            /* bytes: watch_read, watch_write */
 
-/* The queue_open_watch and wait members of o where the engine has both
- * (checked against o->size, as a struct of an older version lacks them), else
- * false. */
+/* A caller's fd for queue_open_watch.  read_len 0: watch for readability
+ * (the caller reads the fd itself); 1..ENGINE_WATCH_BUF: each time it is
+ * readable, read up to read_len bytes in the engine (no system call of the
+ * caller's; the bytes through watch_read). */
+struct engine_watch {
+    int fd;
+    unsigned read_len;
+};
+
+/* The queue_open_watch, wait, watch_read and watch_write members of o where
+ * the engine has them all (checked against o->size, as a struct of an older
+ * version lacks them), else false. */
 bool engine_has_wait(const struct engine_ops *o);
 
 /* The members every engine_ops table has (the Required ones above, with the

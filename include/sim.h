@@ -92,6 +92,10 @@ int  sim_evtchn_unbind(struct sim_evtchn *e, xen_port_t local);
 int  sim_evtchn_notify(struct sim_evtchn *e, xen_port_t local);
 /* 0 and *port when one fired (left masked); -EAGAIN when none. */
 int  sim_evtchn_pending(struct sim_evtchn *e, xen_port_t *port);
+/* The part of sim_evtchn_pending after its read(2) of the fd: n bytes at buf
+ * that a caller read itself.  0 and *port; -EAGAIN (stale: the port was
+ * unbound since); -EIO (not one 4-byte port). */
+int  sim_evtchn_pending_read(struct sim_evtchn *e, const void *buf, size_t n, xen_port_t *port);
 int  sim_evtchn_unmask(struct sim_evtchn *e, xen_port_t local);
 /* State of a port of domain `domid`: 0 free, 1 unbound, 2 interdomain; -ENOENT.
  * This and the counts below first reclaim what dead processes held. */

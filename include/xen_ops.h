@@ -110,7 +110,25 @@ struct xen_ops {
      * (xenstore.h xs_get_permissions; Xen docs/misc/xenstore.txt GET_PERMS).
      * -ENOENT, -EACCES (not readable to us: an unprivileged domain's view). */
     int  (*xs_get_owner)(struct xen_xs *xs, xen_tx_t t, const char *path, xen_domid_t *owner);
+
+    /* ---- event channels, appended: the fd's read and write made by the caller ----
+     * For a queue thread that does the read(2) of evtchn_pending and the
+     * write(2) of evtchn_unmask itself, through io_uring (src/engine/uring.c
+     * wait), with the rest of its wake-up, instead of one system call each.
+     * Both, or neither (NULL).  XEN_EVTCHN_READ_LEN: the bytes to read. */
+    /* What read(2) of evtchn_fd returned (n bytes at buf): as evtchn_pending
+     * (0 and *port when a port fired, left masked; -EAGAIN when the bytes
+     * name no port of this handle any more), -EIO when malformed. */
+    int  (*evtchn_pending_read)(struct xen_evtchn *e, const void *buf, size_t n, xen_port_t *port);
+    /* Unmask local: done here (0, *len = 0), or the bytes to write(2) to
+     * evtchn_fd put in buf (0, *len bytes, at most the *len given, which is
+     * at least XEN_EVTCHN_READ_LEN).  -ENOTCONN, -EINVAL as evtchn_unmask. */
+    int  (*evtchn_unmask_write)(struct xen_evtchn *e, xen_port_t local, void *buf, size_t *len);
 };
+
+/* Bytes a read of the event-channel fd takes for one port (Linux: an array of
+ * evtchn_port_t, torvalds/linux:drivers/xen/evtchn.c@v6.1 evtchn_read). */
+#define XEN_EVTCHN_READ_LEN sizeof(xen_port_t)
 
 /* Defines `const struct xen_ops var` named `name` from functions called
  * prefix##_host_open, prefix##_gnt_map, ... (one list of members for every
@@ -128,6 +146,8 @@ struct xen_ops {
         .evtchn_fd = prefix##_evtchn_fd, .evtchn_bind = prefix##_evtchn_bind, \
         .evtchn_unbind = prefix##_evtchn_unbind, .evtchn_notify = prefix##_evtchn_notify, \
         .evtchn_pending = prefix##_evtchn_pending, .evtchn_unmask = prefix##_evtchn_unmask, \
+        .evtchn_pending_read = prefix##_evtchn_pending_read, \
+        .evtchn_unmask_write = prefix##_evtchn_unmask_write, \
     }
 
 extern const struct xen_ops xen_ops_libxen;

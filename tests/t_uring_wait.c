@@ -11,6 +11,13 @@
  *    completes, reap then finds it (and only it: the watch CQEs are not
  *    handed to reap's callback);
  *  - a timeout of 0 submits and does not sleep;
+ *  - a read watch (read_len, as the event channel's when the Xen ops allow):
+ *    the bytes written to the pipe come out of watch_read after the wait
+ *    that reported it, nothing is read twice, and bytes that arrive while
+ *    the caller is busy (the read completes and reap sees its CQE) are
+ *    reported by the next wait, not lost; watch_write's bytes reach the fd
+ *    (the eventfd's counter) with the next wait, a second one before that is
+ *    -EBUSY;
  *  - POLL_ADD is allowed on the watched (registered) files only: on any
  *    other fd, and on a queue opened without watches, it completes -EACCES;
  *  - queue_close with both polls armed returns promptly (they are cancelled
@@ -99,12 +106,12 @@ int main(void)
     T_ASSERT(pipe2(pfd, O_NONBLOCK | O_CLOEXEC) == 0);
     int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     T_ASSERT(efd >= 0);
-    int watch[2] = { pfd[0], efd };
+    struct engine_watch watch[2] = { { .fd = pfd[0] }, { .fd = efd } };
     struct engine_queue *q;
     int rc = e->ops->queue_open_watch(e, 8, watch, 2, &q);
     T_SKIP_IF(rc == -EOPNOTSUPP, "queue_open_watch: not on this kernel");
     T_ASSERT(rc == 0, "queue_open_watch: %s", strerror(-rc));
-    uint64_t ms;
+    uint64_t ms, t0;
     unsigned ready;
 
     /* nothing readable: the timeout */
@@ -167,6 +174,54 @@ int main(void)
     d.n = 0;
     T_EQ(ec_wait_n(e, q, 1), 1);    /* polls the completion fd: the write was submitted */
 
+    /* a read watch on a second pipe, a poll watch on the eventfd */
+    int p2[2];
+    T_ASSERT(pipe2(p2, O_NONBLOCK | O_CLOEXEC) == 0);
+    struct engine_watch rw[2] = { { .fd = p2[0], .read_len = 4 }, { .fd = efd } };
+    struct engine_queue *qr;
+    T_ASSERT(e->ops->queue_open_watch(e, 4, rw, 2, &qr) == 0, "queue_open_watch (read)");
+    char got[16];
+    ready = do_wait(e, qr, 50 * 1000000ull, &ms);
+    T_EQ(ready, 0);
+    T_EQ(e->ops->watch_read(qr, 0, got, sizeof(got)), -EAGAIN);    /* not fired */
+    T_ASSERT(write(p2[1], "port", 4) == 4);
+    ready = do_wait(e, qr, 5000 * 1000000ull, &ms);
+    T_EQ(ready, 1u);
+    ssize_t nr = e->ops->watch_read(qr, 0, got, sizeof(got));
+    T_CHECK(nr == 4 && !memcmp(got, "port", 4), "watch_read: %zd", nr);
+    T_CHECK(read(p2[0], got, sizeof(got)) < 0 && errno == EAGAIN, "the engine did not read the pipe");
+    ready = do_wait(e, qr, 50 * 1000000ull, &ms);       /* read once: nothing more */
+    T_EQ(ready, 0);
+    T_CHECK(ms >= 30, "read watch, nothing written: wait(50 ms) after %llu ms",
+            (unsigned long long)ms);
+    /* bytes while the caller is busy: reap takes the read's CQE, the next
+     * wait reports it at once */
+    T_ASSERT(write(p2[1], "abcd", 4) == 4);
+    usleep(50 * 1000);
+    d.n = 0;
+    T_EQ(e->ops->reap(qr, on_done, &d), 0);
+    T_EQ(d.n, 0);
+    ready = do_wait(e, qr, 5000 * 1000000ull, &ms);
+    T_EQ(ready, 1u);
+    T_CHECK(ms < 2000, "kept read: wait took %llu ms", (unsigned long long)ms);
+    nr = e->ops->watch_read(qr, 0, got, sizeof(got));
+    T_CHECK(nr == 4 && !memcmp(got, "abcd", 4), "kept read: watch_read %zd", nr);
+    /* watch_write to the eventfd (watch 1): sent with the next wait */
+    uint64_t add = 5;
+    T_EQ(e->ops->watch_write(qr, 1, &add, sizeof(add)), 0);
+    T_EQ(e->ops->watch_write(qr, 1, &add, sizeof(add)), -EBUSY);
+    T_EQ(e->ops->watch_write(qr, 1, &add, ENGINE_WATCH_BUF + 1), -EINVAL);
+    T_CHECK(read(efd, &v, sizeof(v)) < 0 && errno == EAGAIN, "written before the wait");
+    ready = do_wait(e, qr, 5000 * 1000000ull, &ms);      /* the eventfd is readable then */
+    T_CHECK(ready & 2u, "the written eventfd was not seen readable (ready %#x)", ready);
+    T_CHECK(read(efd, &v, sizeof(v)) == sizeof(v) && v == 5, "eventfd counter %llu",
+            (unsigned long long)v);
+    t0 = xbd_now_ms();
+    e->ops->queue_close(qr);                              /* read armed again: cancelled */
+    T_CHECK(xbd_now_ms() - t0 < 1000, "queue_close with an armed read was slow");
+    close(p2[0]);
+    close(p2[1]);
+
     /* POLL_ADD: the watched files yes, anything else -EACCES (on a second
      * watching queue whose wait never ran: no poll of the engine's armed) */
     bool restricted = false;
@@ -194,7 +249,7 @@ int main(void)
 
     /* close with both polls armed: prompt */
     (void)do_wait(e, q, 0, &ms);                      /* (re)arms both */
-    uint64_t t0 = xbd_now_ms();
+    t0 = xbd_now_ms();
     e->ops->queue_close(q);
     uint64_t dt = xbd_now_ms() - t0;
     T_CHECK(dt < 1000, "queue_close with armed polls took %llu ms", (unsigned long long)dt);

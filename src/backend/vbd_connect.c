@@ -347,7 +347,10 @@ static void store_busy(struct vbd *v, const char *spec, bool reattach)
 /* A reattach (the daemon restarted under a connected frontend) whose ring
  * set-up or advertisement failed with err (negative errno) in `what`: what
  * the previous daemon held (its event channel binding, ring mapping,
- * xenstore connection) may still be going away in the kernel or xenstored,
+ * xenstore connection) may still be going away in the kernel or xenstored
+ * (its event channel is unbound when the last reference to its evtchn file
+ * goes, and its queue's io_uring, which had the file registered, drops its
+ * reference only after the ring's I/O in flight ended: src/engine/uring.c),
  * and a restart must be a pause for the guest, never an error
  * (xen-blkbackd(8) RESTART).  Disconnects what this try set up and schedules
  * the next one (100 ms, doubling to 1 s) for up to BUSY_GIVE_UP_MS after the

@@ -190,9 +190,9 @@ engine_ready_fn engine_ready_op(const struct engine_ops *o)
 
 bool engine_has_wait(const struct engine_ops *o)
 {
-    if (o->size < offsetof(struct engine_ops, wait) + sizeof(o->wait))
+    if (o->size < offsetof(struct engine_ops, watch_write) + sizeof(o->watch_write))
         return false;
-    return o->queue_open_watch && o->wait;
+    return o->queue_open_watch && o->wait && o->watch_read && o->watch_write;
 }
 
 int engine_get_size(struct engine *e, uint64_t *bytes)

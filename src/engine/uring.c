@@ -28,13 +28,22 @@
  *
  * Waiting (queue_open_watch + wait, engine.h version 4): the queue thread's
  * event channel and stop eventfd become registered files 1 and 2, each
- * watched by a one-shot IORING_OP_POLL_ADD that wait (re)arms, so one
- * io_uring_enter submits the wake-up's I/O and sleeps until the next
- * completion, event or timeout (IORING_ENTER_EXT_ARG), where the queue thread
- * would otherwise make two calls, ppoll and a submit: in a PV dom0 each one
- * is a round trip through the hypervisor.  One-shot polls are level-triggered
- * at arming (io_uring/poll.c: __io_arm_poll_handler runs vfs_poll first), as
- * ppoll is: an fd left readable completes its next poll at once.
+ * watched by a one-shot SQE that wait (re)arms, so one io_uring_enter submits
+ * the wake-up's I/O and sleeps until the next completion, event or timeout
+ * (IORING_ENTER_EXT_ARG), where the queue thread would otherwise make two
+ * calls, ppoll and a submit: in a PV dom0 each one is a round trip through
+ * the hypervisor.  A watch without read_len is an IORING_OP_POLL_ADD,
+ * level-triggered at arming (torvalds/linux:io_uring/poll.c@v6.1
+ * __io_arm_poll_handler runs vfs_poll first), as ppoll is: an fd left readable
+ * completes its next poll at once.  One with read_len is an IORING_OP_READ of
+ * that many bytes: on a non-blocking fd io_uring tries it at once and, on
+ * EAGAIN, polls the fd and retries it from task work (io_uring/rw.c@v6.1
+ * io_read, "any ->read/write should understand O_NONBLOCK" in
+ * io_uring/io_uring.c __io_file_supports_nowait), so the event channel's port
+ * is read with no system call of ours; watch_write's bytes (its unmask) go
+ * out as an IORING_OP_WRITE in the same submit.  A read that completes while
+ * the caller is busy (seen by reap) is kept for the next wait, never lost:
+ * unlike a poll, a read consumes what it reports.
  */
 #include "engine.h"
 #include "util.h"
@@ -62,7 +71,16 @@ struct uring_queue {
     bool fixed_file;            /* the store's fd is registered as file 0 */
     bool restricted;            /* IORING_REGISTER_RESTRICTIONS took (ring_restrict) */
     unsigned nwatch;            /* watched fds: registered files 1..nwatch */
-    unsigned armed;             /* bit i: a POLL_ADD on watched fd i is in flight */
+    unsigned armed;             /* bit i: watch i's poll or read is in flight */
+    unsigned fired;             /* bit i: it completed, not reported by a wait yet */
+    unsigned reported;          /* bit i: reported by the last wait (watch_read) */
+    unsigned wqueued, wbusy;    /* bit i: watch i's write queued / in flight */
+    struct uring_watch {
+        unsigned read_len;      /* 0: poll */
+        int res;                /* of the last read: bytes or -errno */
+        unsigned wlen;
+        uint8_t buf[ENGINE_WATCH_BUF], wbuf[ENGINE_WATCH_BUF];
+    } w[ENGINE_WATCH_MAX];
 };
 
 /* The store is opened and probed by eng_store_open (src/engine/store.c):
@@ -109,8 +127,8 @@ static int ring_init(struct uring_queue *q, unsigned depth, unsigned extra)
         struct io_uring_params prm;
         memset(&prm, 0, sizeof(prm));
         prm.flags = variants[i] | IORING_SETUP_CQSIZE | extra;
-        prm.cq_entries = (depth + q->nwatch) * 2;
-        rc = io_uring_queue_init_params(depth + q->nwatch, &q->ring, &prm);
+        prm.cq_entries = (depth + 2 * q->nwatch) * 2;
+        rc = io_uring_queue_init_params(depth + 2 * q->nwatch, &q->ring, &prm);
         if (rc != -EINVAL)
             return rc;
     }
@@ -196,11 +214,14 @@ static int ring_restrict(struct uring_queue *q, bool disabled)
  * the registered files (the ring requires fixed files) and EXT_ARG waits
  * (liburing would otherwise add a TIMEOUT SQE, which the ring refuses):
  * -EOPNOTSUPP without them. */
-static int queue_open_fds(struct engine *e, unsigned depth, const int *fds, unsigned nwatch,
-                          struct engine_queue **out)
+static int queue_open_fds(struct engine *e, unsigned depth, const struct engine_watch *w,
+                          unsigned nwatch, struct engine_queue **out)
 {
     if (nwatch > ENGINE_WATCH_MAX)
         return -EINVAL;
+    for (unsigned i = 0; i < nwatch; i++)
+        if (w[i].read_len > ENGINE_WATCH_BUF)
+            return -EINVAL;
     struct uring_queue *q = calloc(1, sizeof(*q));
     if (!q)
         return -ENOMEM;
@@ -209,6 +230,8 @@ static int queue_open_fds(struct engine *e, unsigned depth, const int *fds, unsi
     q->e = (struct eng_store_engine *)e;
     q->depth = depth;
     q->nwatch = nwatch;
+    for (unsigned i = 0; i < nwatch; i++)
+        q->w[i].read_len = w[i].read_len;
     int rc = ring_init(q, depth, IORING_SETUP_R_DISABLED);
     bool disabled = rc != -EINVAL;
     if (!disabled)
@@ -223,7 +246,7 @@ static int queue_open_fds(struct engine *e, unsigned depth, const int *fds, unsi
      * without watched fds. */
     int files[1 + ENGINE_WATCH_MAX] = { q->e->fd };
     for (unsigned i = 0; i < nwatch; i++)
-        files[1 + i] = fds[i];
+        files[1 + i] = w[i].fd;
     if (io_uring_register_files(&q->ring, files, 1 + nwatch) == 0)
         q->fixed_file = true;
     else if (nwatch) {
@@ -249,32 +272,46 @@ static int uring_queue_open(struct engine *e, unsigned depth, struct engine_queu
     return queue_open_fds(e, depth, NULL, 0, out);
 }
 
-static int uring_queue_open_watch(struct engine *e, unsigned depth, const int *fds, unsigned nfds,
-                                  struct engine_queue **out)
+static int uring_queue_open_watch(struct engine *e, unsigned depth, const struct engine_watch *w,
+                                  unsigned nw, struct engine_queue **out)
 {
-    return queue_open_fds(e, depth, fds, nfds, out);
+    return queue_open_fds(e, depth, w, nw, out);
 }
 
 /* Tagged user_data: bit 0 set = result already in io->result (a synchronous
  * ioctl or an unknown op completed through a NOP).  Values below UD_IO_MIN
  * are no engine_io: 0 a cancel request (or a watch CQE wait has taken),
- * UD_WATCH(i) the poll of watched fd i. */
+ * UD_WATCH(i) the poll or read of watch i, UD_WWRITE(i) its write. */
 #define UD_PRESET 1ul
 #define UD_WATCH(i) (((uintptr_t)(i) + 1) << 4)
+#define UD_WWRITE(i) (UD_WATCH(i) | 8u)
 #define UD_IO_MIN 4096u
 
-/* A CQE that is no I/O: a watch's poll completed (it is one-shot: disarmed
- * now; bit i of *ready unless it was cancelled) or a cancel request. */
-static void watch_cqe(struct uring_queue *q, uintptr_t ud, int res, unsigned *ready)
+/* A CQE that is no I/O: a watch's poll or read completed (one-shot: disarmed
+ * now; fired unless cancelled: the read's bytes stay in w[i].buf until a
+ * wait has reported them), its write completed, or a cancel request. */
+static void watch_cqe(struct uring_queue *q, uintptr_t ud, int res)
 {
     if (!ud)
         return;
     unsigned i = (unsigned)(ud >> 4) - 1;
     if (i >= q->nwatch)
         return;
+    if (ud & 8u) {
+        q->wbusy &= ~(1u << i);
+        if (res < 0) {
+            static bool said;           /* atomic */
+            if (!__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
+                log_dev(LOG_ERR, &q->e->dev, LOG_NO_QUEUE, "io_uring: write to watched fd %u: "
+                        "%s (further failures are not reported)", i, strerror(-res));
+        }
+        return;
+    }
     q->armed &= ~(1u << i);
-    if (res != -ECANCELED && ready)
-        *ready |= 1u << i;
+    if (res == -ECANCELED)
+        return;
+    q->w[i].res = res;
+    q->fired |= 1u << i;
 }
 
 static void uring_queue_close(struct engine_queue *eq)
@@ -282,7 +319,7 @@ static void uring_queue_close(struct engine_queue *eq)
     struct uring_queue *q = (struct uring_queue *)eq;
     if (!q)
         return;
-    if (q->busy || q->armed) {
+    if (q->busy || q->armed || q->wbusy) {
         /* In-flight I/O or polls: cancel what can be cancelled, wait
          * (bounded) for the rest; the caller has stopped caring about the
          * results.  An armed poll must go before the files are unregistered
@@ -295,7 +332,7 @@ static void uring_queue_close(struct engine_queue *eq)
                 sqe->flags |= IOSQE_FIXED_FILE; /* the ring requires it (ring_restrict) */
         }
         io_uring_submit(&q->ring);
-        for (int tries = 0; tries < 10 && (q->busy || q->armed); tries++) {
+        for (int tries = 0; tries < 10 && (q->busy || q->armed || q->wbusy); tries++) {
             struct __kernel_timespec ts = { 0, 50 * 1000 * 1000 };   /* <= 0.5 s in all */
             struct io_uring_cqe *cqe;
             if (io_uring_wait_cqe_timeout(&q->ring, &cqe, &ts) < 0)
@@ -306,7 +343,7 @@ static void uring_queue_close(struct engine_queue *eq)
                 if (ud >= UD_IO_MIN)
                     q->busy--;
                 else
-                    watch_cqe(q, ud, cqe->res, NULL);
+                    watch_cqe(q, ud, cqe->res);
                 n++;
             }
             io_uring_cq_advance(&q->ring, n);
@@ -447,7 +484,7 @@ static int uring_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
             uintptr_t ud = (uintptr_t)io_uring_cqe_get_data(cqes[i]);
             struct engine_io *io = (struct engine_io *)(ud & ~UD_PRESET);
             if (ud < UD_IO_MIN) {
-                watch_cqe(q, ud, cqes[i]->res, NULL);   /* not taken by a wait */
+                watch_cqe(q, ud, cqes[i]->res);     /* kept for the next wait */
                 continue;
             }
             if (!(ud & UD_PRESET)) {
@@ -470,12 +507,10 @@ static int uring_reap(struct engine_queue *eq, engine_done_fn done, void *arg)
     return total;
 }
 
-/* Advance the CQ past the entries at its head that are no I/O (taken
- * watches, cancels; a watch not taken yet sets its bit in *ready): left
- * there, they would make the next wait return at once.  Those behind an I/O
- * CQE wait for reap (which disarms a watch without reporting it: armed again
- * at the next wait, its poll completes at once while the fd is readable). */
-static void skip_taken(struct uring_queue *q, unsigned *ready)
+/* Advance the CQ past the entries at its head that are no I/O (watches,
+ * cancels; recorded by watch_cqe): left there, they would make the next wait
+ * return at once.  Those behind an I/O CQE are recorded and skipped by reap. */
+static void skip_taken(struct uring_queue *q)
 {
     struct io_uring_cqe *cqe;
     unsigned head, n = 0;
@@ -483,44 +518,61 @@ static void skip_taken(struct uring_queue *q, unsigned *ready)
         uintptr_t ud = (uintptr_t)io_uring_cqe_get_data(cqe);
         if (ud >= UD_IO_MIN)
             break;
-        watch_cqe(q, ud, cqe->res, ready);  /* a cancel's or one a wait took: nothing */
+        watch_cqe(q, ud, cqe->res);
         n++;
     }
     if (n)
         io_uring_cq_advance(&q->ring, n);
 }
 
-/* Arm the watched fds' polls, submit, sleep (engine.h wait).  The watch
- * CQEs are taken here (their user_data zeroed in the CQ, which is ours to
- * write until advanced), I/O CQEs are left for reap. */
+/* Queue each watch's write, then its poll or read, where due. */
+static void arm_watches(struct uring_queue *q)
+{
+    for (unsigned i = 0; i < q->nwatch; i++) {
+        unsigned bit = 1u << i;
+        struct uring_watch *w = &q->w[i];
+        struct io_uring_sqe *sqe;
+        if ((q->wqueued & bit) && !(q->wbusy & bit) && (sqe = io_uring_get_sqe(&q->ring))) {
+            io_uring_prep_write(sqe, (int)(1 + i), w->wbuf, w->wlen, (uint64_t)-1);
+            sqe->flags |= IOSQE_FIXED_FILE;
+            io_uring_sqe_set_data(sqe, (void *)UD_WWRITE(i));
+            q->wqueued &= ~bit;
+            q->wbusy |= bit;
+        }
+        /* not while a read's bytes wait to be reported */
+        if ((q->armed | q->fired) & bit || !(sqe = io_uring_get_sqe(&q->ring)))
+            continue;                   /* (no SQE cannot happen: 2 * nwatch are spare) */
+        if (w->read_len)
+            io_uring_prep_read(sqe, (int)(1 + i), w->buf, w->read_len, (uint64_t)-1);
+        else
+            io_uring_prep_poll_add(sqe, (int)(1 + i), POLLIN);
+        sqe->flags |= IOSQE_FIXED_FILE;
+        io_uring_sqe_set_data(sqe, (void *)UD_WATCH(i));
+        q->armed |= bit;
+    }
+}
+
+/* engine.h wait.  The watch CQEs are taken here (their user_data zeroed in
+ * the CQ, which is ours to write until advanced), I/O CQEs are left for
+ * reap. */
 static int uring_wait(struct engine_queue *eq, uint64_t timeout_ns, unsigned *ready)
 {
     struct uring_queue *q = (struct uring_queue *)eq;
     *ready = 0;
-    skip_taken(q, ready);               /* a watch that fired since the last wait */
-    if (*ready)
-        timeout_ns = 0;
-    for (unsigned i = 0; i < q->nwatch; i++) {
-        if (q->armed & (1u << i))
-            continue;
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
-        if (!sqe)
-            break;                      /* cannot happen: nwatch SQ entries are spare */
-        io_uring_prep_poll_add(sqe, (int)(1 + i), POLLIN);
-        sqe->flags |= IOSQE_FIXED_FILE;
-        io_uring_sqe_set_data(sqe, (void *)UD_WATCH(i));
-        q->armed |= 1u << i;
-    }
+    q->reported = 0;
+    skip_taken(q);
+    if (q->fired)
+        timeout_ns = 0;                 /* one fired since the last wait */
+    arm_watches(q);
     int rc;
     struct io_uring_cqe *cqe;
     if (timeout_ns == 0) {
         rc = io_uring_submit(&q->ring);
-    } else if (timeout_ns == UINT64_MAX) {
-        rc = io_uring_submit_and_wait(&q->ring, 1);
     } else {
         struct __kernel_timespec ts = { .tv_sec = (long long)(timeout_ns / 1000000000u),
                                         .tv_nsec = (long long)(timeout_ns % 1000000000u) };
-        rc = io_uring_submit_and_wait_timeout(&q->ring, &cqe, 1, &ts, NULL);
+        rc = io_uring_submit_and_wait_timeout(&q->ring, &cqe, 1,
+                                              timeout_ns == UINT64_MAX ? NULL : &ts, NULL);
     }
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN)
         return rc;
@@ -529,11 +581,39 @@ static int uring_wait(struct engine_queue *eq, uint64_t timeout_ns, unsigned *re
     io_uring_for_each_cqe(&q->ring, head, cqe) {
         uintptr_t ud = (uintptr_t)io_uring_cqe_get_data(cqe);
         if (ud && ud < UD_IO_MIN) {
-            watch_cqe(q, ud, cqe->res, ready);
+            watch_cqe(q, ud, cqe->res);
             cqe->user_data = 0;
         }
     }
-    skip_taken(q, NULL);
+    skip_taken(q);
+    *ready = q->reported = q->fired;
+    q->fired = 0;
+    return 0;
+}
+
+static ssize_t uring_watch_read(struct engine_queue *eq, unsigned i, void *buf, size_t len)
+{
+    struct uring_queue *q = (struct uring_queue *)eq;
+    if (i >= q->nwatch || !q->w[i].read_len || !(q->reported & (1u << i)))
+        return -EAGAIN;
+    int res = q->w[i].res;
+    if (res < 0)
+        return res;
+    size_t n = (size_t)res < len ? (size_t)res : len;
+    memcpy(buf, q->w[i].buf, n);
+    return (ssize_t)n;
+}
+
+static int uring_watch_write(struct engine_queue *eq, unsigned i, const void *buf, size_t len)
+{
+    struct uring_queue *q = (struct uring_queue *)eq;
+    if (i >= q->nwatch || len == 0 || len > ENGINE_WATCH_BUF)
+        return -EINVAL;
+    if ((q->wqueued | q->wbusy) & (1u << i))
+        return -EBUSY;
+    memcpy(q->w[i].wbuf, buf, len);
+    q->w[i].wlen = (unsigned)len;
+    q->wqueued |= 1u << i;
     return 0;
 }
 
@@ -550,4 +630,6 @@ const struct engine_ops engine_uring = {
     .completions_ready = uring_completions_ready,
     .queue_open_watch = uring_queue_open_watch,
     .wait = uring_wait,
+    .watch_read = uring_watch_read,
+    .watch_write = uring_watch_write,
 };

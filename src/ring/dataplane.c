@@ -94,8 +94,6 @@ static void queue_teardown(struct dp *dp, struct dpq *q)
     }
 }
 
-#define DP_REBIND_MS 3000u       /* reattach: how long the previous daemon's port may linger */
-
 static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
 {
     const struct dp_config *cfg = &dp->cfg;
@@ -185,19 +183,6 @@ static int queue_setup(struct dp *dp, struct dpq *q, unsigned idx)
         return rc;
     }
     rc = ops->evtchn_bind(q->evt, cfg->fe_domid, qc->evtchn, &q->port);
-    /* Reattach: the previous daemon's port may still be bound for a moment
-     * after it died.  Its event channel is closed when the last reference to
-     * its /dev/xen/evtchn file goes (torvalds/linux:drivers/xen/evtchn.c@v6.1
-     * evtchn_release), and a ring that had the file registered
-     * (src/engine/uring.c, wait) drops its reference only when the ring's
-     * exit work has run, after the ring's I/O in flight completed; until then
-     * Xen refuses the bind with -EINVAL (the remote port is not unbound:
-     * xen-project/xen:xen/common/event_channel.c@RELEASE-4.17.0
-     * evtchn_bind_interdomain).  Retried for up to DP_REBIND_MS. */
-    for (unsigned ms = 0; rc == -EINVAL && cfg->reattach && ms < DP_REBIND_MS; ms += 50) {
-        usleep(50 * 1000);
-        rc = ops->evtchn_bind(q->evt, cfg->fe_domid, qc->evtchn, &q->port);
-    }
     if (rc < 0) {
         log_dev(LOG_ERR, &dp->id, (int)idx, "cannot bind event channel %u of domain %u: %s",
                 qc->evtchn, cfg->fe_domid, strerror(-rc));
@@ -416,9 +401,19 @@ int dp_start(struct dp *dp)
         }
         rc = -EOPNOTSUPP;
         if (engine_has_wait(q->eng->ops)) {     /* in the order of queue.c DPQ_READY_* */
-            int fds[2] = { dp->ops->evtchn_fd(q->evt), q->stop_efd };
-            rc = q->eng->ops->queue_open_watch(q->eng, q->nr_slots, fds, 2, &q->eq);
+            /* the event channel's port read by the engine too, where the
+             * Xen ops let the caller do its read and write */
+            q->evtchn_rw = dp->ops->size >= offsetof(struct xen_ops, evtchn_unmask_write) +
+                                            sizeof(dp->ops->evtchn_unmask_write) &&
+                           dp->ops->evtchn_pending_read && dp->ops->evtchn_unmask_write;
+            struct engine_watch w[2] = {
+                { .fd = dp->ops->evtchn_fd(q->evt),
+                  .read_len = q->evtchn_rw ? (unsigned)XEN_EVTCHN_READ_LEN : 0 },
+                { .fd = q->stop_efd },
+            };
+            rc = q->eng->ops->queue_open_watch(q->eng, q->nr_slots, w, 2, &q->eq);
             q->eng_wait = rc == 0;
+            q->evtchn_rw &= q->eng_wait;
         }
         if (rc == -EOPNOTSUPP)
             rc = q->eng->ops->queue_open(q->eng, q->nr_slots, &q->eq);

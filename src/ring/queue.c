@@ -799,6 +799,30 @@ static void kick(struct dpq *q)
     }
 }
 
+/* The event channel fired and the engine's wait read the fd: the port from
+ * its bytes; the unmask written by the engine's next wait (after this
+ * wake-up's work, as the port stays masked until then), or here.  A read
+ * that failed (or named no port of ours): kick as without, which reads the
+ * fd itself. */
+static void kick_read(struct dpq *q)
+{
+    uint8_t b[ENGINE_WATCH_BUF];
+    xen_port_t port;
+    ssize_t n = q->eng->ops->watch_read(q->eq, 0, b, sizeof(b));
+    int rc = n > 0 ? q->ops->evtchn_pending_read(q->evt, b, (size_t)n, &port) : (int)n;
+    if (rc == -EAGAIN)
+        return;                 /* stale: nothing to unmask */
+    if (rc < 0) {
+        kick(q);
+        return;
+    }
+    ST_ADD(&q->st, kicks, 1);
+    size_t len = sizeof(b);
+    if (q->ops->evtchn_unmask_write(q->evt, port, b, &len) == 0 && len &&
+        q->eng->ops->watch_write(q->eq, 0, b, len) < 0)
+        q->ops->evtchn_unmask(q->evt, port);
+}
+
 /* Stop: wait (until the deadline) for in-flight I/O and answer it; then
  * abandon what is left (no answer), close the engine queue, unmap. */
 static void drain(struct dpq *q)
@@ -1026,8 +1050,12 @@ void *dpq_thread(void *arg)
         q->now_ns = xbd_now_ns();       /* this wake-up's one clock read, with publish's */
         if (tick)
             dpg_tick(&q->g, q->now_ns);
-        if (ready & DPQ_READY_EVTCHN)
-            kick(q);
+        if (ready & DPQ_READY_EVTCHN) {
+            if (q->evtchn_rw)
+                kick_read(q);
+            else
+                kick(q);
+        }
         if (ready & DPQ_READY_IO)
             reap(q);
         service(q, arm);

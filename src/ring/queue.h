@@ -134,6 +134,8 @@ struct dpq {
     engine_ready_fn eng_ready;      /* engine_ready_op of the engine, or NULL */
     bool eng_wait;                  /* eq opened with queue_open_watch (evtchn fd, stop_efd):
                                      * the thread sleeps in the engine's wait */
+    bool evtchn_rw;                 /* and the engine reads the evtchn fd, and writes its
+                                     * unmask (xen_ops evtchn_pending_read/_unmask_write) */
     uint64_t nreaped;               /* engine completions seen (polling: progress) */
     enum confine_mode seccomp;      /* dp_config.seccomp */
 

@@ -407,6 +407,19 @@ int sim_evtchn_notify(struct sim_evtchn *e, xen_port_t local)
     return 0;
 }
 
+int sim_evtchn_pending_read(struct sim_evtchn *e, const void *buf, size_t n, xen_port_t *port)
+{
+    uint32_t p;
+    if (n != sizeof(p))
+        return -EIO;                            /* writes are 4 bytes and atomic */
+    memcpy(&p, buf, sizeof(p));
+    if (p == 0 || p >= SIM_EVT_NR_PORTS || !e->lp[p])
+        return -EAGAIN;                         /* stale: port unbound since */
+    __atomic_fetch_and(&e->tbl[p].pm, ~(SIM_PM_PENDING | SIM_PM_QUEUED), __ATOMIC_ACQ_REL);
+    *port = p;
+    return 0;
+}
+
 int sim_evtchn_pending(struct sim_evtchn *e, xen_port_t *port)
 {
     for (;;) {
@@ -417,13 +430,9 @@ int sim_evtchn_pending(struct sim_evtchn *e, xen_port_t *port)
                 continue;
             return errno == EAGAIN ? -EAGAIN : -errno;
         }
-        if (n != sizeof(p))
-            return -EIO;                        /* writes are 4 bytes and atomic */
-        if (p == 0 || p >= SIM_EVT_NR_PORTS || !e->lp[p])
-            continue;                           /* stale: port unbound since */
-        __atomic_fetch_and(&e->tbl[p].pm, ~(SIM_PM_PENDING | SIM_PM_QUEUED), __ATOMIC_ACQ_REL);
-        *port = p;
-        return 0;
+        int rc = sim_evtchn_pending_read(e, &p, (size_t)n, port);
+        if (rc != -EAGAIN)
+            return rc;                          /* a port, or malformed */
     }
 }
 

@@ -176,6 +176,23 @@ static int sim_ops_evtchn_pending(struct xen_evtchn *e, xen_port_t *port)
     return sim_evtchn_pending(EVT(e), port);
 }
 
+static int sim_ops_evtchn_pending_read(struct xen_evtchn *e, const void *buf, size_t n,
+                                       xen_port_t *port)
+{
+    return sim_evtchn_pending_read(EVT(e), buf, n, port);
+}
+
+/* The sim's unmask is a CAS in shared memory (and at most one write that
+ * delivers an event that came while masked): done here, nothing to write. */
+static int sim_ops_evtchn_unmask_write(struct xen_evtchn *e, xen_port_t local, void *buf, size_t *len)
+{
+    (void)buf;
+    int rc = sim_evtchn_unmask(EVT(e), local);
+    if (rc == 0)
+        *len = 0;
+    return rc;
+}
+
 static int sim_ops_evtchn_unmask(struct xen_evtchn *e, xen_port_t local)
 {
     return sim_evtchn_unmask(EVT(e), local);

@@ -238,6 +238,30 @@ static int libxen_evtchn_pending(struct xen_evtchn *e, xen_port_t *port)
     return 0;
 }
 
+/* Linux's evtchn device: a read returns the fired ports (evtchn_port_t each),
+ * a write of ports unmasks them (torvalds/linux:drivers/xen/evtchn.c@v6.1
+ * evtchn_read, evtchn_write), which is what xenevtchn_pending and
+ * xenevtchn_unmask do (xen-project/xen:tools/libs/evtchn/linux.c@RELEASE-4.17.0). */
+static int libxen_evtchn_pending_read(struct xen_evtchn *e, const void *buf, size_t n,
+                                      xen_port_t *port)
+{
+    (void)e;
+    if (n < sizeof(xen_port_t) || n % sizeof(xen_port_t))
+        return -EIO;
+    memcpy(port, buf, sizeof(*port));
+    return 0;
+}
+
+static int libxen_evtchn_unmask_write(struct xen_evtchn *e, xen_port_t local, void *buf, size_t *len)
+{
+    (void)e;
+    if (*len < sizeof(local))
+        return -EINVAL;
+    memcpy(buf, &local, sizeof(local));
+    *len = sizeof(local);
+    return 0;
+}
+
 static int libxen_evtchn_unmask(struct xen_evtchn *e, xen_port_t local)
 {
     errno = 0;
