@@ -9,6 +9,7 @@
 #   discard@d  blkdiscard; neighbouring data intact     ro@d   read-only disk
 #   fs@d       ext4 mkfs/write/remount/md5/fsck   hp@d     hotplug cycles driven by dom0,
 #   qos@d      4k randread IOPS under the limit dom0 set (check-xen phase qos)
+#   qosp@L:N:R:RATE  the neighbour's IOPS next to L held by the daemon vs R by fio (phase qos)
 #   rsz@d      ext4 with files, "@@G RSZ-READY"; dom0 grows the disk online; resize2fs
 #              while mounted, files intact, fsck clean
 #              then 15 s idle (dom0's leak snapshot)
@@ -475,12 +476,36 @@ st_qos() {
     result qos@$d PASS "4k randread qd16, 12 s: $r IOPS"
 }
 
+# qosp@L:N:R:RATE: the neighbour rounds of check-xen phase qos.  Each round runs two
+# concurrent 4k randread qd16 jobs for 12 s after a 2 s ramp: "free" rounds R (no limit in
+# the backend) held at RATE IOPS by fio itself (--rate_iops) next to the unlimited N,
+# "qos" rounds L (dom0 set qos-iops=RATE) unthrottled by fio next to N; 2 of each,
+# interleaved.  Prints "@@G QOSP <free|qos> <round> <L or R IOPS> <N IOPS>": what N keeps
+# next to a guest the daemon holds at RATE, against next to one that holds itself there.
+st_qosp() {
+    a=$1; l=${a%%:*}; a=${a#*:}; n=${a%%:*}; a=${a#*:}; r=${a%%:*}; rate=${a#*:}
+    for d in $l $n $r; do waitdev $d || { result qosp@$1 FAIL "no /dev/$d"; return; }; done
+    for round in 1 2; do
+        for kind in free qos; do
+            if [ $kind = free ]; then dev=$r; lim="--rate_iops=$rate"; else dev=$l; lim=; fi
+            out=$(fiojob --direct=1 --ioengine=libaio --rw=randread --bs=4k --iodepth=16 \
+                --size=32M --time_based --runtime=12 --ramp_time=2 \
+                --name=lim --filename=/dev/$dev $lim --name=nb --filename=/dev/$n |
+                awk -F';' '/^3;/{printf "%s ", $8}')
+            set -- $out
+            [ $# -eq 2 ] || { result qosp@$l FAIL "fio failed ($kind round $round)"; return; }
+            say QOSP $kind $round $1 $2
+        done
+    done
+    result qosp@$l PASS "2 free and 2 qos rounds"
+}
+
 for s in $(echo "$STEPS" | tr '+' ' '); do
     name=${s%%@*}; dev=${s#*@}
     say RUN $s
     T_STEP=$(up)
     case $name in
-        neg|dd|fio|perf|cmp|flush|discard|ro|fs|rsz|hp|fiolong|ctr|pat|patv|patc|swap|fiorc|qos) st_$name $dev ;;
+        neg|dd|fio|perf|cmp|flush|discard|ro|fs|rsz|hp|fiolong|ctr|pat|patv|patc|swap|fiorc|qos|qosp) st_$name $dev ;;
         rterm|rkill|rooo|rmulti|rsecond|rsave|rmig) st_rst ${name#r} $dev ;;
         *) result $s FAIL "unknown step" ;;
     esac
