@@ -883,7 +883,7 @@ phase_qos() {
             { held[$1] = held[$1] " " $3; nb[$1] = nb[$1] " " $4; n[$1]++ }
             function med(s,   a, k) { k = split(s, a, " "); return k == 2 ? (a[1] + a[2]) / 2 : a[1] }
             END { f = med(nb["free"]); q = med(nb["qos"])
-                  printf "xvdc %.0f IOPS next to xvdb held by qos-iops (xvdb %.0f), %.0f next to xvdd held by fio --rate_iops (xvdd %.0f): neighbour ratio %.3f (rounds: qos%s / free%s)", q, med(held["qos"]), f, med(held["free"]), f > 0 ? q / f : 0, nb["qos"], nb["free"] }')
+                  printf "xvdc %.0f IOPS next to xvdb held by qos-iops (xvdb %.0f), %.0f next to xvdd held by fio --rate_iops (xvdd %.0f): neighbour ratio %.3f (rounds: qos%s / free%s)", q, med(held["qos"]), f, med(held["free"]), (f > 0 ? q / f : 0), nb["qos"], nb["free"] }')
         info "qos neighbour: $sum"
         report PASS $(( $(now) - t0 )) "$np" "$sum"
     fi
