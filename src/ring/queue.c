@@ -116,6 +116,19 @@ void dpq_free_slots(struct dpq *q)
 
 static void publish(struct dpq *q);
 
+/* The wake-up's clock, read the first time it is needed: a wake-up that only
+ * answers completed I/O needs none before its responses (publish reads one),
+ * so a request costs two clock reads, one where it is consumed and one where
+ * it is answered. */
+static uint64_t dpq_now(struct dpq *q)
+{
+    if (q->now_stale) {
+        q->now_ns = xbd_now_ns();
+        q->now_stale = false;
+    }
+    return q->now_ns;
+}
+
 /* A request starts: consumed at `now` (its latency clock). */
 static void slot_start(struct dp_slot *s, uint64_t now)
 {
@@ -134,7 +147,7 @@ static struct dp_slot *slot_get(struct dpq *q)
      * crash right after would lose that request (rstate.h). */
     if (s->rec->state == RS_ANSWERED)
         publish(q);
-    slot_start(s, q->now_ns);
+    slot_start(s, dpq_now(q));
     q->inflight++;
     ST_ADD(&q->st, inflight, 1);
     return s;
@@ -236,9 +249,13 @@ static void publish(struct dpq *q)
 {
     if (!q->nanswered)
         return;
-    uint64_t now = xbd_now_ns();
+    uint64_t now = q->now_ns = xbd_now_ns();
+    q->now_stale = false;
     for (unsigned i = 0; i < q->nanswered; i++) {
         struct dp_slot *s = &q->slots[q->answered[i]];
+        if (s->eng_t0 && now > s->eng_t0)       /* its engine share ended unclocked (io_done) */
+            s->eng_ns += now - s->eng_t0;
+        s->eng_t0 = 0;
         if (s->lat_op < VBD_OP_N) {
             struct vbd_lat *l = &q->st.lat[s->lat_op];
             hist_add(&l->total, now > s->t_cons ? now - s->t_cons : 0);
@@ -456,9 +473,15 @@ static void io_done(struct engine_io *io, void *arg)
     struct dp_slot *s = io->cookie;
 
     q->nreaped++;
-    if (s->eng_t0 && q->now_ns > s->eng_t0)
-        s->eng_ns += q->now_ns - s->eng_t0;
-    s->eng_t0 = 0;
+    /* The engine's share ends here, at the wake-up's clock if it was read;
+     * else the stage stays open (eng_t0 kept) and ends at the next clock read
+     * this request meets: its next stage's submit or its response (publish):
+     * no clock read for a wake-up that only answers. */
+    if (s->eng_t0 && !q->now_stale) {
+        if (q->now_ns > s->eng_t0)
+            s->eng_ns += q->now_ns - s->eng_t0;
+        s->eng_t0 = 0;
+    }
     if (io->result < 0) {
         ST_ADD(&q->st, io_errors, 1);
         log_rl_dev(&q->rl[DPQ_RL_IO], LOG_ERR, q->id, (int)q->idx,
@@ -513,7 +536,7 @@ static void start_rw(struct dpq *q, struct dp_slot *s)
  * consumes nothing until qos_release starts it).  True when held. */
 static bool qos_hold(struct dpq *q, struct dp_slot *s)
 {
-    uint64_t now = q->now_ns;
+    uint64_t now = dpq_now(q);
     uint64_t wait = dpqos_take(q->qos, s->chk.kind == BLKIF_KIND_WRITE,
                                s->chk.nr_sectors << 9, now);
     if (!wait)
@@ -530,8 +553,10 @@ static bool qos_hold(struct dpq *q, struct dp_slot *s)
 static void qos_release(struct dpq *q, bool force)
 {
     struct dp_slot *s = q->held;
-    uint64_t now = q->now_ns;
-    if (!s || (!force && now < q->held_until))
+    if (!s)
+        return;
+    uint64_t now = dpq_now(q);
+    if (!force && now < q->held_until)
         return;
     if (!force && __atomic_load_n(&q->qos->on, __ATOMIC_ACQUIRE)) {
         uint64_t wait = dpqos_take(q->qos, s->chk.kind == BLKIF_KIND_WRITE,
@@ -638,7 +663,7 @@ static void replay(struct dpq *q)
     log_dev(LOG_NOTICE, q->id, (int)q->idx,
             "re-issuing %u request(s) left in flight by the previous daemon", q->nredo);
     ST_ADD(&q->st, replayed, q->nredo);
-    uint64_t now = q->now_ns;
+    uint64_t now = dpq_now(q);
     for (unsigned i = 0; i < q->nredo; i++) {
         LOG_DBG(LOG_CAT_RESTART, q->id, (int)q->idx, "re-issue slot %u: %s id %" PRIu64
                 " consumed at req %u", q->redo[i], op_name(blkif_rsp_op(q->slots[q->redo[i]].req)),
@@ -657,8 +682,13 @@ static void submit(struct dpq *q)
     if (!q->queued)
         return;
     ST_ADD(&q->st, submits, 1);
-    for (unsigned i = 0; i < q->queued; i++)     /* the engine's share starts here */
-        q->slots[q->submitq[i]].eng_t0 = q->now_ns;
+    uint64_t now = dpq_now(q);
+    for (unsigned i = 0; i < q->queued; i++) {   /* the engine's share starts here */
+        struct dp_slot *s = &q->slots[q->submitq[i]];
+        if (s->eng_t0 && now > s->eng_t0)        /* a previous stage ended unclocked */
+            s->eng_ns += now - s->eng_t0;
+        s->eng_t0 = now;
+    }
     if (q->eng_wait && !q->poll_us && !q->stopping) {
         q->queued = 0;
         return;
@@ -834,6 +864,7 @@ static void drain(struct dpq *q)
     submit(q);
     while (q->inflight) {
         uint64_t now = q->now_ns = xbd_now_ns();
+        q->now_stale = false;
         if (now >= q->deadline_ns)
             break;
         int ms = (int)((q->deadline_ns - now + 999999) / 1000000);
@@ -883,6 +914,7 @@ enum spin_result {
 static enum spin_result spin(struct dpq *q, struct pollfd *pfd)
 {
     q->now_ns = xbd_now_ns();           /* SPIN_WORK: the wake-up's clock, 16 rounds old at most */
+    q->now_stale = false;
     uint64_t end = q->now_ns + (uint64_t)q->poll_us * 1000;
     for (unsigned i = 0;; i++) {
         if (can_consume(q) && RING_HAS_UNCONSUMED_REQUESTS(RING(q)))
@@ -1023,7 +1055,7 @@ void *dpq_thread(void *arg)
             }
         }
         if (tick && timeout != 0) {
-            int t = tick_timeout(q, q->now_ns);     /* at most this wake-up's work late */
+            int t = tick_timeout(q, dpq_now(q));    /* at most this wake-up's work late */
             if (t >= 0 && (timeout < 0 || t < timeout))
                 timeout = t;
         }
@@ -1047,9 +1079,9 @@ void *dpq_thread(void *arg)
             q->stopping = true;
             break;
         }
-        q->now_ns = xbd_now_ns();       /* this wake-up's one clock read, with publish's */
+        q->now_stale = true;            /* read when needed (dpq_now), and by publish */
         if (tick)
-            dpg_tick(&q->g, q->now_ns);
+            dpg_tick(&q->g, dpq_now(q));
         if (ready & DPQ_READY_EVTCHN) {
             if (q->evtchn_rw)
                 kick_read(q);

@@ -107,10 +107,12 @@ struct dpq {
     unsigned inflight;              /* slots not free */
     unsigned queued;                /* engine I/Os queued since the last submit */
     uint16_t *submitq;              /* their slots [nr_slots]: stamped at submit */
-    /* CLOCK_MONOTONIC ns at the start of this wake-up: read once per wake-up
-     * (a system call in a PV dom0, where the vDSO falls back: tests/xen/README.md)
-     * and used as the consume, submit and reap time of everything it does */
+    /* CLOCK_MONOTONIC ns of this wake-up (queue.c dpq_now): read at most once
+     * before its responses and once at them (a system call in a PV dom0, where
+     * the vDSO falls back: tests/xen/README.md), and used as the consume,
+     * submit and reap time of everything it does; now_stale: not read yet */
     uint64_t now_ns;
+    bool now_stale;
     RING_IDX seen_prod;             /* req_prod at the last sweep (ring occupancy) */
     struct dp_slot *barrier;        /* BARRIER parked or running: consume nothing */
     struct dpqos *qos;              /* the vbd's QoS buckets (qos.h), shared by its queues */
